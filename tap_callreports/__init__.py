@@ -1,0 +1,1 @@
+"""tap-callreports: a Singer tap for contact-centre reporting (Talkdesk, Zendesk, MyReports)."""

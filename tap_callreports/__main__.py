@@ -1,0 +1,3 @@
+from tap_callreports.cli import main
+
+main()

@@ -1,0 +1,212 @@
+"""The base stream every vendor's streams share: URL, auth, retry policy, error sorting.
+
+Every answer is sorted into three bins in `validate_response`: fine, retriable
+(RetriableAPIError: 429, 5xx, and a 401 that earned a new token) and fatal (FatalAPIError:
+other 4xx) with the vendor's code/message/description/fields and the path, never a secret.
+"""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+from http import HTTPStatus
+from urllib.parse import ParseResult, urlsplit
+
+import requests
+from singer_sdk import RESTStream
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.streams.rest import HTTPRequest, PageContext
+
+from tap_callreports.auth import CallReportsAuth
+from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError
+from tap_callreports.redact import REGISTRY
+from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
+from tap_callreports.retry import RetryPolicy
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_callreports.settings import Settings
+    from tap_callreports.tap import TapCallReports
+
+class CallReportsStream(RESTStream):
+    """Base stream: one per vendor subclasses it with its URL and authenticator."""
+
+    #: "talkdesk", "zendesk" or "myreports": selects settings and the shared authenticator.
+    vendor: t.ClassVar[str]
+    #: One line telling the user what to do when the vendor refuses the credentials.
+    auth_help: t.ClassVar[str] = "check the credentials"
+
+    _LOG_REQUEST_METRIC_URLS = False
+
+    def __init__(self, tap: TapCallReports, *args: t.Any, **kwargs: t.Any) -> None:
+        self._local = threading.local()
+        super().__init__(tap, *args, **kwargs)
+        self._requests_session = None  # one session per thread, see requests_session
+        self.tap = tap
+
+    # ---- configuration -------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self.tap.settings
+
+    @property
+    def authenticator(self) -> CallReportsAuth:
+        return self.tap.authenticator_for(self.vendor)
+
+    @property
+    def requests_session(self) -> requests.Session:
+        # Report jobs run on worker threads; requests.Session is not thread-safe.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+        return session
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        return self.settings.request_timeout_seconds
+
+    @property
+    def http_headers(self) -> dict:
+        return {"Accept": "application/json"}
+
+    # ---- retry policy (the SDK's hooks) ------------------------------------------------------
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_retries=self.settings.max_retries, base_seconds=self.settings.retry_backoff_base_seconds)
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        return self.retry_policy.wait_generator()
+
+    def backoff_max_tries(self) -> int:
+        return self.retry_policy.max_tries
+
+    def backoff_jitter(self, value: float) -> float:
+        return value  # jitter is applied by RetryPolicy, never to a Retry-After
+
+    def backoff_handler(self, details: t.Mapping[str, t.Any]) -> None:
+        exc = details.get("exception")
+        response = getattr(exc, "response", None)
+        what = (
+            f"{response.status_code} for {request_label(response)}"
+            if isinstance(response, requests.Response)
+            else type(exc).__name__
+        )
+        self.logger.warning(
+            "%s: retrying in %.1fs (attempt %d of %d) after %s",
+            self.name, details.get("wait") or 0.0, details.get("tries", 0) + 1, self.backoff_max_tries(), what,
+        )
+
+    # ---- answers -------------------------------------------------------------------------
+
+    def validate_response(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status == HTTPStatus.UNAUTHORIZED:
+            self.authenticator.unauthorized(response)  # raises TokenRefreshed when a retry can help
+            raise FatalAPIError(
+                f"401 Unauthorized for {request_label(response)}: {vendor_error_details(response)}; {self.auth_help}"
+            )
+        self.authenticator.authorized(response)
+        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise RetriableAPIError(
+                f"{status} {response.reason} for {request_label(response)}: {vendor_error_details(response)}", response
+            )
+        if status >= HTTPStatus.BAD_REQUEST:
+            hint = "; " + self.auth_help if status == HTTPStatus.FORBIDDEN else ""
+            raise FatalAPIError(
+                f"{status} {response.reason} for {request_label(response)}: {vendor_error_details(response)}{hint}"
+            )
+
+    def response_error_message(self, response: requests.Response) -> str:
+        return f"{response.status_code} {response.reason} for {request_label(response)}"
+
+    # ---- pages -----------------------------------------------------------------------------
+
+    #: Where a page's records are: keys from the body's root to the list.
+    records_path: t.ClassVar[tuple[str, ...]] = ()
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        records = dig(json_body(response, self.name), *self.records_path)
+        if records is None:
+            return
+        if not isinstance(records, list):
+            raise MalformedBodyError(
+                self.name,
+                f"the response to {request_label(response)} has no list at {'.'.join(self.records_path)}; "
+                "the vendor changed its format, report it",
+            )
+        yield from records
+
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        request = super().get_http_request(page=page)
+        if isinstance(page.next_page_token, ParseResult):
+            # A next link carries every parameter: requests would append ours a second time.
+            request.url = page.next_page_token.geturl()
+            request.params = {}
+        return request
+
+    # ---- requests outside the SDK's paging loop (report jobs, downloads) -------------------------
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, t.Any] | None = None,
+        json: t.Any = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+        authenticate: bool = True,
+        context: Context | None = None,
+    ) -> requests.Response:
+        """One request with the stream's retry policy, auth and error sorting; thread-safe."""
+
+        def attempt() -> requests.Response:
+            request = requests.Request(method, url, params=params, json=json, headers=self.http_headers)
+            request.headers["User-Agent"] = self.user_agent
+            prepared = self.requests_session.prepare_request(request)
+            if authenticate:
+                prepared = self.authenticator(prepared)
+            else:
+                prepared.headers.pop("Authorization", None)
+            response = self.requests_session.send(
+                prepared, timeout=self.timeout, allow_redirects=allow_redirects, stream=stream
+            )
+            self._write_request_duration_log(endpoint=self.path or urlsplit(url).path, response=response,
+                                             context=context, extra_tags=None)
+            try:
+                self.validate_response(response)
+            except Exception:
+                response.close()
+                raise
+            return response
+
+        return self.request_decorator(attempt)()
+
+    # ---- records ---------------------------------------------------------------------------
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        try:
+            yield from self.extract_records(context)
+        except CallReportsError:
+            raise
+        except (FatalAPIError, RetriableAPIError) as exc:
+            raise StreamError(self.name, self._explain(exc)) from None
+        except requests.RequestException as exc:
+            raise StreamError(self.name, f"network error after {self.backoff_max_tries()} attempts: "
+                              f"{type(exc).__name__}; check the API URL and network, then run again") from None
+
+    def extract_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """The stream's records; the default follows the SDK's request/paginate loop."""
+        yield from self.request_records(context)
+
+    def _explain(self, exc: Exception) -> str:
+        message = REGISTRY.redact(str(exc.args[0]) if exc.args else type(exc).__name__)
+        if isinstance(exc, RetriableAPIError):
+            return f"gave up after {self.backoff_max_tries()} attempts: {message}; run again later or raise max_retries"
+        return message

@@ -1,0 +1,31 @@
+"""The tap's own errors: each one is a single line that names the stream and what to do."""
+
+from __future__ import annotations
+
+
+class CallReportsError(Exception):
+    """An error the user can act on; printed as one line, exit code 1."""
+
+
+class ConfigError(CallReportsError):
+    """A bad setting, caught before any request is sent."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        super().__init__(f"config: setting '{setting}' {problem}")
+
+
+class StreamError(CallReportsError):
+    """A fatal problem while syncing one stream."""
+
+    def __init__(self, stream: str, message: str) -> None:
+        self.stream = stream
+        super().__init__(f"{stream}: {message}")
+
+
+class ReportJobFailed(StreamError):
+    """A vendor report job ended failed, canceled or deleted (after the allowed attempts)."""
+
+
+class MalformedBodyError(StreamError):
+    """A response body that is not the JSON (or CSV) the vendor documents."""

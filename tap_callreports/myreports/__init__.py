@@ -1,0 +1,1 @@
+"""MyReports: report requests whose results hold call rows."""

@@ -1,0 +1,1 @@
+"""Talkdesk: bulk imports (HAL-paged list) and Explore report jobs."""

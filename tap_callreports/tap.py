@@ -1,0 +1,103 @@
+"""TapCallReports: settings and the stream list."""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+from functools import cached_property
+
+from singer_sdk import Tap
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth, ClientCredentialsAuth
+from tap_callreports.errors import CallReportsError, ConfigError
+from tap_callreports.redact import REGISTRY, install_log_redaction
+from tap_callreports.settings import NO_CREDENTIALS, SETTINGS_SCHEMA, Settings, load_settings, secret_values
+from tap_callreports.talkdesk.streams import TalkdeskImportsStream
+from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Stream
+
+
+class TapCallReports(Tap):
+    """Contact-centre reporting from Talkdesk, Zendesk and MyReports."""
+
+    name = "tap-callreports"
+    package_name = "tap-callreports"
+    config_jsonschema = SETTINGS_SCHEMA
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._auth_lock = threading.Lock()
+        self._authenticators: dict[str, CallReportsAuth] = {}
+        super().__init__(*args, **kwargs)
+        REGISTRY.add(*secret_values(self.config))
+        install_log_redaction()
+
+    # ---- settings ----------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        if raise_errors:
+            # Our checks first: each names its setting in one line.
+            REGISTRY.add(*secret_values(self._config))
+            load_settings(self._config)
+        try:
+            return super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise ConfigError("(schema)", "; ".join(exc.errors) or str(exc)) from None
+
+    # ---- authenticators, one per vendor, shared by its streams and job threads -------------------
+
+    def authenticator_for(self, vendor: str) -> CallReportsAuth:
+        with self._auth_lock:
+            if vendor not in self._authenticators:
+                self._authenticators[vendor] = self._build_authenticator(vendor)
+            return self._authenticators[vendor]
+
+    def _build_authenticator(self, vendor: str) -> CallReportsAuth:
+        settings = self.settings
+        if vendor == "talkdesk" and settings.talkdesk is not None:
+            talkdesk = settings.talkdesk
+            if talkdesk.access_token:
+                return BearerTokenAuth(talkdesk.access_token, "talkdesk_access_token")
+            assert talkdesk.token_url and talkdesk.client_id and talkdesk.client_secret
+            auth = ClientCredentialsAuth(
+                talkdesk.token_url, talkdesk.client_id, talkdesk.client_secret,
+                timeout=settings.request_timeout_seconds,
+                credential_settings="talkdesk_client_id and talkdesk_client_secret (and talkdesk_account_name or talkdesk_token_url)",
+            )
+            REGISTRY.add_source(auth.secrets)
+            return auth
+        if vendor == "zendesk" and settings.zendesk is not None:
+            zendesk = settings.zendesk
+            if zendesk.oauth_token:
+                return BearerTokenAuth(zendesk.oauth_token, "zendesk_oauth_token")
+            assert zendesk.email and zendesk.api_token
+            auth = BasicAuth(f"{zendesk.email}/token", zendesk.api_token, "zendesk_email and zendesk_api_token")
+            REGISTRY.add(*auth.secrets())
+            return auth
+        if vendor == "myreports" and settings.myreports is not None:
+            return BearerTokenAuth(settings.myreports.token, "myreports_token")
+        raise ConfigError(f"{vendor}_*", "is not configured")
+
+    # ---- streams -------------------------------------------------------------------------------
+
+    def discover_streams(self) -> list[Stream]:
+        settings = self.settings
+        streams: list[Stream] = []
+        if settings.talkdesk is not None:
+            streams.append(TalkdeskImportsStream(self))
+        if settings.zendesk is not None:
+            streams.append(ZendeskJobStatusesStream(self))
+        if not streams:
+            raise CallReportsError(NO_CREDENTIALS)
+        return streams
+
+    def load_streams(self) -> list[Stream]:
+        # Keep discovery order (the SDK sorts by name): job-record streams must sync after
+        # the row streams whose jobs they report.
+        return list(self.discover_streams())

@@ -1,0 +1,1 @@
+"""Zendesk: job statuses (cursor-paged list, show_many)."""
