@@ -64,7 +64,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
                 description="Reports lag real time; windows never end later than now minus this "
                             "(audit_logs always waits at least 60)."),
     th.Property("talkdesk_page_size", th.IntegerType, default=100, title="Talkdesk page size",
-                description="per_page for the bulk-imports list."),
+                description="per_page for the bulk-imports list (1 to 100)."),
     # Zendesk
     th.Property("zendesk_subdomain", th.StringType, title="Zendesk subdomain",
                 description="Builds https://{subdomain}.zendesk.com."),
@@ -89,6 +89,8 @@ SETTINGS_SCHEMA = th.PropertiesList(
                 description="Reports whose call rows to extract."),
     th.Property("myreports_window_days", th.IntegerType, default=7, title="MyReports window (days)",
                 description="Days of data per report request; halved automatically when a result hits rowLimit."),
+    th.Property("myreports_data_lag_minutes", th.IntegerType, default=15, title="MyReports data lag (minutes)",
+                description="A call row exists once the call ends: windows end this long before now."),
     # Report jobs, retries
     th.Property("max_concurrent_jobs", th.IntegerType, default=4, title="Concurrent report jobs",
                 description="Report jobs run at once (never above 15 for Talkdesk)."),
@@ -197,6 +199,7 @@ class MyReportsSettings:
     workspace_id: str | None
     report_ids: tuple[str, ...]
     window_days: int
+    data_lag_minutes: int
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,7 @@ def _talkdesk(config: t.Mapping[str, t.Any]) -> TalkdeskSettings | None:
         report_format=report_format,
         window_days=_int_between(config, "talkdesk_window_days", 1, TALKDESK_MAX_WINDOW_DAYS, 7),
         data_lag_minutes=_int_between(config, "talkdesk_data_lag_minutes", 0, 24 * 60, 5),
-        page_size=_int_between(config, "talkdesk_page_size", 1, 1000, 100),
+        page_size=_int_between(config, "talkdesk_page_size", 1, 100, 100),
     )
 
 
@@ -314,6 +317,7 @@ def _myreports(config: t.Mapping[str, t.Any]) -> MyReportsSettings | None:
         workspace_id=config.get("myreports_workspace_id") or None,
         report_ids=tuple(dict.fromkeys(report_ids)),
         window_days=_int_between(config, "myreports_window_days", 1, 366, 7),
+        data_lag_minutes=_int_between(config, "myreports_data_lag_minutes", 0, 24 * 60, 15),
     )
 
 

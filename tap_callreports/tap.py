@@ -11,8 +11,12 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth, ClientCredentialsAuth
 from tap_callreports.errors import CallReportsError, ConfigError
+from tap_callreports.myreports.streams import MyReportsCallRowsStream
 from tap_callreports.redact import REGISTRY, install_log_redaction
+from tap_callreports.reportjobs import PollPolicy, ReportJobEngine
+from tap_callreports.reportstream import JobLog, JobLogStream
 from tap_callreports.settings import NO_CREDENTIALS, SETTINGS_SCHEMA, Settings, load_settings, secret_values
+from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
 from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
 
@@ -30,6 +34,7 @@ class TapCallReports(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._auth_lock = threading.Lock()
         self._authenticators: dict[str, CallReportsAuth] = {}
+        self.job_log = JobLog()
         super().__init__(*args, **kwargs)
         REGISTRY.add(*secret_values(self.config))
         install_log_redaction()
@@ -49,6 +54,15 @@ class TapCallReports(Tap):
             return super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as exc:
             raise ConfigError("(schema)", "; ".join(exc.errors) or str(exc)) from None
+
+    @cached_property
+    def engine(self) -> ReportJobEngine:
+        jobs = self.settings.jobs
+        return ReportJobEngine(
+            max_concurrent=jobs.max_concurrent_jobs,
+            poll=PollPolicy(jobs.poll_interval_seconds, jobs.poll_max_interval_seconds, jobs.timeout_seconds),
+            logger=self.logger,
+        )
 
     # ---- authenticators, one per vendor, shared by its streams and job threads -------------------
 
@@ -89,13 +103,27 @@ class TapCallReports(Tap):
     def discover_streams(self) -> list[Stream]:
         settings = self.settings
         streams: list[Stream] = []
+        job_logs: list[Stream] = []
         if settings.talkdesk is not None:
             streams.append(TalkdeskImportsStream(self))
+            streams.extend(TalkdeskReportStream(self, report_type) for report_type in settings.talkdesk.report_types)
+            job_logs.append(JobLogStream(self, "talkdesk_report_jobs", "id"))
         if settings.zendesk is not None:
             streams.append(ZendeskJobStatusesStream(self))
+        if settings.myreports is not None:
+            streams.append(MyReportsCallRowsStream(self))
+            job_logs.append(JobLogStream(self, "myreports_requests", "request_id"))
+        streams.extend(job_logs)  # last: they report the jobs the row streams ran
         if not streams:
             raise CallReportsError(NO_CREDENTIALS)
         return streams
+
+    def sync_all(self) -> None:  # type: ignore[misc]
+        try:
+            super().sync_all()
+        finally:
+            if "engine" in self.__dict__:
+                self.engine.shutdown()
 
     def load_streams(self) -> list[Stream]:
         # Keep discovery order (the SDK sorts by name): job-record streams must sync after

@@ -34,3 +34,43 @@ def iso_z(moment: dt.datetime) -> str:
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(UTC)
+
+
+def fall_back_transitions(tz: dt.tzinfo, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """UTC instants in (start, end) where `tz`'s offset drops (clocks go back): local wall times
+    just before them happen twice."""
+    found: list[dt.datetime] = []
+    step = dt.timedelta(hours=1)
+    cursor = start
+    offset = cursor.astimezone(tz).utcoffset()
+    while cursor < end:
+        following = min(cursor + step, end)
+        next_offset = following.astimezone(tz).utcoffset()
+        if offset is not None and next_offset is not None and next_offset < offset:
+            low, high = cursor, following  # offset(low) > offset(high): find the change to the second
+            while high - low > dt.timedelta(seconds=1):
+                middle = (low + (high - low) / 2).replace(microsecond=0)
+                if middle.astimezone(tz).utcoffset() == offset:
+                    low = middle
+                else:
+                    high = middle
+            if start < high < end:
+                found.append(high)
+        cursor, offset = following, next_offset
+    return found
+
+
+def local_to_utc(local: str, tz: dt.tzinfo, start: dt.datetime, end: dt.datetime) -> dt.datetime | None:
+    """A local wall time (no offset) in `tz` as UTC, choosing, when the wall time happened twice,
+    the occurrence inside [start, end). None when the text is not a date-time."""
+    try:
+        naive = dt.datetime.fromisoformat(local)
+    except (TypeError, ValueError):
+        return None
+    if naive.tzinfo is not None:
+        return naive.astimezone(UTC)
+    first = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if start <= first < end:
+        return first
+    second = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    return second if start <= second < end else first

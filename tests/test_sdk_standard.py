@@ -11,7 +11,7 @@ from tap_callreports.sandbox import SandboxConfig, start_sandbox
 from tap_callreports.tap import TapCallReports
 
 # The standard tests are generated at import time from a config, so the sandbox starts here.
-_SANDBOX = start_sandbox(SandboxConfig(seed=7))
+_SANDBOX = start_sandbox(SandboxConfig(seed=7, list_anchor="2026-10-03T00:00:00Z"))
 atexit.register(_SANDBOX.stop)
 
 TestTapCallReports = get_tap_test_class(

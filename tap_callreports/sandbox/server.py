@@ -60,6 +60,9 @@ class SandboxConfig:
     talkdesk_max_active_jobs: int = 15
     signed_url_ttl: int = 60
     myreports_row_limit: int = 1_000_000
+    # jobs whose window starts at one of these instants (ISO, UTC) always end failed / canceled
+    fail_windows: tuple[str, ...] = ()
+    cancel_windows: tuple[str, ...] = ()
     zendesk_rate_limit: int = 700  # requests per minute
     slow_seconds: float = 2.5
     # data volumes
@@ -68,6 +71,7 @@ class SandboxConfig:
     imports_count: int | None = None
     job_statuses_count: int | None = None
     calls_rename_cutover: str = "2026-05-11T00:00:00+00:00"
+    list_anchor: str | None = None  # where imports/job statuses end (ISO); default: the last midnight
 
 
 @dataclass
@@ -143,6 +147,8 @@ class Sandbox:
             job_statuses_count=config.job_statuses_count,
             calls_rename_cutover=dt.datetime.fromisoformat(config.calls_rename_cutover),
         )
+        if config.list_anchor:
+            self.data.list_anchor = dt.datetime.fromisoformat(config.list_anchor.replace("Z", "+00:00"))
         self.faults = FaultInjector(config.faults, config.seed)
         self._lock = threading.RLock()
         self._tokens: dict[str, float] = {}  # issued OAuth token -> expiry (monotonic)
@@ -418,7 +424,7 @@ class Sandbox:
             job = TalkdeskJob(
                 id=uuid.uuid4().hex, report_type=report_type, name=str(body["name"]), timezone=tz_name, format=fmt,
                 timespan={"from": timespan["from"], "to": timespan["to"]}, window=(start, end),
-                created=time.monotonic(), outcome=self.faults.job_outcome(key, attempt),
+                created=time.monotonic(), outcome=self._job_outcome(key, attempt, start),
             )
             cfg = self.config.talkdesk_file_redirect
             job.redirect = cfg == "always" or (cfg == "alternate" and int(job.id, 16) % 2 == 0)
@@ -427,6 +433,13 @@ class Sandbox:
                    start=start.isoformat(), end=end.isoformat(), attempt=attempt)
         answer = self._job_body(request, job)
         return _json(answer["job"] if self.config.talkdesk_bare_job else answer, 202)
+
+    def _job_outcome(self, key: str, attempt: int, start: dt.datetime) -> str:
+        if any(_parse_moment(w, UTC) == start for w in self.config.fail_windows):
+            return "failed"
+        if any(_parse_moment(w, UTC) == start for w in self.config.cancel_windows):
+            return "canceled"
+        return self.faults.job_outcome(key, attempt)
 
     def _advance_job(self, job: TalkdeskJob) -> None:
         job.polls += 1
@@ -707,7 +720,7 @@ class Sandbox:
             attempt = self._request_attempts[key] = self._request_attempts.get(key, 0) + 1
             req = MyReportsRequest(id=str(uuid.uuid4()), report_id=rep, start=start, end=end, date_filter=date_filter,
                                    created=time.monotonic(), created_at=now,
-                                   outcome=self.faults.job_outcome(key, attempt))
+                                   outcome=self._job_outcome(key, attempt, start))
             self._requests[req.id] = req
         self.event("job_created", vendor="myreports", job_id=req.id, report_id=rep, start=start.isoformat(),
                    end=end.isoformat(), attempt=attempt)

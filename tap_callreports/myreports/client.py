@@ -1,0 +1,38 @@
+"""MyReports base stream: regional API base, JWT bearer token, the {data, error, message,
+status, timestamp} envelope."""
+
+from __future__ import annotations
+
+import typing as t
+
+import requests
+from singer_sdk.exceptions import FatalAPIError
+
+from tap_callreports.client import CallReportsStream
+from tap_callreports.responses import json_body, request_label
+
+if t.TYPE_CHECKING:
+    from tap_callreports.settings import MyReportsSettings
+
+
+class MyReportsStream(CallReportsStream):
+    vendor = "myreports"
+    auth_help = "the MyReports token is missing or expired: get a new one and set myreports_token"
+
+    @property
+    def myreports(self) -> MyReportsSettings:
+        assert self.settings.myreports is not None
+        return self.settings.myreports
+
+    @property
+    def url_base(self) -> str:
+        return self.myreports.api_url
+
+    def envelope_data(self, response: requests.Response) -> t.Any:
+        """The `data` of an enveloped answer; an envelope saying error is fatal."""
+        body = json_body(response, self.name)
+        if not isinstance(body, dict):
+            raise FatalAPIError(f"{request_label(response)} answered without the documented envelope")
+        if str(body.get("status", "success")).lower() == "error" or body.get("error"):
+            raise FatalAPIError(f"{request_label(response)} answered error={body.get('error')}: {body.get('message')}")
+        return body.get("data")

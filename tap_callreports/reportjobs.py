@@ -1,0 +1,169 @@
+"""The report-job engine both vendors share: windows, polling with growing intervals, and a
+bounded pool of jobs running at once while their results are consumed in window order.
+
+Vendors supply `run_job(window) -> result` (create the job, poll it until its result is ready);
+the engine runs up to `max_concurrent` of them on worker threads, so N jobs take about as long
+as the slowest, and hands results back strictly in window order so bookmarks stay true.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import threading
+import time
+import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from tap_callreports.timeutil import iso_z
+
+T = t.TypeVar("T")
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    """[start, end): start inclusive, end exclusive, both UTC."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def halves(self) -> tuple[Window, Window]:
+        middle = self.start + (self.end - self.start) / 2
+        middle = middle.replace(microsecond=0)
+        if not self.start < middle < self.end:
+            msg = f"window {self} cannot be split further"
+            raise ValueError(msg)
+        return Window(self.start, middle), Window(middle, self.end)
+
+    def split_at(self, moment: dt.datetime) -> tuple[Window, Window]:
+        return Window(self.start, moment), Window(moment, self.end)
+
+    def __str__(self) -> str:
+        return f"{iso_z(self.start)}..{iso_z(self.end)}"
+
+
+def plan_windows(start: dt.datetime, end: dt.datetime, days: int) -> list[Window]:
+    """Consecutive windows of `days` from start; the last one ends at `end`."""
+    windows = []
+    step = dt.timedelta(days=days)
+    cursor = start
+    while cursor < end:
+        windows.append(Window(cursor, min(cursor + step, end)))
+        cursor += step
+    return windows
+
+
+class JobAborted(Exception):
+    """The sync stopped (an error elsewhere): pollers give up quietly."""
+
+
+class JobTimedOut(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    interval_seconds: float
+    max_interval_seconds: float
+    timeout_seconds: float
+    growth: float = 1.5
+
+    def intervals(self) -> t.Iterator[float]:
+        wait = self.interval_seconds
+        while True:
+            yield wait
+            wait = min(self.max_interval_seconds, wait * self.growth)
+
+
+class ReportJobEngine:
+    """One per tap: the worker pool is shared by every report stream."""
+
+    def __init__(self, max_concurrent: int, poll: PollPolicy, logger: logging.Logger) -> None:
+        self.max_concurrent = max_concurrent
+        self.poll = poll
+        self.logger = logger
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="report-job")
+            return self._pool
+
+    def wait_for(self, poll_once: t.Callable[[], T | None], what: str, stop: threading.Event) -> T:
+        """Call `poll_once` with growing pauses until it returns a value; time out loudly."""
+        deadline = time.monotonic() + self.poll.timeout_seconds
+        polls = 0
+        for pause in self.poll.intervals():
+            if stop.wait(pause):
+                raise JobAborted(what)
+            polls += 1
+            result = poll_once()
+            if result is not None:
+                return result
+            if time.monotonic() > deadline:
+                msg = (f"{what} was not done after {self.poll.timeout_seconds:.0f}s ({polls} polls); "
+                       "raise job_timeout_seconds or run again later")
+                raise JobTimedOut(msg)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def ordered(self, windows: t.Iterable[Window], run_job: t.Callable[[Window, threading.Event], T]) -> OrderedJobs[T]:
+        return OrderedJobs(self, list(windows), run_job)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+
+class OrderedJobs(t.Generic[T]):
+    """Windows in order, their jobs started ahead (at most `max_concurrent` running or ready).
+
+    Iterate to get `(window, result)` in window order; `push_front` inserts windows to run next
+    (a split window's halves). Leaving the loop early (an error) stops the pollers.
+    """
+
+    def __init__(self, engine: ReportJobEngine, windows: list[Window],
+                 run_job: t.Callable[[Window, threading.Event], T]) -> None:
+        self.engine = engine
+        self.run_job = run_job
+        self.stop = threading.Event()
+        self._pending: collections.deque[tuple[Window, Future[T] | None]] = collections.deque(
+            (w, None) for w in windows)
+
+    def _submit_ahead(self) -> None:
+        submitted = 0
+        for index, (window, future) in enumerate(self._pending):
+            if submitted >= self.engine.max_concurrent:
+                break
+            if future is None:
+                self._pending[index] = (window, self.engine.pool.submit(self.run_job, window, self.stop))
+            submitted += 1
+
+    def push_front(self, windows: t.Sequence[Window]) -> None:
+        for window in reversed(windows):
+            self._pending.appendleft((window, None))
+
+    def __iter__(self) -> t.Iterator[tuple[Window, T]]:
+        try:
+            while self._pending:
+                self._submit_ahead()
+                window, future = self._pending.popleft()
+                assert future is not None
+                result = future.result()
+                self._submit_ahead()  # keep the pool busy while the caller reads this result
+                yield window, result
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        for _window, future in self._pending:
+            if future is not None:
+                future.cancel()
+        self._pending.clear()
