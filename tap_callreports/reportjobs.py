@@ -11,10 +11,12 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
+import queue
 import threading
 import time
 import typing as t
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 from tap_callreports.timeutil import iso_z
@@ -77,22 +79,67 @@ class PollPolicy:
             wait = min(self.max_interval_seconds, wait * self.growth)
 
 
+class DaemonPool:
+    """A fixed pool of daemon worker threads: a worker stuck in a long backoff sleep never keeps
+    a failed run from exiting (ThreadPoolExecutor's threads are joined at exit)."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Future, t.Callable[[], t.Any]] | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True) for n in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, call = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                future.set_exception(exc)
+
+    def submit(self, fn: t.Callable[..., T], *args: t.Any) -> Future[T]:
+        future: Future[T] = Future()
+        self._tasks.put((future, lambda: fn(*args)))
+        return future
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._tasks.put(None)
+
+
 class ReportJobEngine:
     """One per tap: the worker pool is shared by every report stream."""
+
+    #: On shutdown, how long running jobs get to notice the stop before the run moves on.
+    DRAIN_SECONDS = 5.0
 
     def __init__(self, max_concurrent: int, poll: PollPolicy, logger: logging.Logger) -> None:
         self.max_concurrent = max_concurrent
         self.poll = poll
         self.logger = logger
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
         self._lock = threading.Lock()
+        self._running: set[Future] = set()
 
     @property
-    def pool(self) -> ThreadPoolExecutor:
+    def pool(self) -> DaemonPool:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="report-job")
+                self._pool = DaemonPool(self.max_concurrent, "report-job")
             return self._pool
+
+    def submit(self, fn: t.Callable[..., T], *args: t.Any) -> Future[T]:
+        future = self.pool.submit(fn, *args)
+        with self._lock:
+            self._running.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future) -> None:
+        with self._lock:
+            self._running.discard(future)
 
     def wait_for(self, poll_once: t.Callable[[], T | None], what: str, stop: threading.Event) -> T:
         """Call `poll_once` with growing pauses until it returns a value; time out loudly."""
@@ -115,10 +162,14 @@ class ReportJobEngine:
         return OrderedJobs(self, list(windows), run_job)
 
     def shutdown(self) -> None:
+        """Let running jobs see their stop event (they exit at their next poll), briefly."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            running = list(self._running)
+            pool, self._pool = self._pool, None
+        if running:
+            wait_futures(running, timeout=self.DRAIN_SECONDS)
+        if pool is not None:
+            pool.shutdown()
 
 
 class OrderedJobs(t.Generic[T]):
@@ -142,7 +193,7 @@ class OrderedJobs(t.Generic[T]):
             if submitted >= self.engine.max_concurrent:
                 break
             if future is None:
-                self._pending[index] = (window, self.engine.pool.submit(self.run_job, window, self.stop))
+                self._pending[index] = (window, self.engine.submit(self.run_job, window, self.stop))
             submitted += 1
 
     def push_front(self, windows: t.Sequence[Window]) -> None:

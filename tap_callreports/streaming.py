@@ -60,7 +60,6 @@ class CountingReader:
         self.consumed = 0
         self.kept = bytearray() if keep_replay else None
         self._tail = bytearray()
-        self.eof = False
 
     def read(self, size: int = -1) -> bytes:
         size = READ_SIZE if size is None or size < 0 else size
@@ -72,8 +71,6 @@ class CountingReader:
                 chunk = self._raw.read(size)
             except TRANSPORT_ERRORS as exc:
                 raise _Transport(exc) from exc
-            if not chunk:
-                self.eof = True
         self.consumed += len(chunk)
         if self.kept is not None:
             self.kept += chunk

@@ -63,7 +63,8 @@ class SandboxConfig:
     # jobs whose window starts at one of these instants (ISO, UTC) always end failed / canceled
     fail_windows: tuple[str, ...] = ()
     cancel_windows: tuple[str, ...] = ()
-    zendesk_rate_limit: int = 700  # requests per minute
+    zendesk_rate_limit: int = 700  # requests per window
+    zendesk_rate_window_seconds: int = 60
     slow_seconds: float = 2.5
     # data volumes
     rows_per_hour: int | None = None
@@ -208,6 +209,8 @@ class Sandbox:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
+        if not request.path.startswith("/_sandbox/"):
+            self.event("request", method=request.method, path=request.path)
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match()
@@ -288,7 +291,7 @@ class Sandbox:
         token = uuid.uuid4().hex + uuid.uuid4().hex
         with self._lock:
             self._tokens[token] = time.monotonic() + self.config.token_ttl
-        self.event("token_issued")
+        self.event("token_issued", token=token)
         scope = request.form.get("scope") or "bulk-imports:read data-reports:read data-reports:write"
         return _json({"access_token": token, "token_type": "Bearer", "expires_in": self.config.token_ttl, "scope": scope})
 
@@ -534,7 +537,7 @@ class Sandbox:
             query = urlencode({"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Expires": self.config.signed_url_ttl,
                                "X-Amz-Signature": signature})
             location = f"{self._host(request)}/_storage/talkdesk/{job.id}.{job.format}?{query}"
-            self.event("file_redirect", job_id=job.id)
+            self.event("file_redirect", job_id=job.id, signature=signature)
             return Response(status=303, headers={"Location": location})
         self.event("file_download", job_id=job.id, via="api")
         return self._file_response(request, job.file_path, job.file_size, _content_type(job.format), f"file:{job.id}")
@@ -571,16 +574,20 @@ class Sandbox:
         return None
 
     def _zd_rate(self) -> tuple[dict, Response | None]:
-        minute = int(time.time() // 60)
+        span = self.config.zendesk_rate_window_seconds
+        now = time.time()
+        window_no = int(now // span)
         with self._lock:
             window, count = self._zendesk_window
-            count = count + 1 if window == minute else 1
-            self._zendesk_window = (minute, count)
+            count = count + 1 if window == window_no else 1
+            self._zendesk_window = (window_no, count)
         limit = self.config.zendesk_rate_limit
+        reset = max(1, int((window_no + 1) * span - now + 0.999))
         headers = {"X-Rate-Limit": str(limit), "X-Rate-Limit-Remaining": str(max(0, limit - count)),
-                   "ratelimit-reset": str(60 - int(time.time()) % 60)}
+                   "ratelimit-reset": str(reset)}
         if count > limit:
-            headers["Retry-After"] = str(60 - int(time.time()) % 60)
+            headers["Retry-After"] = str(reset)
+            self.event("rate_limited", vendor="zendesk")
             return headers, _json({"error": "APIRateLimitExceeded", "description": "Rate limit exceeded"}, 429, headers)
         return headers, None
 

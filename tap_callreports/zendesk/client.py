@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import typing as t
 
+import requests
+
 from tap_callreports.client import CallReportsStream
+from tap_callreports.retry import parse_retry_after
+
+# Pause when this few requests are left in Zendesk's rate-limit window, before a 429 happens.
+RATE_LIMIT_FLOOR = 1
+DEFAULT_WINDOW_SECONDS = 60.0
+_gate = threading.Lock()
 
 if t.TYPE_CHECKING:
     from tap_callreports.settings import ZendeskSettings
@@ -22,3 +32,23 @@ class ZendeskStream(CallReportsStream):
     @property
     def url_base(self) -> str:
         return self.zendesk.api_url
+
+    def validate_response(self, response: requests.Response) -> None:
+        super().validate_response(response)
+        self.respect_rate_limit(response)
+
+    def respect_rate_limit(self, response: requests.Response) -> None:
+        """Every Zendesk answer says how many requests are left (X-Rate-Limit-Remaining):
+        at the floor, wait for the window to reset instead of spending a 429."""
+        remaining = response.headers.get("X-Rate-Limit-Remaining")
+        try:
+            left = int(remaining) if remaining is not None else None
+        except ValueError:
+            left = None
+        if left is None or left > RATE_LIMIT_FLOOR:
+            return
+        wait = parse_retry_after(response.headers.get("ratelimit-reset")) or DEFAULT_WINDOW_SECONDS
+        self.logger.info("%s: %s request(s) left of %s in Zendesk's rate-limit window; pausing %.1fs",
+                         self.name, left, response.headers.get("X-Rate-Limit", "?"), wait)
+        with _gate:
+            time.sleep(wait)
