@@ -35,7 +35,8 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[test,bench]'
+	$(BIN)/python bench/run.py --profile
 
 # A PostgreSQL server on loopback for the warehouse test (Debian packages; CI runs this as root).
 postgres:

@@ -15,9 +15,12 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import requests
 from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 
 from tap_callreports.client import CallReportsStream
 from tap_callreports.errors import MalformedBodyError, ReportJobFailed, StreamError
@@ -25,6 +28,7 @@ from tap_callreports.reportjobs import JobTimedOut, OrderedJobs, Window, plan_wi
 from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import BodyInterrupted, BodyMalformed
 from tap_callreports.timeutil import iso_z, utc_now
+from tap_callreports.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -89,6 +93,10 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     """Rows from report jobs, one window at a time, in window order."""
 
     is_sorted = False  # rows inside a window come in any order; the bookmark moves per window
+    extracted_at: dt.datetime | None = None
+    # The readers already give schema types (ijson: int/float/str/bool/None; CSV: converted per
+    # the schema), and the schemas keep unknown fields: the SDK's per-value pass would change nothing.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: The job-record stream this stream's jobs are reported in.
     job_stream_name: t.ClassVar[str]
 
@@ -193,6 +201,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         """Yield every row of one result exactly once, downloading again after a broken connection."""
         emitted = 0
         breaks = 0
+        # time_extracted: the rows of one result are extracted by one download.
+        self.extracted_at = utc_now()
         while True:
             try:
                 for row in self.read_result(context, result, skip=emitted):
@@ -215,6 +225,32 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                     self.name, f"the result of job {result.job_id} ({result.window}) at {result.location} is "
                     f"malformed: {exc}; rows before it were emitted but the bookmark stays at the window start; "
                     "run again, and report it to the vendor if it persists") from None
+
+    # ---- the record path ------------------------------------------------------------------------
+
+    @cached_property
+    def lean_records(self) -> bool:
+        """Whether a RECORD can go straight to the writer: exactly what the SDK's own path
+        (pop deselected fields, conform, map, RecordMessage) would write, because nothing is
+        deselected, conformance is NONE and the only stream map is the identity."""
+        maps = self.stream_maps
+        return (
+            isinstance(self.tap.message_writer, FastSingerWriter)
+            and self.TYPE_CONFORMANCE_LEVEL is TypeConformanceLevel.NONE
+            and len(maps) == 1 and type(maps[0]) is SameRecordTransform and maps[0].stream_alias == self.name
+            and all(self.mask.values())
+            and self.replication_method != "FULL_TABLE"  # no ACTIVATE_VERSION versions to stamp
+        )
+
+    def _write_record_message(self, record: dict) -> None:
+        if self.lean_records:
+            self.tap.message_writer.write_record(self.name, record, self.extracted_at)
+            self.state_manager.is_flushed = False
+        else:
+            super()._write_record_message(record)
+
+    def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[Context | None]:
+        return ()  # report streams have no child streams
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """No per-record bookmark: `commit_window` moves it once a whole window is out (the SDK's

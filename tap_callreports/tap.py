@@ -18,6 +18,7 @@ from tap_callreports.reportstream import JobLog, JobLogStream
 from tap_callreports.settings import NO_CREDENTIALS, SETTINGS_SCHEMA, Settings, load_settings, secret_values
 from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
+from tap_callreports.writer import FastSingerWriter
 from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
 
 if t.TYPE_CHECKING:
@@ -30,6 +31,7 @@ class TapCallReports(Tap):
     name = "tap-callreports"
     package_name = "tap-callreports"
     config_jsonschema = SETTINGS_SCHEMA
+    message_writer_class = FastSingerWriter
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._auth_lock = threading.Lock()
@@ -124,6 +126,7 @@ class TapCallReports(Tap):
         finally:
             if "engine" in self.__dict__:
                 self.engine.shutdown()
+            self.message_writer.flush()  # records written before a failure still reach the target
 
     def load_streams(self) -> list[Stream]:
         # Keep discovery order (the SDK sorts by name): job-record streams must sync after

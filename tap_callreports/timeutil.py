@@ -74,3 +74,40 @@ def local_to_utc(local: str, tz: dt.tzinfo, start: dt.datetime, end: dt.datetime
         return first
     second = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
     return second if start <= second < end else first
+
+
+class LocalTimeConverter:
+    """`local_to_utc` for many rows of one window: UTC offsets are looked up once per local
+    minute (offsets only change on minute boundaries) and rows are placed by the window."""
+
+    def __init__(self, tz: dt.tzinfo, start: dt.datetime, end: dt.datetime) -> None:
+        self.tz = tz
+        self.start = start.astimezone(UTC).replace(tzinfo=None)
+        self.end = end.astimezone(UTC).replace(tzinfo=None)
+        self._offsets: dict[str, tuple[dt.timedelta, ...]] = {}
+
+    def to_utc_text(self, local: object) -> str | None:
+        """'2026-10-25T01:30:00' (local) -> '2026-10-25T00:30:00Z', or None if not a date-time."""
+        if not isinstance(local, str):
+            return None
+        try:
+            naive = dt.datetime.fromisoformat(local)
+        except ValueError:
+            return None
+        if naive.tzinfo is not None:
+            return iso_z(naive)
+        key = local[:16]
+        offsets = self._offsets.get(key)
+        if offsets is None:
+            minute = naive.replace(second=0, microsecond=0)
+            first = minute.replace(tzinfo=self.tz, fold=0).utcoffset()
+            second = minute.replace(tzinfo=self.tz, fold=1).utcoffset()
+            assert first is not None and second is not None
+            offsets = self._offsets[key] = (first,) if first == second else (first, second)
+        for offset in offsets:
+            utc = naive - offset
+            if self.start <= utc < self.end:
+                break
+        else:
+            utc = naive - offsets[0]
+        return utc.isoformat() + "Z"

@@ -25,7 +25,7 @@ from tap_callreports.reportstream import JobResult, ReportJobStream, SplitWindow
 from tap_callreports.responses import dig
 from tap_callreports.schemas import SCHEMAS
 from tap_callreports.streaming import ReportDocument
-from tap_callreports.timeutil import fall_back_transitions, iso_z, local_to_utc, utc_now
+from tap_callreports.timeutil import LocalTimeConverter, fall_back_transitions, iso_z, utc_now
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -147,12 +147,12 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                 rows: t.Iterable[dict] = document.rows(skip)
             else:
                 rows = self._spooled_rows(document, result, skip)
-            origin = {"report_id": result.details["report_id"], "request_id": result.job_id}
-            start, end = result.window.start, result.window.end
+            report_id, request_id = result.details["report_id"], result.job_id
+            to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
             for row in rows:
-                moment = local_to_utc(row.get("start"), tz, start, end)
-                row["start_utc"] = iso_z(moment) if moment is not None else None
-                row.update(origin)
+                row["start_utc"] = to_utc(row.get("start"))
+                row["report_id"] = report_id
+                row["request_id"] = request_id
                 yield row
             trailer = document.trailer if document.array_key == "data" else (document.trailer.get("data") or {})
             result.details["trailer"] = trailer

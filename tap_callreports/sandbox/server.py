@@ -191,7 +191,7 @@ class Sandbox:
 
     def event(self, kind: str, **details: t.Any) -> None:
         with self._lock:
-            self._events.append({"t": time.monotonic(), "kind": kind, **details})
+            self._events.append({"t": time.monotonic(), "wall": time.time(), "kind": kind, **details})
 
     def events(self, kind: str | None = None) -> list[dict]:
         with self._lock:
