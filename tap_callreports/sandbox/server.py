@@ -363,8 +363,9 @@ class Sandbox:
 
     def sb_add_imports(self, request: Request) -> Response:
         count = int(request.args.get("count", 1))
+        at = _parse_moment(request.args.get("at"), UTC) or dt.datetime.now(UTC)
         with self._lock:
-            added = self.data.add_imports(count, dt.datetime.now(UTC))
+            added = self.data.add_imports(count, at)
             self._imports_cache = None
         return _json({"added": [row["id"] for row in added]})
 
