@@ -7,11 +7,15 @@ from pathlib import Path
 
 import yaml
 
-from tap_callreports.settings import SETTINGS_SCHEMA
 from tap_callreports.tap import TapCallReports
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPABILITIES = ["state", "catalog", "discover", "about", "stream-maps", "schema-flattening", "structured-logging"]
+
+
+def all_settings() -> dict:
+    """The tap's settings plus the SDK's built-in ones (stream maps, flattening, batch, faker)."""
+    return TapCallReports._get_about_info().settings["properties"]
 
 
 def setting(name: str, spec: dict) -> dict:
@@ -25,6 +29,10 @@ def setting(name: str, spec: dict) -> dict:
     elif spec.get("enum"):
         entry["kind"] = "options"
         entry["options"] = [{"label": value, "value": value} for value in spec["enum"] if value is not None]
+    elif "object" in types:
+        entry["kind"] = "object"
+    elif "boolean" in types:
+        entry["kind"] = "boolean"
     elif "array" in types:
         entry["kind"] = "array"
     elif "integer" in types:
@@ -58,7 +66,7 @@ def definition() -> dict:
             ["start_date", "zendesk_oauth_token"],
             ["start_date", "myreports_token"],
         ],
-        "settings": [setting(name, spec) for name, spec in SETTINGS_SCHEMA["properties"].items()],
+        "settings": [setting(name, spec) for name, spec in all_settings().items()],
     }
 
 

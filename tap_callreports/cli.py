@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
-from tap_callreports.errors import CallReportsError
+from tap_callreports.errors import CallReportsError, TerminatedBySignal
 from tap_callreports.redact import REGISTRY
 from tap_callreports.tap import TapCallReports
 
@@ -20,10 +19,9 @@ def main(argv: list[str] | None = None) -> None:
         TapCallReports.cli.main(args=argv, prog_name="tap-callreports", standalone_mode=True)
     except KNOWN_ERRORS as exc:
         line = REGISTRY.redact(str(exc) or type(exc).__name__).replace("\n", " ")
-        logging.getLogger("tap-callreports").debug("stopping on a known error", exc_info=False)
         sys.stderr.write(f"tap-callreports: error: {line}\n")
         sys.stderr.flush()
-        sys.exit(1)
+        sys.exit(128 + exc.signum if isinstance(exc, TerminatedBySignal) else 1)
 
 
 if __name__ == "__main__":

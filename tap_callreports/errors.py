@@ -29,3 +29,11 @@ class ReportJobFailed(StreamError):
 
 class MalformedBodyError(StreamError):
     """A response body that is not the JSON (or CSV) the vendor documents."""
+
+
+class TerminatedBySignal(CallReportsError):
+    """SIGTERM/SIGINT: the run stops; the last STATE written is where the next run resumes."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by signal {signum}; the last STATE written is where the next run resumes")

@@ -155,7 +155,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         self.logger.info("%s%s: %d window(s) planned, %s .. %s, up to %d jobs at once", self.name, where,
                          len(windows), iso_z(windows[0].start), iso_z(windows[-1].end), self.tap.engine.max_concurrent)
         jobs: OrderedJobs[JobResult] = self.tap.engine.ordered(
-            windows, lambda window, stop: self._run_job_logged(context, window, stop))
+            windows, lambda window, stop: self._run_job_in_worker(context, window, stop))
         done = total_rows = 0
         for window, result in jobs:
             try:
@@ -173,7 +173,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             self.logger.info("%s%s: window %s done: %d rows (%d windows, %d rows so far)", self.name, where,
                              window, rows, done, total_rows)
 
-    def _run_job_logged(self, context: Context | None, window: Window, stop: threading.Event) -> JobResult:
+    def _run_job_in_worker(self, context: Context | None, window: Window, stop: threading.Event) -> JobResult:
         try:
             return self.run_job(context, window, stop)
         except JobTimedOut as exc:

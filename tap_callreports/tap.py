@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import typing as t
 from functools import cached_property
@@ -10,7 +11,7 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth, ClientCredentialsAuth
-from tap_callreports.errors import CallReportsError, ConfigError
+from tap_callreports.errors import CallReportsError, ConfigError, TerminatedBySignal
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
 from tap_callreports.redact import REGISTRY, install_log_redaction
 from tap_callreports.reportjobs import PollPolicy, ReportJobEngine
@@ -30,7 +31,8 @@ class TapCallReports(Tap):
 
     name = "tap-callreports"
     package_name = "tap-callreports"
-    config_jsonschema = SETTINGS_SCHEMA
+    # A copy: the SDK appends its built-in settings (stream maps, flattening...) to this dict.
+    config_jsonschema = copy.deepcopy(SETTINGS_SCHEMA)
     message_writer_class = FastSingerWriter
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -127,6 +129,12 @@ class TapCallReports(Tap):
             if "engine" in self.__dict__:
                 self.engine.shutdown()
             self.message_writer.flush()  # records written before a failure still reach the target
+
+    def _handle_termination(self, signum: int, frame: t.Any) -> None:  # type: ignore[override]
+        """SIGTERM/SIGINT: unwind the sync like any error, so the buffered RECORDs and STATEs already
+        written leave in order (a STATE written from here could overtake records being flushed), and
+        exit non-zero: the SDK's exit 0 would make an interrupted run look complete."""
+        raise TerminatedBySignal(signum)
 
     def load_streams(self) -> list[Stream]:
         # Keep discovery order (the SDK sorts by name): job-record streams must sync after

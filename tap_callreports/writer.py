@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import decimal
 import sys
-import threading
 import typing as t
 
 import orjson
@@ -31,9 +30,11 @@ def dumps(value: t.Any) -> bytes:
 
 
 class FastSingerWriter(GenericSingerWriter[bytes, Message]):
+    # Only the main thread writes messages (job threads never do), so there is no lock; each line
+    # is appended in one operation, so an interrupted run never flushes half a line.
+
     def __init__(self) -> None:
         self._buffer = bytearray()
-        self._lock = threading.Lock()
         self._heads: dict[str, bytes] = {}
         self._tail_for: tuple[t.Any, bytes] = (None, b"}\n")
 
@@ -47,13 +48,9 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         if stamp is not time_extracted:
             tail = (b',"time_extracted":' + dumps(time_extracted) if time_extracted is not None else b"") + b"}\n"
             self._tail_for = (time_extracted, tail)
-        with self._lock:
-            buffer = self._buffer
-            buffer += head
-            buffer += dumps(record)
-            buffer += tail
-            if len(buffer) >= FLUSH_BYTES:
-                self._flush_locked()
+        self._buffer += head + dumps(record) + tail
+        if len(self._buffer) >= FLUSH_BYTES:
+            self.flush()
 
     def serialize_message(self, message: Message) -> bytes:
         if type(message) is RecordMessage:
@@ -66,17 +63,11 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         return dumps(message.to_dict())
 
     def write_message(self, message: Message) -> None:
-        line = self.format_message(message) + b"\n"
-        with self._lock:
-            self._buffer += line
-            if type(message) is not RecordMessage or len(self._buffer) >= FLUSH_BYTES:
-                self._flush_locked()
+        self._buffer += self.format_message(message) + b"\n"
+        if type(message) is not RecordMessage or len(self._buffer) >= FLUSH_BYTES:
+            self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
         if not self._buffer:
             return
         out = sys.stdout

@@ -307,3 +307,28 @@ def test_killed_runs_resume_without_gaps(tmp_path, make_sandbox, seed):
     expected = comparable(clean)
     for stream in ALL_STREAMS:
         assert set(resumed[stream]) == set(expected[stream]), stream  # nothing missing, nothing invented
+
+
+def test_sigterm_exits_non_zero_with_state_that_resumes(tmp_path, make_sandbox):
+    sandbox = make_sandbox(job_polls=3)
+    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-09T00:00:00Z",
+                            job_poll_interval_seconds=0.2, job_poll_max_interval_seconds=0.2, max_concurrent_jobs=1)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with subprocess.Popen([sys.executable, "-m", "tap_callreports", "--config", str(tmp_path / "config.json")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        messages = []
+        for line in proc.stdout:
+            messages.append(json.loads(line))
+            if messages[-1]["type"] == "STATE" and "talkdesk_calls" in json.dumps(messages[-1]):
+                proc.send_signal(signal.SIGTERM)
+                break
+        messages += [json.loads(line) for line in proc.stdout]
+        stderr = proc.stderr.read() if proc.stderr else ""
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert stderr.strip().splitlines()[-1].startswith("tap-callreports: error: stopped by signal 15")
+    last_state = [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    resumed = sync(config, state=last_state, streams=["talkdesk_calls"])
+    assert resumed.error is None
+    bookmark = last_state["bookmarks"]["talkdesk_calls"]["replication_key_value"]
+    assert all(r["report_window_start"] >= bookmark for r in resumed.records("talkdesk_calls"))
