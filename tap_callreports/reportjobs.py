@@ -122,6 +122,7 @@ class ReportJobEngine:
         self._pool: DaemonPool | None = None
         self._lock = threading.Lock()
         self._running: set[Future] = set()
+        self._open: list[OrderedJobs] = []
 
     @property
     def pool(self) -> DaemonPool:
@@ -158,11 +159,24 @@ class ReportJobEngine:
                 raise JobTimedOut(msg)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def ordered(self, windows: t.Iterable[Window], run_job: t.Callable[[Window, threading.Event], T]) -> OrderedJobs[T]:
-        return OrderedJobs(self, list(windows), run_job)
+    def ordered(self, windows: t.Iterable[Window], run_job: t.Callable[[Window, threading.Event], T], *,
+                start_now: bool = False) -> OrderedJobs[T]:
+        """Jobs for `windows`, consumed in order; `start_now` submits the first ones at once
+        (a stream that syncs later gets its jobs running while earlier streams are read)."""
+        jobs = OrderedJobs(self, list(windows), run_job)
+        with self._lock:
+            self._open.append(jobs)
+        if start_now:
+            jobs.start()
+        return jobs
 
     def shutdown(self) -> None:
-        """Let running jobs see their stop event (they exit at their next poll), briefly."""
+        """Stop every job still open (prefetched ones of streams that never ran included) and let
+        running jobs see it (they exit at their next poll), briefly."""
+        with self._lock:
+            still_open, self._open = self._open, []
+        for jobs in still_open:
+            jobs.close()
         with self._lock:
             running = list(self._running)
             pool, self._pool = self._pool, None
@@ -195,6 +209,13 @@ class OrderedJobs(t.Generic[T]):
             if future is None:
                 self._pending[index] = (window, self.engine.submit(self.run_job, window, self.stop))
             submitted += 1
+
+    def start(self) -> None:
+        self._submit_ahead()
+
+    @property
+    def windows(self) -> list[Window]:
+        return [window for window, _future in self._pending]
 
     def push_front(self, windows: t.Sequence[Window]) -> None:
         for window in reversed(windows):

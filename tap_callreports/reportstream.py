@@ -27,7 +27,7 @@ from tap_callreports.errors import MalformedBodyError, ReportJobFailed, StreamEr
 from tap_callreports.reportjobs import JobTimedOut, OrderedJobs, Window, plan_windows
 from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import BodyInterrupted, BodyMalformed
-from tap_callreports.timeutil import iso_z, utc_now
+from tap_callreports.timeutil import iso_z, parse_instant, utc_now
 from tap_callreports.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -89,6 +89,10 @@ class JobLogStream(Stream):
         yield from self.job_log.records(self.name)
 
 
+def _context_key(context: Context | None) -> str:
+    return repr(sorted((context or {}).items()))
+
+
 class ReportJobStream(CallReportsStream, abc.ABC):
     """Rows from report jobs, one window at a time, in window order."""
 
@@ -137,25 +141,48 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         return end.replace(microsecond=0)
 
     def plan(self, context: Context | None) -> list[Window]:
-        start = self.get_starting_timestamp(context) or self.settings.start_date
+        """Windows from the bookmark (or start_date, whichever is later) to `data_end`."""
+        start = self.settings.start_date
+        state = self.get_context_state(context)
+        if state.get("replication_key") == self.replication_key and state.get("replication_key_value"):
+            start = max(start, parse_instant(state["replication_key_value"]) or start)
         return plan_windows(start, self.data_end(), self.window_days)
+
+    def prefetch(self) -> None:
+        """Start this stream's first jobs now, before its turn to sync (called by the tap for every
+        selected report stream when the sync begins): N streams' jobs then take about as long
+        as the slowest, not the sum."""
+        for context in self.partitions or [None]:
+            windows = self.plan(context)
+            if windows:
+                self._prefetched[_context_key(context)] = self.tap.engine.ordered(
+                    windows, self._job_runner(context), start_now=True)
+
+    def _job_runner(self, context: Context | None) -> t.Callable[[Window, threading.Event], JobResult]:
+        return lambda window, stop: self._run_job_in_worker(context, window, stop)
 
     def describe_context(self, context: Context | None) -> str:
         return ""
 
     # ---- the loop ----------------------------------------------------------------------------
 
+    @cached_property
+    def _prefetched(self) -> dict[str, OrderedJobs[JobResult]]:
+        return {}
+
     def extract_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        windows = self.plan(context)
         where = self.describe_context(context)
-        if not windows:
-            self.logger.info("%s%s: nothing to extract (bookmark at or after %s)", self.name, where,
-                             iso_z(self.data_end()))
-            return
+        jobs = self._prefetched.pop(_context_key(context), None)
+        if jobs is None:
+            windows = self.plan(context)
+            if not windows:
+                self.logger.info("%s%s: nothing to extract (bookmark at or after %s)", self.name, where,
+                                 iso_z(self.data_end()))
+                return
+            jobs = self.tap.engine.ordered(windows, self._job_runner(context))
+        planned = jobs.windows
         self.logger.info("%s%s: %d window(s) planned, %s .. %s, up to %d jobs at once", self.name, where,
-                         len(windows), iso_z(windows[0].start), iso_z(windows[-1].end), self.tap.engine.max_concurrent)
-        jobs: OrderedJobs[JobResult] = self.tap.engine.ordered(
-            windows, lambda window, stop: self._run_job_in_worker(context, window, stop))
+                         len(planned), iso_z(planned[0].start), iso_z(planned[-1].end), self.tap.engine.max_concurrent)
         done = total_rows = 0
         for window, result in jobs:
             try:

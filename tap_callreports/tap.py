@@ -15,7 +15,7 @@ from tap_callreports.errors import CallReportsError, ConfigError, TerminatedBySi
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
 from tap_callreports.redact import REGISTRY, install_log_redaction
 from tap_callreports.reportjobs import PollPolicy, ReportJobEngine
-from tap_callreports.reportstream import JobLog, JobLogStream
+from tap_callreports.reportstream import JobLog, JobLogStream, ReportJobStream
 from tap_callreports.settings import NO_CREDENTIALS, SETTINGS_SCHEMA, Settings, load_settings, secret_values
 from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
@@ -124,6 +124,9 @@ class TapCallReports(Tap):
 
     def sync_all(self) -> None:  # type: ignore[misc]
         try:
+            for stream in self.streams.values():
+                if isinstance(stream, ReportJobStream) and stream.selected:
+                    stream.prefetch()
             super().sync_all()
         finally:
             if "engine" in self.__dict__:

@@ -320,7 +320,8 @@ def test_sigterm_exits_non_zero_with_state_that_resumes(tmp_path, make_sandbox):
         messages = []
         for line in proc.stdout:
             messages.append(json.loads(line))
-            if messages[-1]["type"] == "STATE" and "talkdesk_calls" in json.dumps(messages[-1]):
+            bookmark = messages[-1].get("value", {}).get("bookmarks", {}).get("talkdesk_calls", {})
+            if messages[-1]["type"] == "STATE" and bookmark.get("replication_key_value"):  # a window is done
                 proc.send_signal(signal.SIGTERM)
                 break
         messages += [json.loads(line) for line in proc.stdout]

@@ -238,3 +238,17 @@ def test_malformed_result_is_a_clear_error(tmp_path, make_sandbox):
     assert all("myreports_call_rows" not in s.get("bookmarks", {}) or
                not any(p.get("replication_key_value") for p in s["bookmarks"]["myreports_call_rows"].get("partitions", []))
                for s in run.states)
+
+
+def test_jobs_of_several_report_streams_run_together(make_sandbox):
+    """A daily run has one window per report type: their jobs must not wait for each other."""
+    sandbox = make_sandbox(job_polls=3)
+    types = ["calls", "contacts", "user_status", "ring_attempts"]
+    config = sandbox_config(sandbox, talkdesk_report_types=types, end_date=iso_z(OCT2), max_concurrent_jobs=4)
+    run = sync(config, streams=[f"talkdesk_{t}" for t in types])
+    assert run.error is None, run.error
+    events = [e for e in sandbox.app.events() if e["kind"] in ("job_created", "job_finished")]
+    first_finish = next(i for i, e in enumerate(events) if e["kind"] == "job_finished")
+    assert [e["kind"] for e in events[:first_finish]] == ["job_created"] * 4
+    for report_type in types:
+        assert len(run.records(f"talkdesk_{report_type}")) == len(expected_talkdesk(sandbox, report_type, OCT1, OCT2))
