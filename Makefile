@@ -29,6 +29,7 @@ demo: install meltano
 	$(BIN)/python scripts/demo.py --meltano $(MELTANO)
 
 test: install meltano
+	$(BIN)/ruff check tap_callreports tests bench scripts
 	MELTANO=$(abspath $(MELTANO)) $(BIN)/python -m pytest
 
 test-fast: install

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-import typing as t
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase
@@ -91,7 +91,6 @@ class ClientCredentialsAuth(CallReportsAuth):
         self._expires_at = 0.0
         self._refreshed_after_401 = False
         self._issued: list[str] = []
-        self.tokens_fetched = 0
 
     def _token_is_fresh(self) -> bool:
         return self._token is not None and time.monotonic() < self._expires_at
@@ -124,7 +123,6 @@ class ClientCredentialsAuth(CallReportsAuth):
         self._token = token
         self._issued.append(token)
         self._expires_at = time.monotonic() + expires_in - margin
-        self.tokens_fetched += 1
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         with self._lock:
@@ -153,8 +151,6 @@ class ClientCredentialsAuth(CallReportsAuth):
 
 
 def _host_path(url: str) -> str:
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     return f"{parts.netloc}{parts.path}"
 
@@ -169,5 +165,3 @@ def _vendor_error(response: requests.Response) -> str:
         return ": ".join(parts) or (response.reason or "")
     return response.reason or ""
 
-
-AuthFactory = t.Callable[[], CallReportsAuth]

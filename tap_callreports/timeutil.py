@@ -60,25 +60,10 @@ def fall_back_transitions(tz: dt.tzinfo, start: dt.datetime, end: dt.datetime) -
     return found
 
 
-def local_to_utc(local: str, tz: dt.tzinfo, start: dt.datetime, end: dt.datetime) -> dt.datetime | None:
-    """A local wall time (no offset) in `tz` as UTC, choosing, when the wall time happened twice,
-    the occurrence inside [start, end). None when the text is not a date-time."""
-    try:
-        naive = dt.datetime.fromisoformat(local)
-    except (TypeError, ValueError):
-        return None
-    if naive.tzinfo is not None:
-        return naive.astimezone(UTC)
-    first = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    if start <= first < end:
-        return first
-    second = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    return second if start <= second < end else first
-
-
 class LocalTimeConverter:
-    """`local_to_utc` for many rows of one window: UTC offsets are looked up once per local
-    minute (offsets only change on minute boundaries) and rows are placed by the window."""
+    """Local wall times (no offset) of one window's rows as UTC. A wall time that happened twice
+    (the hour before a fall-back) is placed by the window: the occurrence inside [start, end).
+    UTC offsets are looked up once per local minute (offsets only change on minute boundaries)."""
 
     def __init__(self, tz: dt.tzinfo, start: dt.datetime, end: dt.datetime) -> None:
         self.tz = tz

@@ -62,9 +62,6 @@ class TapRun:
     def records(self, stream: str) -> list[dict]:
         return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
 
-    def streams(self) -> set[str]:
-        return {m["stream"] for m in self.messages if m["type"] == "RECORD"}
-
     @property
     def states(self) -> list[dict]:
         return [m["value"] for m in self.messages if m["type"] == "STATE"]

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from helpers import SANDBOX_SECRETS, run_cli, sandbox_config, sync
+from helpers import run_cli, sandbox_config, sync
 
 SETTING_NAMES = {
     "start_date", "end_date", "talkdesk_region", "talkdesk_api_url", "talkdesk_token_url", "talkdesk_account_name",

@@ -19,7 +19,7 @@ from tap_callreports.redact import SecretRegistry
 from tap_callreports.reportjobs import Window, plan_windows
 from tap_callreports.responses import json_body
 from tap_callreports.streaming import BodyInterrupted, BodyMalformed, ReportDocument, csv_rows, ndjson_rows, parse_trailer
-from tap_callreports.timeutil import fall_back_transitions, local_to_utc
+from tap_callreports.timeutil import LocalTimeConverter, fall_back_transitions
 
 UTC = dt.timezone.utc
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -152,11 +152,13 @@ def test_fall_back_transitions_found_to_the_second():
 def test_local_time_is_placed_by_its_window():
     london = ZoneInfo("Europe/London")
     change = dt.datetime(2026, 10, 25, 1, tzinfo=UTC)
-    before = local_to_utc("2026-10-25T01:30:00", london, change - dt.timedelta(hours=6), change)
-    after = local_to_utc("2026-10-25T01:30:00", london, change, change + dt.timedelta(hours=6))
-    assert before == dt.datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
-    assert after == dt.datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
-    assert local_to_utc("not a time", london, change, change) is None
+    before = LocalTimeConverter(london, change - dt.timedelta(hours=6), change)
+    after = LocalTimeConverter(london, change, change + dt.timedelta(hours=6))
+    assert before.to_utc_text("2026-10-25T01:30:00") == "2026-10-25T00:30:00Z"
+    assert after.to_utc_text("2026-10-25T01:30:00") == "2026-10-25T01:30:00Z"
+    assert after.to_utc_text("2026-10-25T01:59:59") == "2026-10-25T01:59:59Z"  # same minute cache, same fold
+    assert before.to_utc_text("2026-10-24T12:00:00") == "2026-10-24T11:00:00Z"  # BST, unambiguous
+    assert before.to_utc_text("not a time") is None and before.to_utc_text(None) is None
 
 
 def test_redaction_covers_tokens_headers_and_signed_urls():
