@@ -11,7 +11,7 @@ from tap_callreports.errors import CallReportsError, TerminatedBySignal
 from tap_callreports.redact import REGISTRY
 from tap_callreports.tap import TapCallReports
 
-KNOWN_ERRORS = (CallReportsError, FatalAPIError, RetriableAPIError, requests.RequestException)
+KNOWN_ERRORS = (CallReportsError, FatalAPIError, RetriableAPIError, requests.RequestException, TerminatedBySignal)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,8 +31,13 @@ class MalformedBodyError(StreamError):
     """A response body that is not the JSON (or CSV) the vendor documents."""
 
 
-class TerminatedBySignal(CallReportsError):
-    """SIGTERM/SIGINT: the run stops; the last STATE written is where the next run resumes."""
+class TerminatedBySignal(BaseException):
+    """SIGTERM/SIGINT: the run stops; the last STATE written is where the next run resumes.
+
+    A BaseException, as KeyboardInterrupt is: raised from the signal handler wherever the main
+    thread happens to be, it must not be swallowed by an `except Exception` on the way out
+    (logging's Handler.emit has one, and the main thread logs a lot).
+    """
 
     def __init__(self, signum: int) -> None:
         self.signum = signum

@@ -333,3 +333,26 @@ def test_sigterm_exits_non_zero_with_state_that_resumes(tmp_path, make_sandbox):
     assert resumed.error is None
     bookmark = last_state["bookmarks"]["talkdesk_calls"]["replication_key_value"]
     assert all(r["report_window_start"] >= bookmark for r in resumed.records("talkdesk_calls"))
+
+
+def test_a_signal_during_logging_is_not_swallowed(sandbox):
+    """The signal handler raises wherever the main thread is; logging's emit catches Exception."""
+    import logging
+
+    from tap_callreports.errors import TerminatedBySignal
+    from tap_callreports.tap import TapCallReports
+
+    tap = TapCallReports(config=sandbox_config(sandbox, vendors=("zendesk",)))
+
+    class SignalArrivesHere(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                tap._handle_termination(signal.SIGTERM, None)
+            except Exception:  # noqa: BLE001 - what logging.Handler.handleError's callers do
+                self.handleError(record)
+
+    logger = logging.getLogger("signal-during-logging")
+    logger.addHandler(SignalArrivesHere())
+    with pytest.raises(TerminatedBySignal) as caught:
+        logger.warning("a log line while SIGTERM arrives")
+    assert caught.value.signum == signal.SIGTERM
