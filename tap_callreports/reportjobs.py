@@ -154,7 +154,7 @@ class ReportJobEngine:
             if result is not None:
                 return result
             if time.monotonic() > deadline:
-                msg = (f"{what} was not done after {self.poll.timeout_seconds:.0f}s ({polls} polls); "
+                msg = (f"{what}: still not ready after {self.poll.timeout_seconds:g}s ({polls} polls); "
                        "raise job_timeout_seconds or run again later")
                 raise JobTimedOut(msg)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -23,7 +23,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_callreports.client import CallReportsStream
-from tap_callreports.errors import MalformedBodyError, ReportJobFailed, StreamError
+from tap_callreports.errors import CallReportsError, MalformedBodyError, ReportJobFailed, StreamError
 from tap_callreports.reportjobs import JobTimedOut, OrderedJobs, Window, plan_windows
 from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import BodyInterrupted, BodyMalformed
@@ -204,7 +204,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         try:
             return self.run_job(context, window, stop)
         except JobTimedOut as exc:
-            raise StreamError(self.name, str(exc)) from None
+            raise CallReportsError(str(exc)) from None  # its text starts with the stream's name
 
     def run_job(self, context: Context | None, window: Window, stop: threading.Event) -> JobResult:
         """A job that ended failed/canceled/deleted is created again, up to job_max_attempts."""

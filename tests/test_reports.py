@@ -252,3 +252,26 @@ def test_jobs_of_several_report_streams_run_together(make_sandbox):
     assert [e["kind"] for e in events[:first_finish]] == ["job_created"] * 4
     for report_type in types:
         assert len(run.records(f"talkdesk_{report_type}")) == len(expected_talkdesk(sandbox, report_type, OCT1, OCT2))
+
+
+def test_jobs_wait_for_a_free_slot_at_the_account_limit(make_sandbox):
+    """Talkdesk's per-account limit (15; 2 here, as if other tools held the rest) answers 429."""
+    sandbox = make_sandbox(job_polls=3, talkdesk_max_active_jobs=2)
+    config = sandbox_config(sandbox, talkdesk_report_types=["calls", "contacts"], end_date=iso_z(OCT4),
+                            max_concurrent_jobs=4, max_retries=0)
+    run = sync(config, streams=["talkdesk_calls", "talkdesk_contacts"])
+    assert run.error is None, run.error
+    assert sandbox.app.events("job_rejected")  # the limit was hit...
+    for report_type in ("calls", "contacts"):  # ...and every window still came through
+        assert len(run.records(f"talkdesk_{report_type}")) == len(expected_talkdesk(sandbox, report_type, OCT1, OCT4))
+
+
+def test_a_slot_that_never_frees_times_out_loudly(tmp_path, make_sandbox):
+    sandbox = make_sandbox(talkdesk_max_active_jobs=0)
+    run = run_cli(tmp_path, sandbox_config(sandbox, vendors=("talkdesk",), max_retries=0, job_timeout_seconds=0.3),
+                  catalog=None)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    last = run.stderr_lines[-1]
+    assert "a free report-job slot for calls 2026-10-01T00:00:00Z..2026-10-02T00:00:00Z" in last
+    assert "still not ready after 0.3s" in last and "raise job_timeout_seconds" in last
+    assert last.startswith("tap-callreports: error: talkdesk_calls: a free") and last.count("talkdesk_calls") == 1

@@ -12,7 +12,10 @@ import datetime as dt
 import threading
 import typing as t
 from functools import cached_property
+from http import HTTPStatus
 from urllib.parse import urljoin
+
+from singer_sdk.exceptions import RetriableAPIError
 
 from tap_callreports.conform import convert_text_row, text_converters
 from tap_callreports.errors import ReportJobFailed
@@ -78,7 +81,7 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     def start_and_wait(self, context: Context | None, window: Window, attempt: int,
                        stop: threading.Event) -> tuple[JobResult, str | None]:
-        job = self._create(window)
+        job = self._create_when_a_slot_is_free(window, stop)
         job_id = str(job.get("id"))
         result = JobResult(job_id=job_id, window=window, attempt=attempt, location="",
                            details={"job": job, "links": {}, "created_at": iso_z(utc_now())})
@@ -95,6 +98,28 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     def describe_job(self, result: JobResult) -> str:
         return f"report job {result.job_id} for {self.report_type} {result.window}"
+
+    def _create_when_a_slot_is_free(self, window: Window, stop: threading.Event) -> dict:
+        """Talkdesk allows 15 report jobs queued or running per account (other tools' jobs count
+        too) and answers 429 past that: wait for a slot, pausing like a poll, up to job_timeout."""
+        try:
+            return self._create(window)
+        except RetriableAPIError as exc:
+            if exc.response is None or exc.response.status_code != HTTPStatus.TOO_MANY_REQUESTS:
+                raise
+        self.logger.warning("%s: the account is at its report-job limit; waiting for a free slot for %s",
+                            self.name, window)
+
+        def attempt() -> dict | None:
+            try:
+                return self._create(window)
+            except RetriableAPIError as exc:
+                if exc.response is None or exc.response.status_code != HTTPStatus.TOO_MANY_REQUESTS:
+                    raise
+                return None
+
+        return self.tap.engine.wait_for(attempt, f"{self.name}: a free report-job slot for {self.report_type} {window} "
+                                        "(Talkdesk allows 15 queued or running per account)", stop)
 
     def _create(self, window: Window) -> dict:
         body = {
