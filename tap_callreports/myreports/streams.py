@@ -35,6 +35,13 @@ ENDED = ("failed", "error", "cancelled", "canceled")
 ROW_ARRAYS = ("data", "data.data")  # the documented bare result, or the same inside the envelope
 
 
+def result_members(document: ReportDocument, members: dict) -> dict:
+    """The result's own members from the header or trailer: as they are in the documented bare
+    result, or under `data` when the result came inside the envelope."""
+    found = members.get("data") if document.array_key == "data.data" else members
+    return found if isinstance(found, dict) else {}
+
+
 def offset_iso(moment: dt.datetime) -> str:
     """ISO 8601 with an explicit offset, as MyReports' dateFilter wants."""
     return moment.astimezone(dt.timezone.utc).isoformat()
@@ -132,8 +139,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         response = self._open_result(result)
         try:
             document = ReportDocument(response.raw, ROW_ARRAYS)
-            meta = document.header.get("data") if document.array_key == "data.data" else document.header
-            meta = meta if isinstance(meta, dict) else {}
+            meta = result_members(document, document.header)
             result.details["meta"] = meta
             tz = self._time_zone(meta, result)
             transitions = fall_back_transitions(tz, result.window.start, result.window.end)
@@ -154,8 +160,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                 row["report_id"] = report_id
                 row["request_id"] = request_id
                 yield row
-            trailer = document.trailer if document.array_key == "data" else (document.trailer.get("data") or {})
-            result.details["trailer"] = trailer
+            result.details["trailer"] = result_members(document, document.trailer)
             self._warn_on_count(meta, document.rows_read, result)
         finally:
             response.close()
@@ -184,8 +189,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         with tempfile.TemporaryFile() as spool:
             for row in document.rows(skip):
                 spool.write(orjson.dumps(row) + b"\n")
-            meta = document.trailer.get("data") if document.array_key == "data.data" else document.trailer
-            self._check_limit(meta if isinstance(meta, dict) else {}, result)
+            self._check_limit(result_members(document, document.trailer), result)
             spool.seek(0)
             for line in spool:
                 yield orjson.loads(line)

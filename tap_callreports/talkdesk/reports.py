@@ -102,13 +102,6 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     def _create_when_a_slot_is_free(self, window: Window, stop: threading.Event) -> dict:
         """Talkdesk allows 15 report jobs queued or running per account (other tools' jobs count
         too) and answers 429 past that: wait for a slot, pausing like a poll, up to job_timeout."""
-        try:
-            return self._create(window)
-        except RetriableAPIError as exc:
-            if exc.response is None or exc.response.status_code != HTTPStatus.TOO_MANY_REQUESTS:
-                raise
-        self.logger.warning("%s: the account is at its report-job limit; waiting for a free slot for %s",
-                            self.name, window)
 
         def attempt() -> dict | None:
             try:
@@ -118,6 +111,11 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
                     raise
                 return None
 
+        job = attempt()
+        if job is not None:
+            return job
+        self.logger.warning("%s: the account is at its report-job limit; waiting for a free slot for %s",
+                            self.name, window)
         return self.tap.engine.wait_for(attempt, f"{self.name}: a free report-job slot for {self.report_type} {window} "
                                         "(Talkdesk allows 15 queued or running per account)", stop)
 
