@@ -356,3 +356,22 @@ def test_a_signal_during_logging_is_not_swallowed(sandbox):
     with pytest.raises(TerminatedBySignal) as caught:
         logger.warning("a log line while SIGTERM arrives")
     assert caught.value.signum == signal.SIGTERM
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"X-Rate-Limit-Remaining": "1", "ratelimit-reset": "0"}, [0.0]),  # the window just reset: go on
+    ({"X-Rate-Limit-Remaining": "1", "ratelimit-reset": "3"}, [3.0]),
+    ({"X-Rate-Limit-Remaining": "0"}, [60.0]),  # no reset header: a whole window
+    ({"X-Rate-Limit-Remaining": "2", "ratelimit-reset": "3"}, []),  # above the floor: no pause
+])
+def test_zendesk_rate_limit_pause(sandbox, monkeypatch, headers, expected):
+    from tap_callreports.tap import TapCallReports
+    from tap_callreports.zendesk import client
+
+    slept: list[float] = []
+    monkeypatch.setattr(client.time, "sleep", slept.append)
+    stream = TapCallReports(config=sandbox_config(sandbox, vendors=("zendesk",))).streams["zendesk_job_statuses"]
+    response = requests.Response()
+    response.headers.update(headers)
+    stream.respect_rate_limit(response)
+    assert slept == expected

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import typing as t
 
@@ -14,7 +13,6 @@ from tap_callreports.retry import parse_retry_after
 # Pause when this few requests are left in Zendesk's rate-limit window, before a 429 happens.
 RATE_LIMIT_FLOOR = 1
 DEFAULT_WINDOW_SECONDS = 60.0
-_gate = threading.Lock()
 
 if t.TYPE_CHECKING:
     from tap_callreports.settings import ZendeskSettings
@@ -47,8 +45,9 @@ class ZendeskStream(CallReportsStream):
             left = None
         if left is None or left > RATE_LIMIT_FLOOR:
             return
-        wait = parse_retry_after(response.headers.get("ratelimit-reset")) or DEFAULT_WINDOW_SECONDS
+        wait = parse_retry_after(response.headers.get("ratelimit-reset"))
+        if wait is None:  # no reset header: wait out a whole window
+            wait = DEFAULT_WINDOW_SECONDS
         self.logger.info("%s: %s request(s) left of %s in Zendesk's rate-limit window; pausing %.1fs",
                          self.name, left, response.headers.get("X-Rate-Limit", "?"), wait)
-        with _gate:
-            time.sleep(wait)
+        time.sleep(wait)
