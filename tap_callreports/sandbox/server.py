@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import hmac
 import os
 import shutil
 import socket
@@ -27,6 +28,15 @@ from werkzeug.wrappers import Request, Response
 
 from tap_callreports.sandbox.data import MYREPORTS_REPORTS, MYREPORTS_WORKSPACE, SandboxData
 from tap_callreports.sandbox.faults import FaultInjector
+from tap_callreports.sandbox.shapes import (
+    SHAPES,
+    all_but_last,
+    check_shapes,
+    imports_link_query,
+    imports_next_page,
+    myreports_split,
+    talkdesk_json_frame,
+)
 
 UTC = dt.timezone.utc
 TALKDESK_REPORT_TYPES = {"calls", "explore_calls", "user_status", "contacts", "ring_attempts",
@@ -51,6 +61,15 @@ class SandboxConfig:
     zendesk_oauth_token: str = "sandbox-zendesk-oauth"  # noqa: S105
     myreports_token: str = "sandbox-myreports-token"  # noqa: S105
     token_ttl: int = 3600
+    # MyReports OAuth2 refresh grant (POST /myreports/oauth/token)
+    myreports_client_id: str = "sandbox-myreports-client"
+    myreports_client_secret: str = "sandbox-myreports-secret"  # noqa: S105
+    myreports_refresh_token: str = "sandbox-myreports-refresh"  # noqa: S105
+    myreports_access_ttl: int = 3600  # seconds an issued access token lives
+    myreports_rotate_refresh: bool = False  # every grant returns a new refresh token; the used one dies
+    myreports_token_expires_in: bool = True  # False: no expires_in, the client must read the JWT's exp
+    # named answer shapes the vendor docs allow (sandbox/shapes.py)
+    shapes: tuple[str, ...] = ()
     # report jobs
     job_polls: int = 3  # polls until a job is done (created -> processing -> uploading -> done)
     job_seconds: float = 0.0  # and at least this long after creation
@@ -74,6 +93,9 @@ class SandboxConfig:
     calls_rename_cutover: str = "2026-05-11T00:00:00+00:00"
     list_anchor: str | None = None  # where imports/job statuses end (ISO); default: the last midnight
 
+    def __post_init__(self) -> None:
+        self.shapes = check_shapes(self.shapes)
+
 
 @dataclass
 class TalkdeskJob:
@@ -86,6 +108,7 @@ class TalkdeskJob:
     window: tuple[dt.datetime, dt.datetime]
     created: float
     outcome: str
+    attempt: int = 1  # how many jobs were created for this (type, window) so far
     status: str = "created"
     polls: int = 0
     file_path: str | None = None
@@ -103,6 +126,7 @@ class MyReportsRequest:
     created: float
     created_at: dt.datetime
     outcome: str
+    attempt: int = 1
     status: str = "Pending"
     polls: int = 0
     file_path: str | None = None
@@ -127,14 +151,25 @@ def _envelope(data: t.Any, status: str = "success", error: str | None = None, me
                   "timestamp": dt.datetime.now(UTC).isoformat()}, http_status)
 
 
-def _parse_moment(value: t.Any, tz: dt.tzinfo) -> dt.datetime | None:
+def _parse_moment(value: t.Any, tz: dt.tzinfo, wall: bool = False) -> dt.datetime | None:
+    """An ISO moment as UTC; without an offset (or, when `wall`, whatever its offset) it is a wall
+    time in `tz`."""
     if not isinstance(value, str) or not value:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
+    return (parsed if parsed.tzinfo and not wall else parsed.replace(tzinfo=tz)).astimezone(UTC)
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _members(obj: dict) -> bytes:
+    """A JSON object's members without its braces (to splice a streamed array between them)."""
+    return orjson.dumps(obj)[1:-1]
 
 
 class Sandbox:
@@ -153,6 +188,10 @@ class Sandbox:
         self.faults = FaultInjector(config.faults, config.seed)
         self._lock = threading.RLock()
         self._tokens: dict[str, float] = {}  # issued OAuth token -> expiry (monotonic)
+        self._mr_tokens: dict[str, int] = {}  # issued MyReports access token -> its JWT exp (unix time)
+        self._mr_refresh_tokens = {config.myreports_refresh_token}  # refresh tokens that still work
+        self._jwt_key = uuid.uuid4().bytes
+        self._once_seen: set[tuple[str, str]] = set()  # (shape, key) pairs already answered oddly
         self._jobs: dict[str, TalkdeskJob] = {}
         self._job_attempts: dict[str, int] = {}
         self._signed: dict[str, tuple[str, float]] = {}  # signature -> (job id, expiry)
@@ -165,6 +204,7 @@ class Sandbox:
         self._statuses_cache: list[dict] | None = None
         self.url_map = Map([
             Rule("/oauth/token", endpoint="td_token", methods=["POST"]),
+            Rule("/myreports/oauth/token", endpoint="mr_token", methods=["POST"]),
             Rule("/bulk-imports/users", endpoint="td_imports", methods=["GET"]),
             Rule("/bulk-imports/users/<import_id>", endpoint="td_import", methods=["GET"]),
             Rule("/data/reports/<report_type>/jobs", endpoint="td_create_job", methods=["POST"]),
@@ -185,6 +225,7 @@ class Sandbox:
             Rule("/_sandbox/health", endpoint="sb_health", methods=["GET"]),
             Rule("/_sandbox/events", endpoint="sb_events", methods=["GET"]),
             Rule("/_sandbox/talkdesk/imports", endpoint="sb_add_imports", methods=["POST"]),
+            Rule("/_sandbox/forget", endpoint="sb_forget", methods=["POST"]),
         ])
 
     # ---- plumbing ----------------------------------------------------------------------------
@@ -196,6 +237,21 @@ class Sandbox:
     def events(self, kind: str | None = None) -> list[dict]:
         with self._lock:
             return [dict(e) for e in self._events if kind is None or e["kind"] == kind]
+
+    def shape(self, name: str) -> bool:
+        """Whether the named answer shape (sandbox/shapes.py) is switched on."""
+        assert name in SHAPES, name
+        return name in self.config.shapes
+
+    def shape_once(self, name: str, key: str) -> bool:
+        """True the first time the shape is met for `key` (a job, an endpoint), when it is on."""
+        if not self.shape(name):
+            return False
+        with self._lock:
+            if (name, key) in self._once_seen:
+                return False
+            self._once_seen.add((name, key))
+        return True
 
     def close(self) -> None:
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -211,6 +267,9 @@ class Sandbox:
     def dispatch(self, request: Request) -> Response:
         if not request.path.startswith("/_sandbox/"):
             self.event("request", method=request.method, path=request.path)
+            # Which host saw a credential: a token must never reach a host it does not belong to.
+            self.event("auth_seen", host=request.host, path=request.path,
+                       authorization=bool(request.headers.get("Authorization")))
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match()
@@ -279,9 +338,26 @@ class Sandbox:
     def _host(self, request: Request) -> str:
         return request.host_url.rstrip("/")
 
+    @staticmethod
+    def _other_host(request: Request) -> str:
+        """The same server under another name (127.0.0.1 <-> localhost): a storage host that is
+        not the API host, so a client must not carry the API's credentials there."""
+        name, _, port = request.host.rpartition(":")
+        other = "localhost" if name == "127.0.0.1" else "127.0.0.1"
+        return f"{request.scheme}://{other}:{port}"
+
+    def _token_unavailable(self, request: Request) -> Response | None:
+        """The token endpoint's one 503 under the shape token-fault-first."""
+        if not self.shape_once("token-fault-first", request.path):
+            return None
+        self.event("fault", fault="503", path=request.path)
+        return _json({"error": "temporarily_unavailable", "error_description": "Service unavailable, try again"}, 503)
+
     # ---- Talkdesk: auth ----------------------------------------------------------------------
 
     def td_token(self, request: Request) -> Response:
+        if unavailable := self._token_unavailable(request):
+            return unavailable
         auth = request.authorization
         if (auth is None or auth.type != "basic" or auth.username != self.config.talkdesk_client_id
                 or auth.password != self.config.talkdesk_client_secret):
@@ -339,12 +415,16 @@ class Sandbox:
         items = rows[(page - 1) * per_page: page * per_page]
         base = f"{self._host(request)}/bulk-imports/users"
 
-        def href(n: int) -> dict:
-            return {"href": f"{base}?{urlencode({'page': n, 'per_page': per_page})}"}
+        bare = self.shape("imports-next-without-per-page")
 
-        links = {"self": href(page), "first": href(1), "last": href(last)}
-        if page < last:
-            links["next"] = href(page + 1)
+        def href(n: int, full: bool = False) -> dict:
+            return {"href": f"{base}?{urlencode(imports_link_query(n, per_page, bare and not full))}"}
+
+        links = {"self": href(page, full=True), "first": href(1), "last": href(last)}
+        next_page = imports_next_page(page, last, missing=self.shape("imports-next-missing"),
+                                      repeated=self.shape("imports-next-repeated"))
+        if next_page is not None:
+            links["next"] = href(next_page)
         if page > 1:
             links["prev"] = href(page - 1)
         host = self._host(request)
@@ -376,8 +456,9 @@ class Sandbox:
         links = {"self": {"href": f"{base}/jobs/{job.id}"}}
         if job.status == "done":
             links["files"] = {"href": f"{base}/files/{job.id}"}
+        status = job.status.upper() if self.shape("talkdesk-status-upper") else job.status
         return {
-            "job": {"id": job.id, "name": job.name, "timezone": job.timezone, "status": job.status,
+            "job": {"id": job.id, "name": job.name, "timezone": job.timezone, "status": status,
                     "format": job.format, "timespan": job.timespan},
             "_links": links,
         }
@@ -385,9 +466,8 @@ class Sandbox:
     def td_create_job(self, request: Request, report_type: str) -> Response:
         if denied := self._td_auth(request):
             return denied
-        if report_type not in TALKDESK_REPORT_TYPES:
-            return _td_error(400, "0000400", "Report type is invalid",
-                             [{"name": "type", "description": f"'{report_type}' is not a report type"}])
+        if invalid := self._td_type_invalid(report_type):
+            return invalid
         try:
             body = orjson.loads(request.get_data())
         except orjson.JSONDecodeError:
@@ -406,8 +486,9 @@ class Sandbox:
         except (ZoneInfoNotFoundError, ValueError):
             fields.append({"name": "timezone", "description": "must be an IANA time zone"})
             tz = ZoneInfo("UTC")
-        start = _parse_moment((timespan or {}).get("from"), tz)
-        end = _parse_moment((timespan or {}).get("to"), tz)
+        wall = self.shape("talkdesk-timespan-wall")
+        start = _parse_moment((timespan or {}).get("from"), tz, wall)
+        end = _parse_moment((timespan or {}).get("to"), tz, wall)
         if start is None or end is None:
             fields.append({"name": "timespan", "description": "from and to are required ISO 8601 datetimes"})
         elif end <= start:
@@ -428,7 +509,7 @@ class Sandbox:
             job = TalkdeskJob(
                 id=uuid.uuid4().hex, report_type=report_type, name=str(body["name"]), timezone=tz_name, format=fmt,
                 timespan={"from": timespan["from"], "to": timespan["to"]}, window=(start, end),
-                created=time.monotonic(), outcome=self._job_outcome(key, attempt, start),
+                created=time.monotonic(), outcome=self._job_outcome(key, attempt, start), attempt=attempt,
             )
             cfg = self.config.talkdesk_file_redirect
             job.redirect = cfg == "always" or (cfg == "alternate" and int(job.id, 16) % 2 == 0)
@@ -463,9 +544,18 @@ class Sandbox:
             self._write_talkdesk_file(job)
         job.status = status
 
+    @staticmethod
+    def _td_type_invalid(report_type: str) -> Response | None:
+        if report_type in TALKDESK_REPORT_TYPES:
+            return None
+        return _td_error(400, "0000400", "Report type is invalid",
+                         [{"name": "type", "description": f"'{report_type}' is not a report type"}])
+
     def td_job(self, request: Request, report_type: str, job_id: str) -> Response:
         if denied := self._td_auth(request):
             return denied
+        if invalid := self._td_type_invalid(report_type):
+            return invalid
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.report_type != report_type:
@@ -482,6 +572,8 @@ class Sandbox:
         body = self._job_body(request, job)
         if job.status == "done" and self.config.talkdesk_done_status in (300, 303):
             location = f"/data/reports/{job.report_type}/files/{job.id}"
+            if self.shape("talkdesk-location-other-host"):
+                location = self._signed_url(request, job)
             return _json(body, self.config.talkdesk_done_status, {"Location": location})
         return _json(body)
 
@@ -492,11 +584,7 @@ class Sandbox:
         count = 0
         with open(path, "wb") as out:
             if job.format == "json":
-                out.write(b'{"entries":[')
-                for row in rows:
-                    out.write((b"," if count else b"") + orjson.dumps(row))
-                    count += 1
-                out.write(b'],"total":%d,"type":"%s","version":"1"}' % (count, job.report_type.encode()))
+                count = self._write_talkdesk_json(out, rows, job, path)
             elif job.format == "json_bulk":
                 for row in rows:
                     out.write(orjson.dumps(row) + b"\n")
@@ -524,22 +612,64 @@ class Sandbox:
         job.file_path, job.file_size = path, os.path.getsize(path)
         self.event("file_ready", job_id=job.id, rows=count, bytes=job.file_size)
 
+    def _write_talkdesk_json(self, out: t.BinaryIO, rows: t.Iterable[dict], job: TalkdeskJob, path: str) -> int:
+        """Entries framed as the shapes say; returns how many entries the file holds."""
+        layout = ("bare-array" if self.shape("talkdesk-bare-array")
+                  else "total-first" if self.shape("talkdesk-total-first") else "entries-first")
+        dropped: list[dict] = []
+        if layout != "bare-array" and job.attempt == 1 and self.shape("talkdesk-total-short-once"):
+            rows = all_but_last(rows, dropped)  # total still counts the row left out
+
+        def write_entries(target: t.BinaryIO) -> int:
+            count = 0
+            for row in rows:
+                target.write((b"," if count else b"") + orjson.dumps(row))
+                count += 1
+            return count
+
+        if layout != "total-first":
+            head, _ = talkdesk_json_frame(layout, 0, job.report_type)
+            out.write(head)
+            count = write_entries(out)
+            out.write(talkdesk_json_frame(layout, count + len(dropped), job.report_type)[1])
+            return count
+        # total comes first: stream the entries aside, then write the file in order
+        with open(path + ".entries", "w+b") as entries:
+            count = write_entries(entries)
+            head, tail = talkdesk_json_frame(layout, count + len(dropped), job.report_type)
+            out.write(head)
+            entries.seek(0)
+            shutil.copyfileobj(entries, out, CHUNK)
+            out.write(tail)
+        os.remove(path + ".entries")
+        return count
+
+    def _signed_url(self, request: Request, job: TalkdeskJob) -> str:
+        """A short-lived presigned storage URL for the job's file (on another host under the
+        shape talkdesk-location-other-host)."""
+        signature = hashlib.sha256(f"{job.id}:{time.monotonic()}:{uuid.uuid4()}".encode()).hexdigest()
+        with self._lock:
+            self._signed[signature] = (job.id, time.monotonic() + self.config.signed_url_ttl)
+        query = urlencode({"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Expires": self.config.signed_url_ttl,
+                           "X-Amz-Signature": signature})
+        host = self._other_host(request) if self.shape("talkdesk-location-other-host") else self._host(request)
+        self.event("file_redirect", job_id=job.id, signature=signature)
+        return f"{host}/_storage/talkdesk/{job.id}.{job.format}?{query}"
+
     def td_file(self, request: Request, report_type: str, job_id: str) -> Response:
         if denied := self._td_auth(request):
             return denied
+        if invalid := self._td_type_invalid(report_type):
+            return invalid
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None or job.report_type != report_type or job.status != "done" or job.file_path is None:
             return _td_error(404, "0000404", "Report file not found")
+        if self.shape_once("talkdesk-files-404-once", job.id):
+            self.event("fault", fault="file-404", path=request.path)
+            return _td_error(404, "0000404", "Report file not found")
         if job.redirect:
-            signature = hashlib.sha256(f"{job.id}:{time.monotonic()}:{uuid.uuid4()}".encode()).hexdigest()
-            with self._lock:
-                self._signed[signature] = (job.id, time.monotonic() + self.config.signed_url_ttl)
-            query = urlencode({"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Expires": self.config.signed_url_ttl,
-                               "X-Amz-Signature": signature})
-            location = f"{self._host(request)}/_storage/talkdesk/{job.id}.{job.format}?{query}"
-            self.event("file_redirect", job_id=job.id, signature=signature)
-            return Response(status=303, headers={"Location": location})
+            return Response(status=303, headers={"Location": self._signed_url(request, job)})
         self.event("file_download", job_id=job.id, via="api")
         return self._file_response(request, job.file_path, job.file_size, _content_type(job.format), f"file:{job.id}")
 
@@ -556,8 +686,13 @@ class Sandbox:
         if entry[1] < time.monotonic():
             return Response(b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
                             status=403, content_type="application/xml")
-        job = self._jobs[entry[0]]
-        assert job.file_path is not None
+        with self._lock:
+            job = self._jobs.get(entry[0])
+        if job is None or job.file_path is None or self.shape_once("talkdesk-files-404-once", entry[0]):
+            if job is not None:
+                self.event("fault", fault="file-404", path=request.path)
+            return Response(b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+                            status=404, content_type="application/xml")
         self.event("file_download", job_id=job.id, via="signed-url")
         return self._file_response(request, job.file_path, job.file_size, _content_type(job.format), f"file:{job.id}")
 
@@ -688,9 +823,58 @@ class Sandbox:
 
     # ---- MyReports -----------------------------------------------------------------------------
 
+    def mr_token(self, request: Request) -> Response:
+        """OAuth2 refresh grant: a refresh token (and the client) for a JWT access token."""
+        if unavailable := self._token_unavailable(request):
+            return unavailable
+        auth = request.authorization
+        if auth is not None and auth.type == "basic":
+            client, secret, how = auth.username, auth.password, "basic"
+        else:
+            client, secret, how = request.form.get("client_id"), request.form.get("client_secret"), "form"
+        cfg = self.config
+        if client != cfg.myreports_client_id or secret != cfg.myreports_client_secret:
+            return _json({"error": "invalid_client", "error_description": "Client authentication failed"}, 401,
+                         {"WWW-Authenticate": 'Basic realm="myreports"'})
+        if request.form.get("grant_type") != "refresh_token":
+            return _json({"error": "unsupported_grant_type", "error_description": "grant_type must be refresh_token"}, 400)
+        used = request.form.get("refresh_token", "")
+        new_refresh = uuid.uuid4().hex if cfg.myreports_rotate_refresh else None
+        with self._lock:
+            if used not in self._mr_refresh_tokens:
+                return _json({"error": "invalid_grant",
+                              "error_description": "The refresh token is invalid, expired or was already used"}, 400)
+            if new_refresh is not None:  # rotation: the used refresh token stops working
+                self._mr_refresh_tokens.discard(used)
+                self._mr_refresh_tokens.add(new_refresh)
+            exp = int(time.time()) + cfg.myreports_access_ttl
+            token = self._jwt({"sub": "sandbox", "exp": exp, "jti": uuid.uuid4().hex})
+            self._mr_tokens[token] = exp
+        self.event("myreports_refresh_used", refresh_token=used, client_auth=how, rotated=new_refresh is not None)
+        self.event("myreports_token_issued", token=token, exp=exp)
+        answer: dict = {"access_token": token, "token_type": "Bearer"}
+        if cfg.myreports_token_expires_in:
+            answer["expires_in"] = cfg.myreports_access_ttl
+        if new_refresh is not None:
+            answer["refresh_token"] = new_refresh
+        return _json(answer, headers={"Cache-Control": "no-store"})
+
+    def _jwt(self, payload: dict) -> str:
+        signing_input = _b64url(orjson.dumps({"alg": "HS256", "typ": "JWT"})) + "." + _b64url(orjson.dumps(payload))
+        signature = hmac.new(self._jwt_key, signing_input.encode(), hashlib.sha256).digest()
+        return signing_input + "." + _b64url(signature)
+
+    def _mr_token_valid(self, token: str | None) -> bool:
+        """The static token, or an access token this sandbox issued whose exp has not passed."""
+        if token is not None and token == self.config.myreports_token:
+            return True
+        with self._lock:
+            exp = self._mr_tokens.get(token or "")
+        return exp is not None and time.time() < exp
+
     def _mr_auth(self, request: Request) -> Response | None:
         auth = request.authorization
-        if auth is None or auth.type != "bearer" or auth.token != self.config.myreports_token:
+        if auth is None or auth.type != "bearer" or not self._mr_token_valid(auth.token):
             return _envelope(None, "error", "Unauthorised", "The token is missing, invalid or expired", 401)
         return None
 
@@ -728,7 +912,7 @@ class Sandbox:
             attempt = self._request_attempts[key] = self._request_attempts.get(key, 0) + 1
             req = MyReportsRequest(id=str(uuid.uuid4()), report_id=rep, start=start, end=end, date_filter=date_filter,
                                    created=time.monotonic(), created_at=now,
-                                   outcome=self._job_outcome(key, attempt, start))
+                                   outcome=self._job_outcome(key, attempt, start), attempt=attempt)
             self._requests[req.id] = req
         self.event("job_created", vendor="myreports", job_id=req.id, report_id=rep, start=start.isoformat(),
                    end=end.isoformat(), attempt=attempt)
@@ -765,7 +949,8 @@ class Sandbox:
         message = {"Pending": "Report queued", "Processing": "Report processing",
                    "Complete": "Report processing complete", "Failed": "Report processing failed: query timeout",
                    "Cancelled": "Report request was cancelled"}[req.status]
-        return _envelope({"requestId": req.id, "reportId": req.report_id, "status": req.status, "statusMessage": message,
+        status = req.status.upper() if self.shape("myreports-status-upper") else req.status
+        return _envelope({"requestId": req.id, "reportId": req.report_id, "status": status, "statusMessage": message,
                           "dateCreated": req.created_at.isoformat()})
 
     def _write_myreports_result(self, req: MyReportsRequest) -> None:
@@ -776,6 +961,8 @@ class Sandbox:
         limit = self.config.myreports_row_limit
         exceeded = total > limit
         kept = rows[:limit]
+        if kept and not exceeded and req.attempt == 1 and self.shape("myreports-count-short-once"):
+            kept = kept[:-1]  # totalCount still counts it
         summary = {"ans": 0, "ref": 0, "lost": 0, "ring": 0.0, "duration": 0.0}
         for _ts, row in rows:
             for key in summary:
@@ -798,20 +985,29 @@ class Sandbox:
             "source": "api", "pageSize": -1, "batchSize": -1, "rowLimit": limit, "timeZoneId": tz_name,
             "countryCode": "GB", "locale": "en-GB", "maxRows": 0,
         }
+        if self.shape("myreports-no-timezone"):
+            del request_doc["timeZoneId"]
         head = {"requestId": req.id, "tenantId": "00000000-0000-0000-0000-000000000000", "request": request_doc,
                 "effort": round(total * 0.23, 2), "queryDuration": 20 + total // 100, "totalDuration": 25 + total // 90,
                 "queryCount": total, "rowLimitExceeded": exceeded, "totalCount": total}
+        tail = {"summary": [summary], "status": 1, "statusMessage": "Report processing complete", "rowLimit": limit}
+        before, after = myreports_split(head, tail, self.shape("myreports-request-after-data"))
+        enveloped = self.shape("myreports-data-enveloped")
         path = os.path.join(self._workdir, f"mr-{req.id}.json")
         with open(path, "wb") as out:
-            out.write(orjson.dumps(head)[:-1] + b',"data":[')
+            if enveloped:
+                out.write(b'{"data":')
+            out.write(b"{" + _members(before) + b',"data":[')
             for index, (_ts, row) in enumerate(kept):
                 encoded = orjson.dumps(row)
                 if self.faults.profile.malformed and index == 1 and b'"userName":"' in encoded:
                     # The vendor's own documented example has a row like this.
                     encoded = encoded.replace(b'"userName":"', b'"userName":', 1)
                 out.write((b"," if index else b"") + encoded)
-            out.write(b'],"summary":' + orjson.dumps([summary]) + b',"status":1,"statusMessage":"Report processing complete","rowLimit":'
-                      + str(limit).encode() + b"}")
+            out.write(b"]," + _members(after) + b"}")
+            if enveloped:
+                out.write(b"," + _members({"error": None, "message": None, "status": "success",
+                                           "timestamp": dt.datetime.now(UTC).isoformat()}) + b"}")
         req.file_path, req.file_size = path, os.path.getsize(path)
         self.event("file_ready", job_id=req.id, rows=len(kept), total=total, exceeded=exceeded, bytes=req.file_size)
 
@@ -824,6 +1020,9 @@ class Sandbox:
             return _envelope(None, "error", "NotFound", "Request not found", 404)
         if req.status != "Complete" or req.file_path is None:
             return _envelope(None, "error", "BadRequest", f"Report request is not complete (status {req.status})", 400)
+        if self.shape("myreports-error-envelope-always") or self.shape_once("myreports-error-envelope-once", req.id):
+            self.event("fault", fault="error-envelope", path=request.path)
+            return _envelope(None, "error", "InternalError", "Result not available")
         self.event("file_download", job_id=req.id, via="api")
         return self._file_response(request, req.file_path, req.file_size, "application/json; charset=utf-8", f"data:{req.id}")
 
@@ -834,6 +1033,22 @@ class Sandbox:
 
     def sb_events(self, request: Request) -> Response:
         return _json(self.events(request.args.get("kind")))
+
+    def sb_forget(self, request: Request) -> Response:
+        """Forget one Talkdesk job or MyReports request (`?job_id=`), or all: the vendor lost it,
+        so its polls, files and data answer 404 as for an id never seen."""
+        job_id = request.args.get("job_id")
+        with self._lock:
+            ids = [job_id] if job_id else [*self._jobs, *self._requests]
+            forgotten = []
+            for one in ids:
+                gone = self._jobs.pop(one, None) or self._requests.pop(one, None)
+                if gone is not None:
+                    forgotten.append(one)
+        if job_id and not forgotten:
+            return _json({"error": f"no job or request {job_id}"}, 404)
+        self.event("job_forgotten", job_ids=forgotten)
+        return _json({"forgotten": forgotten})
 
 
 def _content_type(fmt: str) -> str:
@@ -873,7 +1088,9 @@ def start_sandbox(config: SandboxConfig | None = None) -> RunningSandbox:
     app = Sandbox(config)
     server = make_server(config.host, config.port, app, threaded=True, request_handler=_Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="callreports-sandbox", daemon=True)
+    # A short poll interval: stop() returns within 0.1 s instead of 0.5 s (tests start many sandboxes).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="callreports-sandbox",
+                              daemon=True)
     thread.start()
     host, port = server.server_address[:2]
     return RunningSandbox(app=app, url=f"http://{host}:{port}", _server=server, _thread=thread)

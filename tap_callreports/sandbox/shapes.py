@@ -1,0 +1,89 @@
+"""Named answer shapes: other ways the vendor docs allow an answer to look, which a client must
+survive. Each is switched on by name (`SandboxConfig.shapes`, `callreports-sandbox --shape NAME`);
+the handlers ask `Sandbox.shape(name)`, and the few shapes that rewrite a body have their one
+small function here."""
+
+from __future__ import annotations
+
+import typing as t
+
+SHAPES: dict[str, str] = {
+    # Talkdesk Explore reports
+    "talkdesk-bare-array": "a JSON report file is a bare top-level array of rows (no entries/total)",
+    "talkdesk-total-first": 'a JSON report file starts with total: {"total", "type", "version", "entries"}',
+    "talkdesk-total-short-once": "the first job for a (type, window) writes one entry fewer than its total",
+    "talkdesk-location-other-host": "done jobs and the files endpoint redirect to a signed URL on another host",
+    "talkdesk-files-404-once": "the first GET of each job's file answers 404 (store not consistent yet)",
+    "talkdesk-status-upper": "job statuses in upper case (CREATED, PROCESSING, DONE, ...)",
+    "talkdesk-timespan-wall": "timespan from/to offsets are ignored: wall-clock fields read in the job's timezone",
+    # Talkdesk bulk imports
+    "imports-next-without-per-page": "HAL next/prev/first/last hrefs carry only ?page=N (no per_page)",
+    "imports-next-missing": "page 2 has no next link although more pages follow",
+    "imports-next-repeated": "page 2's next link points to page 2 again when more pages follow",
+    # MyReports
+    "myreports-request-after-data": "the /data body has request and every other member after the data array",
+    "myreports-no-timezone": "the /data result's request has no timeZoneId",
+    "myreports-error-envelope-once": "the first GET of each request's /data answers 200 with an error envelope",
+    "myreports-error-envelope-always": "every GET of /data answers 200 with an error envelope",
+    "myreports-count-short-once": "the first request for a (report, window) holds one row fewer than totalCount",
+    "myreports-data-enveloped": "the /data result comes inside {data, error, message, status, timestamp}",
+    "myreports-status-upper": "request statuses in upper case (COMPLETE, PROCESSING, ...)",
+    # Both token endpoints
+    "token-fault-first": "the first request to each token endpoint answers 503",
+}
+
+
+def check_shapes(names: t.Iterable[str]) -> tuple[str, ...]:
+    """The names as a tuple, or ValueError naming the unknown ones and every valid one."""
+    names = tuple(names)
+    unknown = [name for name in names if name not in SHAPES]
+    if unknown:
+        msg = f"unknown sandbox shape {', '.join(map(repr, unknown))}; valid shapes: {', '.join(SHAPES)}"
+        raise ValueError(msg)
+    return names
+
+
+def talkdesk_json_frame(layout: str, total: int, report_type: str) -> tuple[bytes, bytes]:
+    """What a JSON report file holds before and after its comma-separated entries."""
+    if layout == "bare-array":
+        return b"[", b"]"
+    meta = b'"total":%d,"type":"%s","version":"1"' % (total, report_type.encode())
+    if layout == "total-first":
+        return b"{" + meta + b',"entries":[', b"]}"
+    return b'{"entries":[', b"]," + meta + b"}"
+
+
+def imports_link_query(page: int, per_page: int, bare: bool) -> dict[str, int]:
+    """Query of a bulk-imports HAL link: the doc's own examples carry only the page."""
+    return {"page": page} if bare else {"page": page, "per_page": per_page}
+
+
+def imports_next_page(page: int, last: int, missing: bool, repeated: bool) -> int | None:
+    """Page the `next` link names (None: no link). Page 2 is where the odd shapes show."""
+    if page >= last:
+        return None
+    if page == 2 and missing:
+        return None
+    if page == 2 and repeated:
+        return page
+    return page + 1
+
+
+def myreports_split(head: dict, tail: dict, request_after_data: bool) -> tuple[dict, dict]:
+    """Members of a /data result before and after its data array."""
+    if not request_after_data:
+        return head, tail
+    lead = {"requestId": head["requestId"]}
+    return lead, {"request": head["request"]} | {k: v for k, v in head.items() if k not in lead} | tail
+
+
+def all_but_last(items: t.Iterable[t.Any], dropped: list) -> t.Iterator[t.Any]:
+    """Yield every item but the last, which is appended to `dropped` (a count one short)."""
+    it = iter(items)
+    previous = next(it, dropped)  # `dropped` doubles as the "nothing yet" marker
+    if previous is dropped:
+        return
+    for item in it:
+        yield previous
+        previous = item
+    dropped.append(previous)
