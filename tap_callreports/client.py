@@ -12,6 +12,7 @@ import typing as t
 from http import HTTPStatus
 from urllib.parse import ParseResult, urlsplit
 
+import backoff
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -19,7 +20,7 @@ from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 from tap_callreports.auth import CallReportsAuth
 from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError
-from tap_callreports.redact import REGISTRY
+from tap_callreports.redact import REGISTRY, is_signed_url
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
 from tap_callreports.retry import RetryPolicy
 
@@ -30,6 +31,21 @@ if t.TYPE_CHECKING:
 
     from tap_callreports.settings import Settings
     from tap_callreports.tap import TapCallReports
+
+class VendorRefused(FatalAPIError):
+    """A 4xx other than 429: fatal, with its status for callers that treat one specially (404)."""
+
+    def __init__(self, message: str, response: requests.Response) -> None:
+        super().__init__(message)
+        self.status = response.status_code
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of a URL: the unit a credential belongs to."""
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
 
 class CallReportsStream(RESTStream):
     """Base stream: one per vendor subclasses it with its URL and authenticator."""
@@ -89,6 +105,19 @@ class CallReportsStream(RESTStream):
     def backoff_jitter(self, value: float) -> float:
         return value  # jitter is applied by RetryPolicy, never to a Retry-After
 
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """The SDK's retry decorator without backoff's own log line: `backoff_handler` logs each
+        retry once, with its reason."""
+        return backoff.on_exception(
+            self.backoff_wait_generator,
+            (ConnectionResetError, RetriableAPIError, requests.exceptions.Timeout, requests.exceptions.ConnectionError,
+             requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError),
+            max_tries=self.backoff_max_tries,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(func)
+
     def backoff_handler(self, details: t.Mapping[str, t.Any]) -> None:
         exc = details.get("exception")
         response = getattr(exc, "response", None)
@@ -118,8 +147,9 @@ class CallReportsStream(RESTStream):
             )
         if status >= HTTPStatus.BAD_REQUEST:
             hint = "; " + self.auth_help if status == HTTPStatus.FORBIDDEN else ""
-            raise FatalAPIError(
-                f"{status} {response.reason} for {request_label(response)}: {vendor_error_details(response)}{hint}"
+            raise VendorRefused(
+                f"{status} {response.reason} for {request_label(response)}: {vendor_error_details(response)}{hint}",
+                response,
             )
 
     def response_error_message(self, response: requests.Response) -> str:
@@ -152,6 +182,12 @@ class CallReportsStream(RESTStream):
 
     # ---- requests outside the SDK's paging loop (report jobs, downloads) -------------------------
 
+    def may_authenticate(self, url: str) -> bool:
+        """Credentials go only to the vendor's own API host: never to a signed storage URL (it has
+        its own credentials, and stores refuse two), another host in a Location, or a link that
+        leaves the API."""
+        return origin(url) == origin(self.url_base) and not is_signed_url(url)
+
     def send(
         self,
         method: str,
@@ -161,10 +197,12 @@ class CallReportsStream(RESTStream):
         json: t.Any = None,
         stream: bool = False,
         allow_redirects: bool = True,
-        authenticate: bool = True,
         context: Context | None = None,
     ) -> requests.Response:
-        """One request with the stream's retry policy, auth and error sorting; thread-safe."""
+        """One request with the stream's retry policy, auth and error sorting; thread-safe. The
+        Authorization header goes with it only when `url` is on the vendor's API host; redirects
+        that requests follows drop it when they change host (requests' rebuild_auth)."""
+        authenticate = self.may_authenticate(url)
 
         def attempt() -> requests.Response:
             request = requests.Request(method, url, params=params, json=json, headers=self.http_headers)

@@ -40,6 +40,15 @@ def vendor_error_details(response: requests.Response) -> str:
     return ", ".join(parts)[:MAX_ERROR_DETAIL]
 
 
+def vendor_words(body: t.Any) -> str:
+    """What a small JSON document that is not the expected one says (an error envelope, usually)."""
+    if not isinstance(body, dict) or not body:
+        return f"the body is {type(body).__name__}" if body not in ({}, None) else "the body is empty"
+    said = [f"{key}={body[key]}" for key in ("status", "error", "code", "message", "description")
+            if body.get(key) not in (None, "", [], {})]
+    return ", ".join(said)[:MAX_ERROR_DETAIL] if said else "members: " + ", ".join(list(body)[:8])
+
+
 def request_label(response: requests.Response) -> str:
     """`GET /path` — the path only: query strings may hold signatures or ids."""
     method = response.request.method if response.request is not None else "GET"

@@ -94,25 +94,22 @@ class _Transport(Exception):
         self.cause = cause
 
 
-def parse_trailer(tail: bytes) -> dict[str, t.Any]:
+def parse_trailer(tail: bytes, array_key: str = "data") -> dict[str, t.Any]:
     """The members after the document's big array, from the body's last bytes.
 
-    Tries each `]` from the left: the first whose remainder completes the top-level object
-    (`, "k": v ... }`) is the array's end. A `]` inside a row cannot pass: the row's remaining
-    text would have to close the whole object too.
+    Tries each `]` from the left: the first whose remainder completes the documents's objects
+    (`, "k": v ... }` for a top-level array; for an array nested under `parent.key`, the remainder
+    also closes the parent, so it is read under `{"parent": {`) is the array's end. A `]` inside
+    a row cannot pass: the row's remaining text would have to close the whole document too.
     """
     stripped = tail.rstrip()
-    if not stripped.endswith(b"}"):
+    if not stripped.endswith(b"}") or not array_key:
         return {}
+    opening = b"".join(b"{" + orjson.dumps(parent) + b":" for parent in array_key.split(".")[:-1]) + b"{"
     position = stripped.find(b"]")
     while position != -1:
         rest = stripped[position + 1:].lstrip()
-        if rest.startswith(b","):
-            candidate = b"{" + rest[1:]
-        elif rest == b"}":
-            return {}
-        else:
-            candidate = b""
+        candidate = opening + (rest[1:] if rest.startswith(b",") else rest) if rest.startswith((b",", b"}")) else b""
         if candidate:
             try:
                 value = orjson.loads(candidate)
@@ -125,7 +122,11 @@ def parse_trailer(tail: bytes) -> dict[str, t.Any]:
 
 
 class ReportDocument:
-    """One JSON report body: `header`, then `rows()`, then `trailer`."""
+    """One JSON report body: `header`, then `rows()`, then `trailer`.
+
+    `array_keys` name where the rows may be (dotted paths); "" accepts a bare top-level array.
+    When none is found, `array_key` is None and `header` holds the whole (small) document, so
+    the caller can say what the vendor sent instead (an error envelope, usually)."""
 
     def __init__(self, raw: t.Any, array_keys: t.Sequence[str]) -> None:
         self._raw = raw
@@ -141,6 +142,7 @@ class ReportDocument:
         probe = CountingReader(self._raw, keep_replay=True)
         builder = ijson.ObjectBuilder()
         wanted = set(array_keys)
+        names = " or ".join(f"'{k}'" if k else "a top-level array" for k in array_keys)
         try:
             for prefix, event, value in ijson_backend.parse(probe, buf_size=64 * 1024):
                 if event == "start_array" and prefix in wanted:
@@ -148,7 +150,7 @@ class ReportDocument:
                     break
                 builder.event(event, value)
                 if probe.consumed > HEADER_LIMIT:
-                    raise BodyMalformed(f"no {' or '.join(array_keys)} list in the first {HEADER_LIMIT} bytes",
+                    raise BodyMalformed(f"no {names} list in the first {HEADER_LIMIT} bytes",
                                         probe.consumed, 0)
         except _Transport as exc:
             raise BodyInterrupted(0, exc.cause) from None
@@ -169,7 +171,8 @@ class ReportDocument:
             return
         reader = self._reader
         try:
-            for row in ijson_backend.items(reader, f"{self.array_key}.item", use_float=True, buf_size=READ_SIZE):
+            prefix = f"{self.array_key}.item" if self.array_key else "item"
+            for row in ijson_backend.items(reader, prefix, use_float=True, buf_size=READ_SIZE):
                 self.rows_read += 1
                 if self.rows_read > skip:
                     yield row
@@ -178,7 +181,7 @@ class ReportDocument:
             raise BodyInterrupted(self.rows_read, exc.cause) from None
         except ijson.JSONError as exc:
             raise BodyMalformed(_first_line(exc), reader.consumed, self.rows_read + 1) from None
-        self.trailer = parse_trailer(reader.tail)
+        self.trailer = parse_trailer(reader.tail, self.array_key)
 
 
 def _first_line(exc: BaseException) -> str:

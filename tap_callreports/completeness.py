@@ -1,0 +1,107 @@
+"""Window completeness: the one rule every report result obeys before its window may be committed.
+
+A result is complete when its row array was found and read to its end, and the rows read equal
+every count the vendor states about them (Talkdesk `total`, MyReports `totalCount` when the
+result was not cut by `rowLimit`). Anything else -- no row array, an error envelope, a count
+that disagrees -- is an `IncompleteResult`: the reader downloads it again, then has the job
+created again, and stops loudly if it stays incomplete. The bookmark never passes such a window.
+
+A re-read of a window whose rows were partly emitted must not emit them twice: `EmittedRows`
+remembers a digest of each row emitted (only on that rare path, never on the fast one) and
+lets through only what was not out yet.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import typing as t
+
+import orjson
+
+
+class IncompleteResult(Exception):
+    """A result that cannot be trusted to hold every row of its window."""
+
+    def __init__(self, problem: str, rows_read: int, stated: int | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.rows_read = rows_read
+        self.stated = stated
+
+    @property
+    def counts(self) -> str:
+        said = "no count" if self.stated is None else f"{self.stated:,}"
+        return f"{self.rows_read:,} rows read, vendor says {said}"
+
+
+def stated_count(value: t.Any) -> int | None:
+    """A count as vendors write it (an int, or digits in a string); None when absent or not a count."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def verify_counts(rows_read: int, counts: t.Mapping[str, t.Any]) -> str:
+    """Check the rows read against every count the vendor states (name -> value); return the
+    window's verdict for the log, or raise IncompleteResult naming the count that disagrees."""
+    said: list[str] = []
+    for name, value in counts.items():
+        if value is None:
+            continue
+        count = stated_count(value)
+        if count is None:
+            raise IncompleteResult(f"its {name} is not a count ({value!r})", rows_read)
+        if count != rows_read:
+            raise IncompleteResult(f"it holds {rows_read:,} rows but says {name}={count:,}", rows_read, count)
+        said.append(f"{name}={count:,}")
+    return f"{rows_read:,} rows, vendor says " + (", ".join(said) if said else "no count (array read to its end)")
+
+
+def missing_rows(what: str, body_says: str = "") -> IncompleteResult:
+    """A result without its row array (an error envelope, another document)."""
+    return IncompleteResult(f"it has no {what}" + (f" ({body_says})" if body_says else ""), 0)
+
+
+def row_digest(row: t.Mapping[str, t.Any], ignore: t.Container[str]) -> bytes:
+    """A digest of a vendor row, without the fields the tap adds (job ids differ between jobs)."""
+    vendor = {k: v for k, v in row.items() if k not in ignore}
+    return hashlib.blake2b(orjson.dumps(vendor, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
+                           digest_size=12).digest()
+
+
+class EmittedRows:
+    """The multiset of rows already emitted from one window, across the results read for it."""
+
+    def __init__(self, ignore: t.Container[str]) -> None:
+        self.ignore = ignore
+        self._emitted: collections.Counter[bytes] = collections.Counter()
+        self._unmatched: collections.Counter[bytes] = collections.Counter()
+
+    def add(self, row: t.Mapping[str, t.Any]) -> None:
+        """A row emitted (or known to have been emitted) from the result being read."""
+        self._emitted[row_digest(row, self.ignore)] += 1
+
+    def start_result(self) -> None:
+        """A new result (another job for the window) is read: its rows are matched against all
+        rows emitted so far, each emitted row matching one row of the new result at most."""
+        self._unmatched = self._emitted.copy()
+
+    def already_emitted(self, row: t.Mapping[str, t.Any]) -> bool:
+        """True (and the match used up) when this row of the new result was emitted before;
+        otherwise the row counts as emitted from now on."""
+        digest = row_digest(row, self.ignore)
+        if self._unmatched[digest] > 0:
+            self._unmatched[digest] -= 1
+            return True
+        self._emitted[digest] += 1
+        return False
+
+    def __len__(self) -> int:
+        return sum(self._emitted.values())
