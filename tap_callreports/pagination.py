@@ -1,39 +1,198 @@
-"""Paginators, chosen per stream by name (as in a low-code manifest)."""
+"""Paginators, chosen per stream by name (as in a low-code manifest).
+
+A listing either reads every page once or stops with one line saying what the vendor sent:
+no page is followed twice, and no run ends early without saying so.
+"""
 
 from __future__ import annotations
 
+import math
 import typing as t
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
-from singer_sdk.pagination import BaseHATEOASPaginator
+from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
 
-from tap_callreports.responses import dig, json_body
+from tap_callreports.errors import StreamError
+from tap_callreports.responses import dig, json_body, request_label
 
 if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Iterable, Iterator
+
     import requests
 
-class HALPaginator(BaseHATEOASPaginator):
-    """HAL links: follow `_links.next.href` (absolute, or relative to the page) until none."""
+REPORT_IT = "run again later, and report it to the vendor if it persists"
 
-    def __init__(self, stream_name: str) -> None:
-        super().__init__()
+
+class PageNumberListing:
+    """A HAL list read by page number (Talkdesk bulk imports), each row once.
+
+    The list is sorted newest first and can shift while it is paged, so rows are deduplicated by
+    key; when the list states a `total` and fewer distinct rows were read, it is read again from
+    page 1 once, then the stream stops with both counts.
+    """
+
+    def __init__(self, stream_name: str, page_size: int, records_path: tuple[str, ...], key: str = "id") -> None:
         self.stream_name = stream_name
+        self.page_size = page_size
+        self.records_path = records_path
+        self.key = key
+        self.seen: set[t.Any] = set()
+        self.stated_total: int | None = None
 
-    def get_next_url(self, response: requests.Response) -> str | None:
-        href = dig(json_body(response, self.stream_name), "_links", "next", "href")
-        return urljoin(response.url, href) if href else None
+    def paginator(self) -> HALPageNumberPaginator:
+        return HALPageNumberPaginator(self)
+
+    def read(self, read_pages: Callable[[], Iterable[dict]], logger: logging.Logger) -> Iterator[dict]:
+        """The rows of `read_pages()` (one pass over the pages), each key once, complete or loud."""
+        for attempt in (1, 2):
+            for row in read_pages():
+                key = row.get(self.key)
+                if key is not None:
+                    if key in self.seen:
+                        continue  # shifted onto a later page while the list was read
+                    self.seen.add(key)
+                yield row
+            if self.stated_total is None or len(self.seen) >= self.stated_total:
+                return
+            if attempt == 1:
+                logger.warning("%s: the list states %d rows but %d distinct ones were read (it changed while "
+                               "it was paged); reading it again from page 1", self.stream_name,
+                               self.stated_total, len(self.seen))
+        raise StreamError(
+            self.stream_name,
+            f"the list states {self.stated_total} rows but only {len(self.seen)} distinct ones were read, twice "
+            f"from page 1 at per_page={self.page_size}; the bookmark was not advanced, {REPORT_IT}",
+        )
+
+    def note(self, body: t.Any) -> None:
+        total = _whole(dig(body, "total"))
+        if total is not None:
+            self.stated_total = total
+
+
+class HALPageNumberPaginator(BaseAPIPaginator[int]):
+    """HAL pages asked by number at the tap's page size (the stream sends page + per_page).
+
+    Links are not followed verbatim: the doc's own examples (`?page=2`) drop per_page, and a
+    page size changing mid-list skips or repeats rows. A `next` link says another page exists
+    (the next number is always this one + 1, also when the link repeats this page); without it,
+    the stated `total` / `per_page`, `_links.last`, or a short page decide.
+    """
+
+    def __init__(self, listing: PageNumberListing) -> None:
+        super().__init__(1)
+        self.listing = listing
+        self._previous_keys: tuple | None = None
+        self._more = False
+
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        self.listing.note(json_body(response, self.listing.stream_name))
+        return False  # an empty page ends the list; a shortfall against `total` is caught after
+
+    def has_more(self, response: requests.Response) -> bool:
+        self._more = self._decide(response)
+        return self._more
+
+    def get_next(self, response: requests.Response) -> int | None:
+        return self.current_value + 1 if self._more else None
+
+    def _decide(self, response: requests.Response) -> bool:
+        listing = self.listing
+        body = json_body(response, listing.stream_name)
+        listing.note(body)
+        asked = self.current_value
+        where = f"{request_label(response)} page {asked} (per_page={listing.page_size})"
+        stated_page = _whole(dig(body, "page"))
+        if stated_page is not None and stated_page != asked:
+            self._stop(f"{where} was answered with page {stated_page}")
+        rows = dig(body, *listing.records_path) or []
+        keys = tuple(row.get(listing.key) for row in rows if isinstance(row, dict))
+        if keys and keys == self._previous_keys:
+            self._stop(f"{where} holds the same {len(keys)} rows as page {asked - 1}: the vendor ignores the page number")
+        self._previous_keys = keys
+
+        if dig(body, "_links", "next", "href"):
+            return True
+        per_page = _whole(dig(body, "per_page")) or listing.page_size
+        total = _whole(dig(body, "total"))
+        last = _page_of(dig(body, "_links", "last", "href"))
+        by_total = asked < math.ceil(total / per_page) if total is not None else None
+        by_last = asked < last if last is not None else None
+        if by_total is not None and by_last is not None and by_total != by_last:
+            self._stop(f"{where} has no next link, and total={total} at per_page={per_page} and the last link "
+                       f"(page {last}) disagree on whether more pages exist")
+        if by_total is not None:
+            return by_total
+        if by_last is not None:
+            return by_last
+        # Nothing stated: a short page is the last; after a full one the next number is asked,
+        # and an empty answer ends the list.
+        return len(rows) >= per_page
+
+    def _stop(self, what: str) -> t.NoReturn:
+        raise StreamError(self.listing.stream_name,
+                          f"cannot tell how to read the rest of the list: {what}; nothing after it was read and the "
+                          f"bookmark was not advanced, {REPORT_IT}")
 
 
 class CursorLinksPaginator(BaseHATEOASPaginator):
-    """Zendesk cursor pagination: follow `links.next` while `meta.has_more` is true."""
+    """Zendesk cursor pagination: follow `links.next` while `meta.has_more` is true.
+
+    `has_more` without a usable next link, or a next link already followed, stops the stream
+    with one line instead of ending early or looping.
+    """
 
     def __init__(self, stream_name: str) -> None:
         super().__init__()
         self.stream_name = stream_name
+        self._followed: set[str] = set()
 
     def has_more(self, response: requests.Response) -> bool:
-        return bool(dig(json_body(response, self.stream_name), "meta", "has_more"))
+        body = json_body(response, self.stream_name)
+        has_more = dig(body, "meta", "has_more")
+        if isinstance(has_more, bool):
+            return has_more
+        return bool(dig(body, "links", "next"))  # no meta.has_more: the next link alone says
 
     def get_next_url(self, response: requests.Response) -> str | None:
         href = dig(json_body(response, self.stream_name), "links", "next")
-        return urljoin(response.url, href) if href else None
+        self._followed.add(unquote(response.url))
+        url = urljoin(response.url, href.strip()) if isinstance(href, str) else ""
+        if not href or urlsplit(url).scheme not in ("http", "https"):
+            self._stop(f"{request_label(response)} says meta.has_more=true but gives no usable links.next "
+                       f"(got {_shown(href)})")
+        if unquote(url) in self._followed:
+            self._stop(f"{request_label(response)} gives a links.next that was already read: following it would loop")
+        self._followed.add(unquote(url))
+        return url
+
+    def _stop(self, what: str) -> t.NoReturn:
+        raise StreamError(self.stream_name, f"cannot read the rest of the list: {what}; the rows read so far were "
+                          f"emitted, {REPORT_IT}")
+
+
+def _whole(value: t.Any) -> int | None:
+    """A stated count or page number, or None when absent or not a whole number >= 0."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _page_of(href: t.Any) -> int | None:
+    """The `page` query parameter of a link."""
+    if not isinstance(href, str):
+        return None
+    values = parse_qs(urlsplit(href).query).get("page")
+    return _whole(values[0]) if values else None
+
+
+def _shown(value: t.Any) -> str:
+    """A vendor value for an error line: its JSON type, or a short repr (no query strings)."""
+    if isinstance(value, str):
+        return repr(urlsplit(value).path or value[:40])
+    return "null" if value is None else type(value).__name__

@@ -1,5 +1,5 @@
-"""MyReports base stream: regional API base, JWT bearer token, the {data, error, message,
-status, timestamp} envelope."""
+"""MyReports base stream: regional API base, JWT bearer token (static, or renewed from a refresh
+token), the {data, error, message, status, timestamp} envelope."""
 
 from __future__ import annotations
 
@@ -17,7 +17,15 @@ if t.TYPE_CHECKING:
 
 class MyReportsStream(CallReportsStream):
     vendor = "myreports"
-    auth_help = "the MyReports token is missing or expired: get a new one and set myreports_token"
+
+    @property
+    def auth_help(self) -> str:  # type: ignore[override]
+        if self.myreports.refresh_token:
+            return ("the MyReports API refused an access token its token URL had just issued: check that "
+                    "myreports_token_url and myreports_refresh_token belong to the region of myreports_api_url")
+        return ("the MyReports token is missing or expired: get a new one and set myreports_token, or set "
+                "myreports_refresh_token (with myreports_token_url, myreports_client_id and "
+                "myreports_client_secret) so the tap renews access tokens itself")
 
     @property
     def myreports(self) -> MyReportsSettings:

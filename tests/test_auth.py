@@ -1,0 +1,357 @@
+"""Credentials: token fetches under the retry policy, 401s across threads, credentials only to
+their own host, and MyReports' refresh-token flow (expiry, rotation, refusal)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import stat
+import threading
+import time
+import typing as t
+
+import pytest
+import requests
+
+from helpers import catalog_selecting, run_cli, sandbox_config, sync
+from tap_callreports.auth import BearerTokenAuth, OAuthTokenAuth, RefreshTokenAuth
+from tap_callreports.retry import RetryPolicy, TokenRefreshed
+
+if t.TYPE_CHECKING:
+    from tap_callreports.sandbox import RunningSandbox
+
+API = "https://api.example.com"
+
+
+# ---- 401s with one token shared by many threads (no HTTP: the rule itself) -------------------------
+
+
+class SequentialTokens(OAuthTokenAuth):
+    """token-1, token-2, ... from a token URL that always answers."""
+
+    def __init__(self) -> None:
+        super().__init__([API], "https://id.example.com/oauth/token", credential_settings="the client",
+                         retry_policy=RetryPolicy(max_retries=0), timeout=1, logger=logging.getLogger("test"))
+        self.fetched = 0
+
+    def request_token(self) -> tuple[str, float]:
+        self.fetched += 1
+        return f"token-{self.fetched}", 3600.0
+
+
+def answer(auth: OAuthTokenAuth, token: str, refused: set[str]) -> str:
+    """What the client makes of an API answer to a request that carried `token`:
+    'ok', 'retry' (TokenRefreshed) or 'fatal' (unauthorized returned)."""
+    response = requests.Response()
+    response.status_code = 401 if token in refused else 200
+    response.request = requests.Request("GET", f"{API}/x", headers={"Authorization": f"Bearer {token}"}).prepare()
+    if response.status_code == 200:
+        auth.authorized(response)
+        return "ok"
+    try:
+        auth.unauthorized(response)
+    except TokenRefreshed:
+        return "retry"
+    return "fatal"
+
+
+def current(auth: OAuthTokenAuth) -> str:
+    return auth.authorization().removeprefix("Bearer ")
+
+
+def test_401s_on_many_threads_at_once_fetch_one_token_and_none_is_fatal():
+    auth = SequentialTokens()
+    first = current(auth)
+    refused = {first}  # the vendor revoked it: every request in flight with it gets a 401
+    threads = 8
+    carried = threading.Barrier(threads)
+    outcomes: list[list[str]] = [[] for _ in range(threads)]
+
+    def worker(n: int) -> None:
+        token = current(auth)
+        carried.wait()  # every thread has sent token-1 before any 401 is handled
+        for _ in range(3):
+            outcome = answer(auth, token, refused)
+            outcomes[n].append(outcome)
+            if outcome != "retry":
+                return
+            token = current(auth)
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert all(o == ["retry", "ok"] for o in outcomes), outcomes
+    assert auth.fetched == 2  # token-1, and one replacement for all eight threads
+
+
+def test_a_late_401_with_a_replaced_token_retries_while_the_new_one_is_on_probation():
+    auth = SequentialTokens()
+    refused = {current(auth)}
+    assert answer(auth, "token-1", refused) == "retry"  # thread A: drops token-1
+    assert current(auth) == "token-2"  # on probation: fetched because of a 401
+    assert answer(auth, "token-1", refused) == "retry"  # thread B's 401, sent before: just retry
+    assert auth.fetched == 2  # ...with the current token, not a third one
+    assert answer(auth, "token-2", refused) == "ok"
+
+
+def test_a_401_with_a_token_on_probation_is_fatal_and_an_old_tokens_success_proves_nothing():
+    auth = SequentialTokens()
+    refused = {current(auth)}
+    assert answer(auth, "token-1", set()) == "ok"  # token-1 works for a while
+    assert answer(auth, "token-1", refused) == "retry"
+    assert current(auth) == "token-2"
+    assert answer(auth, "token-1", set()) == "ok"  # a late success of a request sent with token-1
+    refused.add("token-2")
+    assert answer(auth, "token-2", refused) == "fatal"  # token-2 never worked
+
+
+def test_a_success_proves_the_new_token_so_its_own_expiry_later_is_refreshed():
+    auth = SequentialTokens()
+    refused = {current(auth)}
+    assert answer(auth, "token-1", refused) == "retry"
+    assert answer(auth, current(auth), refused) == "ok"  # token-2 proven
+    refused.add("token-2")
+    assert answer(auth, "token-2", refused) == "retry"
+    assert current(auth) == "token-3"
+
+
+def test_a_401_on_a_request_without_our_token_is_fatal():
+    auth = SequentialTokens()
+    current(auth)
+    assert answer(auth, "someone-elses", {"someone-elses"}) == "fatal"
+
+
+# ---- credentials only to their own host ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "belongs"), [
+    ("https://api.example.com/bulk-imports/users?page=2", True),
+    ("https://API.example.com:443/x", True),
+    ("http://api.example.com/x", False),  # another scheme
+    ("https://api.example.com:8443/x", False),  # another port
+    ("https://storage.example.com/file?sig=1", False),
+    ("https://api.example.com.evil.test/x", False),
+    ("https://user@api.example.com/x", True),
+])
+def test_credentials_go_only_to_their_own_host(url, belongs):
+    auth = BearerTokenAuth("t0ken", "x_token", [f"{API}/api"])
+    assert auth.belongs_to(url) is belongs
+    request = requests.Request("GET", url, headers={"Authorization": "Bearer leftover"}).prepare()
+    auth(request)
+    assert request.headers.get("Authorization") == ("Bearer t0ken" if belongs else None)
+
+
+def test_a_download_on_another_host_never_sees_a_credential(make_sandbox):
+    """Over HTTP: the API answers with a signed URL on another host (localhost for 127.0.0.1)."""
+    sandbox = make_sandbox(shapes=("talkdesk-location-other-host",), talkdesk_file_redirect="always")
+    run = sync(sandbox_config(sandbox, vendors=("talkdesk",)), streams=["talkdesk_calls"])
+    assert run.error is None, run.error
+    other = [e for e in sandbox.app.events("auth_seen") if not e["host"].startswith("127.0.0.1")]
+    assert other, "the shape sends downloads to another host"
+    assert not [e for e in other if e["authorization"]]
+
+
+# ---- token fetches under the retry policy ------------------------------------------------------------
+
+
+def test_a_failing_token_endpoint_is_retried_then_gives_up_in_one_line(tmp_path, make_sandbox):
+    sandbox = make_sandbox(faults="always-500")
+    config = sandbox_config(sandbox, vendors=("talkdesk",), max_retries=2)
+    run = run_cli(tmp_path, config, catalog=catalog_selecting(config, ["talkdesk_imports"]))
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    last = run.stderr_lines[-1]
+    assert last.startswith("tap-callreports: error: talkdesk_imports: gave up after 3 attempts: token request to "
+                           f"{sandbox.url.removeprefix('http://')}/oauth/token failed: 500 ")
+    assert last.endswith("; run again later or raise max_retries")
+    token_requests = [e for e in sandbox.app.events("request") if e["path"] == "/oauth/token"]
+    assert len(token_requests) == 3
+    retries = [line for line in run.stderr_lines if "token request to" in line and "retrying in" in line]
+    assert len(retries) == 2
+    assert "sandbox-client-secret" not in run.stderr
+
+
+def test_token_retries_wait_retry_after_exactly_else_back_off(monkeypatch):
+    from singer_sdk.exceptions import RetriableAPIError
+
+    waits: list[float] = []
+    monkeypatch.setattr("tap_callreports.retry.time.sleep", waits.append)
+
+    def answer_with(status: int, headers: dict) -> requests.Response:
+        response = requests.Response()
+        response.status_code = status
+        response.headers.update(headers)
+        return response
+
+    failures = [answer_with(429, {"Retry-After": "7"}), answer_with(503, {})]
+
+    def attempt() -> str:
+        if failures:
+            raise RetriableAPIError("busy", failures.pop(0))
+        return "token"
+
+    policy = RetryPolicy(max_retries=2, base_seconds=1.0)
+    assert policy.call(attempt, what="token request to id.example.com/oauth/token",
+                       logger=logging.getLogger("test")) == "token"
+    assert waits[0] == 7  # the vendor's Retry-After, no jitter
+    assert 1.0 <= waits[1] <= 2.0  # second retry: base x 2, jittered down to half
+
+
+# ---- MyReports: refresh tokens over HTTP -------------------------------------------------------------
+
+REFRESH = {"myreports_refresh_token": "sandbox-myreports-refresh", "myreports_client_id": "sandbox-myreports-client",
+           "myreports_client_secret": "sandbox-myreports-secret"}
+
+
+def refresh_config(sandbox: RunningSandbox, **overrides: t.Any) -> dict:
+    """Four daily windows, jobs slower than the 2-second access tokens: tokens expire mid-run."""
+    config = sandbox_config(sandbox, vendors=("myreports",), start_date="2026-09-30T00:00:00Z",
+                            job_poll_interval_seconds=0.2, job_poll_max_interval_seconds=0.4, max_concurrent_jobs=2,
+                            myreports_token_url=f"{sandbox.url}/myreports/oauth/token", **REFRESH)
+    del config["myreports_token"]
+    config.update(overrides)
+    return config
+
+
+def slow_sandbox(make_sandbox: t.Callable[..., RunningSandbox], monkeypatch: pytest.MonkeyPatch,
+                 **overrides: t.Any) -> tuple[RunningSandbox, list[str]]:
+    """A sandbox whose access tokens live 2 s; also the API requests it refused (token expired)."""
+    from tap_callreports.sandbox.server import Sandbox
+
+    refusals: list[str] = []
+    original = Sandbox._mr_auth
+
+    def counting(self, request):
+        denied = original(self, request)
+        if denied is not None:
+            refusals.append(request.path)
+        return denied
+
+    monkeypatch.setattr(Sandbox, "_mr_auth", counting)  # the sandbox runs in this process
+    settings = {"myreports_access_ttl": 2, "job_seconds": 1.5, **overrides}
+    return make_sandbox(**settings), refusals
+
+
+def doc_ids(run: t.Any) -> list[str]:
+    return sorted(r["doc_id"] for r in run.records("myreports_call_rows"))
+
+
+def test_refresh_token_run_renews_expiring_tokens_and_gets_the_static_runs_rows(make_sandbox, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    sandbox, refusals = slow_sandbox(make_sandbox, monkeypatch)
+    static = sync(sandbox_config(sandbox, vendors=("myreports",), start_date="2026-09-30T00:00:00Z"))
+    assert static.error is None, static.error
+    run = sync(refresh_config(sandbox))
+    assert run.error is None, run.error
+    assert doc_ids(run) == doc_ids(static) and len(doc_ids(run)) > 0
+    issued = sandbox.app.events("myreports_token_issued")
+    assert len(issued) >= 2  # the run outlived its first token
+    assert len(refusals) < len(issued) - 1  # at least one renewal came before expiry, not after a 401
+    used = sandbox.app.events("myreports_refresh_used")
+    assert {e["refresh_token"] for e in used} == {"sandbox-myreports-refresh"}
+    assert not (tmp_path / ".callreports").exists()  # no rotation, nothing saved
+
+
+def test_without_expires_in_the_jwt_exp_decides_renewal(make_sandbox, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    sandbox, refusals = slow_sandbox(make_sandbox, monkeypatch, myreports_token_expires_in=False)
+    run = sync(refresh_config(sandbox))
+    assert run.error is None, run.error
+    issued = sandbox.app.events("myreports_token_issued")
+    assert len(issued) >= 2
+    assert len(refusals) < len(issued) - 1  # renewed from exp; assuming 3600 s would wait for 401s
+
+
+def test_jwt_exp_is_read_without_verifying():
+    def jwt(claims: dict) -> str:
+        part = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"eyJhbGciOiJIUzI1NiJ9.{part}.c2ln"
+
+    auth = RefreshTokenAuth([API], "https://id.example.com/token", "r", None, None, credential_settings="x",
+                            retry_policy=RetryPolicy(), timeout=1, logger=logging.getLogger("test"),
+                            saved_path=None)
+    assert 95 < auth.lifetime({"access_token": jwt({"exp": time.time() + 100})}) <= 100
+    assert auth.lifetime({"access_token": jwt({"exp": time.time() + 100}), "expires_in": 50}) == 50
+    assert 95 < auth.lifetime({"access_token": jwt({"exp": time.time() + 100}), "expires_in": 500}) <= 100
+    assert auth.lifetime({"access_token": "opaque"}) == 3600
+    assert auth.lifetime({"access_token": jwt({"exp": time.time() - 5})}) == 3600  # past exp: skewed clock
+
+
+def test_rotated_refresh_token_is_saved_privately_and_used_by_the_next_run(make_sandbox, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    sandbox, _ = slow_sandbox(make_sandbox, monkeypatch, myreports_rotate_refresh=True)
+    config = refresh_config(sandbox)
+    run = run_cli(tmp_path, config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    saved_path = tmp_path / ".callreports" / "myreports_refresh_token.json"
+    saved = json.loads(saved_path.read_text())
+    assert stat.S_IMODE(saved_path.stat().st_mode) == 0o600
+    assert saved["replaces_sha256"] == hashlib.sha256(b"sandbox-myreports-refresh").hexdigest()
+    used = [e["refresh_token"] for e in sandbox.app.events("myreports_refresh_used")]
+    assert len(used) >= 2 and saved["refresh_token"] not in used  # the last one issued, never used yet
+    warnings = [line for line in run.stderr_lines if "is now stale" in line]
+    assert len(warnings) == 1
+    assert str(saved_path) in warnings[0] and "meltano config tap-callreports set myreports_refresh_token" in warnings[0]
+    tokens = [e["token"] for e in sandbox.app.events("myreports_token_issued")]
+    refresh_tokens = [*used, saved["refresh_token"]]
+    output = run.stdout + run.stderr  # type: ignore[attr-defined]
+    assert [s for s in [*tokens, *refresh_tokens] if s in output] == []
+
+    # The configured token is dead now (rotation): the next run goes on from the saved one.
+    second = run_cli(tmp_path, config)
+    assert second.returncode == 0, second.stderr[-2000:]
+    used_next = [e["refresh_token"] for e in sandbox.app.events("myreports_refresh_used")][len(used):]
+    assert used_next[0] == saved["refresh_token"]
+    again = json.loads(saved_path.read_text())
+    assert again["replaces_sha256"] == saved["replaces_sha256"]  # still keyed on the configured token
+    assert again["refresh_token"] != saved["refresh_token"]
+
+
+def test_a_new_configured_refresh_token_wins_over_the_saved_file(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".callreports").mkdir()
+    (tmp_path / ".callreports" / "myreports_refresh_token.json").write_text(json.dumps(
+        {"replaces_sha256": hashlib.sha256(b"older").hexdigest(), "refresh_token": "saved", "saved_at": "x"}))
+
+    def auth_for(configured: str) -> RefreshTokenAuth:
+        return RefreshTokenAuth([API], "https://id.example.com/token", configured, None, None, credential_settings="x",
+                                retry_policy=RetryPolicy(), timeout=1, logger=logging.getLogger("test"))
+
+    assert auth_for("newer").refresh_token == "newer"
+    assert auth_for("older").refresh_token == "saved"
+
+
+def test_a_refused_refresh_token_is_one_line_naming_the_setting(tmp_path, sandbox, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = run_cli(tmp_path, refresh_config(sandbox, myreports_refresh_token="revoked-refresh-token"))
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    last = run.stderr_lines[-1]
+    assert last.startswith("tap-callreports: error: myreports_call_rows: the MyReports token URL ")
+    assert "/myreports/oauth/token refused myreports_refresh_token (invalid_grant: " in last
+    assert last.endswith("get a new refresh token and set myreports_refresh_token")
+    assert "revoked-refresh-token" not in run.stdout + run.stderr  # type: ignore[attr-defined]
+
+
+def test_a_refused_client_names_the_client_settings(tmp_path, sandbox, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = run_cli(tmp_path, refresh_config(sandbox, myreports_client_secret="wrong-secret"))
+    assert run.returncode == 1
+    last = run.stderr_lines[-1]
+    assert "refused myreports_refresh_token (invalid_client: " in last and "myreports_client_secret" in last
+
+
+def test_a_token_endpoint_503_once_is_retried_for_talkdesk_and_myreports(make_sandbox, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    sandbox = make_sandbox(shapes=("token-fault-first",))
+    config = refresh_config(sandbox) | {k: v for k, v in sandbox_config(sandbox, vendors=("talkdesk",)).items()
+                                        if k.startswith("talkdesk_")}
+    run = sync(config, streams=["talkdesk_imports", "myreports_call_rows"])
+    assert run.error is None, run.error
+    assert sandbox.app.events("imports_page") and run.records("myreports_call_rows")  # both got through
+    faults = {e["path"] for e in sandbox.app.events("fault") if e["fault"] == "503"}
+    assert faults == {"/oauth/token", "/myreports/oauth/token"}
+    assert len(sandbox.app.events("token_issued")) == 1
+    assert len(sandbox.app.events("myreports_token_issued")) == 1
