@@ -40,13 +40,6 @@ class VendorRefused(FatalAPIError):
         self.status = response.status_code
 
 
-def origin(url: str) -> str:
-    """scheme://host:port of a URL: the unit a credential belongs to."""
-    parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
-
-
 class CallReportsStream(RESTStream):
     """Base stream: one per vendor subclasses it with its URL and authenticator."""
 
@@ -186,7 +179,7 @@ class CallReportsStream(RESTStream):
         """Credentials go only to the vendor's own API host: never to a signed storage URL (it has
         its own credentials, and stores refuse two), another host in a Location, or a link that
         leaves the API."""
-        return origin(url) == origin(self.url_base) and not is_signed_url(url)
+        return self.authenticator.belongs_to(url) and not is_signed_url(url)
 
     def send(
         self,
