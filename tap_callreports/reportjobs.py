@@ -160,10 +160,11 @@ class ReportJobEngine:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def ordered(self, windows: t.Iterable[Window], run_job: t.Callable[[Window, threading.Event], T], *,
-                start_now: bool = False) -> OrderedJobs[T]:
+                start_now: bool = False, while_waiting: t.Callable[[], None] | None = None) -> OrderedJobs[T]:
         """Jobs for `windows`, consumed in order; `start_now` submits the first ones at once
-        (a stream that syncs later gets its jobs running while earlier streams are read)."""
-        jobs = OrderedJobs(self, list(windows), run_job)
+        (a stream that syncs later gets its jobs running while earlier streams are read);
+        `while_waiting` is called on the consuming thread while it waits for a result."""
+        jobs = OrderedJobs(self, list(windows), run_job, while_waiting)
         with self._lock:
             self._open.append(jobs)
         if start_now:
@@ -193,10 +194,15 @@ class OrderedJobs(t.Generic[T]):
     (a split window's halves). Leaving the loop early (an error) stops the pollers.
     """
 
+    #: How often the consumer wakes while it waits, to do `while_waiting` (e.g. record new jobs).
+    WAKE_SECONDS = 0.2
+
     def __init__(self, engine: ReportJobEngine, windows: list[Window],
-                 run_job: t.Callable[[Window, threading.Event], T]) -> None:
+                 run_job: t.Callable[[Window, threading.Event], T],
+                 while_waiting: t.Callable[[], None] | None = None) -> None:
         self.engine = engine
         self.run_job = run_job
+        self.while_waiting = while_waiting
         self.stop = threading.Event()
         self._pending: collections.deque[tuple[Window, Future[T] | None]] = collections.deque(
             (w, None) for w in windows)
@@ -227,11 +233,21 @@ class OrderedJobs(t.Generic[T]):
                 self._submit_ahead()
                 window, future = self._pending.popleft()
                 assert future is not None
-                result = future.result()
+                result = self._result_of(future)
                 self._submit_ahead()  # keep the pool busy while the caller reads this result
                 yield window, result
         finally:
             self.close()
+
+    def _result_of(self, future: Future[T]) -> T:
+        if self.while_waiting is None:
+            return future.result()
+        while True:
+            self.while_waiting()
+            done, _ = wait_futures([future], timeout=self.WAKE_SECONDS)
+            if done:
+                self.while_waiting()
+                return future.result()
 
     def close(self) -> None:
         self.stop.set()

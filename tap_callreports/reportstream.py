@@ -2,20 +2,27 @@
 
 Per stream (or partition) it plans windows from the bookmark, runs their jobs through the
 shared engine, streams each result's rows in window order, and moves the bookmark to a window's
-end only once every row of that window has been emitted. A connection cut mid-body downloads
-the same result again and skips the rows already emitted; a window the vendor cut short
-(`SplitWindow`) is replaced by its halves before anything of it is emitted.
+end only once every row of that window has been emitted and the result proved complete
+(`completeness.py`). A connection cut mid-body downloads the same result again and skips the
+rows already emitted; a window the vendor cut short (`SplitWindow`) is replaced by its halves
+before anything of it is emitted.
+
+Jobs outlive a run: each job is recorded in the STATE (per stream and partition, under
+`report_jobs`) as soon as it is created, and a later run polls a recorded job instead of creating
+it again. A record leaves the STATE when its window is committed.
 """
 
 from __future__ import annotations
 
 import abc
 import datetime as dt
+import queue
 import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
 from functools import cached_property
+from urllib.parse import urlsplit
 
 import requests
 from singer_sdk import Stream
@@ -23,8 +30,10 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_callreports.client import CallReportsStream
+from tap_callreports.completeness import EmittedRows, IncompleteResult
 from tap_callreports.errors import CallReportsError, MalformedBodyError, ReportJobFailed, StreamError
 from tap_callreports.reportjobs import JobTimedOut, OrderedJobs, Window, plan_windows
+from tap_callreports.rowshape import KeyGuard, SchemaGrowth
 from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import BodyInterrupted, BodyMalformed
 from tap_callreports.timeutil import iso_z, parse_instant, utc_now
@@ -54,6 +63,53 @@ class JobResult:
     attempt: int
     location: str
     details: dict[str, t.Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What one poll found: `location` when the rows can be downloaded, or `ended` (the vendor's
+    word: failed, canceled, deleted; or "gone" when the vendor no longer has the job)."""
+
+    location: str | None = None
+    ended: str | None = None
+
+
+#: Times a result that proved incomplete is downloaded again before its job is created again.
+INCOMPLETE_REFETCHES = 1
+#: Redirects followed by hand on the way to a result.
+MAX_REDIRECTS = 5
+#: Where a partition's in-flight report jobs are kept in the STATE.
+JOBS_STATE_KEY = "report_jobs"
+
+
+class JobJournal:
+    """Jobs created on worker threads wait here until the main thread records them in the STATE
+    (only the main thread writes messages or touches the state)."""
+
+    def __init__(self, tap: TapCallReports) -> None:
+        self.tap = tap
+        self._queue: queue.SimpleQueue[tuple[ReportJobStream, Context | None, JobResult]] = queue.SimpleQueue()
+        self.pending = False  # a plain flag: checked once per row on the hot path
+
+    def created(self, stream: ReportJobStream, context: Context | None, result: JobResult) -> None:
+        self._queue.put((stream, context, result))
+        self.pending = True
+        if threading.current_thread() is threading.main_thread():
+            self.record()
+
+    def record(self) -> None:
+        """Main thread: write every new job into its partition's state and emit one STATE."""
+        self.pending = False
+        changed = False
+        while True:
+            try:
+                stream, context, result = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            stream.remember_job(context, result)
+            changed = True
+        if changed:
+            self.tap.state_writer.write_state(self.tap.state)
 
 
 class JobLog:
@@ -103,6 +159,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: The job-record stream this stream's jobs are reported in.
     job_stream_name: t.ClassVar[str]
+    #: Fields the tap adds to each vendor row (not part of what the vendor sent).
+    origin_fields: t.ClassVar[frozenset[str]] = frozenset()
 
     # ---- vendor hooks ------------------------------------------------------------------------
 
@@ -115,10 +173,13 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     def data_lag(self) -> dt.timedelta: ...
 
     @abc.abstractmethod
-    def start_and_wait(self, context: Context | None, window: Window, attempt: int,
-                       stop: threading.Event) -> tuple[JobResult, str | None]:
-        """Create one job and poll it until it ends (worker thread): the result, and None when its
-        rows can be downloaded, or the vendor's word for how it ended (failed, canceled...)."""
+    def create_job(self, context: Context | None, window: Window, attempt: int,
+                   stop: threading.Event) -> JobResult:
+        """Create one job at the vendor (any thread)."""
+
+    @abc.abstractmethod
+    def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
+        """Poll the job once (any thread): its status, or None while it runs."""
 
     @abc.abstractmethod
     def describe_job(self, result: JobResult) -> str:
@@ -126,10 +187,19 @@ class ReportJobStream(CallReportsStream, abc.ABC):
 
     @abc.abstractmethod
     def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
-        """Download the result and yield its rows, skipping the first `skip` (main thread)."""
+        """Download the result and yield its rows, skipping the first `skip` (main thread). After
+        the last row it checks completeness (`completeness.verify_counts`), storing the verdict in
+        `result.details["verdict"]`, or raises IncompleteResult."""
 
     @abc.abstractmethod
     def job_record(self, result: JobResult, rows: int, outcome: str) -> dict: ...
+
+    def delete_job(self, result: JobResult) -> None:
+        """Delete a job the tap will not use, where the vendor API allows it (best effort)."""
+
+    def adjust_windows(self, windows: list[Window], *, first_is_bookmark: bool) -> list[Window]:
+        """A vendor may move window boundaries (e.g. off ambiguous local times)."""
+        return windows
 
     # ---- windows -----------------------------------------------------------------------------
 
@@ -140,13 +210,66 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             end = min(end, self.settings.end_date)
         return end.replace(microsecond=0)
 
+    @property
+    def lookback(self) -> dt.timedelta:
+        """How much before the bookmark an incremental run reads again (late or changed rows)."""
+        return dt.timedelta(0)
+
+    #: The longest window one job may cover (the vendor's limit).
+    max_window: t.ClassVar[dt.timedelta] = dt.timedelta(days=366)
+
     def plan(self, context: Context | None) -> list[Window]:
-        """Windows from the bookmark (or start_date, whichever is later) to `data_end`."""
-        start = self.settings.start_date
+        """The windows of this run, from the bookmark (or start_date) to `data_end`:
+
+        - first the windows of jobs an earlier run recorded (their jobs are polled, not created again);
+        - then new windows, unless the new data since the bookmark spans less than min_window_minutes;
+        - an incremental run re-reads `lookback` before its bookmark: as part of its first new
+          window, or as a window of its own before recorded ones.
+        """
+        start_date = self.settings.start_date.replace(microsecond=0)
         state = self.get_context_state(context)
+        bookmark = None
         if state.get("replication_key") == self.replication_key and state.get("replication_key_value"):
-            start = max(start, parse_instant(state["replication_key_value"]) or start)
-        return plan_windows(start, self.data_end(), self.window_days)
+            bookmark = parse_instant(state["replication_key_value"])
+        if bookmark is not None and bookmark < start_date:
+            bookmark = None
+        cursor = bookmark or start_date
+        end = self.data_end()
+        where = self.describe_context(context)
+        recorded: list[Window] = []
+        reused: dict[Window, dict] = {}
+        for record in sorted(state.get(JOBS_STATE_KEY) or [], key=lambda r: str(r.get("window_start"))):
+            window = _record_window(record)
+            if window is not None and window.start == cursor and window.end <= end:
+                recorded.append(window)
+                reused[window] = record
+                cursor = window.end
+        stale = [r for r in state.get(JOBS_STATE_KEY) or [] if _record_window(r) not in reused]
+        if stale:
+            self.logger.info("%s%s: %d recorded job(s) no longer match the plan; they are dropped", self.name, where,
+                             len(stale))
+            self.forget_recorded(context, stale)
+        self._recorded[_context_key(context)] = reused
+        minimum = dt.timedelta(minutes=self.settings.jobs.min_window_minutes)
+        if bookmark is not None and end - cursor < minimum:
+            if end > cursor:
+                self.logger.info("%s%s: only %s of new data since %s, under min_window_minutes (%d): no new job "
+                                 "this run", self.name, where, end - cursor, iso_z(cursor),
+                                 self.settings.jobs.min_window_minutes)
+            return recorded
+        looked_back = max(start_date, bookmark - self.lookback) if bookmark is not None else cursor
+        windows = list(recorded)
+        fresh = plan_windows(cursor, end, self.window_days)
+        if fresh and looked_back < cursor and not recorded and fresh[0].end - looked_back <= self.max_window:
+            fresh[0] = Window(looked_back, fresh[0].end)  # the lookback rides on the first new window
+        elif bookmark is not None and looked_back < bookmark:
+            # A window of its own, before the recorded ones (they start at the bookmark).
+            windows[:0] = self.adjust_windows([Window(looked_back, bookmark)], first_is_bookmark=False)
+        windows += self.adjust_windows(fresh, first_is_bookmark=bookmark is not None) if fresh else []
+        if bookmark is not None and looked_back < bookmark:
+            self.logger.info("%s%s: re-reading %s before the bookmark %s (lookback)", self.name, where,
+                             bookmark - looked_back, iso_z(bookmark))
+        return windows
 
     def prefetch(self) -> None:
         """Start this stream's first jobs now, before its turn to sync (called by the tap for every
@@ -156,13 +279,52 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             windows = self.plan(context)
             if windows:
                 self._prefetched[_context_key(context)] = self.tap.engine.ordered(
-                    windows, self._job_runner(context), start_now=True)
+                    windows, self._job_runner(context), start_now=True, while_waiting=self.tap.job_journal.record)
 
     def _job_runner(self, context: Context | None) -> t.Callable[[Window, threading.Event], JobResult]:
-        return lambda window, stop: self._run_job_in_worker(context, window, stop)
+        recorded = self._recorded.setdefault(_context_key(context), {})
+        return lambda window, stop: self._run_job_in_worker(context, window, stop, recorded.pop(window, None))
 
     def describe_context(self, context: Context | None) -> str:
         return ""
+
+    # ---- jobs in the STATE --------------------------------------------------------------------
+
+    @cached_property
+    def _recorded(self) -> dict[str, dict[Window, dict]]:
+        return {}
+
+    def remember_job(self, context: Context | None, result: JobResult) -> None:
+        """Main thread: record a created job in its partition's state (replacing its window's old one)."""
+        state = self.get_context_state(context)
+        records = [r for r in state.get(JOBS_STATE_KEY) or [] if _record_window(r) != result.window]
+        records.append({"window_start": iso_z(result.window.start), "window_end": iso_z(result.window.end),
+                        "job_id": result.job_id, "created_at": result.details.get("created_at"),
+                        "attempt": result.attempt})
+        state[JOBS_STATE_KEY] = records
+
+    def forget_recorded(self, context: Context | None, records: t.Sequence[dict]) -> None:
+        gone = {(r.get("job_id"), r.get("window_start")) for r in records}
+        state = self.get_context_state(context)
+        kept = [r for r in state.get(JOBS_STATE_KEY) or [] if (r.get("job_id"), r.get("window_start")) not in gone]
+        if kept:
+            state[JOBS_STATE_KEY] = kept
+        else:
+            state.pop(JOBS_STATE_KEY, None)
+
+    def _forget_window(self, context: Context | None, window: Window, *, through_end: bool) -> None:
+        """Drop the records of `window` (and, once it is committed, of everything before its end)."""
+        state = self.get_context_state(context)
+        kept = []
+        for record in state.get(JOBS_STATE_KEY) or []:
+            recorded = _record_window(record)
+            if recorded is None or recorded == window or (through_end and recorded.end <= window.end):
+                continue
+            kept.append(record)
+        if kept:
+            state[JOBS_STATE_KEY] = kept
+        else:
+            state.pop(JOBS_STATE_KEY, None)
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -179,79 +341,198 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 self.logger.info("%s%s: nothing to extract (bookmark at or after %s)", self.name, where,
                                  iso_z(self.data_end()))
                 return
-            jobs = self.tap.engine.ordered(windows, self._job_runner(context))
+            jobs = self.tap.engine.ordered(windows, self._job_runner(context), while_waiting=self.tap.job_journal.record)
         planned = jobs.windows
         self.logger.info("%s%s: %d window(s) planned, %s .. %s, up to %d jobs at once", self.name, where,
                          len(planned), iso_z(planned[0].start), iso_z(planned[-1].end), self.tap.engine.max_concurrent)
-        done = total_rows = 0
+        progress = _Progress()
         for window, result in jobs:
             try:
-                rows = yield from self._read_window(context, result)
+                rows = yield from self._read_window(context, result, jobs.stop)
             except SplitWindow as split:
                 self.logger.info("%s%s: window %s split in %d (%s)", self.name, where, window, len(split.windows),
                                  split.reason)
                 self.tap.job_log.add(self.job_stream_name, self.job_record(result, 0, "split"))
+                self._forget_window(context, window, through_end=False)
                 jobs.push_front(split.windows)
                 continue
-            done += 1
-            total_rows += rows
             self.tap.job_log.add(self.job_stream_name, self.job_record(result, rows, "emitted"))
-            self.commit_window(context, window)
-            self.logger.info("%s%s: window %s done: %d rows (%d windows, %d rows so far)", self.name, where,
-                             window, rows, done, total_rows)
+            self.commit_window(context, result.window)
+            progress.window_done(rows)
+            self.logger.info("%s%s: window %d of %d %s done: %s; %s", self.name, where, progress.windows,
+                             progress.windows + len(jobs.windows), result.window, result.details.get("verdict"),
+                             progress.describe(len(jobs.windows)))
 
-    def _run_job_in_worker(self, context: Context | None, window: Window, stop: threading.Event) -> JobResult:
+    # ---- rows a warehouse can take ----------------------------------------------------------------
+
+    @cached_property
+    def schema_growth(self) -> SchemaGrowth:
+        return SchemaGrowth(self.schema)
+
+    def _grow_schema(self, row: dict) -> None:
+        maps = self.stream_maps
+        if not (len(maps) == 1 and type(maps[0]) is SameRecordTransform and maps[0].transformed_schema is self.schema):
+            if not getattr(self, "_growth_warned", False):
+                self._growth_warned = True
+                self.logger.warning("%s: rows carry fields the schema does not list (%s); with stream maps or "
+                                    "flattening on they are not added as columns", self.name,
+                                    ", ".join(sorted(set(row) - self.schema_growth.known)))
+            self.schema_growth.known = self.schema_growth.known | set(row)
+            return
+        added = self.schema_growth.grow(row)
+        if added:
+            self.logger.info("%s: new field(s) %s: a new SCHEMA adds them as columns", self.name, ", ".join(added))
+            self._write_schema_message()
+
+    def _check_keys(self, keys: KeyGuard, result: JobResult) -> None:
+        """A row without its key or two rows with one key would be dropped or merged by the warehouse."""
+        duplicates = keys.duplicates()
+        if keys.missing or duplicates:
+            raise StreamError(
+                self.name, f"the result of {self.describe_job(result)} has {keys.missing} row(s) without the key "
+                f"({', '.join(self.primary_keys)}) and {duplicates} row(s) repeating another row's key; a warehouse "
+                f"would drop or merge them, so no bookmark moved past {iso_z(result.window.start)}; report it")
+
+    def _run_job_in_worker(self, context: Context | None, window: Window, stop: threading.Event,
+                           recorded: dict | None) -> JobResult:
         try:
-            return self.run_job(context, window, stop)
+            return self.run_job(context, window, stop, recorded=recorded)
         except JobTimedOut as exc:
-            raise CallReportsError(str(exc)) from None  # its text starts with the stream's name
+            # Its text starts with the stream's name; the job stays in the STATE for the next run.
+            raise CallReportsError(f"{exc}; the job stays recorded in the STATE, so the next run polls it "
+                                   "instead of creating it again") from None
 
-    def run_job(self, context: Context | None, window: Window, stop: threading.Event) -> JobResult:
-        """A job that ended failed/canceled/deleted is created again, up to job_max_attempts."""
+    def resume_job(self, context: Context | None, window: Window, record: dict) -> JobResult:
+        """A job an earlier run created and recorded: polled again, not created again."""
+        return JobResult(job_id=str(record["job_id"]), window=window, attempt=int(record.get("attempt") or 1),
+                         location="", details={**(context or {}), "created_at": record.get("created_at"),
+                                               "resumed": True})
+
+    def run_job(self, context: Context | None, window: Window, stop: threading.Event, *, first_attempt: int = 1,
+                recorded: dict | None = None) -> JobResult:
+        """Create (or resume) and poll a job until its rows can be read. A job that ended failed,
+        canceled or deleted, or that the vendor no longer has, is created again, up to
+        job_max_attempts."""
         attempts = self.settings.jobs.max_attempts
-        for attempt in range(1, attempts + 1):
-            result, ended = self.start_and_wait(context, window, attempt, stop)
-            if ended is None:
+        attempt = first_attempt
+        result: JobResult | None = None
+        if recorded is not None:
+            result = self.resume_job(context, window, recorded)
+            self.logger.info("%s: resuming %s, recorded by an earlier run", self.name, self.describe_job(result))
+        while True:
+            if result is None:
+                result = self.create_job(context, window, attempt, stop)
+                self.logger.info("%s: created %s (attempt %d)", self.name, self.describe_job(result), attempt)
+                self.tap.job_journal.created(self, context, result)
+            current = result
+            what = f"{self.name}: {self.describe_job(current)}"
+            status = self.tap.engine.wait_for(lambda: self.poll_job(context, current), what, stop)
+            if status.location:
+                result.location = status.location
+                self.logger.info("%s: job %s done after %d polls", self.name, result.job_id,
+                                 result.details.get("polls", 0))
                 return result
-            self.tap.job_log.add(self.job_stream_name, self.job_record(result, 0, ended))
-            if attempt < attempts:
-                self.logger.warning("%s: %s ended '%s'; creating it again (attempt %d of %d)", self.name,
-                                    self.describe_job(result), ended, attempt + 1, attempts)
-                continue
-            raise ReportJobFailed(
-                self.name, f"{self.describe_job(result)} ended '{ended}' ({attempts} attempts); the bookmark stays "
-                f"at {iso_z(window.start)}, the end of the last complete window; run again later, or check the "
-                "report at the vendor")
-        raise AssertionError("unreachable")  # pragma: no cover
+            self.tap.job_log.add(self.job_stream_name, self.job_record(result, 0, str(status.ended)))
+            if attempt >= attempts:
+                raise ReportJobFailed(
+                    self.name, f"{self.describe_job(result)} ended '{status.ended}' ({attempts} attempts); the bookmark "
+                    f"stays at {iso_z(window.start)}, the end of the last complete window; run again later, or check "
+                    "the report at the vendor")
+            self.logger.warning("%s: %s ended '%s'; creating it again (attempt %d of %d)", self.name,
+                                self.describe_job(result), status.ended, attempt + 1, attempts)
+            attempt += 1
+            result = None
 
-    def _read_window(self, context: Context | None, result: JobResult) -> t.Generator[dict, None, int]:
-        """Yield every row of one result exactly once, downloading again after a broken connection."""
-        emitted = 0
-        breaks = 0
+    def _read_window(self, context: Context | None, result: JobResult,
+                     stop: threading.Event) -> t.Generator[dict, None, int]:
+        """Yield every row of one window exactly once, from a result proved complete.
+
+        A connection broken mid-body downloads the same result again and skips, by position, the
+        rows already handled. A result that proves incomplete is downloaded again, then its job
+        is created again; from then on the rows already emitted are remembered by digest
+        (`EmittedRows`), so a re-read emits only what was not out yet.
+        """
+        window = result.window
+        journal = self.tap.job_journal
+        keys = KeyGuard(tuple(self.primary_keys or ()))
+        growth = self.schema_growth
+        emitted = 0  # rows of this window emitted, from every result read for it
+        handled = 0  # rows of the current result handled (emitted or matched), by position
+        learn = 0  # rows at the start of the current result emitted before digests were kept
+        memory: EmittedRows | None = None
+        breaks = downloads = 0
         # time_extracted: the rows of one result are extracted by one download.
         self.extracted_at = utc_now()
         while True:
             try:
-                for row in self.read_result(context, result, skip=emitted):
+                position = handled if memory is None else 0
+                for row in self.read_result(context, result, skip=handled if memory is None else 0):
+                    position += 1
+                    if memory is not None:
+                        if position <= handled:
+                            continue  # handled before the connection broke
+                        handled = position
+                        if position <= learn:
+                            memory.add(row)  # emitted before digests were kept: not again
+                            continue
+                        if memory.already_emitted(row):
+                            continue
+                    else:
+                        handled = position
                     emitted += 1
+                    if journal.pending:
+                        journal.record()
+                    if not growth.knows(row):
+                        self._grow_schema(row)
+                    keys.add(row)
                     yield row
+                self._check_keys(keys, result)
                 return emitted
             except BodyInterrupted as exc:
                 breaks += 1
                 if breaks > self.settings.max_retries:
-                    raise StreamError(self.name, f"the download of job {result.job_id} ({result.window}) broke "
+                    raise StreamError(self.name, f"the download of job {result.job_id} ({window}) broke "
                                       f"{breaks} times, last after {exc.rows_read} rows; no bookmark moved past "
-                                      f"{result.window.start:%Y-%m-%dT%H:%M:%SZ}; run again later") from None
+                                      f"{iso_z(window.start)}; run again later") from None
                 wait = self.retry_policy.wait_seconds(None, breaks)
                 self.logger.warning("%s: download of job %s broke after %d rows; downloading again in %.1fs, "
-                                    "skipping the %d rows already emitted", self.name, result.job_id,
-                                    exc.rows_read, wait, emitted)
+                                    "skipping the %d rows already handled", self.name, result.job_id,
+                                    exc.rows_read, wait, handled)
                 time.sleep(wait)
             except BodyMalformed as exc:
                 raise MalformedBodyError(
-                    self.name, f"the result of job {result.job_id} ({result.window}) at {result.location} is "
+                    self.name, f"the result of job {result.job_id} ({window}) at {_path(result.location)} is "
                     f"malformed: {exc}; rows before it were emitted but the bookmark stays at the window start; "
                     "run again, and report it to the vendor if it persists") from None
+            except IncompleteResult as exc:
+                downloads += 1
+                if memory is None and handled:
+                    # Rows went out before the result proved incomplete: from now on remember them.
+                    memory = EmittedRows(self.origin_fields)
+                    learn, handled = handled, 0
+                if downloads <= INCOMPLETE_REFETCHES:
+                    wait = self.retry_policy.wait_seconds(None, downloads)
+                    self.logger.warning("%s: the result of %s is incomplete: %s (%s); downloading it again in %.1fs",
+                                        self.name, self.describe_job(result), exc.problem, exc.counts, wait)
+                    time.sleep(wait)
+                    continue
+                attempts = self.settings.jobs.max_attempts
+                if result.attempt >= attempts:
+                    raise StreamError(
+                        self.name, f"the result of {self.describe_job(result)} stayed incomplete: {exc.problem} "
+                        f"({exc.counts}) after {attempts} job(s); no bookmark moved past {iso_z(window.start)}; run "
+                        "again later, and report it to the vendor if it persists") from None
+                self.logger.warning("%s: the result of %s is incomplete: %s (%s); creating the job again "
+                                    "(attempt %d of %d)", self.name, self.describe_job(result), exc.problem,
+                                    exc.counts, result.attempt + 1, attempts)
+                self.tap.job_log.add(self.job_stream_name, self.job_record(result, 0, "incomplete"))
+                self.delete_job(result)
+                result = self.run_job(context, window, stop, first_attempt=result.attempt + 1)
+                journal.record()
+                downloads, handled, learn = 0, 0, 0
+                if memory is not None:
+                    memory.start_result()
+                self.extracted_at = utc_now()
 
     # ---- the record path ------------------------------------------------------------------------
 
@@ -284,7 +565,9 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         per-record progress markers would only say, wrongly, that progress is not resumable)."""
 
     def commit_window(self, context: Context | None, window: Window) -> None:
-        """Every row of `window` is out: move the bookmark to its end and say so in a STATE."""
+        """Every row of `window` is out and verified: move the bookmark to its end, drop its job
+        record, and say so in a STATE."""
+        self._forget_window(context, window, through_end=True)
         state = self.get_context_state(context)
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = iso_z(window.end)
@@ -294,12 +577,57 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     # ---- downloads ---------------------------------------------------------------------------
 
     def open_download(self, url: str) -> requests.Response:
-        """GET a result with the body left on the wire; a 3xx to a signed URL is fetched without
-        the Authorization header (signed URLs carry their own credentials)."""
+        """GET a result with the body left on the wire. A 3xx is followed by hand (requests does
+        not follow 300): to a signed URL or any other host without the Authorization header
+        (`send` sends credentials only to the API host)."""
         response = self.send("GET", url, stream=True, allow_redirects=False)
-        if response.is_redirect and response.headers.get("Location"):
+        hops = 0
+        while response.is_redirect and response.headers.get("Location") and hops < MAX_REDIRECTS:
             location = requests.compat.urljoin(url, response.headers["Location"])
             response.close()
-            response = self.send("GET", location, stream=True, authenticate=False)
+            url, hops = location, hops + 1
+            response = self.send("GET", url, stream=True, allow_redirects=False)
+        if response.is_redirect:
+            response.close()
+            raise StreamError(self.name, f"the download of {_path(url)} kept redirecting ({hops} hops); report it")
         response.raw.decode_content = True
         return response
+
+
+def _record_window(record: dict) -> Window | None:
+    start, end = parse_instant(record.get("window_start")), parse_instant(record.get("window_end"))
+    return Window(start, end) if start is not None and end is not None and start < end else None
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+class _Progress:
+    """Per stream: windows done, rows, rows/s and an estimate of the time left, for the log."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.windows = 0
+        self.rows = 0
+
+    def window_done(self, rows: int) -> None:
+        self.windows += 1
+        self.rows += rows
+
+    def describe(self, windows_left: int) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        text = f"{self.rows:,} rows so far, {self.rows / elapsed:,.0f} rows/s"
+        if windows_left:
+            left = elapsed / self.windows * windows_left
+            text += f", about {_duration(left)} left ({windows_left} window(s))"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import ipaddress
+import math
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -29,6 +30,17 @@ TALKDESK_REPORT_FORMATS = ["json", "csv", "json_bulk"]
 TALKDESK_MAX_WINDOW_DAYS = 31  # "at most one month of data per job"
 TALKDESK_MAX_CONCURRENT_JOBS = 15  # "at most 15 report jobs queued or running per account"
 MYREPORTS_DEFAULT_API_URL = "https://api.na.myreports.cloud/api"
+# Two hours: calls up to ~2 h long and late changes (wrap-up, dispositions) are read again next run.
+DEFAULT_LOOKBACK_MINUTES = 120
+MAX_LOOKBACK_MINUTES = 7 * 24 * 60
+MAX_LAG_MINUTES = 24 * 60
+
+
+def _seconds(**bounds: t.Any) -> th.CustomType:
+    """A duration in seconds, fractions allowed: a JSON number, or the same number as a string
+    (Meltano passes `kind: string` settings read from the environment as strings; its `kind:
+    decimal` turns them into Decimal and then fails to write the config file)."""
+    return th.CustomType({"type": ["number", "string"], "pattern": r"^[0-9]+(\.[0-9]+)?$", **bounds})
 
 SETTINGS_SCHEMA = th.PropertiesList(
     th.Property("start_date", th.DateTimeType, required=True, title="Start date",
@@ -50,7 +62,8 @@ SETTINGS_SCHEMA = th.PropertiesList(
                 description="OAuth2 client-credentials client secret."),
     th.Property("talkdesk_access_token", th.StringType, secret=True, title="Talkdesk access token",
                 description="A static bearer token, instead of client credentials."),
-    th.Property("talkdesk_report_types", th.ArrayType(th.StringType), default=TALKDESK_DEFAULT_REPORT_TYPES,
+    th.Property("talkdesk_report_types", th.ArrayType(th.CustomType({"type": ["string"], "enum": TALKDESK_REPORT_TYPES})),
+                default=TALKDESK_DEFAULT_REPORT_TYPES,
                 title="Talkdesk report types",
                 description="Explore report types to extract, one stream talkdesk_<type> each. "
                             f"Valid: {', '.join(TALKDESK_REPORT_TYPES)}."),
@@ -58,12 +71,18 @@ SETTINGS_SCHEMA = th.PropertiesList(
                 description="IANA time zone the report timespan is applied in."),
     th.Property("talkdesk_report_format", th.StringType, default="json", allowed_values=TALKDESK_REPORT_FORMATS,
                 title="Talkdesk report format", description="File format of report jobs: json, csv or json_bulk."),
-    th.Property("talkdesk_window_days", th.IntegerType, default=7, title="Talkdesk window (days)",
+    th.Property("talkdesk_window_days", th.IntegerType(minimum=1, maximum=TALKDESK_MAX_WINDOW_DAYS), default=7, title="Talkdesk window (days)",
                 description="Days of data per report job (1 to 31)."),
-    th.Property("talkdesk_data_lag_minutes", th.IntegerType, default=5, title="Talkdesk data lag (minutes)",
-                description="Reports lag real time; windows never end later than now minus this "
+    th.Property("talkdesk_data_lag_minutes", th.IntegerType(minimum=0, maximum=MAX_LAG_MINUTES), default=5,
+                title="Talkdesk data lag (minutes)",
+                description="Reports lag real time; windows never end later than now minus this, 0 to 1440 "
                             "(audit_logs always waits at least 60)."),
-    th.Property("talkdesk_page_size", th.IntegerType, default=100, title="Talkdesk page size",
+    th.Property("talkdesk_lookback_minutes", th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
+                default=DEFAULT_LOOKBACK_MINUTES, title="Talkdesk lookback (minutes)",
+                description="Every incremental run re-reads this much before its bookmark (0 to 10080): rows "
+                            "that arrive or change late (long calls, wrap-up, dispositions) are read again and "
+                            "replace themselves by key."),
+    th.Property("talkdesk_page_size", th.IntegerType(minimum=1, maximum=100), default=100, title="Talkdesk page size",
                 description="per_page for the bulk-imports list (1 to 100)."),
     # Zendesk
     th.Property("zendesk_subdomain", th.StringType, title="Zendesk subdomain",
@@ -83,33 +102,59 @@ SETTINGS_SCHEMA = th.PropertiesList(
     th.Property("myreports_api_url", th.StringType, default=MYREPORTS_DEFAULT_API_URL, title="MyReports API URL",
                 description="Base URL: https://api.<region>.myreports.cloud/api, region na, eu, uk or au."),
     th.Property("myreports_token", th.StringType, secret=True, title="MyReports token",
-                description="JWT bearer token."),
+                description="A static JWT access token. Expires: for unattended runs use myreports_refresh_token."),
+    th.Property("myreports_refresh_token", th.StringType, secret=True, title="MyReports refresh token",
+                description="OAuth2 refresh token: the tap gets (and renews) access tokens itself. "
+                            "Wins over myreports_token when both are set."),
+    th.Property("myreports_client_id", th.StringType, title="MyReports client ID",
+                description="OAuth2 client ID, sent with the refresh token."),
+    th.Property("myreports_client_secret", th.StringType, secret=True, title="MyReports client secret",
+                description="OAuth2 client secret, sent with the refresh token."),
+    th.Property("myreports_token_url", th.StringType, title="MyReports token URL",
+                description="OAuth2 token endpoint for the refresh grant (required with myreports_refresh_token; "
+                            "https, http only for loopback)."),
     th.Property("myreports_workspace_id", th.StringType, title="MyReports workspace ID",
                 description="The workspace holding myreports_report_ids."),
     th.Property("myreports_report_ids", th.ArrayType(th.StringType), title="MyReports report IDs",
                 description="Reports whose call rows to extract."),
-    th.Property("myreports_window_days", th.IntegerType, default=7, title="MyReports window (days)",
-                description="Days of data per report request; halved automatically when a result hits rowLimit."),
-    th.Property("myreports_data_lag_minutes", th.IntegerType, default=15, title="MyReports data lag (minutes)",
-                description="A call row exists once the call ends: windows end this long before now."),
+    th.Property("myreports_window_days", th.IntegerType(minimum=1, maximum=366), default=7,
+                title="MyReports window (days)",
+                description="Days of data per report request (1 to 366); halved automatically when a result "
+                            "hits rowLimit."),
+    th.Property("myreports_data_lag_minutes", th.IntegerType(minimum=0, maximum=MAX_LAG_MINUTES), default=15,
+                title="MyReports data lag (minutes)",
+                description="A call row exists once the call ends: windows end this long before now (0 to 1440)."),
+    th.Property("myreports_lookback_minutes", th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
+                default=DEFAULT_LOOKBACK_MINUTES, title="MyReports lookback (minutes)",
+                description="Every incremental run re-reads this much before its bookmark (0 to 10080): a call "
+                            "row exists once the call ends, so calls longer than the data lag arrive late."),
+    th.Property("min_window_minutes", th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES), default=15,
+                title="Minimum window (minutes)",
+                description="A report stream whose new data since its bookmark spans less than this (0 to 10080) "
+                            "creates no job this run: a run started right after another makes no tiny jobs."),
     # Report jobs, retries
-    th.Property("max_concurrent_jobs", th.IntegerType, default=4, title="Concurrent report jobs",
-                description="Report jobs run at once (never above 15 for Talkdesk)."),
-    th.Property("job_poll_interval_seconds", th.NumberType, default=5, title="Job poll interval (s)",
-                description="First wait between polls of a report job; grows 1.5x per poll up to "
-                            "job_poll_max_interval_seconds."),
-    th.Property("job_poll_max_interval_seconds", th.NumberType, default=60, title="Job poll interval cap (s)",
-                description="Longest wait between two polls of a report job."),
-    th.Property("job_timeout_seconds", th.NumberType, default=3600, title="Job timeout (s)",
-                description="A report job not done by then fails the stream."),
-    th.Property("job_max_attempts", th.IntegerType, default=3, title="Job attempts",
-                description="Times a failed or canceled report job is created again before the stream fails."),
-    th.Property("max_retries", th.IntegerType, default=5, title="Max retries",
-                description="Retries of a request after 429, 5xx, resets and timeouts."),
-    th.Property("request_timeout_seconds", th.NumberType, default=300, title="Request timeout (s)",
-                description="Connect and read timeout of every request; a timeout is retried."),
-    th.Property("retry_backoff_base_seconds", th.NumberType, default=1.0, title="Retry backoff base (s)",
-                description="First exponential backoff wait (with jitter) when no Retry-After is given."),
+    th.Property("max_concurrent_jobs", th.IntegerType(minimum=1, maximum=64), default=4, title="Concurrent report jobs",
+                description="Report jobs run at once, 1 to 64 (at most 15 with Talkdesk: its per-account limit, "
+                            "shared by every extractor on the account)."),
+    th.Property("job_poll_interval_seconds", _seconds(exclusiveMinimum=0), default=5, title="Job poll interval (s)",
+                description="Seconds (above 0) of the first wait between polls of a report job; grows 1.5x per "
+                            "poll up to job_poll_max_interval_seconds."),
+    th.Property("job_poll_max_interval_seconds", _seconds(exclusiveMinimum=0), default=60,
+                title="Job poll interval cap (s)",
+                description="Seconds (above 0): the longest wait between two polls of a report job."),
+    th.Property("job_timeout_seconds", _seconds(exclusiveMinimum=0), default=3600, title="Job timeout (s)",
+                description="Seconds (above 0): a report job not done by then fails the stream."),
+    th.Property("job_max_attempts", th.IntegerType(minimum=1, maximum=20), default=3, title="Job attempts",
+                description="Times (1 to 20) a report job is created when it fails or is canceled, before the "
+                            "stream fails."),
+    th.Property("max_retries", th.IntegerType(minimum=0, maximum=100), default=5, title="Max retries",
+                description="Retries (0 to 100) of a request after 429, 5xx, resets and timeouts."),
+    th.Property("request_timeout_seconds", _seconds(exclusiveMinimum=0), default=300, title="Request timeout (s)",
+                description="Seconds (above 0): connect and read timeout of every request; a timeout is retried."),
+    th.Property("retry_backoff_base_seconds", _seconds(exclusiveMinimum=0), default=1.0,
+                title="Retry backoff base (s)",
+                description="Seconds (above 0) of the first exponential backoff wait (with jitter) when no "
+                            "Retry-After is given."),
 ).to_dict()
 
 
@@ -165,10 +210,19 @@ def _int_between(config: t.Mapping[str, t.Any], setting: str, low: int, high: in
 
 def _positive_number(config: t.Mapping[str, t.Any], setting: str, default: float) -> float:
     value = config.get(setting, default)
-    # The SDK reads JSON config numbers as Decimal.
-    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)) or value <= 0:
-        raise ConfigError(setting, f"must be a number above 0 (got {value!r})")
-    return float(value)
+    # The SDK reads JSON config numbers as Decimal; Meltano passes `kind: string` values from the
+    # environment as strings ("120").
+    number: float | None = None
+    if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise ConfigError(setting, f"must be a number of seconds above 0 (got {value!r})")
+    return number
 
 
 @dataclass(frozen=True)
@@ -184,6 +238,7 @@ class TalkdeskSettings:
     window_days: int
     data_lag_minutes: int
     page_size: int
+    lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES
 
 
 @dataclass(frozen=True)
@@ -198,11 +253,17 @@ class ZendeskSettings:
 @dataclass(frozen=True)
 class MyReportsSettings:
     api_url: str
-    token: str
+    token: str | None
     workspace_id: str | None
     report_ids: tuple[str, ...]
     window_days: int
     data_lag_minutes: int
+    lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES
+    # The refresh-token flow (wins over `token` when set).
+    refresh_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    token_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +273,7 @@ class JobSettings:
     poll_max_interval_seconds: float
     timeout_seconds: float
     max_attempts: int
+    min_window_minutes: int = 15
 
 
 @dataclass(frozen=True)
@@ -278,6 +340,8 @@ def _talkdesk(config: t.Mapping[str, t.Any]) -> TalkdeskSettings | None:
         window_days=_int_between(config, "talkdesk_window_days", 1, TALKDESK_MAX_WINDOW_DAYS, 7),
         data_lag_minutes=_int_between(config, "talkdesk_data_lag_minutes", 0, 24 * 60, 5),
         page_size=_int_between(config, "talkdesk_page_size", 1, 100, 100),
+        lookback_minutes=_int_between(config, "talkdesk_lookback_minutes", 0, MAX_LOOKBACK_MINUTES,
+                                      DEFAULT_LOOKBACK_MINUTES),
     )
 
 
@@ -306,8 +370,17 @@ def _zendesk(config: t.Mapping[str, t.Any]) -> ZendeskSettings | None:
 
 def _myreports(config: t.Mapping[str, t.Any]) -> MyReportsSettings | None:
     token = config.get("myreports_token") or None
-    if not token:
+    refresh_token = config.get("myreports_refresh_token") or None
+    if not token and not refresh_token:
+        for orphan in ("myreports_client_id", "myreports_client_secret", "myreports_token_url"):
+            if config.get(orphan):
+                raise ConfigError("myreports_refresh_token", f"is missing: '{orphan}' is only used with it")
         return None
+    token_url = None
+    if refresh_token:
+        if not config.get("myreports_token_url"):
+            raise ConfigError("myreports_token_url", "is missing: myreports_refresh_token needs the token endpoint")
+        token_url = check_base_url("myreports_token_url", config["myreports_token_url"])
     api_url = check_base_url("myreports_api_url", config.get("myreports_api_url") or MYREPORTS_DEFAULT_API_URL)
     report_ids = config.get("myreports_report_ids") or []
     if not isinstance(report_ids, (list, tuple)) or not all(isinstance(x, str) and x for x in report_ids):
@@ -321,6 +394,12 @@ def _myreports(config: t.Mapping[str, t.Any]) -> MyReportsSettings | None:
         report_ids=tuple(dict.fromkeys(report_ids)),
         window_days=_int_between(config, "myreports_window_days", 1, 366, 7),
         data_lag_minutes=_int_between(config, "myreports_data_lag_minutes", 0, 24 * 60, 15),
+        lookback_minutes=_int_between(config, "myreports_lookback_minutes", 0, MAX_LOOKBACK_MINUTES,
+                                      DEFAULT_LOOKBACK_MINUTES),
+        refresh_token=refresh_token,
+        client_id=config.get("myreports_client_id") or None if refresh_token else None,
+        client_secret=config.get("myreports_client_secret") or None if refresh_token else None,
+        token_url=token_url,
     )
 
 
@@ -328,7 +407,7 @@ NO_CREDENTIALS = (
     "config: no vendor credentials are set; give at least one of: "
     "talkdesk_client_id + talkdesk_client_secret (+ talkdesk_account_name) or talkdesk_access_token; "
     "zendesk_email + zendesk_api_token or zendesk_oauth_token (+ zendesk_subdomain); "
-    "myreports_token (+ myreports_workspace_id, myreports_report_ids)"
+    "myreports_token or myreports_refresh_token + myreports_token_url (+ myreports_workspace_id, myreports_report_ids)"
 )
 
 
@@ -358,6 +437,7 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
             poll_max_interval_seconds=max(poll, _positive_number(config, "job_poll_max_interval_seconds", 60)),
             timeout_seconds=_positive_number(config, "job_timeout_seconds", 3600),
             max_attempts=_int_between(config, "job_max_attempts", 1, 20, 3),
+            min_window_minutes=_int_between(config, "min_window_minutes", 0, MAX_LOOKBACK_MINUTES, 15),
         ),
         talkdesk=talkdesk,
         zendesk=_zendesk(config),

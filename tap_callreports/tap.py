@@ -10,12 +10,13 @@ from functools import cached_property
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth, ClientCredentialsAuth
+from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth, ClientCredentialsAuth, RefreshTokenAuth
 from tap_callreports.errors import CallReportsError, ConfigError, TerminatedBySignal
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
 from tap_callreports.redact import REGISTRY, install_log_redaction
 from tap_callreports.reportjobs import PollPolicy, ReportJobEngine
-from tap_callreports.reportstream import JobLog, JobLogStream, ReportJobStream
+from tap_callreports.reportstream import JobJournal, JobLog, JobLogStream, ReportJobStream
+from tap_callreports.retry import RetryPolicy
 from tap_callreports.settings import NO_CREDENTIALS, SETTINGS_SCHEMA, Settings, load_settings, secret_values
 from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
@@ -39,6 +40,7 @@ class TapCallReports(Tap):
         self._auth_lock = threading.Lock()
         self._authenticators: dict[str, CallReportsAuth] = {}
         self.job_log = JobLog()
+        self.job_journal = JobJournal(self)
         super().__init__(*args, **kwargs)
         REGISTRY.add(*secret_values(self.config))
         install_log_redaction()
@@ -77,29 +79,52 @@ class TapCallReports(Tap):
             return self._authenticators[vendor]
 
     def _build_authenticator(self, vendor: str) -> CallReportsAuth:
+        """The vendor's credentials, bound to its API host: no other host ever receives them.
+        Token URLs get only the client credentials or refresh token, with the tap's retry policy."""
         settings = self.settings
+        token_flow = {
+            "retry_policy": RetryPolicy(max_retries=settings.max_retries,
+                                        base_seconds=settings.retry_backoff_base_seconds),
+            "timeout": settings.request_timeout_seconds,
+            "logger": self.logger,
+        }
+        auth: CallReportsAuth
         if vendor == "talkdesk" and settings.talkdesk is not None:
             talkdesk = settings.talkdesk
+            hosts = [talkdesk.api_url]
             if talkdesk.access_token:
-                return BearerTokenAuth(talkdesk.access_token, "talkdesk_access_token")
+                return BearerTokenAuth(talkdesk.access_token, "talkdesk_access_token", hosts)
             assert talkdesk.token_url and talkdesk.client_id and talkdesk.client_secret
             auth = ClientCredentialsAuth(
-                talkdesk.token_url, talkdesk.client_id, talkdesk.client_secret,
-                timeout=settings.request_timeout_seconds,
+                hosts, talkdesk.token_url, talkdesk.client_id, talkdesk.client_secret,
                 credential_settings="talkdesk_client_id and talkdesk_client_secret (and talkdesk_account_name or talkdesk_token_url)",
+                **token_flow,
             )
             REGISTRY.add_source(auth.secrets)
             return auth
         if vendor == "zendesk" and settings.zendesk is not None:
             zendesk = settings.zendesk
+            hosts = [zendesk.api_url]
             if zendesk.oauth_token:
-                return BearerTokenAuth(zendesk.oauth_token, "zendesk_oauth_token")
+                return BearerTokenAuth(zendesk.oauth_token, "zendesk_oauth_token", hosts)
             assert zendesk.email and zendesk.api_token
-            auth = BasicAuth(f"{zendesk.email}/token", zendesk.api_token, "zendesk_email and zendesk_api_token")
+            auth = BasicAuth(f"{zendesk.email}/token", zendesk.api_token, "zendesk_email and zendesk_api_token", hosts)
             REGISTRY.add(*auth.secrets())
             return auth
         if vendor == "myreports" and settings.myreports is not None:
-            return BearerTokenAuth(settings.myreports.token, "myreports_token")
+            myreports = settings.myreports
+            hosts = [myreports.api_url]
+            if myreports.refresh_token:  # wins over a static myreports_token
+                assert myreports.token_url
+                auth = RefreshTokenAuth(
+                    hosts, myreports.token_url, myreports.refresh_token, myreports.client_id, myreports.client_secret,
+                    credential_settings="myreports_refresh_token (with myreports_client_id and myreports_client_secret)",
+                    **token_flow,
+                )
+                REGISTRY.add_source(auth.secrets)
+                return auth
+            assert myreports.token
+            return BearerTokenAuth(myreports.token, "myreports_token", hosts)
         raise ConfigError(f"{vendor}_*", "is not configured")
 
     # ---- streams -------------------------------------------------------------------------------
@@ -131,7 +156,15 @@ class TapCallReports(Tap):
         finally:
             if "engine" in self.__dict__:
                 self.engine.shutdown()
+            self.job_journal.record()  # jobs created but not yet in a STATE: the next run polls them
             self.message_writer.flush()  # records written before a failure still reach the target
+
+    def run_connection_test(self) -> bool:  # type: ignore[misc]
+        """`--test`: check each configured vendor cheaply, creating no report job (not the SDK's
+        one-record sync, which starts every report job and stops at the first vendor's record)."""
+        from tap_callreports.connection_test import run_connection_test
+
+        return run_connection_test(self)
 
     def _handle_termination(self, signum: int, frame: t.Any) -> None:  # type: ignore[override]
         """SIGTERM/SIGINT: unwind the sync like any error, so the buffered RECORDs and STATEs already

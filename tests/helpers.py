@@ -15,7 +15,8 @@ from pathlib import Path
 from tap_callreports.sandbox import RunningSandbox
 
 SANDBOX_SECRETS = ("sandbox-client-secret", "sandbox-talkdesk-token", "sandbox-zendesk-token",
-                   "sandbox-zendesk-oauth", "sandbox-myreports-token")
+                   "sandbox-zendesk-oauth", "sandbox-myreports-token", "sandbox-myreports-secret",
+                   "sandbox-myreports-refresh")
 MYREPORTS_WS = "00000000-0000-0000-0000-000000000001"
 LONDON_REPORT = "00000000-0000-0000-0000-000000000001"
 NEW_YORK_REPORT = "00000000-0000-0000-0000-000000000002"

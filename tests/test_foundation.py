@@ -25,7 +25,7 @@ def test_about_lists_every_setting_and_marks_secrets(tmp_path):
     assert SETTING_NAMES <= set(properties)
     secret = {name for name, spec in properties.items() if spec.get("secret")}
     assert secret == {"talkdesk_client_secret", "talkdesk_access_token", "zendesk_api_token",
-                      "zendesk_oauth_token", "myreports_token"}
+                      "zendesk_oauth_token", "myreports_token", "myreports_refresh_token", "myreports_client_secret"}
     assert about["settings"]["required"] == ["start_date"]
 
 

@@ -10,8 +10,10 @@ import pytest
 import requests
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, catalog_selecting, sandbox_config, sync
+from tap_callreports.myreports.streams import ROW_POLICY
 from tap_callreports.reportstream import ReportJobStream
-from tap_callreports.timeutil import LocalTimeConverter, parse_instant
+from tap_callreports.rowshape import RowShaper
+from tap_callreports.timeutil import UTC, LocalTimeConverter, parse_instant
 
 STREAMS = ["talkdesk_calls", "talkdesk_report_jobs", "myreports_call_rows", "myreports_requests"]
 
@@ -48,9 +50,10 @@ def test_streaming_and_whole_body_parsing_emit_identical_records(make_sandbox):
         if request["outcome"] != "emitted":
             continue
         to_utc = LocalTimeConverter(tz, start, end).to_utc_text  # its correctness: test_reports' DST tests
+        shape = RowShaper(ROW_POLICY).shape  # column names: tests/test_rowshape.py
         for row in body["data"]:
-            expected_rows.append(row | {"start_utc": to_utc(row["start"]), "report_id": request["report_id"],
-                                        "request_id": request["request_id"]})
+            expected_rows.append(shape(row | {"start_utc": to_utc(row["start"])}, UTC)
+                                 | {"report_id": request["report_id"], "request_id": request["request_id"]})
     assert run.records("myreports_call_rows") == expected_rows
     assert any(r["outcome"] == "split" for r in run.records("myreports_requests"))  # London's DST change
 
@@ -84,14 +87,14 @@ def test_deselected_fields_and_stream_maps_still_apply(sandbox):
     for entry in catalog["streams"]:
         if entry["tap_stream_id"] == "myreports_call_rows":
             for item in entry["metadata"]:
-                if item["breadcrumb"] == ["properties", "userName"]:
+                if item["breadcrumb"] == ["properties", "user_name"]:
                     item["metadata"]["selected"] = False
     run = sync(config, catalog=catalog)
     assert run.error is None, run.error
     calls = run.records("talkdesk_calls")
     assert calls and all(r["type"] == "inbound" and "agent_name" not in r for r in calls)
     rows = run.records("myreports_call_rows")
-    assert rows and all("userName" not in r and "cli" not in r for r in rows)
+    assert rows and all("user_name" not in r and "cli" not in r for r in rows)
     assert any("caller" in r for r in rows)
     schema = run.schemas()["myreports_call_rows"]["schema"]["properties"]
     assert "caller" in schema and "cli" not in schema

@@ -312,7 +312,8 @@ def test_killed_runs_resume_without_gaps(tmp_path, make_sandbox, seed):
 def test_sigterm_exits_non_zero_with_state_that_resumes(tmp_path, make_sandbox):
     sandbox = make_sandbox(job_polls=3)
     config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-09T00:00:00Z",
-                            job_poll_interval_seconds=0.2, job_poll_max_interval_seconds=0.2, max_concurrent_jobs=1)
+                            job_poll_interval_seconds=0.2, job_poll_max_interval_seconds=0.2, max_concurrent_jobs=1,
+                            talkdesk_lookback_minutes=0)
     (tmp_path / "config.json").write_text(json.dumps(config))
     with subprocess.Popen([sys.executable, "-m", "tap_callreports", "--config", str(tmp_path / "config.json")],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:

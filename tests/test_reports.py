@@ -93,20 +93,38 @@ def test_csv_and_json_bulk_give_the_json_rows(make_sandbox, fmt):
     assert got == expected  # CSV cells typed back by the schema: talk_time is an int again
 
 
-def test_renamed_call_fields_are_both_in_the_schema(make_sandbox):
-    sandbox = make_sandbox(calls_rename_cutover="2099-01-01T00:00:00+00:00")  # payloads with the old names
+@pytest.mark.parametrize("cutover", ["2099-01-01T00:00:00+00:00", "2000-01-01T00:00:00+00:00"])
+def test_renamed_call_fields_land_in_one_column(make_sandbox, cutover):
+    sandbox = make_sandbox(calls_rename_cutover=cutover)  # payloads with the old names, then the new ones
     run = sync(sandbox_config(sandbox), streams=["talkdesk_calls"])
     rows = run.records("talkdesk_calls")
-    assert rows and all("interaction_id" in r and "call_id" not in r for r in rows)
+    expected = expected_talkdesk(sandbox, "calls", OCT1, OCT4)
+    assert rows and sorted(r["call_id"] for r in rows) == sorted(map(row_key, expected))
+    assert all({"call_id", "type", "start_at", "end_at"} <= set(r) for r in rows)
+    assert not any({"interaction_id", "call_type", "start_time", "end_time"} & set(r) for r in rows)
     properties = run.schemas()["talkdesk_calls"]["schema"]["properties"]
-    assert {"interaction_id", "call_id", "call_type", "type", "start_time", "start_at"} <= set(properties)
+    assert {"call_id", "type", "start_at", "end_at"} <= set(properties)
+    assert not {"interaction_id", "call_type", "start_time", "end_time"} & set(properties)
+    assert properties["start_at"]["format"] == "date-time"
+    assert run.schemas()["talkdesk_calls"]["key_properties"] == ["call_id"]
 
 
-def test_studio_flow_dotted_keys_survive(sandbox):
+def test_studio_flow_dotted_keys_become_sql_names(sandbox):
     run = sync(sandbox_config(sandbox, talkdesk_report_types=["studio_flow_execution"]),
                streams=["talkdesk_studio_flow_execution"])
-    row = run.records("talkdesk_studio_flow_execution")[0]
-    assert "studio_flow_executions_aggregated.flow_execution_finished_time" in row
+    rows = run.records("talkdesk_studio_flow_execution")
+    expected = list(sandbox.app.data.talkdesk_rows("studio_flow_execution", OCT1, OCT4, ZoneInfo("UTC"),
+                                                   dt.datetime.now(UTC)))
+    prefix = "studio_flow_executions_aggregated."
+    assert sorted(r["flow_execution_id"] for r in rows) == sorted(r[prefix + "flow_execution_id"] for r in expected)
+    columns = set(run.schemas()["talkdesk_studio_flow_execution"]["schema"]["properties"])
+    assert all(name.replace("_", "").isalnum() and name.islower() for name in columns)
+    assert {"flow_name", "flow_execution_finished_time", "flow_execution_finished_time_local"} <= columns
+    by_id = {r[prefix + "flow_execution_id"]: r for r in expected}
+    for row in rows:  # local wall times (report zone UTC here) become UTC instants, the text kept beside
+        wall = by_id[row["flow_execution_id"]][prefix + "flow_execution_started_time"]
+        assert row["flow_execution_started_time_local"] == wall
+        assert row["flow_execution_started_time"] == wall.replace(" ", "T") + "Z"
 
 
 @pytest.mark.parametrize("knob, word", [("fail_windows", "failed"), ("cancel_windows", "canceled")])
@@ -132,12 +150,33 @@ def test_resumed_run_emits_only_new_windows(sandbox):
     first = sync(sandbox_config(sandbox, end_date=iso_z(OCT3)), streams=["talkdesk_calls"])
     assert first.final_state["bookmarks"]["talkdesk_calls"]["replication_key_value"] == iso_z(OCT3)
     created_before = len(sandbox.app.events("job_created"))
-    second = sync(sandbox_config(sandbox, end_date=iso_z(OCT5)), state=first.final_state, streams=["talkdesk_calls"])
+    second = sync(sandbox_config(sandbox, end_date=iso_z(OCT5), talkdesk_lookback_minutes=0), state=first.final_state,
+                  streams=["talkdesk_calls"])
     rows = second.records("talkdesk_calls")
     assert {r["report_window_start"] for r in rows} == {iso_z(OCT3), iso_z(OCT4)}
     assert sorted(map(row_key, rows)) == sorted(map(row_key, expected_talkdesk(sandbox, "calls", OCT3, OCT5)))
     new_jobs = sandbox.app.events("job_created")[created_before:]
     assert sorted(e["start"] for e in new_jobs) == [OCT3.isoformat(), OCT4.isoformat()]  # jobs run concurrently
+
+
+@pytest.mark.parametrize(("lookback", "end", "expected_starts"), [
+    (120, OCT5, ["2026-10-02T22:00:00+00:00", OCT4.isoformat()]),  # rides on the first new window
+    (120, OCT3 + dt.timedelta(minutes=10), []),  # under min_window_minutes: no job at all
+    (0, OCT4, [OCT3.isoformat()]),
+])
+def test_lookback_rereads_before_the_bookmark(sandbox, lookback, end, expected_starts):
+    first = sync(sandbox_config(sandbox, end_date=iso_z(OCT3)), streams=["talkdesk_calls"])
+    created_before = len(sandbox.app.events("job_created"))
+    second = sync(sandbox_config(sandbox, end_date=iso_z(end), talkdesk_lookback_minutes=lookback),
+                  state=first.final_state, streams=["talkdesk_calls"])
+    assert second.error is None, second.error
+    new_jobs = sandbox.app.events("job_created")[created_before:]
+    assert sorted(e["start"] for e in new_jobs) == expected_starts
+    again = second.records("talkdesk_calls")
+    start = dt.datetime.fromisoformat(expected_starts[0]) if expected_starts else end
+    assert sorted(r["call_id"] for r in again) == sorted(map(row_key, expected_talkdesk(sandbox, "calls", start, end)))
+    if lookback and expected_starts:  # rows of the last 2 h before the bookmark came again, with the same key
+        assert {r["call_id"] for r in again} & {r["call_id"] for r in first.records("talkdesk_calls")}
 
 
 def test_concurrent_jobs_overlap(make_sandbox):
@@ -167,7 +206,7 @@ def test_cut_downloads_are_resumed_without_duplicates(make_sandbox):
     assert [kind for kind, _ in sandbox.app.faults.injected].count("cut") >= 6
     assert collections.Counter(map(row_key, run.records("talkdesk_calls"))) == collections.Counter(
         map(row_key, expected_talkdesk(sandbox, "calls", OCT1, OCT4)))
-    docs = [r["docId"] for r in run.records("myreports_call_rows")]
+    docs = [r["doc_id"] for r in run.records("myreports_call_rows")]
     assert len(docs) == len(set(docs)) and set(docs) == set(expected_myreports(sandbox, LONDON_REPORT, OCT1, OCT4))
 
 
@@ -182,8 +221,8 @@ def test_every_myreports_row_once_with_origin(sandbox):
     for report_id in (LONDON_REPORT, NEW_YORK_REPORT):
         got = [r for r in rows if r["report_id"] == report_id]
         expected = expected_myreports(sandbox, report_id, OCT1, OCT4)
-        assert sorted(r["docId"] for r in got) == sorted(expected)
-        assert all(r["start_utc"] == iso_z(dt.datetime.fromtimestamp(expected[r["docId"]], UTC)) for r in got)
+        assert sorted(r["doc_id"] for r in got) == sorted(expected)
+        assert all(r["start_utc"] == iso_z(dt.datetime.fromtimestamp(expected[r["doc_id"]], UTC)) for r in got)
     requests_ = run.records("myreports_requests")
     assert {r["request_id"] for r in requests_} == {r["request_id"] for r in rows}
     assert all(r["outcome"] == "emitted" and isinstance(r["summary"], list) for r in requests_)
@@ -196,7 +235,7 @@ def test_row_limit_splits_windows_until_complete(make_sandbox):
     sandbox = make_sandbox(myreports_row_limit=40)
     run = sync(sandbox_config(sandbox), streams=["myreports_call_rows", "myreports_requests"])
     assert run.error is None, run.error
-    docs = [r["docId"] for r in run.records("myreports_call_rows")]
+    docs = [r["doc_id"] for r in run.records("myreports_call_rows")]
     expected = expected_myreports(sandbox, LONDON_REPORT, OCT1, OCT4)
     assert len(expected) > 200
     assert len(docs) == len(set(docs)) and set(docs) == set(expected)
@@ -221,9 +260,9 @@ def test_start_utc_is_right_across_dst(make_sandbox, report_id, start, end):
     expected = expected_myreports(sandbox, report_id, dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end))
     rows = run.records("myreports_call_rows")
     assert len(rows) == len(expected)
-    wrong = [r for r in rows if r["start_utc"] != iso_z(dt.datetime.fromtimestamp(expected[r["docId"]], UTC))]
+    wrong = [r for r in rows if r["start_utc"] != iso_z(dt.datetime.fromtimestamp(expected[r["doc_id"]], UTC))]
     assert wrong == []
-    local = collections.Counter(r["start"][:13] for r in rows)
+    local = collections.Counter(r["start_local"][:13] for r in rows)
     if "03-28" not in start:
         assert max(local.values()) >= 50  # the repeated local hour holds two hours of calls
 

@@ -10,28 +10,31 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from functools import cached_property
+from http import HTTPStatus
 import threading
 import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from singer_sdk import StreamSchema
-from singer_sdk.exceptions import FatalAPIError
 
+from tap_callreports.client import VendorRefused
+from tap_callreports.completeness import missing_rows, verify_counts
 from tap_callreports.errors import ReportJobFailed, StreamError
 from tap_callreports.myreports.client import MyReportsStream
 from tap_callreports.reportjobs import Window
-from tap_callreports.reportstream import JobResult, ReportJobStream, SplitWindow
-from tap_callreports.responses import dig
-from tap_callreports.schemas import SCHEMAS
+from tap_callreports.reportstream import JobResult, JobStatus, ReportJobStream, SplitWindow
+from tap_callreports.responses import dig, vendor_words
+from tap_callreports.rowshape import RowPolicy, RowShaper
+from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import ReportDocument
-from tap_callreports.timeutil import LocalTimeConverter, fall_back_transitions, iso_z, utc_now
+from tap_callreports.timeutil import UTC, LocalTimeConverter, fall_back_transitions, iso_z, utc_now
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 COMPLETE = "complete"
-ENDED = ("failed", "error", "cancelled", "canceled")
+ENDED = ("failed", "error", "cancelled", "canceled")  # compared in lower case
 ROW_ARRAYS = ("data", "data.data")  # the documented bare result, or the same inside the envelope
 
 
@@ -47,19 +50,35 @@ def offset_iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).isoformat()
 
 
+#: The warehouse shape of call rows: snake_case columns (docId -> doc_id), `start` (local wall time in
+#: the report's time zone) kept as start_local beside start_utc.
+ROW_POLICY = RowPolicy(key=("doc_id",), renamed={"start": "start_local"}, instants=("start_utc",))
+
+
 class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     """Call rows, one partition (and bookmark) per report id."""
 
     name = "myreports_call_rows"
     path = "/v1.0/workspaces/{workspace_id}/reports/{report_id}/requests"  # a label for request metrics
-    primary_keys = ("docId",)
+    primary_keys = ROW_POLICY.key
     replication_key = "start_utc"
-    schema = StreamSchema(SCHEMAS)
     job_stream_name = "myreports_requests"
+    origin_fields = frozenset({"start_utc", "report_id", "request_id"})
+
+    def __init__(self, tap: t.Any) -> None:
+        super().__init__(tap, schema=ROW_POLICY.output_schema(load_schema("myreports_call_rows")))
+
+    @cached_property
+    def shaper(self) -> RowShaper:
+        return RowShaper(ROW_POLICY)
 
     @property
     def partitions(self) -> list[dict] | None:
         return [{"report_id": report_id} for report_id in self.myreports.report_ids] or None
+
+    @property
+    def lookback(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.myreports.lookback_minutes)
 
     @property
     def window_days(self) -> int:
@@ -83,10 +102,10 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             return  # no report ids configured
         yield from super().extract_records(context)
 
-    # ---- the request (worker thread) -----------------------------------------------------------
+    # ---- the request (any thread) ----------------------------------------------------------------
 
-    def start_and_wait(self, context: Context | None, window: Window, attempt: int,
-                       stop: threading.Event) -> tuple[JobResult, str | None]:
+    def create_job(self, context: Context | None, window: Window, attempt: int,
+                   stop: threading.Event) -> JobResult:
         assert context is not None
         report_id = context["report_id"]
         body = {"reportId": report_id, "dateFilter": {"start": offset_iso(window.start), "end": offset_iso(window.end)}}
@@ -95,32 +114,33 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         if not request_id:
             raise ReportJobFailed(self.name, f"creating a request for report {report_id} answered without a "
                                   "requestId; the vendor changed its format, report it")
-        result = JobResult(job_id=request_id, window=window, attempt=attempt,
-                           location=f"{self.report_url(report_id)}/requests/{request_id}/data",
-                           details={"report_id": report_id, "created_at": iso_z(utc_now())})
-        self.logger.info("%s: created request %s for report %s %s (attempt %d)", self.name, request_id,
-                         report_id, window, attempt)
-        what = f"{self.name}: {self.describe_job(result)}"
-        seen: dict[str, t.Any] = {}
-        outcome = self.tap.engine.wait_for(lambda: self._poll(report_id, request_id, seen, what), what, stop)
-        result.details.update(status=seen.get("status"), status_message=seen.get("message"))
-        return result, (None if outcome == COMPLETE else str(seen.get("status")).lower())
+        return JobResult(job_id=request_id, window=window, attempt=attempt, location="",
+                         details={"report_id": report_id, "created_at": iso_z(utc_now())})
 
     def describe_job(self, result: JobResult) -> str:
         message = result.details.get("status_message")
         return (f"request {result.job_id} for report {result.details.get('report_id')} {result.window}"
-                + (f" ({message})" if message and result.details.get("status") != "Complete" else ""))
+                + (f" ({message})" if message and _status(result.details.get("status"), None) != COMPLETE else ""))
 
-    def _poll(self, report_id: str, request_id: str, seen: dict, what: str) -> str | None:
-        data = self.envelope_data(self.send("GET", f"{self.report_url(report_id)}/requests/{request_id}"))
-        status = str(dig(data, "status") or "")
-        if status != seen.get("status"):
-            self.logger.info("%s is %s", what, status or "(no status)")
-        seen["status"], seen["message"] = status, dig(data, "statusMessage")
-        if status.lower() == COMPLETE:
-            return COMPLETE
-        if status.lower() in ENDED:
-            return "ended"
+    def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
+        report_id, request_id = result.details["report_id"], result.job_id
+        url = f"{self.report_url(report_id)}/requests/{request_id}"
+        try:
+            data = self.envelope_data(self.send("GET", url))
+        except VendorRefused as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:
+                return JobStatus(ended="gone (404: MyReports no longer has the request)")
+            raise
+        result.details["polls"] = result.details.get("polls", 0) + 1
+        raw_status, message = dig(data, "status"), dig(data, "statusMessage")
+        status = _status(raw_status, message)
+        if raw_status != result.details.get("status"):
+            self.logger.info("%s: %s is %s", self.name, self.describe_job(result), raw_status or "(no status)")
+        result.details["status"], result.details["status_message"] = raw_status, message
+        if status == COMPLETE:
+            return JobStatus(location=f"{url}/data")
+        if status in ENDED:
+            return JobStatus(ended=status)
         return None
 
     # ---- the rows (main thread) ----------------------------------------------------------------
@@ -128,8 +148,8 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     def _open_result(self, result: JobResult) -> t.Any:
         try:
             return self.open_download(result.location)
-        except FatalAPIError as exc:
-            if " 404 " not in f" {exc} ":
+        except VendorRefused as exc:
+            if exc.status != HTTPStatus.NOT_FOUND or "/requests/" not in result.location:
                 raise
             # The reference's headings say /results/{id}/data where its examples say /requests/.
             result.location = result.location.replace("/requests/", "/results/")
@@ -139,39 +159,57 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         response = self._open_result(result)
         try:
             document = ReportDocument(response.raw, ROW_ARRAYS)
+            if document.array_key is None:
+                envelope = document.header
+                raise missing_rows("'data' row list", vendor_words(
+                    envelope.get("data") if isinstance(envelope.get("data"), dict) and envelope.get("data") else envelope))
             meta = result_members(document, document.header)
             result.details["meta"] = meta
-            tz = self._time_zone(meta, result)
-            transitions = fall_back_transitions(tz, result.window.start, result.window.end)
-            if transitions:
-                # Local times in the hour before a fall-back happen twice: split there, and each
-                # half's own bounds tell which occurrence a row is.
-                raise SplitWindow(result.window.split_at(transitions[0]),
-                                  f"{tz} turns its clocks back at {iso_z(transitions[0])}")
-            if "rowLimitExceeded" in meta:
-                self._check_limit(meta, result)
-                rows: t.Iterable[dict] = document.rows(skip)
-            else:
+            tz = self._time_zone(meta) if _has_time_zone(meta) else None
+            if tz is not None:
+                self._split_at_fall_back(tz, result)
+            if tz is None or "rowLimitExceeded" not in meta or "totalCount" not in meta:
+                # What decides the window (time zone, rowLimitExceeded, counts) comes after the rows:
+                # park them on disk, decide, then replay them -- memory stays flat.
                 rows = self._spooled_rows(document, result, skip)
-            report_id, request_id = result.details["report_id"], result.job_id
-            to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
-            for row in rows:
-                row["start_utc"] = to_utc(row.get("start"))
-                row["report_id"] = report_id
-                row["request_id"] = request_id
-                yield row
-            result.details["trailer"] = result_members(document, document.trailer)
-            self._warn_on_count(meta, document.rows_read, result)
+            else:
+                self._check_limit(meta, result)
+                rows = self._converted(document.rows(skip), tz, result)
+            yield from rows
+            trailer = result_members(document, document.trailer)
+            result.details["trailer"] = trailer
+            members = {**trailer, **meta}
+            counts = {} if members.get("rowLimitExceeded") else {"totalCount": members.get("totalCount")}
+            result.details["verdict"] = verify_counts(document.rows_read, counts)
         finally:
             response.close()
 
-    def _time_zone(self, meta: dict, result: JobResult) -> ZoneInfo:
-        name = dig(meta, "request", "timeZoneId") or "UTC"
+    def _converted(self, rows: t.Iterable[dict], tz: ZoneInfo, result: JobResult) -> t.Iterator[dict]:
+        report_id, request_id = result.details["report_id"], result.job_id
+        to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
+        shape = self.shaper.shape
+        for row in rows:
+            row["start_utc"] = to_utc(row.get("start"))
+            row = shape(row, UTC)
+            row["report_id"] = report_id
+            row["request_id"] = request_id
+            yield row
+
+    def _split_at_fall_back(self, tz: ZoneInfo, result: JobResult) -> None:
+        transitions = fall_back_transitions(tz, result.window.start, result.window.end)
+        if transitions:
+            # Local times in the hour before a fall-back happen twice: split there, and each
+            # half's own bounds tell which occurrence a row is.
+            raise SplitWindow(result.window.split_at(transitions[0]),
+                              f"{tz} turns its clocks back at {iso_z(transitions[0])}")
+
+    def _time_zone(self, meta: dict) -> ZoneInfo:
+        name = dig(meta, "request", "timeZoneId")
         try:
-            return ZoneInfo(name)
+            return ZoneInfo(str(name))
         except (ZoneInfoNotFoundError, ValueError):
-            raise StreamError(self.name, f"request {result.job_id} reports the unknown time zone '{name}'; "
-                              "start_utc cannot be computed; report it") from None
+            raise StreamError(self.name, f"a result reports the unknown time zone '{name}'; start_utc cannot be "
+                              "computed; report it to MyReports") from None
 
     def _check_limit(self, meta: dict, result: JobResult) -> None:
         if meta.get("rowLimitExceeded"):
@@ -184,21 +222,21 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                               f"{dig(meta, 'request', 'rowLimit') or meta.get('rowLimit')}")
 
     def _spooled_rows(self, document: ReportDocument, result: JobResult, skip: int) -> t.Iterator[dict]:
-        """rowLimitExceeded after the rows (not the documented order): park the rows on disk,
-        decide, then replay them — memory stays flat."""
+        """Rows parked on disk until the members after them are read: the time zone (in `request`),
+        rowLimitExceeded and totalCount may come after the rows."""
         with tempfile.TemporaryFile() as spool:
             for row in document.rows(skip):
                 spool.write(orjson.dumps(row) + b"\n")
-            self._check_limit(result_members(document, document.trailer), result)
+            members = {**result_members(document, document.trailer), **result.details.get("meta", {})}
+            if not _has_time_zone(members):
+                raise StreamError(self.name, f"the result of {self.describe_job(result)} names no time zone "
+                                  "(request.timeZoneId): its local `start` times cannot be turned into start_utc, "
+                                  "and the tap does not guess; report it to MyReports") from None
+            tz = self._time_zone(members)
+            self._split_at_fall_back(tz, result)
+            self._check_limit(members, result)
             spool.seek(0)
-            for line in spool:
-                yield orjson.loads(line)
-
-    def _warn_on_count(self, meta: dict, rows: int, result: JobResult) -> None:
-        total = meta.get("totalCount")
-        if isinstance(total, int) and total != rows:
-            self.logger.warning("%s: request %s holds %d rows but says totalCount=%d", self.name, result.job_id,
-                                rows, total)
+            yield from self._converted((orjson.loads(line) for line in spool), tz, result)
 
     # ---- the request record ----------------------------------------------------------------------
 
@@ -229,3 +267,18 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             "attempt": result.attempt,
             "finished_at": iso_z(utc_now()),
         }
+
+
+def _has_time_zone(members: dict) -> bool:
+    return bool(dig(members, "request", "timeZoneId"))
+
+
+def _status(status: t.Any, message: t.Any) -> str:
+    """A request status as compared here: lower case ("Complete", "COMPLETE"); a numeric status
+    (the result's own `status: 1`) is read through its statusMessage."""
+    if isinstance(status, str) and status.strip():
+        return status.strip().lower()
+    text = str(message or "").lower()
+    if "complete" in text:
+        return COMPLETE
+    return "failed" if "fail" in text else ""

@@ -10,30 +10,39 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import typing as t
 from functools import cached_property
 from http import HTTPStatus
 from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
 
+import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_callreports.client import VendorRefused
+from tap_callreports.completeness import IncompleteResult, missing_rows, verify_counts
 from tap_callreports.conform import convert_text_row, text_converters
 from tap_callreports.errors import ReportJobFailed
 from tap_callreports.reportjobs import Window
-from tap_callreports.reportstream import JobResult, ReportJobStream
-from tap_callreports.responses import dig, json_body
+from tap_callreports.reportstream import JobResult, JobStatus, ReportJobStream
+from tap_callreports.responses import dig, json_body, vendor_words
+from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
 from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import ReportDocument, csv_rows, ndjson_rows
 from tap_callreports.talkdesk.client import TalkdeskStream
-from tap_callreports.timeutil import iso_z, utc_now
+from tap_callreports.rowshape import RowPolicy, RowShaper
+from tap_callreports.timeutil import fall_back_transitions, iso_z, utc_now
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.tap import TapCallReports
 
-ENDED = ("failed", "canceled", "cancelled", "deleted")
+ENDED = ("failed", "canceled", "cancelled", "deleted")  # compared in lower case: the doc spells both
 REDIRECTS = (300, 301, 302, 303, 307, 308)
+# Row times just outside a window (a call's end) may fall in a nearby repeated hour too.
+FALL_BACK_MARGIN = dt.timedelta(days=1)
 ORIGIN_FIELDS = {
     "report_job_id": {"type": ["string"], "description": "The Talkdesk report job this row came from."},
     "report_window_start": {"type": ["string"], "format": "date-time",
@@ -43,27 +52,70 @@ ORIGIN_FIELDS = {
 }
 AUDIT_LOG_LAG = dt.timedelta(hours=1)
 
+# Calls payloads requested on or after 2026-05-11 renamed four fields: one column each, whichever arrives.
+CALLS_RENAMED = {"interaction_id": "call_id", "call_type": "type", "start_time": "start_at", "end_time": "end_at"}
+#: Per report type, the warehouse shape of its rows (README "Streams" documents each key).
+ROW_POLICIES: dict[str, RowPolicy] = {
+    "calls": RowPolicy(key=("call_id",), renamed=CALLS_RENAMED, instants=("start_at", "end_at")),
+    "explore_calls": RowPolicy(key=("call_id",), renamed=CALLS_RENAMED, instants=("start_at", "end_at")),
+    "contacts": RowPolicy(key=("contact_id",), instants=("started_at", "ended_at"),
+                          local_instants=("started_at", "ended_at")),
+    # No id per status change: a user is in one status from a given instant.
+    "user_status": RowPolicy(key=("user_id", "status_start_at"), instants=("status_start_at", "status_end_at"),
+                             local_instants=("status_start_at", "status_end_at")),
+    "ring_attempts": RowPolicy(key=("ring_attempt_id",), instants=("ring_start_at",)),
+    "studio_flow_execution": RowPolicy(
+        key=("flow_execution_id",), strip_prefixes=("studio_flow_executions_aggregated.",),
+        instants=("flow_execution_started_time", "flow_execution_finished_time"),
+        local_instants=("flow_execution_started_time", "flow_execution_finished_time")),
+    "audit_logs": RowPolicy(key=("event_id",), instants=("occurred_at",)),
+    "messaging_contacts": RowPolicy(key=("conversation_id",), instants=("started_at", "ended_at")),
+}
+
 
 class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
-    """Rows of one Explore report type. No primary key: no documented field is unique per row
-    (a call can have several rows), so rows are appended; the bookmark is the end of the last
-    window whose rows were all emitted."""
+    """Rows of one Explore report type, keyed by the report's natural id (`ROW_POLICIES`): a row
+    read again (lookback, a resumed window) replaces itself in the warehouse. The bookmark is the
+    end of the last window whose rows were all emitted."""
 
     replication_key = "report_window_end"
-    primary_keys: t.ClassVar[list[str]] = []
     job_stream_name = "talkdesk_report_jobs"
+    max_window = dt.timedelta(days=TALKDESK_MAX_WINDOW_DAYS)
+    origin_fields = frozenset(ORIGIN_FIELDS)
 
     def __init__(self, tap: TapCallReports, report_type: str) -> None:
         self.report_type = report_type
-        schema = load_schema(f"talkdesk_{report_type}")
+        self.row_policy = ROW_POLICIES[report_type]
+        self.vendor_schema = load_schema(f"talkdesk_{report_type}")
+        schema = self.row_policy.output_schema(self.vendor_schema)
         schema["properties"].update(ORIGIN_FIELDS)
         super().__init__(tap, name=f"talkdesk_{report_type}", schema=schema,
                          path=f"/data/reports/{report_type}/jobs")
+        self.primary_keys = list(self.row_policy.key)
 
     @cached_property
     def text_plan(self) -> dict:
-        """CSV cells are text: typed columns are converted per the schema, planned once."""
-        return text_converters(self.schema)
+        """CSV cells are text: typed columns are converted per the vendor schema, planned once."""
+        return text_converters(self.vendor_schema)
+
+    @cached_property
+    def shaper(self) -> RowShaper:
+        return RowShaper(self.row_policy)
+
+    def job_zone(self, window: Window) -> str:
+        """The time zone a window's job is requested in: the configured one, except around a
+        daylight-saving fall-back, where local wall times repeat and a row's wall time could name
+        two instants: those windows are requested in UTC (the local copies are still the report
+        zone's wall times)."""
+        zone = self.report_zone
+        if self.talkdesk.report_timezone != "UTC" and fall_back_transitions(
+                zone, window.start - FALL_BACK_MARGIN, window.end + FALL_BACK_MARGIN):
+            return "UTC"
+        return self.talkdesk.report_timezone
+
+    @property
+    def lookback(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.talkdesk.lookback_minutes)
 
     @property
     def window_days(self) -> int:
@@ -77,35 +129,70 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     def get_new_paginator(self) -> None:
         return None
 
-    # ---- the job (worker thread) -------------------------------------------------------------
+    # ---- windows: boundaries every reading of the timespan agrees on ------------------------------
 
-    def start_and_wait(self, context: Context | None, window: Window, attempt: int,
-                       stop: threading.Event) -> tuple[JobResult, str | None]:
-        job = self._create_when_a_slot_is_free(window, stop)
-        job_id = str(job.get("id"))
-        result = JobResult(job_id=job_id, window=window, attempt=attempt, location="",
-                           details={"job": job, "links": {}, "created_at": iso_z(utc_now())})
-        self.logger.info("%s: created job %s for %s (attempt %d)", self.name, job_id, window, attempt)
-        what = f"{self.name}: {self.describe_job(result)}"
-        seen: dict[str, t.Any] = {"status": job.get("status", "created"), "job": job, "links": {}}
-        outcome = self.tap.engine.wait_for(lambda: self._poll(job_id, seen, what), what, stop)
-        result.details.update(job=seen["job"], links=seen["links"])
-        if outcome == "ended":
-            return result, seen["status"]
-        self.logger.info("%s: job %s done after %d polls", self.name, job_id, seen.get("polls", 0))
-        result.location = outcome
-        return result, None
+    @cached_property
+    def report_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.talkdesk.report_timezone)
+
+    def timespan_text(self, moment: dt.datetime, zone: str) -> str:
+        """The doc says the job's timezone "will be applied" to from/to. Sent as wall-clock times in
+        that zone without an offset, they mean the same instant whether Talkdesk honours an offset
+        or reads the wall clock in the timezone (the planner keeps boundaries off ambiguous times)."""
+        return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    def adjust_windows(self, windows: list[Window], *, first_is_bookmark: bool) -> list[Window]:
+        """Move boundaries whose wall time in the report zone happens twice (the hour before a
+        daylight-saving fall-back) to one that happens once: the first earlier (nothing is skipped),
+        the last earlier (never past the data end), the ones between later (shared by two windows,
+        so consecutive windows still neither overlap nor leave a gap)."""
+        if not windows:
+            return windows
+        bounds = [windows[0].start] + [w.end for w in windows]
+        last = len(bounds) - 1
+        moved = [_unambiguous(b, self.report_zone, forward=0 < i < last) for i, b in enumerate(bounds)]
+        adjusted: list[Window] = []
+        for start, end in zip(moved, moved[1:]):
+            if start >= end:
+                continue
+            window = Window(start, end)
+            if end - start > dt.timedelta(days=TALKDESK_MAX_WINDOW_DAYS):  # grown past the vendor's month
+                middle = _unambiguous(window.halves()[0].end, self.report_zone, forward=True)
+                adjusted += [Window(start, middle), Window(middle, end)]
+            else:
+                adjusted.append(window)
+        if first_is_bookmark and adjusted and adjusted[0].start != windows[0].start:
+            self.logger.warning("%s: the bookmark %s is an ambiguous wall time in %s; re-reading from %s", self.name,
+                                iso_z(windows[0].start), self.report_zone, iso_z(adjusted[0].start))
+        return adjusted
+
+    # ---- the job (any thread) ------------------------------------------------------------------
+
+    def create_job(self, context: Context | None, window: Window, attempt: int,
+                   stop: threading.Event) -> JobResult:
+        zone = self.job_zone(window)
+        job = self._create_when_a_slot_is_free(window, zone, stop)
+        return JobResult(job_id=str(job.get("id")), window=window, attempt=attempt, location="",
+                         details={"job": job, "links": {}, "created_at": iso_z(utc_now()),
+                                  "status": _status(job) or "created", "timezone": zone})
 
     def describe_job(self, result: JobResult) -> str:
         return f"report job {result.job_id} for {self.report_type} {result.window}"
 
-    def _create_when_a_slot_is_free(self, window: Window, stop: threading.Event) -> dict:
+    def delete_job(self, result: JobResult) -> None:
+        """A job the tap will not read (its file proved incomplete): free it at Talkdesk."""
+        try:
+            self.send("DELETE", f"{self.url_base}{self.path}/{result.job_id}").close()
+        except Exception as exc:  # noqa: BLE001 - best effort: the job expires at Talkdesk anyway
+            self.logger.info("%s: could not delete job %s (%s)", self.name, result.job_id, type(exc).__name__)
+
+    def _create_when_a_slot_is_free(self, window: Window, zone: str, stop: threading.Event) -> dict:
         """Talkdesk allows 15 report jobs queued or running per account (other tools' jobs count
         too) and answers 429 past that: wait for a slot, pausing like a poll, up to job_timeout."""
 
         def attempt() -> dict | None:
             try:
-                return self._create(window)
+                return self._create(window, zone)
             except RetriableAPIError as exc:
                 if exc.response is None or exc.response.status_code != HTTPStatus.TOO_MANY_REQUESTS:
                     raise
@@ -119,12 +206,12 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         return self.tap.engine.wait_for(attempt, f"{self.name}: a free report-job slot for {self.report_type} {window} "
                                         "(Talkdesk allows 15 queued or running per account)", stop)
 
-    def _create(self, window: Window) -> dict:
+    def _create(self, window: Window, zone: str) -> dict:
         body = {
             "name": f"tap-callreports {self.report_type} {window}",
-            "timezone": self.talkdesk.report_timezone,
+            "timezone": zone,
             "format": self.talkdesk.report_format,
-            "timespan": {"from": iso_z(window.start), "to": iso_z(window.end)},
+            "timespan": {"from": self.timespan_text(window.start, zone), "to": self.timespan_text(window.end, zone)},
         }
         response = self.send("POST", f"{self.url_base}{self.path}", json=body)
         answer = json_body(response, self.name)
@@ -134,61 +221,92 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
                                   f"{response.status_code} without a job id; the vendor changed its format, report it")
         return job
 
-    def _poll(self, job_id: str, seen: dict, what: str) -> str | None:
-        """One poll: the file URL when done, 'ended' when failed/canceled/deleted, None to wait."""
-        url = f"{self.url_base}{self.path}/{job_id}"
-        response = self.send("GET", url, allow_redirects=False)
-        seen["polls"] = seen.get("polls", 0) + 1
+    def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
+        """One poll: 300/303 with Location, or 200 with status done (any case) -> the file URL;
+        failed/canceled/deleted, or a job Talkdesk no longer has (404) -> ended; else None."""
+        url = f"{self.url_base}{self.path}/{result.job_id}"
+        details = result.details
+        try:
+            response = self.send("GET", url, allow_redirects=False)
+        except VendorRefused as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:
+                return JobStatus(ended="gone (404: Talkdesk no longer has the job)")
+            raise
+        details["polls"] = details.get("polls", 0) + 1
         body = json_body(response, self.name) if response.content else {}
         job = body.get("job", body) if isinstance(body, dict) else {}
         if isinstance(job, dict) and job:
-            seen["job"] = job
-            seen["links"] = body.get("_links") or {}
+            details["job"] = job
+            details["links"] = body.get("_links") or {}
         if response.status_code in REDIRECTS and response.headers.get("Location"):
-            seen["status"] = "done"
-            return urljoin(url, response.headers["Location"])
-        status = str(job.get("status", "")).lower() if isinstance(job, dict) else ""
-        if status != seen.get("status"):
-            self.logger.info("%s is %s", what, status or "(no status)")
-            seen["status"] = status
+            details["status"] = "done"
+            return JobStatus(location=urljoin(url, response.headers["Location"]))
+        status = _status(job) if isinstance(job, dict) else ""
+        if status != details.get("status"):
+            self.logger.info("%s: %s is %s", self.name, self.describe_job(result), status or "(no status)")
+            details["status"] = status
         if status == "done":
-            href = dig(body, "_links", "files", "href") or f"/data/reports/{self.report_type}/files/{job_id}"
-            return urljoin(url, href)
+            href = dig(body, "_links", "files", "href") or f"/data/reports/{self.report_type}/files/{result.job_id}"
+            return JobStatus(location=urljoin(url, href))
         if status in ENDED:
-            return "ended"
+            return JobStatus(ended=status)
         return None
 
     # ---- the rows (main thread) ----------------------------------------------------------------
 
+    def _open_file(self, result: JobResult) -> requests.Response:
+        """The files endpoint may not have the file yet right after done (404): wait and ask again,
+        a few times; a file that stays missing (expired, or never written) makes the result
+        incomplete, and so the job is created again."""
+        tries = self.settings.max_retries + 1
+        for attempt in range(1, tries + 1):
+            try:
+                return self.open_download(result.location)
+            except VendorRefused as exc:
+                if exc.status != HTTPStatus.NOT_FOUND:
+                    raise
+                if attempt == tries:
+                    raise IncompleteResult("its file is not found (404) at the files endpoint", 0) from None
+                wait = self.retry_policy.wait_seconds(None, attempt)
+                self.logger.warning("%s: the file of job %s is not there yet (404); asking again in %.1fs "
+                                    "(try %d of %d)", self.name, result.job_id, wait, attempt + 1, tries)
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
-        response = self.open_download(result.location)
+        response = self._open_file(result)
         result.details["delivery"] = "signed_url" if response.url != result.location else "direct"
         origin = {"report_job_id": result.job_id, "report_window_start": iso_z(result.window.start),
                   "report_window_end": iso_z(result.window.end)}
+        zone_name = result.details.get("timezone") or self.job_zone(result.window)
+        zone = ZoneInfo(zone_name)
+        local_zone = None if zone_name == self.talkdesk.report_timezone else self.report_zone
+        shape = self.shaper.shape
         try:
             fmt = self.talkdesk.report_format
+            counts: dict[str, t.Any] = {}
             if fmt == "csv":
                 plan = self.text_plan
                 rows: t.Iterator[dict] = (convert_text_row(row, plan) for row in csv_rows(response.raw, skip))
             elif fmt == "json_bulk":
                 rows = ndjson_rows(response.raw, skip)
             else:
-                document = ReportDocument(response.raw, ["entries"])
+                document = ReportDocument(response.raw, ["entries", ""])
+                if document.array_key is None:
+                    raise missing_rows("'entries' list", vendor_words(document.header))
                 rows = document.rows(skip)
+            read = skip
             for row in rows:
+                read += 1
+                row = shape(row, zone, local_zone)
                 row.update(origin)
                 yield row
             if fmt == "json":
-                self._check_total(document, result)
+                read = document.rows_read
+                counts["total"] = document.trailer.get("total", document.header.get("total"))
+            result.details["verdict"] = verify_counts(read, counts)
         finally:
             response.close()
-
-    def _check_total(self, document: ReportDocument, result: JobResult) -> None:
-        total = document.trailer.get("total", document.header.get("total"))
-        if isinstance(total, int) and total != document.rows_read:
-            raise ReportJobFailed(self.name, f"the file of job {result.job_id} ({result.window}) says total={total} "
-                                  f"but holds {document.rows_read} entries; nothing past {iso_z(result.window.start)} "
-                                  "was bookmarked; run again, and report it to Talkdesk if it persists")
 
     # ---- the job record ------------------------------------------------------------------------
 
@@ -211,3 +329,20 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
             "file_delivery": result.details.get("delivery"),
             "finished_at": iso_z(utc_now()),
         }
+
+
+def _status(job: dict) -> str:
+    """A job status as compared here: lower case (the doc writes DONE and done)."""
+    return str(job.get("status") or "").strip().lower()
+
+
+def _unambiguous(moment: dt.datetime, zone: ZoneInfo, *, forward: bool) -> dt.datetime:
+    """`moment`, or the nearest whole hour after (or before) it whose wall time in `zone` names
+    exactly one instant."""
+    step = dt.timedelta(hours=1 if forward else -1)
+    for _ in range(48):
+        wall = moment.astimezone(zone).replace(tzinfo=None)
+        if all(wall.replace(tzinfo=zone, fold=fold).astimezone(dt.timezone.utc) == moment for fold in (0, 1)):
+            return moment
+        moment += step
+    return moment  # pragma: no cover - no zone repeats wall times for two days

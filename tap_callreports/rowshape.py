@@ -1,0 +1,254 @@
+"""Warehouse-ready rows: what a report row looks like when it leaves the tap.
+
+Each report stream declares its `RowPolicy` as data, next to the stream (like a manifest entry):
+its key, the fields the vendor renamed, the fields that name an instant, and how vendor names
+become SQL-friendly column names. `RowShaper` applies it to every row on the hot path, and
+`RowPolicy.output_schema` applies it to the vendor schema file once, so the SCHEMA a target sees
+and the rows it gets always agree.
+
+- Column names need no quoting in any SQL warehouse: lower snake_case (`docId` -> `doc_id`),
+  declared prefixes stripped (`studio_flow_executions_aggregated.flow_name` -> `flow_name`), any
+  other character that is not [a-z0-9_] -> `_`. Two vendor names that would meet keep apart: the
+  later one gets its full dotted name with `__` for dots.
+- Renamed fields land in one canonical column whichever payload version arrives.
+- Instants are RFC 3339 UTC (`...Z`, format date-time). A vendor value with an offset or `Z` is
+  converted; a wall time without one is read in the zone the report was requested in, and the
+  original text is kept as `<column>_local` (the local wall time carries information).
+"""
+
+from __future__ import annotations
+
+import array
+import copy
+import datetime as dt
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+from tap_callreports.timeutil import UTC
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+_NOT_SQL = re.compile(r"[^a-z0-9_]+")
+
+
+def sql_name(name: str, strip_prefixes: t.Sequence[str] = ()) -> str:
+    """A column name no SQL warehouse needs quoted."""
+    for prefix in strip_prefixes:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix):]
+            break
+    name = _NOT_SQL.sub("_", _CAMEL.sub(r"_\1", name).lower()).strip("_") or "column"
+    return f"_{name}" if name[0].isdigit() else name
+
+
+@dataclass(frozen=True)
+class RowPolicy:
+    """How one report stream's vendor rows become warehouse rows (all names are output names)."""
+
+    key: tuple[str, ...]
+    #: Old vendor names -> the canonical (output) name they fill.
+    renamed: t.Mapping[str, str] = field(default_factory=dict)
+    #: Output columns that name an instant (emitted as UTC date-time).
+    instants: tuple[str, ...] = ()
+    #: Instants the vendor writes as local wall time: their original text is kept as `<name>_local`.
+    local_instants: tuple[str, ...] = ()
+    #: Vendor name prefixes dropped from column names.
+    strip_prefixes: tuple[str, ...] = ()
+
+    def output_schema(self, vendor_schema: dict) -> dict:
+        """The SCHEMA targets see: vendor properties under their column names, old names folded
+        into the canonical ones, instants as date-time, local copies beside them."""
+        schema = copy.deepcopy(vendor_schema)
+        names = ColumnNames(self)
+        properties: dict[str, dict] = {}
+        vendor = vendor_schema.get("properties", {})
+        for vendor_name, spec in vendor.items():
+            if vendor_name not in self.renamed:
+                properties[names.column(vendor_name)] = copy.deepcopy(spec)
+        for vendor_name, spec in vendor.items():
+            if vendor_name in self.renamed:  # folded into its canonical column
+                properties.setdefault(self.renamed[vendor_name], copy.deepcopy(spec))
+        for column in self.instants:
+            spec = properties.setdefault(column, {})
+            description = spec.get("description", "")
+            properties[column] = {"type": ["string", "null"], "format": "date-time",
+                                  "description": (description + " " if description else "") + "UTC."}
+            if column in self.local_instants:
+                properties[f"{column}_local"] = {
+                    "type": ["string", "null"],
+                    "description": f"{column} as the report wrote it: wall-clock time in the report's time zone."}
+        for column in self.key:
+            if column not in properties:
+                properties[column] = {"type": ["string"]}
+        schema["properties"] = properties
+        return schema
+
+
+class ColumnNames:
+    """Vendor name -> column name, cached; collisions resolved deterministically."""
+
+    def __init__(self, policy: RowPolicy) -> None:
+        self.policy = policy
+        self._columns: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+
+    def column(self, vendor_name: str) -> str:
+        found = self._columns.get(vendor_name)
+        if found is not None:
+            return found
+        if vendor_name in self.policy.renamed:
+            column = self.policy.renamed[vendor_name]
+        else:
+            column = sql_name(vendor_name, self.policy.strip_prefixes)
+            owner = self._owners.get(column)
+            if owner is not None and owner != vendor_name:
+                column = sql_name(vendor_name.replace(".", "__"))
+        self._owners.setdefault(column, vendor_name)
+        self._columns[vendor_name] = column
+        return column
+
+    def identity(self, vendor_name: str) -> bool:
+        return self.column(vendor_name) == vendor_name
+
+
+class UtcInstants:
+    """Vendor time text -> RFC 3339 UTC text. Offsets are looked up once per local minute."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[tuple[str, t.Any], dt.timedelta] = {}
+
+    def to_utc(self, text: str, zone: dt.tzinfo) -> tuple[str | None, bool]:
+        """(UTC text or None if not a time, whether `text` was a local wall time)."""
+        if len(text) == 20 and text[10] == "T" and text[19] == "Z":
+            return text, False  # already '2026-04-23T10:22:26Z'
+        try:
+            parsed = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
+        except ValueError:
+            return None, False
+        if parsed.tzinfo is not None:
+            return _z(parsed.astimezone(UTC)), False
+        key = (text[:16], zone)
+        offset = self._offsets.get(key)
+        if offset is None:
+            offset = parsed.replace(second=0, microsecond=0, tzinfo=zone).utcoffset() or dt.timedelta(0)
+            self._offsets[key] = offset
+        return _z(parsed - offset), True
+
+
+def _z(moment: dt.datetime) -> str:
+    text = moment.replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+def _wall(utc_text: str, zone: dt.tzinfo) -> str:
+    moment = dt.datetime.fromisoformat(utc_text[:-1] + "+00:00")
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class RowShaper:
+    """Applies a RowPolicy to rows, in place where it can (the hot path)."""
+
+    def __init__(self, policy: RowPolicy) -> None:
+        self.policy = policy
+        self.names = ColumnNames(policy)
+        self.instants = UtcInstants()
+        self._renames_needed: dict[tuple[str, ...], bool] = {}
+
+    def shape(self, row: dict[str, t.Any], zone: dt.tzinfo, local_zone: dt.tzinfo | None = None) -> dict[str, t.Any]:
+        """Column names, canonical fields, UTC instants. Wall times are read in `zone` (the zone the
+        report was requested in); their `_local` copies are the report zone's wall times: the
+        original text, or, when the report was requested in another zone (`local_zone`), the
+        UTC instant rendered in `local_zone`."""
+        keys = tuple(row)
+        needed = self._renames_needed.get(keys)
+        if needed is None:
+            needed = self._renames_needed[keys] = not all(self.names.identity(k) for k in keys)
+        if needed:
+            column = self.names.column
+            row = {column(k): v for k, v in row.items()}
+        local = self.policy.local_instants
+        for name in self.policy.instants:
+            value = row.get(name)
+            if isinstance(value, str) and value:
+                utc, was_local = self.instants.to_utc(value, zone)
+                row[name] = utc
+                if was_local and name in local:
+                    row[f"{name}_local"] = value if local_zone is None or utc is None else _wall(utc, local_zone)
+        return row
+
+
+class KeyGuard:
+    """The key of every row of one window: a row without its key, or two rows with the same key,
+    would make a warehouse drop or merge rows silently, so both stop the stream instead. Memory:
+    8 bytes a row, for the window being read."""
+
+    def __init__(self, key: tuple[str, ...]) -> None:
+        self.key = key
+        self._hashes = array.array("q")
+        self.missing = 0
+
+    def add(self, row: t.Mapping[str, t.Any]) -> None:
+        key = self.key
+        if len(key) == 1:
+            value = row.get(key[0])
+            if value is None or value == "":
+                self.missing += 1
+                return
+            self._hashes.append(hash(value))
+            return
+        values = tuple(row.get(k) for k in key)
+        if any(v is None or v == "" for v in values):
+            self.missing += 1
+            return
+        self._hashes.append(hash(values))
+
+    def duplicates(self) -> int:
+        ordered = sorted(self._hashes)
+        return sum(1 for a, b in zip(ordered, ordered[1:]) if a == b)
+
+    def reset(self) -> None:
+        self._hashes = array.array("q")
+        self.missing = 0
+
+
+def json_type(value: t.Any) -> list[str]:
+    """A schema type for a value first seen in a field the schema does not know."""
+    if isinstance(value, bool):
+        kind = "boolean"
+    elif isinstance(value, int):
+        kind = "integer"
+    elif isinstance(value, float):
+        kind = "number"
+    elif isinstance(value, dict):
+        kind = "object"
+    elif isinstance(value, list):
+        kind = "array"
+    else:
+        kind = "string"
+    return [kind, "null"]
+
+
+class SchemaGrowth:
+    """A field the stream's schema does not know reaches the warehouse as its own column: the
+    schema gains it (typed from its first non-null value) and a new SCHEMA goes out before the
+    first record carrying it. SQL targets create columns only from SCHEMA messages."""
+
+    def __init__(self, schema: dict) -> None:
+        self.schema = schema
+        self.known = frozenset(schema.get("properties", {}))
+
+    def knows(self, row: t.Mapping[str, t.Any]) -> bool:
+        return row.keys() <= self.known  # a C-level subset test: cheap enough for every row
+
+    def grow(self, row: t.Mapping[str, t.Any]) -> list[str]:
+        """Add the row's unknown non-null fields to the schema; return their names."""
+        added = []
+        properties = self.schema.setdefault("properties", {})
+        for name, value in row.items():
+            if name not in self.known and value is not None and name not in properties:
+                properties[name] = {"type": json_type(value),
+                                    "description": "Added by the tap: a field the vendor sent that the schema did not list."}
+                added.append(name)
+        if added:
+            self.known = frozenset(properties)
+        return added

@@ -1,0 +1,148 @@
+"""Report jobs outlive a run: recorded in the STATE when created, polled (not created again) by the
+next run, created again only when the vendor no longer has them."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpers import LONDON_REPORT, NEW_YORK_REPORT, run_cli, sandbox_config, sync
+from tap_callreports.reportstream import JOBS_STATE_KEY
+
+
+def recorded_jobs(state: dict) -> list[dict]:
+    """Every job record in a STATE, from every stream and partition, with `scope`: the report type
+    or MyReports report id it belongs to."""
+    found = []
+    for stream, bookmark in (state.get("bookmarks") or {}).items():
+        found += [r | {"scope": stream.removeprefix("talkdesk_")} for r in bookmark.get(JOBS_STATE_KEY) or []]
+        for partition in bookmark.get("partitions") or []:
+            scope = partition["context"]["report_id"]
+            found += [r | {"scope": scope} for r in partition.get(JOBS_STATE_KEY) or []]
+    return found
+
+
+def job_scope(event: dict) -> tuple[str, str, str]:
+    """A job_created event as (report type or report id, window start, window end)."""
+    scope = event.get("report_type") or event.get("report_id")
+    return scope, event["start"].replace("+00:00", "Z"), event["end"].replace("+00:00", "Z")
+
+
+def durable_config(sandbox, **overrides):
+    settings = {"talkdesk_report_types": ["calls"], "myreports_report_ids": [LONDON_REPORT, NEW_YORK_REPORT],
+                "end_date": "2026-10-05T00:00:00Z", "max_concurrent_jobs": 4} | overrides
+    return sandbox_config(sandbox, vendors=("talkdesk", "myreports"), **settings)
+
+
+STREAMS = ("talkdesk_calls", "myreports_call_rows")
+
+
+def run_until_jobs_recorded(tmp_path: Path, config: dict, jobs_wanted: int) -> tuple[list[dict], dict]:
+    """Run the CLI and SIGKILL it at the first STATE that records `jobs_wanted` jobs."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    messages: list[dict] = []
+    with subprocess.Popen([sys.executable, "-m", "tap_callreports", "--config", str(tmp_path / "config.json")],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            message = json.loads(line)
+            messages.append(message)
+            if message["type"] == "STATE" and len(recorded_jobs(message["value"])) >= jobs_wanted:
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=30)
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    assert states and len(recorded_jobs(states[-1])) >= jobs_wanted, "the run ended before recording its jobs"
+    return messages, states[-1]
+
+
+def created(sandbox) -> list[dict]:
+    return sandbox.app.events("job_created")
+
+
+@pytest.mark.parametrize("jobs_wanted", [1, 3, 4])
+def test_a_killed_run_leaves_its_jobs_to_the_next_one(tmp_path, make_sandbox, jobs_wanted):
+    # Jobs take ~2 s at the vendor: the kill comes after they were created, before any row was read.
+    sandbox = make_sandbox(job_seconds=2.0, job_polls=1)
+    config = durable_config(sandbox)
+    first, state = run_until_jobs_recorded(tmp_path, config, jobs_wanted)
+    assert not [m for m in first if m["type"] == "RECORD"]
+    recorded = {r["job_id"]: r for r in recorded_jobs(state)}
+    before = len(created(sandbox))
+
+    resumed = run_cli(tmp_path, config, state=state)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    new_jobs = created(sandbox)[before:]
+    recorded_windows = {(r["scope"], r["window_start"], r["window_end"]) for r in recorded.values()}
+    remade = [e for e in new_jobs if job_scope(e) in recorded_windows]
+    assert remade == []  # zero new jobs for the windows whose jobs were recorded
+    used = {r["report_job_id"] for r in resumed.records("talkdesk_calls")}
+    used |= {r["request_id"] for r in resumed.records("myreports_call_rows")}
+    assert set(recorded) <= used  # ...their rows came from the recorded jobs
+
+    clean = sync(config)
+    for stream in STREAMS:
+        key = "doc_id" if stream == "myreports_call_rows" else "call_id"
+        rows = collections.Counter(r[key] for r in resumed.records(stream))
+        assert rows == collections.Counter(r[key] for r in clean.records(stream)), stream  # each row once
+    assert recorded_jobs(resumed.final_state) == []  # records leave the STATE with their windows
+
+
+def test_a_job_that_timed_out_is_read_by_the_next_run(tmp_path, make_sandbox):
+    sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
+    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-02T00:00:00Z",
+                            job_timeout_seconds=0.3)
+    first = run_cli(tmp_path, config)
+    assert first.returncode == 1
+    last = first.stderr_lines[-1]
+    assert "still not ready after 0.3s" in last and "stays recorded in the STATE" in last
+    recorded = recorded_jobs(first.final_state)
+    assert len(recorded) == 1 and len(created(sandbox)) == 1
+
+    second = run_cli(tmp_path, config | {"job_timeout_seconds": 30}, state=first.final_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert len(created(sandbox)) == 1  # read, not created again
+    rows = second.records("talkdesk_calls")
+    assert rows and {r["report_job_id"] for r in rows} == {recorded[0]["job_id"]}
+    assert recorded_jobs(second.final_state) == []
+
+
+def test_a_recorded_job_the_vendor_forgot_is_created_again(tmp_path, make_sandbox):
+    sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
+    config = sandbox_config(sandbox, vendors=("talkdesk", "myreports"), end_date="2026-10-02T00:00:00Z",
+                            job_timeout_seconds=0.3)
+    first = run_cli(tmp_path, config)
+    assert first.returncode == 1
+    recorded = recorded_jobs(first.final_state)
+    assert recorded
+    requests.post(f"{sandbox.url}/_sandbox/forget", timeout=10).raise_for_status()
+
+    second = run_cli(tmp_path, config | {"job_timeout_seconds": 30}, state=first.final_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "no longer has" in second.stderr
+    forgotten = {r["job_id"] for r in recorded}
+    calls, rows = second.records("talkdesk_calls"), second.records("myreports_call_rows")
+    assert calls and rows
+    assert not forgotten & ({r["report_job_id"] for r in calls} | {r["request_id"] for r in rows})
+    clean = sync(config | {"job_timeout_seconds": 30})
+    assert sorted(r["call_id"] for r in calls) == sorted(r["call_id"] for r in clean.records("talkdesk_calls"))
+    assert sorted(r["doc_id"] for r in rows) == sorted(r["doc_id"] for r in clean.records("myreports_call_rows"))
+
+
+def test_state_holds_only_windows_in_flight(make_sandbox):
+    sandbox = make_sandbox()
+    config = durable_config(sandbox, end_date="2026-10-09T00:00:00Z")
+    run = sync(config, streams=STREAMS)
+    assert run.error is None, run.error
+    in_flight = [len(recorded_jobs(s)) for s in run.states]
+    assert max(in_flight) >= 2  # jobs were recorded while they ran...
+    # ...never more than the windows in flight: 3 scopes (calls, 2 reports), each at most 4 jobs ahead
+    assert max(in_flight) <= 3 * 4
+    assert in_flight[-1] == 0  # and none is left once every window is committed
