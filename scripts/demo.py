@@ -1,23 +1,45 @@
 """`make demo`: sandbox -> tap-callreports -> DuckDB through Meltano, then per-table row counts.
 
-Starts the sandbox on 127.0.0.1:8765 (the port meltano.yml's sandbox environment uses), runs
-`meltano install` and `meltano run tap-callreports target-duckdb`, prints what landed, stops.
+Starts the sandbox on 127.0.0.1:PORT (default 8765, the port meltano.yml's sandbox environment
+uses; another port's URLs are passed as TAP_CALLREPORTS_* variables, which win over meltano.yml),
+runs `meltano install` and `meltano run tap-callreports target-duckdb`, prints what landed, stops.
+A port something else listens on is refused: the demo would otherwise talk to that.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import socket
+
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-SANDBOX_URL = "http://127.0.0.1:8765"
+HOST = "127.0.0.1"
+
+
+def sandbox_env(url: str) -> dict[str, str]:
+    """The sandbox environment's URLs for a sandbox at `url`."""
+    return {
+        "TAP_CALLREPORTS_TALKDESK_API_URL": url,
+        "TAP_CALLREPORTS_TALKDESK_TOKEN_URL": f"{url}/oauth/token",
+        "TAP_CALLREPORTS_ZENDESK_API_URL": url,
+        "TAP_CALLREPORTS_MYREPORTS_API_URL": f"{url}/api",
+    }
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_for(url: str, seconds: float = 20) -> None:
@@ -49,16 +71,20 @@ def print_counts(db_path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--meltano", default=str(ROOT / ".venv-meltano/bin/meltano"))
-    parser.add_argument("--days", type=int, default=14, help="history to extract on the first run")
+    parser.add_argument("--port", type=int, default=8765, help="port of the sandbox (8765: meltano.yml's URLs)")
     args = parser.parse_args()
 
+    if not port_is_free(args.port):
+        sys.exit(f"demo: error: port {args.port} on {HOST} is in use; stop what listens there or run "
+                 f"make demo PORT=<another port>")
+    url = f"http://{HOST}:{args.port}"
     sandbox_bin = Path(sys.executable).parent / "callreports-sandbox"
-    sandbox = subprocess.Popen([str(sandbox_bin), "--port", "8765", "--seed", "1", "--job-polls", "2"], cwd=ROOT)
+    sandbox = subprocess.Popen([str(sandbox_bin), "--port", str(args.port), "--seed", "1", "--job-polls", "2"],
+                               cwd=ROOT)
     try:
-        wait_for(SANDBOX_URL)
-        env = {**os.environ, "MELTANO_ENVIRONMENT": "sandbox", "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        env.setdefault("TAP_CALLREPORTS_START_DATE",
-                       (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=args.days)).strftime("%Y-%m-%dT00:00:00Z"))
+        wait_for(url)
+        env = {**os.environ, "MELTANO_ENVIRONMENT": "sandbox", "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+               **sandbox_env(url)}
         (ROOT / "output").mkdir(exist_ok=True)
         subprocess.run([args.meltano, "install"], cwd=ROOT, env=env, check=True)
         subprocess.run([args.meltano, "run", "tap-callreports", "target-duckdb"], cwd=ROOT, env=env, check=True)

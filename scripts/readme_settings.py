@@ -1,4 +1,5 @@
-"""Regenerate the README's settings table from `tap-callreports --about --format=markdown`."""
+"""The README's settings table from `tap-callreports --about --format=markdown` (scripts/generate.py
+writes it with the meltano.yml plugin block and the Hub definition)."""
 
 from __future__ import annotations
 

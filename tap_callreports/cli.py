@@ -2,26 +2,89 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import sys
+from pathlib import Path
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
+from tap_callreports.connection_test import ConnectionTestFailed
 from tap_callreports.errors import CallReportsError, TerminatedBySignal
 from tap_callreports.redact import REGISTRY
 from tap_callreports.tap import TapCallReports
 
 KNOWN_ERRORS = (CallReportsError, FatalAPIError, RetriableAPIError, requests.RequestException, TerminatedBySignal)
+#: Options whose value is a JSON file the SDK reads (`--config ENV` reads the environment instead).
+JSON_FILE_OPTIONS = {"--config": "config", "--state": "state", "--catalog": "catalog"}
+
+
+class InputFileError(CallReportsError):
+    """A JSON input file that is missing or does not parse."""
+
+
+def check_input_files(argv: list[str]) -> None:
+    """Catch a missing or malformed --config/--state/--catalog file before the SDK reads it
+    (the SDK answers with a long traceback that does not name the file)."""
+    for index, arg in enumerate(argv):
+        option, _, value = arg.partition("=")
+        if option not in JSON_FILE_OPTIONS:
+            continue
+        if not value:
+            if index + 1 >= len(argv):
+                continue  # click reports the missing value
+            value = argv[index + 1]
+        what = JSON_FILE_OPTIONS[option]
+        if option == "--config" and value == "ENV":
+            continue
+        path = Path(value)
+        if not path.is_file():
+            raise InputFileError(f"{what}: {path} does not exist; give the path of a JSON file")
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputFileError(f"{what}: {path} is not valid JSON (line {exc.lineno} col {exc.colno}: "
+                                 f"{exc.msg}); fix the file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputFileError(f"{what}: {path} cannot be read ({type(exc).__name__}); fix the file") from None
+
+
+def report(lines: list[str]) -> None:
+    """Each error line on stderr; under Meltano (which gives the SDK a logging config and shows
+    the tap's own log records at their level) also logged at ERROR, so it is not shown as INFO."""
+    if os.environ.get("SINGER_SDK_LOG_CONFIG") and logging.getLogger().handlers:
+        logger = logging.getLogger(TapCallReports.name)
+        for line in lines:
+            logger.error("%s", line)
+    for line in lines:
+        sys.stderr.write(f"tap-callreports: error: {line}\n")
+    sys.stderr.flush()
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
     try:
-        TapCallReports.cli.main(args=argv, prog_name="tap-callreports", standalone_mode=True)
+        check_input_files(args)
+        TapCallReports.cli.main(args=args, prog_name="tap-callreports", standalone_mode=True)
     except KNOWN_ERRORS as exc:
-        line = REGISTRY.redact(str(exc) or type(exc).__name__).replace("\n", " ")
-        sys.stderr.write(f"tap-callreports: error: {line}\n")
-        sys.stderr.flush()
+        lines = exc.lines if isinstance(exc, ConnectionTestFailed) else [str(exc) or type(exc).__name__]
+        report([REGISTRY.redact(line).replace("\n", " ") for line in lines])
         sys.exit(128 + exc.signum if isinstance(exc, TerminatedBySignal) else 1)
+
+
+def sandbox_main() -> None:
+    """`callreports-sandbox`: needs the `sandbox` extra (werkzeug), which the tap itself does not."""
+    try:
+        import werkzeug  # noqa: F401
+    except ImportError:
+        sys.stderr.write("callreports-sandbox: error: the sandbox needs its extra: "
+                         "pip install 'tap-callreports[sandbox]'\n")
+        sys.exit(1)
+    from tap_callreports.sandbox.__main__ import main as run_sandbox
+
+    run_sandbox()
 
 
 if __name__ == "__main__":

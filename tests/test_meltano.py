@@ -7,6 +7,7 @@ import collections
 import datetime as dt
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+import yaml
 
-from helpers import LONDON_REPORT
+from helpers import LONDON_REPORT, NEW_YORK_REPORT
 from tap_callreports.sandbox import SandboxConfig, start_sandbox
 
 pytestmark = pytest.mark.slow
@@ -66,8 +68,8 @@ def tap_env(sandbox, end_date: str) -> dict[str, str]:
         "TAP_CALLREPORTS_TALKDESK_REPORT_TYPES": '["calls"]', "TAP_CALLREPORTS_TALKDESK_WINDOW_DAYS": "1",
         "TAP_CALLREPORTS_MYREPORTS_REPORT_IDS": json.dumps([LONDON_REPORT]),
         "TAP_CALLREPORTS_MYREPORTS_WINDOW_DAYS": "1",
-        # (decimal settings come from meltano.yml's sandbox environment: Meltano 4.4 turns `kind: decimal`
-        # values read from the environment into Decimal and then fails to write them as JSON)
+        # seconds settings are `kind: string` (Meltano 4.4 cannot pass a `kind: decimal` read from here)
+        "TAP_CALLREPORTS_JOB_POLL_INTERVAL_SECONDS": "0.1", "TAP_CALLREPORTS_REQUEST_TIMEOUT_SECONDS": "120",
     }
 
 
@@ -187,3 +189,159 @@ def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox,
     add_imports(sandbox, 3, "2026-10-03T06:00:00Z")
     meltano_run(project, "target-postgres", tap_env(sandbox, SECOND_END))
     assert_only_new_rows_added(first, counts(), expected_counts(sandbox, FIRST_END, SECOND_END), imports_added=3)
+
+
+# ---- the README's Meltano commands, as written ----------------------------------------------------------
+
+README_START, README_END = "<!-- meltano-commands:start -->", "<!-- meltano-commands:end -->"
+
+
+def readme_commands() -> list[tuple[dict[str, str], list[str]]]:
+    """Each `meltano ...` line of the README's Meltano block: (leading VAR=value pairs, argv after `meltano`)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split(README_START, 1)[1].split(README_END, 1)[0]
+    commands = []
+    for line in block.splitlines():
+        words = shlex.split(line.split(" # ", 1)[0].strip()) if line.strip() and not line.startswith("`") else []
+        env = {}
+        while words and "=" in words[0] and not words[0].startswith("-"):
+            name, _, value = words.pop(0).partition("=")
+            env[name] = value
+        if words and words[0] == "meltano":
+            commands.append((env, words[1:]))
+    return commands
+
+
+def duckdb_counts(project: Path, tables) -> dict[str, int]:
+    import duckdb
+
+    with duckdb.connect(str(project / "output" / "callreports.duckdb"), read_only=True) as con:
+        return {t: con.execute(f'select count(*) from callreports.callreports."{t}"').fetchone()[0] for t in tables}
+
+
+def test_every_readme_meltano_command_works_as_written(project, pipeline_sandbox):
+    sandbox = pipeline_sandbox
+    original_yml = (project / "meltano.yml").read_text()
+    env = tap_env(sandbox, FIRST_END)
+    binary = meltano_bin()
+    for state_id in ("sandbox:tap-callreports-to-target-duckdb", "sandbox:tap-callreports-to-target-jsonl"):
+        subprocess.run([binary, "state", "clear", "--force", state_id], cwd=project, env=meltano_env(env),
+                       capture_output=True, timeout=300, check=False)
+    shutil.rmtree(project / "output")
+    (project / "output").mkdir()
+
+    def expect_jobs_created(count: int):
+        return lambda out: len(sandbox.app.events("job_created")) == count
+
+    checks = {
+        "install": lambda out: True,
+        "config list tap-callreports": lambda out: f"'{FIRST_END}' (from the TAP_CALLREPORTS_END_DATE" in out
+        and "Earliest moment to extract" in out,
+        "config set tap-callreports talkdesk_window_days 14": lambda out: yaml.safe_load(
+            (project / "meltano.yml").read_text())["environments"][0]["config"]["plugins"]["extractors"][0]
+        ["config"]["talkdesk_window_days"] == 14,
+        "invoke tap-callreports --test": lambda out: all(f"connection test: {v}: ok" in out
+                                                         for v in ("talkdesk", "zendesk", "myreports"))
+        and not sandbox.app.events("job_created"),
+        "config test tap-callreports": lambda out: "Plugin configuration is valid" in out,
+        "select tap-callreports --list --all": lambda out: "talkdesk_calls" in out and "myreports_call_rows" in out,
+        "invoke tap-callreports --discover": lambda out: {"talkdesk_calls", "zendesk_job_statuses"}
+        <= {s["tap_stream_id"] for s in json.loads(out[out.index("{"):])["streams"]},
+        "run tap-callreports target-duckdb": lambda out: duckdb_counts(project, expected) == expected,
+        "run tap-callreports target-jsonl": lambda out: (project / "output" / "talkdesk_calls.jsonl").exists(),
+        "state list": lambda out: "sandbox:tap-callreports-to-target-duckdb" in out
+        and "sandbox:tap-callreports-to-target-jsonl" in out,
+        "state get sandbox:tap-callreports-to-target-duckdb": lambda out: "talkdesk_calls"
+        in json.loads(out[out.index("{"):])["singer_state"]["bookmarks"],
+    }
+    expected = expected_counts(sandbox, START, FIRST_END)
+    commands = readme_commands()
+    assert len(commands) >= 10
+    try:
+        for extra_env, argv in commands:
+            assert argv[0] == "--environment=sandbox" or argv == ["install"], argv
+            key = " ".join(argv[1:] if argv[0].startswith("--environment") else argv)
+            assert key in checks, f"README command without a check here: meltano {' '.join(argv)}"
+            if "config test" in key:  # Meltano's own test runs a sync: it creates report jobs
+                before = len(sandbox.app.events("job_created"))
+            result = subprocess.run([binary, *argv], cwd=project, env=meltano_env(env | extra_env),
+                                    capture_output=True, text=True, timeout=900, check=False)
+            output = result.stdout + result.stderr
+            assert result.returncode == 0, (argv, output[-3000:])
+            assert "Traceback" not in output and "deprecated" not in output.lower(), (argv, output[-3000:])
+            assert checks[key](result.stdout if "discover" in key or "state get" in key else output), \
+                (argv, output[-3000:])
+            if "config test" in key:
+                assert len(sandbox.app.events("job_created")) >= before
+    finally:
+        (project / "meltano.yml").write_text(original_yml)
+
+
+# ---- scale-out: two extractors in parallel, state on PostgreSQL ------------------------------------------------
+
+SCALE_TYPES = ["calls", "contacts", "user_status"]
+SCALE_END, SCALE_NEXT_END = "2026-10-05T00:00:00Z", "2026-10-06T00:00:00Z"
+TALKDESK_EXTRACTOR_JOBS = 10  # meltano.yml: tap-callreports--talkdesk max_concurrent_jobs
+
+
+def scale_counts(sandbox, start: str, end: str) -> dict[str, int]:
+    lo, hi = (dt.datetime.fromisoformat(x.replace("Z", "+00:00")) for x in (start, end))
+    data, now = sandbox.app.data, dt.datetime.now(UTC)
+    counts = {f"talkdesk_{kind}": sum(1 for _ in data.talkdesk_rows(kind, lo, hi, ZoneInfo("UTC"), now))
+              for kind in SCALE_TYPES}
+    counts["myreports_call_rows"] = sum(len(data.myreports_rows(r, lo, hi)) for r in (LONDON_REPORT, NEW_YORK_REPORT))
+    return counts
+
+
+def run_jobs_in_parallel(project: Path, env: dict[str, str]) -> None:
+    procs = [subprocess.Popen([meltano_bin(), "--environment=sandbox", "run", job], cwd=project,
+                              env=meltano_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for job in ("talkdesk-reports", "myreports")]
+    outputs = [proc.communicate(timeout=900)[0] for proc in procs]
+    for proc, output in zip(procs, outputs):
+        assert proc.returncode == 0, output[-4000:]
+
+
+def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project, postgres):
+    database = "meltano_scaleout"
+    postgres(f"drop database if exists {database}")
+    postgres(f"create database {database}")
+    postgres("create schema callreports")  # the two loaders would race to create it
+    sandbox = start_sandbox(SandboxConfig(seed=7, list_anchor=SCALE_END, job_polls=2, job_seconds=1.0,
+                                          talkdesk_max_active_jobs=TALKDESK_EXTRACTOR_JOBS))
+    try:
+        env = tap_env(sandbox, SCALE_END) | {
+            "MELTANO_DATABASE_URI": f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{database}",
+            "TAP_CALLREPORTS_TALKDESK_REPORT_TYPES": json.dumps(SCALE_TYPES),
+            "TAP_CALLREPORTS_MYREPORTS_REPORT_IDS": json.dumps([LONDON_REPORT, NEW_YORK_REPORT]),
+        }
+        migrate = subprocess.run([meltano_bin(), "--environment=sandbox", "state", "list"], cwd=project,
+                                 env=meltano_env(env), capture_output=True, text=True, timeout=300, check=False)
+        assert migrate.returncode == 0, migrate.stderr[-3000:]
+
+        run_jobs_in_parallel(project, env)
+        first = scale_counts(sandbox, START, SCALE_END)
+        assert min(first.values()) > 0
+
+        def counts() -> dict[str, int]:
+            return {t: int(postgres(f"select count(*) from callreports.{t}")[0][0]) for t in first}
+
+        assert counts() == first
+        created = sandbox.app.events("job_created")
+        talkdesk = [e["wall"] for e in created if e["vendor"] == "talkdesk"]
+        myreports = [e["wall"] for e in created if e["vendor"] == "myreports"]
+        assert len(talkdesk) == len(SCALE_TYPES) * 4 > TALKDESK_EXTRACTOR_JOBS  # more jobs than slots
+        assert max(min(talkdesk), min(myreports)) < min(max(talkdesk), max(myreports)), "the runs did not overlap"
+        assert sandbox.app.events("job_rejected") == []  # never above the account's job limit
+        listed = subprocess.run([meltano_bin(), "--environment=sandbox", "state", "list"], cwd=project,
+                                env=meltano_env(env), capture_output=True, text=True, timeout=300, check=True).stdout
+        assert "sandbox:tap-callreports--talkdesk-to-target-postgres" in listed
+        assert "sandbox:tap-callreports--myreports-to-target-postgres" in listed
+
+        run_jobs_in_parallel(project, env | {"TAP_CALLREPORTS_END_DATE": SCALE_NEXT_END})
+        new = scale_counts(sandbox, SCALE_END, SCALE_NEXT_END)
+        assert counts() == {t: first[t] + new[t] for t in first}  # each resumed from its own state
+        assert sandbox.app.events("job_rejected") == []
+    finally:
+        sandbox.stop()
+        postgres("drop schema if exists callreports cascade")

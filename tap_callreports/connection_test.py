@@ -1,0 +1,143 @@
+"""`tap-callreports --test`: a cheap check of every configured vendor that creates no report job.
+
+Per vendor: its token, one page of each of its lists, and access to each configured report —
+Talkdesk report types by asking for a job id that cannot exist (404 = type and credentials fine,
+400 = type refused, 401/403 = credentials refused), MyReports reports by listing the workspace's
+reports. Requests go through the streams' own `send()`, so auth, retries and error sorting are
+the ones a sync uses.
+"""
+
+from __future__ import annotations
+
+import typing as t
+import uuid
+from dataclasses import dataclass
+
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+from tap_callreports.client import VendorRefused
+from tap_callreports.errors import CallReportsError
+from tap_callreports.redact import REGISTRY
+
+if t.TYPE_CHECKING:
+    from tap_callreports.client import CallReportsStream
+    from tap_callreports.tap import TapCallReports
+
+class CheckRefused(Exception):
+    """One vendor's check failed: the reason, in one line."""
+
+
+class ConnectionTestFailed(CallReportsError):
+    """One or more vendors refused; `lines` holds one line per refusing vendor."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("; ".join(lines))
+
+
+@dataclass(frozen=True)
+class VendorResult:
+    vendor: str
+    ok: bool
+    detail: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.vendor}: {'ok' if self.ok else 'refused'}: {self.detail}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (FatalAPIError, RetriableAPIError, CallReportsError, CheckRefused)):
+        text = str(exc.args[0]) if exc.args else type(exc).__name__
+    else:  # requests' connection errors carry the whole URL: the type says enough
+        text = f"network error ({type(exc).__name__}); check the API URL and the network"
+    return REGISTRY.redact(text).replace("\n", " ")
+
+
+def _get(stream: CallReportsStream, path: str, params: dict | None = None) -> requests.Response:
+    response = stream.send("GET", f"{stream.url_base}{path}", params=params)
+    response.close()
+    return response
+
+
+class ConnectionTest:
+    """Checks each configured vendor in turn; `run()` returns one result per vendor."""
+
+    def __init__(self, tap: TapCallReports) -> None:
+        self.tap = tap
+        self.settings = tap.settings
+
+    def run(self) -> list[VendorResult]:
+        checks = {"talkdesk": self.check_talkdesk, "zendesk": self.check_zendesk, "myreports": self.check_myreports}
+        results = []
+        for vendor, check in checks.items():
+            if getattr(self.settings, vendor) is None:
+                continue
+            try:
+                detail = check()
+            except (FatalAPIError, RetriableAPIError, CallReportsError, CheckRefused,
+                    requests.RequestException) as exc:
+                results.append(VendorResult(vendor, False, _reason(exc)))
+            else:
+                results.append(VendorResult(vendor, True, detail))
+        return results
+
+    def stream(self, name: str) -> CallReportsStream:
+        return t.cast("CallReportsStream", self.tap.streams[name])
+
+    def check_talkdesk(self) -> str:
+        imports = self.stream("talkdesk_imports")
+        _get(imports, imports.path, imports.get_url_params(None, None))  # fetches the token first
+        types = self.settings.talkdesk.report_types  # type: ignore[union-attr]
+        for report_type in types:
+            stream = self.stream(f"talkdesk_{report_type}")
+            try:
+                _get(stream, f"/data/reports/{report_type}/jobs/{uuid.uuid4().hex}")
+            except VendorRefused as exc:
+                if exc.status == 404:  # no such job: the type exists and the credentials may read it
+                    continue
+                if exc.status == 400:
+                    raise CheckRefused(f"report type '{report_type}' is refused ({_reason(exc)}); "
+                                        "remove it from talkdesk_report_types") from None
+                raise
+            # A job with a random id exists only if the API ignores the id: the check proved nothing.
+            raise CheckRefused(f"GET /data/reports/{report_type}/jobs/<random id> did not answer 404; "
+                                "the report API is not the one the tap expects")
+        return f"token, imports page, report types {', '.join(types)}"
+
+    def check_zendesk(self) -> str:
+        statuses = self.stream("zendesk_job_statuses")
+        _get(statuses, statuses.path, statuses.get_url_params(None, None))
+        return "credentials, job statuses page"
+
+    def check_myreports(self) -> str:
+        rows = self.stream("myreports_call_rows")
+        myreports = self.settings.myreports
+        assert myreports is not None
+        if not myreports.workspace_id:
+            _get(rows, "/v1.0/workspaces")
+            return "token (no workspace configured)"
+        response = _get(rows, f"/v1.0/workspaces/{myreports.workspace_id}/reports")
+        listed = response.json()
+        if isinstance(listed, dict):  # enveloped answer
+            listed = rows.envelope_data(response)  # type: ignore[attr-defined]
+        ids = {str(item.get("id")) for item in listed or [] if isinstance(item, dict)}
+        missing = [report_id for report_id in myreports.report_ids if report_id not in ids]
+        if missing:
+            raise CheckRefused(f"report(s) {', '.join(missing)} are not in workspace {myreports.workspace_id} "
+                                "(or this token may not see them); check myreports_report_ids and "
+                                "myreports_workspace_id")
+        return f"token, workspace {myreports.workspace_id}, reports {', '.join(myreports.report_ids) or '(none)'}"
+
+
+def run_connection_test(tap: TapCallReports) -> bool:
+    """Log one line per configured vendor; raise ConnectionTestFailed naming each that refused."""
+    results = ConnectionTest(tap).run()
+    for result in results:
+        if result.ok:
+            tap.logger.info("connection test: %s", result.line)
+    refused = [result.line for result in results if not result.ok]
+    if refused:
+        raise ConnectionTestFailed(refused)
+    return True

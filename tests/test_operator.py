@@ -1,0 +1,157 @@
+"""What an operator meets outside a sync: the connection test, config-file errors, settings as
+Meltano passes them, generated settings descriptions, and the package without its sandbox extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import SANDBOX_SECRETS, run_cli, sandbox_config
+from tap_callreports.errors import ConfigError
+from tap_callreports.settings import SETTINGS_SCHEMA, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import generate  # noqa: E402
+
+
+def error_lines(run) -> list[str]:
+    return [line for line in run.stderr_lines if line.startswith("tap-callreports: error: ")]
+
+
+# ---- the connection test ------------------------------------------------------------------------
+
+
+def test_connection_test_checks_every_vendor_and_creates_no_report_job(tmp_path, sandbox):
+    config = sandbox_config(sandbox, talkdesk_report_types=["calls", "audit_logs"],
+                            myreports_report_ids=["00000000-0000-0000-0000-000000000001",
+                                                  "00000000-0000-0000-0000-000000000002"])
+    run = run_cli(tmp_path, config, "--test")
+    assert run.returncode == 0, run.stderr[-2000:]
+    ok = [line.split("connection test: ", 1)[1] for line in run.stderr_lines if "connection test: " in line]
+    assert [line.split(":", 1)[0] for line in ok] == ["talkdesk", "zendesk", "myreports"]
+    assert all(": ok: " in line for line in ok), ok
+    assert error_lines(run) == []
+    assert sandbox.app.events("job_created") == []  # neither a Talkdesk job nor a MyReports request
+    assert sandbox.app.events("token_issued"), "the Talkdesk token was not checked"
+    polled = {e["job_id"] for e in sandbox.app.events("job_polled")}
+    assert polled == set()  # the probes asked for job ids that do not exist
+
+
+@pytest.mark.parametrize(("wrong", "refused", "reason"), [
+    ({"zendesk_api_token": "wrong-token", "myreports_token": "expired-token"},
+     ["zendesk", "myreports"], ["401 Unauthorized", "401 Unauthorized"]),
+    ({"talkdesk_client_secret": "wrong-secret", "myreports_report_ids": ["not-a-report"]},
+     ["talkdesk", "myreports"], ["refused the client credentials", "not-a-report are not in workspace"]),
+])
+def test_connection_test_names_each_vendor_that_refused(tmp_path, sandbox, wrong, refused, reason):
+    run = run_cli(tmp_path, sandbox_config(sandbox, **wrong), "--test")
+    assert run.returncode == 1
+    lines = error_lines(run)
+    assert [line.split("error: ", 1)[1].split(":", 1)[0] for line in lines] == refused
+    for line, why in zip(lines, reason):
+        assert ": refused: " in line and why in line, line
+    assert "Traceback" not in run.stderr
+    for secret in (*SANDBOX_SECRETS, *wrong.values()):
+        if isinstance(secret, str) and secret.endswith(("token", "secret")):
+            assert secret not in run.stderr
+    ok_vendors = {"talkdesk", "zendesk", "myreports"} - set(refused)
+    assert any(f"connection test: {vendor}: ok" in run.stderr for vendor in ok_vendors)
+    assert sandbox.app.events("job_created") == []
+
+
+# ---- config files ---------------------------------------------------------------------------------
+
+
+def test_a_config_file_that_is_not_json_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"start_date": "2026-10-01T00:00:00Z",\n  "zendesk_api_token": }\n')
+    for args in (["--discover"], []):
+        run = run_cli(tmp_path, None, "--config", str(path), *args)
+        assert run.returncode == 1
+        assert run.stderr_lines == [f"tap-callreports: error: config: {path} is not valid JSON "
+                                    "(line 2 col 24: Expecting value); fix the file"]
+
+
+def test_a_missing_config_file_is_one_line_naming_it(tmp_path):
+    missing = tmp_path / "nowhere" / "config.json"
+    run = run_cli(tmp_path, None, f"--config={missing}", "--discover")
+    assert run.returncode == 1
+    assert run.stderr_lines == [f"tap-callreports: error: config: {missing} does not exist; "
+                                "give the path of a JSON file"]
+
+
+# ---- settings as Meltano passes them ------------------------------------------------------------------
+
+
+def test_seconds_settings_take_numbers_and_numeric_strings():
+    base = {"start_date": "2026-10-01T00:00:00Z", "zendesk_api_url": "https://x.zendesk.com",
+            "zendesk_oauth_token": "t"}
+    for given, expected in (("120", 120.0), ("0.25", 0.25), (7, 7.0), (1.5, 1.5)):
+        assert load_settings(base | {"request_timeout_seconds": given}).request_timeout_seconds == expected
+    for bad in ("soon", "0", "-3", "nan", True):
+        with pytest.raises(ConfigError, match="request_timeout_seconds' must be a number of seconds above 0"):
+            load_settings(base | {"request_timeout_seconds": bad})
+
+
+def test_every_setting_is_described_with_its_range_and_no_kind_meltano_mishandles():
+    for name, spec in SETTINGS_SCHEMA["properties"].items():
+        assert spec.get("description") and spec.get("title"), name
+        types = set(spec["type"])
+        if types & {"integer", "number"}:
+            assert {"minimum", "exclusiveMinimum"} & set(spec), f"{name} has no lower bound"
+    hub = yaml.safe_load(generate.HUB_PATH.read_text())
+    meltano = yaml.safe_load(generate.MELTANO_PATH.read_text())
+    extractor = next(p for p in meltano["plugins"]["extractors"] if p["name"] == "tap-callreports")
+    for settings in (hub["settings"], extractor["settings"]):
+        assert all(s.get("description") for s in settings)
+        assert "decimal" not in {s["kind"] for s in settings}  # Meltano 4.4 cannot serialise it from env vars
+    about = generate.about()
+    assert extractor["capabilities"] == hub["capabilities"] == about["capabilities"]
+
+
+def test_generated_meltano_block_hub_definition_and_readme_table_are_current():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--check"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+SAMPLE_VALUES = {
+    "talkdesk_client_id": "id", "talkdesk_client_secret": "secret", "talkdesk_account_name": "acme",
+    "talkdesk_token_url": "https://acme.talkdeskid.com/oauth/token", "talkdesk_access_token": "token",
+    "zendesk_email": "a@example.com", "zendesk_api_token": "token", "zendesk_oauth_token": "token",
+    "zendesk_subdomain": "acme", "zendesk_api_url": "https://acme.zendesk.com",
+    "myreports_token": "token", "myreports_refresh_token": "refresh",
+    "myreports_token_url": "https://auth.myreports.cloud/oauth/token",
+    "myreports_workspace_id": "ws", "myreports_report_ids": ["r1"],
+}
+
+
+@pytest.mark.parametrize(("vendor", "group"), [
+    (vendor, group) for vendor, groups in generate.VENDOR_REQUIREMENTS.items() for group in groups
+])
+def test_each_meltano_settings_group_is_enough_for_its_vendor(vendor, group):
+    config = {"start_date": "2026-10-01T00:00:00Z"} | {name: SAMPLE_VALUES[name] for name in group}
+    settings = load_settings(config)
+    assert getattr(settings, vendor) is not None
+    assert ["start_date", *group] in generate.settings_group_validation()
+
+
+# ---- packaging ------------------------------------------------------------------------------------------
+
+
+def test_the_tap_imports_and_answers_about_without_the_sandbox_extra():
+    # werkzeug is the sandbox extra's; the tap must not need it.
+    script = ("import sys; sys.modules['werkzeug'] = None\n"
+              "from tap_callreports.cli import main, sandbox_main\n"
+              "try:\n    main(['--about', '--format=json'])\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+              "try:\n    sandbox_main()\nexcept SystemExit as exit:\n    assert exit.code == 1\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '"capabilities"' in result.stdout
+    assert "pip install 'tap-callreports[sandbox]'" in result.stderr
