@@ -29,6 +29,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
+from tap_callreports.batches import WindowBatches
 from tap_callreports.client import CallReportsStream
 from tap_callreports.completeness import EmittedRows, IncompleteResult
 from tap_callreports.errors import CallReportsError, MalformedBodyError, ReportJobFailed, StreamError
@@ -40,6 +41,7 @@ from tap_callreports.timeutil import iso_z, parse_instant, utc_now
 from tap_callreports.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
+    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.tap import TapCallReports
@@ -557,6 +559,33 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         else:
             super()._write_record_message(record)
 
+    # ---- BATCH mode ----------------------------------------------------------------------------------
+
+    _batches: WindowBatches | None = None
+
+    def get_batches(self, batch_config: BatchConfig, context: Context | None = None) -> t.Iterable[t.Any]:
+        """BATCH mode: rows go to gzip JSON Lines files per window (`batches.py`); `commit_window`
+        writes each window's BATCH message, then its STATE. Yields nothing to the SDK's loop."""
+        self._batches = WindowBatches(self.name, batch_config)
+        self._batch_encoding = batch_config.encoding
+        deleted = self._batches.delete_earlier_runs()
+        if deleted:
+            self.logger.info("%s: deleted %d batch file(s) of earlier runs", self.name, deleted)
+        try:
+            write = self._batches.write
+            for record in self._sync_records(context, write_messages=False):
+                if self.lean_records:
+                    write(record)
+                else:  # selection, stream maps and flattening, as the SDK's record path applies them
+                    for message in self._generate_record_messages(record):
+                        write(message.record)
+            leftover = self._batches.close()  # rows of no window: cannot happen, but never lose them
+            if leftover:
+                self._write_batch_message(encoding=self._batch_encoding, manifest=leftover)
+        finally:
+            self._batches = None
+        yield from ()
+
     def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[Context | None]:
         return ()  # report streams have no child streams
 
@@ -566,7 +595,11 @@ class ReportJobStream(CallReportsStream, abc.ABC):
 
     def commit_window(self, context: Context | None, window: Window) -> None:
         """Every row of `window` is out and verified: move the bookmark to its end, drop its job
-        record, and say so in a STATE."""
+        record, and say so in a STATE (in BATCH mode after the BATCH message holding the rows)."""
+        if self._batches is not None:
+            manifest = self._batches.finish_window()
+            if manifest:
+                self._write_batch_message(encoding=self._batch_encoding, manifest=manifest)
         self._forget_window(context, window, through_end=True)
         state = self.get_context_state(context)
         state["replication_key"] = self.replication_key
