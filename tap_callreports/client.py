@@ -234,7 +234,11 @@ class CallReportsStream(RESTStream):
 
     def extract_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """The stream's records; the default follows the SDK's request/paginate loop."""
-        yield from self.request_records(context)
+        journal = self.tap.job_journal
+        for record in self.request_records(context):
+            if journal.pending:  # report jobs created meanwhile go into a STATE at once
+                journal.record()
+            yield record
 
     def _explain(self, exc: Exception) -> str:
         message = REGISTRY.redact(str(exc.args[0]) if exc.args else type(exc).__name__)

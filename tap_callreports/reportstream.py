@@ -199,10 +199,6 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     def delete_job(self, result: JobResult) -> None:
         """Delete a job the tap will not use, where the vendor API allows it (best effort)."""
 
-    def adjust_windows(self, windows: list[Window], *, first_is_bookmark: bool) -> list[Window]:
-        """A vendor may move window boundaries (e.g. off ambiguous local times)."""
-        return windows
-
     # ---- windows -----------------------------------------------------------------------------
 
     def data_end(self) -> dt.datetime:
@@ -223,10 +219,12 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     def plan(self, context: Context | None) -> list[Window]:
         """The windows of this run, from the bookmark (or start_date) to `data_end`:
 
-        - first the windows of jobs an earlier run recorded (their jobs are polled, not created again);
-        - then new windows, unless the new data since the bookmark spans less than min_window_minutes;
-        - an incremental run re-reads `lookback` before its bookmark: as part of its first new
-          window, or as a window of its own before recorded ones.
+        - an incremental run re-reads `lookback` before its bookmark (late or changed rows);
+        - the windows of jobs an earlier run recorded come first (their jobs are polled, not
+          created again): a chain of recorded windows that starts between the lookback start and
+          the bookmark;
+        - then new windows, unless the new data since the bookmark spans less than
+          min_window_minutes (a run right after another makes no tiny jobs).
         """
         start_date = self.settings.start_date.replace(microsecond=0)
         state = self.get_context_state(context)
@@ -235,39 +233,45 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             bookmark = parse_instant(state["replication_key_value"])
         if bookmark is not None and bookmark < start_date:
             bookmark = None
-        cursor = bookmark or start_date
+        base = bookmark or start_date
+        looked_back = max(start_date, bookmark - self.lookback) if bookmark is not None else base
         end = self.data_end()
         where = self.describe_context(context)
-        recorded: list[Window] = []
+        records = sorted(state.get(JOBS_STATE_KEY) or [], key=lambda r: str(r.get("window_start")))
+        chain: list[Window] = []
         reused: dict[Window, dict] = {}
-        for record in sorted(state.get(JOBS_STATE_KEY) or [], key=lambda r: str(r.get("window_start"))):
+        for record in records:
             window = _record_window(record)
-            if window is not None and window.start == cursor and window.end <= end:
-                recorded.append(window)
+            if window is None or window.end > end:
+                continue
+            if (not chain and looked_back <= window.start <= base) or (chain and window.start == chain[-1].end):
+                chain.append(window)
                 reused[window] = record
-                cursor = window.end
-        stale = [r for r in state.get(JOBS_STATE_KEY) or [] if _record_window(r) not in reused]
+        stale = [r for r in records if _record_window(r) not in reused]
         if stale:
             self.logger.info("%s%s: %d recorded job(s) no longer match the plan; they are dropped", self.name, where,
                              len(stale))
             self.forget_recorded(context, stale)
         self._recorded[_context_key(context)] = reused
+        windows: list[Window] = []
+        if chain and looked_back < chain[0].start:
+            windows.append(Window(looked_back, chain[0].start))  # the rest of the lookback
+        windows += chain
+        cursor = chain[-1].end if chain else base
         minimum = dt.timedelta(minutes=self.settings.jobs.min_window_minutes)
-        if bookmark is not None and end - cursor < minimum:
+        if bookmark is not None and end - max(cursor, bookmark) < minimum:
             if end > cursor:
                 self.logger.info("%s%s: only %s of new data since %s, under min_window_minutes (%d): no new job "
                                  "this run", self.name, where, end - cursor, iso_z(cursor),
                                  self.settings.jobs.min_window_minutes)
-            return recorded
-        looked_back = max(start_date, bookmark - self.lookback) if bookmark is not None else cursor
-        windows = list(recorded)
+            return chain
         fresh = plan_windows(cursor, end, self.window_days)
-        if fresh and looked_back < cursor and not recorded and fresh[0].end - looked_back <= self.max_window:
-            fresh[0] = Window(looked_back, fresh[0].end)  # the lookback rides on the first new window
-        elif bookmark is not None and looked_back < bookmark:
-            # A window of its own, before the recorded ones (they start at the bookmark).
-            windows[:0] = self.adjust_windows([Window(looked_back, bookmark)], first_is_bookmark=False)
-        windows += self.adjust_windows(fresh, first_is_bookmark=bookmark is not None) if fresh else []
+        if not chain and looked_back < cursor:
+            if fresh and fresh[0].end - looked_back <= self.max_window:
+                fresh[0] = Window(looked_back, fresh[0].end)  # the lookback rides on the first new window
+            else:
+                windows.append(Window(looked_back, cursor))
+        windows += fresh
         if bookmark is not None and looked_back < bookmark:
             self.logger.info("%s%s: re-reading %s before the bookmark %s (lookback)", self.name, where,
                              bookmark - looked_back, iso_z(bookmark))
@@ -300,9 +304,11 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         """Main thread: record a created job in its partition's state (replacing its window's old one)."""
         state = self.get_context_state(context)
         records = [r for r in state.get(JOBS_STATE_KEY) or [] if _record_window(r) != result.window]
-        records.append({"window_start": iso_z(result.window.start), "window_end": iso_z(result.window.end),
-                        "job_id": result.job_id, "created_at": result.details.get("created_at"),
-                        "attempt": result.attempt})
+        record = {"window_start": iso_z(result.window.start), "window_end": iso_z(result.window.end),
+                  "job_id": result.job_id, "created_at": result.details.get("created_at"), "attempt": result.attempt}
+        if result.details.get("timezone"):
+            record["timezone"] = result.details["timezone"]  # how its rows' wall times must be read
+        records.append(record)
         state[JOBS_STATE_KEY] = records
 
     def forget_recorded(self, context: Context | None, records: t.Sequence[dict]) -> None:
@@ -397,8 +403,12 @@ class ReportJobStream(CallReportsStream, abc.ABC):
 
     def _run_job_in_worker(self, context: Context | None, window: Window, stop: threading.Event,
                            recorded: dict | None) -> JobResult:
+        return self._run_job_loudly(context, window, stop, recorded=recorded)
+
+    def _run_job_loudly(self, context: Context | None, window: Window, stop: threading.Event,
+                        **how: t.Any) -> JobResult:
         try:
-            return self.run_job(context, window, stop, recorded=recorded)
+            return self.run_job(context, window, stop, **how)
         except JobTimedOut as exc:
             # Its text starts with the stream's name; the job stays in the STATE for the next run.
             raise CallReportsError(f"{exc}; the job stays recorded in the STATE, so the next run polls it "
@@ -408,7 +418,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         """A job an earlier run created and recorded: polled again, not created again."""
         return JobResult(job_id=str(record["job_id"]), window=window, attempt=int(record.get("attempt") or 1),
                          location="", details={**(context or {}), "created_at": record.get("created_at"),
-                                               "resumed": True})
+                                               "timezone": record.get("timezone"), "resumed": True})
 
     def run_job(self, context: Context | None, window: Window, stop: threading.Event, *, first_attempt: int = 1,
                 recorded: dict | None = None) -> JobResult:
@@ -451,21 +461,26 @@ class ReportJobStream(CallReportsStream, abc.ABC):
 
         A connection broken mid-body downloads the same result again and skips, by position, the
         rows already handled. A result that proves incomplete is downloaded again, then its job
-        is created again; from then on the rows already emitted are remembered by digest
-        (`EmittedRows`), so a re-read emits only what was not out yet.
+        is created again; from the first incomplete result on, the rows emitted are remembered by
+        digest (`EmittedRows`), so a re-read emits only what was not out yet (a row the vendor
+        changed in between goes out again, and replaces the old one by key).
         """
         window = result.window
         journal = self.tap.job_journal
-        keys = KeyGuard(tuple(self.primary_keys or ()))
+        keys = KeyGuard(tuple(self.primary_keys or ()))  # the rows of the result being read
         growth = self.schema_growth
+        known = growth.known
         emitted = 0  # rows of this window emitted, from every result read for it
-        handled = 0  # rows of the current result handled (emitted or matched), by position
+        handled = 0  # rows of the current result handled (emitted, matched or learned), by position
         learn = 0  # rows at the start of the current result emitted before digests were kept
         memory: EmittedRows | None = None
         breaks = downloads = 0
         # time_extracted: the rows of one result are extracted by one download.
         self.extracted_at = utc_now()
         while True:
+            if handled == 0:
+                keys = KeyGuard(keys.key)
+            add_key = keys.add
             try:
                 position = handled if memory is None else 0
                 for row in self.read_result(context, result, skip=handled if memory is None else 0):
@@ -476,17 +491,20 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                         handled = position
                         if position <= learn:
                             memory.add(row)  # emitted before digests were kept: not again
+                            add_key(row)
                             continue
                         if memory.already_emitted(row):
+                            add_key(row)
                             continue
                     else:
                         handled = position
                     emitted += 1
                     if journal.pending:
                         journal.record()
-                    if not growth.knows(row):
+                    if not row.keys() <= known:  # a C-level subset test
                         self._grow_schema(row)
-                    keys.add(row)
+                        known = growth.known
+                    add_key(row)
                     yield row
                 self._check_keys(keys, result)
                 return emitted
@@ -508,32 +526,33 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                     "run again, and report it to the vendor if it persists") from None
             except IncompleteResult as exc:
                 downloads += 1
-                if memory is None and handled:
-                    # Rows went out before the result proved incomplete: from now on remember them.
+                if memory is None:
+                    # From now on remember what goes out; rows already out are learned on the re-read.
                     memory = EmittedRows(self.origin_fields)
                     learn, handled = handled, 0
+                attempts = self.settings.jobs.max_attempts
                 if downloads <= INCOMPLETE_REFETCHES:
                     wait = self.retry_policy.wait_seconds(None, downloads)
                     self.logger.warning("%s: the result of %s is incomplete: %s (%s); downloading it again in %.1fs",
                                         self.name, self.describe_job(result), exc.problem, exc.counts, wait)
                     time.sleep(wait)
                     continue
-                attempts = self.settings.jobs.max_attempts
-                if result.attempt >= attempts:
+                if result.attempt >= attempts or len(memory) < emitted:
+                    # Out of attempts, or rows went out that the re-read could not learn: a new job
+                    # could send them twice. The bookmark stays; a later run reads the window again.
                     raise StreamError(
                         self.name, f"the result of {self.describe_job(result)} stayed incomplete: {exc.problem} "
-                        f"({exc.counts}) after {attempts} job(s); no bookmark moved past {iso_z(window.start)}; run "
-                        "again later, and report it to the vendor if it persists") from None
+                        f"({exc.counts}) after {result.attempt} job(s); no bookmark moved past "
+                        f"{iso_z(window.start)}; run again later, and report it to the vendor if it persists") from None
                 self.logger.warning("%s: the result of %s is incomplete: %s (%s); creating the job again "
                                     "(attempt %d of %d)", self.name, self.describe_job(result), exc.problem,
                                     exc.counts, result.attempt + 1, attempts)
                 self.tap.job_log.add(self.job_stream_name, self.job_record(result, 0, "incomplete"))
                 self.delete_job(result)
-                result = self.run_job(context, window, stop, first_attempt=result.attempt + 1)
+                result = self._run_job_loudly(context, window, stop, first_attempt=result.attempt + 1)
                 journal.record()
                 downloads, handled, learn = 0, 0, 0
-                if memory is not None:
-                    memory.start_result()
+                memory.start_result()
                 self.extracted_at = utc_now()
 
     # ---- the record path ------------------------------------------------------------------------

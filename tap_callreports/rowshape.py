@@ -103,6 +103,10 @@ class ColumnNames:
             owner = self._owners.get(column)
             if owner is not None and owner != vendor_name:
                 column = sql_name(vendor_name.replace(".", "__"))
+                suffix = 2
+                while self._owners.get(column, vendor_name) != vendor_name:
+                    column = f"{sql_name(vendor_name.replace('.', '__'))}_{suffix}"
+                    suffix += 1
         self._owners.setdefault(column, vendor_name)
         self._columns[vendor_name] = column
         return column
@@ -148,11 +152,16 @@ def _wall(utc_text: str, zone: dt.tzinfo) -> str:
 class RowShaper:
     """Applies a RowPolicy to rows, in place where it can (the hot path)."""
 
-    def __init__(self, policy: RowPolicy) -> None:
+    def __init__(self, policy: RowPolicy, vendor_names: t.Iterable[str] = ()) -> None:
         self.policy = policy
         self.names = ColumnNames(policy)
+        for name in vendor_names:  # the schema's fields claim their columns first, as in output_schema
+            self.names.column(name)
         self.instants = UtcInstants()
-        self._renames_needed: dict[tuple[str, ...], bool] = {}
+        # Per key tuple seen: the output names when any differs from the vendor's, else None.
+        self._columns_for: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+        self._instants = policy.instants
+        self._local = frozenset(policy.local_instants)
 
     def shape(self, row: dict[str, t.Any], zone: dt.tzinfo, local_zone: dt.tzinfo | None = None) -> dict[str, t.Any]:
         """Column names, canonical fields, UTC instants. Wall times are read in `zone` (the zone the
@@ -160,19 +169,21 @@ class RowShaper:
         original text, or, when the report was requested in another zone (`local_zone`), the
         UTC instant rendered in `local_zone`."""
         keys = tuple(row)
-        needed = self._renames_needed.get(keys)
-        if needed is None:
-            needed = self._renames_needed[keys] = not all(self.names.identity(k) for k in keys)
-        if needed:
-            column = self.names.column
-            row = {column(k): v for k, v in row.items()}
-        local = self.policy.local_instants
-        for name in self.policy.instants:
+        try:
+            columns = self._columns_for[keys]
+        except KeyError:
+            renamed = tuple(self.names.column(k) for k in keys)
+            columns = self._columns_for[keys] = None if renamed == keys else renamed
+        if columns is not None:
+            row = dict(zip(columns, row.values()))
+        for name in self._instants:
             value = row.get(name)
-            if isinstance(value, str) and value:
+            if value.__class__ is str and value:
+                if len(value) == 20 and value[19] == "Z" and value[10] == "T":
+                    continue  # already RFC 3339 UTC: the common case
                 utc, was_local = self.instants.to_utc(value, zone)
                 row[name] = utc
-                if was_local and name in local:
+                if was_local and name in self._local:
                     row[f"{name}_local"] = value if local_zone is None or utc is None else _wall(utc, local_zone)
         return row
 
@@ -215,10 +226,8 @@ def json_type(value: t.Any) -> list[str]:
     """A schema type for a value first seen in a field the schema does not know."""
     if isinstance(value, bool):
         kind = "boolean"
-    elif isinstance(value, int):
-        kind = "integer"
-    elif isinstance(value, float):
-        kind = "number"
+    elif isinstance(value, (int, float)):
+        kind = "number"  # 4 today may be 4.5 tomorrow: number takes both
     elif isinstance(value, dict):
         kind = "object"
     elif isinstance(value, list):
@@ -236,9 +245,6 @@ class SchemaGrowth:
     def __init__(self, schema: dict) -> None:
         self.schema = schema
         self.known = frozenset(schema.get("properties", {}))
-
-    def knows(self, row: t.Mapping[str, t.Any]) -> bool:
-        return row.keys() <= self.known  # a C-level subset test: cheap enough for every row
 
     def grow(self, row: t.Mapping[str, t.Any]) -> list[str]:
         """Add the row's unknown non-null fields to the schema; return their names."""

@@ -60,6 +60,19 @@ def fall_back_transitions(tz: dt.tzinfo, start: dt.datetime, end: dt.datetime) -
     return found
 
 
+def offset_changes(tz: dt.tzinfo, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether `tz`'s UTC offset changes anywhere in [start, end] (checked every half hour: no
+    zone changes twice within one)."""
+    step = dt.timedelta(minutes=30)
+    cursor = start
+    offset = cursor.astimezone(tz).utcoffset()
+    while cursor < end:
+        cursor = min(cursor + step, end)
+        if cursor.astimezone(tz).utcoffset() != offset:
+            return True
+    return False
+
+
 class LocalTimeConverter:
     """Local wall times (no offset) of one window's rows as UTC. A wall time that happened twice
     (the hour before a fall-back) is placed by the window: the occurrence inside [start, end).

@@ -146,3 +146,38 @@ def test_state_holds_only_windows_in_flight(make_sandbox):
     # ...never more than the windows in flight: 3 scopes (calls, 2 reports), each at most 4 jobs ahead
     assert max(in_flight) <= 3 * 4
     assert in_flight[-1] == 0  # and none is left once every window is committed
+
+
+def test_a_killed_incremental_run_with_lookback_leaves_its_jobs_to_the_next_one(tmp_path, make_sandbox):
+    """With a lookback, an incremental run's first window starts before its bookmark: its recorded
+    jobs must still be recognised by the next run."""
+    sandbox = make_sandbox(job_seconds=2.0, job_polls=1)
+    settings = {"talkdesk_report_types": ["calls"], "max_concurrent_jobs": 4}
+    first = run_cli(tmp_path, sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-03T00:00:00Z",
+                                             **settings))
+    assert first.returncode == 0, first.stderr[-2000:]
+    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-05T00:00:00Z", **settings)
+    (tmp_path / "state.json").write_text(json.dumps(first.final_state))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    state = None
+    with subprocess.Popen([sys.executable, "-m", "tap_callreports", "--config", str(tmp_path / "config.json"),
+                           "--state", str(tmp_path / "state.json")],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            message = json.loads(line)
+            if message["type"] == "STATE" and len(recorded_jobs(message["value"])) >= 2:
+                state = message["value"]
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=30)
+    assert state is not None
+    recorded = recorded_jobs(state)
+    assert min(r["window_start"] for r in recorded) == "2026-10-02T22:00:00Z"  # the lookback rides on it
+    before = len(created(sandbox))
+    third = run_cli(tmp_path, config, state=state)
+    assert third.returncode == 0, third.stderr[-2000:]
+    windows = {(r["scope"], r["window_start"], r["window_end"]) for r in recorded}
+    assert [e for e in created(sandbox)[before:] if job_scope(e) in windows] == []
+    calls = [r["call_id"] for r in third.records("talkdesk_calls")]
+    assert len(calls) == len(set(calls))

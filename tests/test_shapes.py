@@ -296,3 +296,18 @@ def test_heavy_faults_with_failing_token_endpoints_give_the_clean_run(make_sandb
     for stream in ALL_STREAMS:
         assert_same_records(run, clean, stream)
     assert run.final_state == clean.final_state
+
+
+@pytest.mark.parametrize("shapes", [
+    ("myreports-error-envelope-once", "myreports-count-short-once"),  # nothing out, then one row short
+])
+def test_two_faults_in_a_row_still_give_every_row_once(make_sandbox, shapes):
+    plain = make_sandbox(seed=2)
+    sandbox = make_sandbox(seed=2, shapes=shapes)
+    config = {"end_date": "2026-10-02T00:00:00Z"}
+    expected = sync(sandbox_config(plain, vendors=("myreports",), **config), streams=["myreports_call_rows"])
+    run = sync(sandbox_config(sandbox, vendors=("myreports",), **config), streams=["myreports_call_rows"])
+    assert run.error is None, run.error
+    keys = [r["doc_id"] for r in run.records("myreports_call_rows")]
+    assert len(keys) == len(set(keys))
+    assert sorted(keys) == sorted(r["doc_id"] for r in expected.records("myreports_call_rows"))

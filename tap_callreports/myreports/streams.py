@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from tap_callreports.client import VendorRefused
-from tap_callreports.completeness import missing_rows, verify_counts
+from tap_callreports.completeness import IncompleteResult, missing_rows, verify_counts
 from tap_callreports.errors import ReportJobFailed, StreamError
 from tap_callreports.myreports.client import MyReportsStream
 from tap_callreports.reportjobs import Window
@@ -52,7 +52,7 @@ def offset_iso(moment: dt.datetime) -> str:
 
 #: The warehouse shape of call rows: snake_case columns (docId -> doc_id), `start` (local wall time in
 #: the report's time zone) kept as start_local beside start_utc.
-ROW_POLICY = RowPolicy(key=("doc_id",), renamed={"start": "start_local"}, instants=("start_utc",))
+ROW_POLICY = RowPolicy(key=("doc_id",), renamed={"start": "start_local"})  # start_utc: converted before
 
 
 class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
@@ -70,7 +70,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
 
     @cached_property
     def shaper(self) -> RowShaper:
-        return RowShaper(ROW_POLICY)
+        return RowShaper(ROW_POLICY, load_schema("myreports_call_rows")["properties"])
 
     @property
     def partitions(self) -> list[dict] | None:
@@ -146,14 +146,24 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     # ---- the rows (main thread) ----------------------------------------------------------------
 
     def _open_result(self, result: JobResult) -> t.Any:
+        """The result's data. The reference's headings say /results/{id}/data where its examples say
+        /requests/: a 404 on one tries the other. Data that neither has makes the result incomplete
+        (the request is created again), so a recorded request whose data expired never blocks a run."""
         try:
             return self.open_download(result.location)
         except VendorRefused as exc:
-            if exc.status != HTTPStatus.NOT_FOUND or "/requests/" not in result.location:
+            if exc.status != HTTPStatus.NOT_FOUND:
                 raise
-            # The reference's headings say /results/{id}/data where its examples say /requests/.
-            result.location = result.location.replace("/requests/", "/results/")
-            return self.open_download(result.location)
+        other = (result.location.replace("/requests/", "/results/") if "/requests/" in result.location
+                 else result.location.replace("/results/", "/requests/"))
+        try:
+            response = self.open_download(other)
+        except VendorRefused as exc:
+            if exc.status != HTTPStatus.NOT_FOUND:
+                raise
+            raise IncompleteResult("its data is not found (404 at /requests/ and /results/)", 0) from None
+        result.location = other
+        return response
 
     def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
         response = self._open_result(result)
@@ -165,6 +175,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                     envelope.get("data") if isinstance(envelope.get("data"), dict) and envelope.get("data") else envelope))
             meta = result_members(document, document.header)
             result.details["meta"] = meta
+            self._announce_display_fields(meta)
             tz = self._time_zone(meta) if _has_time_zone(meta) else None
             if tz is not None:
                 self._split_at_fall_back(tz, result)
@@ -183,6 +194,24 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             result.details["verdict"] = verify_counts(document.rows_read, counts)
         finally:
             response.close()
+
+    def _announce_display_fields(self, meta: dict) -> None:
+        """`request.displayFields` name the result's columns before its rows: say which are new to
+        the schema (another report template); each becomes a column with its first non-null value."""
+        fields = dig(meta, "request", "displayFields")
+        if not isinstance(fields, list):
+            return
+        columns = {self.shaper.names.column(str(f.get("fieldName"))) for f in fields
+                   if isinstance(f, dict) and f.get("fieldName")}
+        new = sorted(columns - self.schema_growth.known - self._announced)
+        if new:
+            self._announced.update(new)
+            self.logger.info("%s: the report shows fields the schema does not list yet: %s; each becomes a "
+                             "column (a new SCHEMA) with its first value", self.name, ", ".join(new))
+
+    @cached_property
+    def _announced(self) -> set[str]:
+        return set()
 
     def _converted(self, rows: t.Iterable[dict], tz: ZoneInfo, result: JobResult) -> t.Iterator[dict]:
         report_id, request_id = result.details["report_id"], result.job_id

@@ -32,7 +32,7 @@ from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import ReportDocument, csv_rows, ndjson_rows
 from tap_callreports.talkdesk.client import TalkdeskStream
 from tap_callreports.rowshape import RowPolicy, RowShaper
-from tap_callreports.timeutil import fall_back_transitions, iso_z, utc_now
+from tap_callreports.timeutil import iso_z, offset_changes, utc_now
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -42,7 +42,7 @@ if t.TYPE_CHECKING:
 ENDED = ("failed", "canceled", "cancelled", "deleted")  # compared in lower case: the doc spells both
 REDIRECTS = (300, 301, 302, 303, 307, 308)
 # Row times just outside a window (a call's end) may fall in a nearby repeated hour too.
-FALL_BACK_MARGIN = dt.timedelta(days=1)
+DST_MARGIN = dt.timedelta(days=1)
 ORIGIN_FIELDS = {
     "report_job_id": {"type": ["string"], "description": "The Talkdesk report job this row came from."},
     "report_window_start": {"type": ["string"], "format": "date-time",
@@ -60,8 +60,9 @@ ROW_POLICIES: dict[str, RowPolicy] = {
     "explore_calls": RowPolicy(key=("call_id",), renamed=CALLS_RENAMED, instants=("start_at", "end_at")),
     "contacts": RowPolicy(key=("contact_id",), instants=("started_at", "ended_at"),
                           local_instants=("started_at", "ended_at")),
-    # No id per status change: a user is in one status from a given instant.
-    "user_status": RowPolicy(key=("user_id", "status_start_at"), instants=("status_start_at", "status_end_at"),
+    # No id per status change: a user enters one status at a given instant (two automatic changes
+    # within one second still differ by status).
+    "user_status": RowPolicy(key=("user_id", "status_start_at", "status_label"), instants=("status_start_at", "status_end_at"),
                              local_instants=("status_start_at", "status_end_at")),
     "ring_attempts": RowPolicy(key=("ring_attempt_id",), instants=("ring_start_at",)),
     "studio_flow_execution": RowPolicy(
@@ -100,16 +101,16 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     @cached_property
     def shaper(self) -> RowShaper:
-        return RowShaper(self.row_policy)
+        return RowShaper(self.row_policy, self.vendor_schema["properties"])
 
     def job_zone(self, window: Window) -> str:
-        """The time zone a window's job is requested in: the configured one, except around a
-        daylight-saving fall-back, where local wall times repeat and a row's wall time could name
-        two instants: those windows are requested in UTC (the local copies are still the report
-        zone's wall times)."""
-        zone = self.report_zone
-        if self.talkdesk.report_timezone != "UTC" and fall_back_transitions(
-                zone, window.start - FALL_BACK_MARGIN, window.end + FALL_BACK_MARGIN):
+        """The time zone a window's job is requested in: the configured one, except within a day of
+        a daylight-saving change. There, wall times repeat (a fall-back: a boundary or a row's wall
+        time could name two instants) or are skipped (a spring-forward: a month of wall time is a
+        month and an hour), so those windows are requested in UTC; the `_local` copies are still the
+        report zone's wall times. Every other boundary names one instant in the report zone."""
+        if self.talkdesk.report_timezone != "UTC" and offset_changes(
+                self.report_zone, window.start - DST_MARGIN, window.end + DST_MARGIN):
             return "UTC"
         return self.talkdesk.report_timezone
 
@@ -138,33 +139,8 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     def timespan_text(self, moment: dt.datetime, zone: str) -> str:
         """The doc says the job's timezone "will be applied" to from/to. Sent as wall-clock times in
         that zone without an offset, they mean the same instant whether Talkdesk honours an offset
-        or reads the wall clock in the timezone (the planner keeps boundaries off ambiguous times)."""
+        or reads the wall clock in the timezone (`job_zone` keeps boundaries off ambiguous times)."""
         return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
-
-    def adjust_windows(self, windows: list[Window], *, first_is_bookmark: bool) -> list[Window]:
-        """Move boundaries whose wall time in the report zone happens twice (the hour before a
-        daylight-saving fall-back) to one that happens once: the first earlier (nothing is skipped),
-        the last earlier (never past the data end), the ones between later (shared by two windows,
-        so consecutive windows still neither overlap nor leave a gap)."""
-        if not windows:
-            return windows
-        bounds = [windows[0].start] + [w.end for w in windows]
-        last = len(bounds) - 1
-        moved = [_unambiguous(b, self.report_zone, forward=0 < i < last) for i, b in enumerate(bounds)]
-        adjusted: list[Window] = []
-        for start, end in zip(moved, moved[1:]):
-            if start >= end:
-                continue
-            window = Window(start, end)
-            if end - start > dt.timedelta(days=TALKDESK_MAX_WINDOW_DAYS):  # grown past the vendor's month
-                middle = _unambiguous(window.halves()[0].end, self.report_zone, forward=True)
-                adjusted += [Window(start, middle), Window(middle, end)]
-            else:
-                adjusted.append(window)
-        if first_is_bookmark and adjusted and adjusted[0].start != windows[0].start:
-            self.logger.warning("%s: the bookmark %s is an ambiguous wall time in %s; re-reading from %s", self.name,
-                                iso_z(windows[0].start), self.report_zone, iso_z(adjusted[0].start))
-        return adjusted
 
     # ---- the job (any thread) ------------------------------------------------------------------
 
@@ -334,15 +310,3 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 def _status(job: dict) -> str:
     """A job status as compared here: lower case (the doc writes DONE and done)."""
     return str(job.get("status") or "").strip().lower()
-
-
-def _unambiguous(moment: dt.datetime, zone: ZoneInfo, *, forward: bool) -> dt.datetime:
-    """`moment`, or the nearest whole hour after (or before) it whose wall time in `zone` names
-    exactly one instant."""
-    step = dt.timedelta(hours=1 if forward else -1)
-    for _ in range(48):
-        wall = moment.astimezone(zone).replace(tzinfo=None)
-        if all(wall.replace(tzinfo=zone, fold=fold).astimezone(dt.timezone.utc) == moment for fold in (0, 1)):
-            return moment
-        moment += step
-    return moment  # pragma: no cover - no zone repeats wall times for two days
