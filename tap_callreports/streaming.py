@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import typing as t
 
 import ijson
@@ -159,17 +160,91 @@ class ReportDocument:
         header = getattr(builder, "value", None)
         self.header = header if isinstance(header, dict) else {}
         assert probe.kept is not None
+        self._kept = bytes(probe.kept)
         if self.array_key is None:
             self.trailer = {}
             self._reader = None
         else:
-            self._reader = CountingReader(self._raw, replay=bytes(probe.kept))
+            self._reader = CountingReader(self._raw, replay=self._kept)
 
     def rows(self, skip: int = 0) -> t.Iterator[dict[str, t.Any]]:
-        """The array's items; the first `skip` are parsed but not yielded (resumed downloads)."""
+        """The array's items; the first `skip` are parsed but not yielded (resumed downloads).
+
+        Rows are parsed in batches by orjson: the bytes read so far are cut after the last
+        `}`, `,`, `{` between two rows and `[` + batch + `]` is one orjson call. A cut that falls
+        inside a string or a nested object leaves the batch unbalanced, orjson refuses it and the
+        batch simply grows, so the parse itself validates every cut. The end of the array and the
+        members after it are parsed together, so the whole body is validated. ~2x ijson's speed."""
         if self._reader is None:
             return
-        reader = self._reader
+        start = _array_start(self._kept, self.array_key or "")
+        if start is None:  # not found in the bytes read (cannot happen after ijson saw it): ijson's way
+            yield from self._ijson_rows(skip)
+            return
+        reader = CountingReader(self._raw)
+        reader.consumed = len(self._kept)
+        pending = bytearray(b"[") + self._kept[start:]
+        self._kept = b""
+        parts = self.array_key.split(".") if self.array_key else []
+        try:
+            while chunk := reader.read(READ_SIZE):
+                searched = max(1, len(pending) - 8)
+                pending += chunk
+                cut = _last_row_boundary(pending, searched)
+                if cut is None:
+                    if len(pending) > BATCH_LIMIT:
+                        self._malformed(pending, parts, reader, "no row boundary that parses")
+                    continue
+                end_of_row, next_row = cut
+                try:
+                    batch = orjson.loads(bytes(pending[:end_of_row]) + b"]")
+                except orjson.JSONDecodeError:
+                    if len(pending) > BATCH_LIMIT:
+                        self._malformed(pending, parts, reader, "no row boundary that parses")
+                    continue  # the cut fell inside a string or a nested object: read on
+                del pending[1:next_row]
+                for row in batch:
+                    self.rows_read += 1
+                    if self.rows_read > skip:
+                        yield row
+        except _Transport as exc:
+            raise BodyInterrupted(self.rows_read, exc.cause) from None
+        # The last rows and the members after them close the document together.
+        opening = b"".join(b"{" + orjson.dumps(part) + b":" for part in parts)
+        try:
+            document = orjson.loads(opening + pending)
+        except orjson.JSONDecodeError:
+            self._malformed(pending, parts, reader, "")
+        last = document
+        for part in parts[:-1]:
+            last = last[part]
+        tail_rows = last.pop(parts[-1]) if parts else document
+        if not isinstance(tail_rows, list):
+            self._malformed(pending, parts, reader, "the rows are not a list")
+        for row in tail_rows:
+            self.rows_read += 1
+            if self.rows_read > skip:
+                yield row
+        self.trailer = document if parts else {}
+
+    def _malformed(self, pending: bytearray, parts: list[str], reader: CountingReader, why: str) -> t.NoReturn:
+        """Where the pending bytes stop being JSON: ijson counts the rows that parse before it."""
+        opening = b"".join(b"{" + orjson.dumps(part) + b":" for part in parts)
+        good = 0
+        problem = why
+        try:
+            prefix = ".".join(parts) + ".item" if parts else "item"
+            for _row in ijson_backend.items(io.BytesIO(opening + bytes(pending)), prefix, use_float=True):
+                good += 1
+            problem = problem or "malformed JSON (the document does not close)"
+        except ijson.JSONError as exc:
+            problem = _first_line(exc)
+        except (ValueError, TypeError) as exc:  # pragma: no cover - ijson's own oddities
+            problem = f"malformed JSON ({exc})"
+        raise BodyMalformed(problem, reader.consumed, self.rows_read + good + 1) from None
+
+    def _ijson_rows(self, skip: int) -> t.Iterator[dict[str, t.Any]]:
+        reader = CountingReader(self._raw, replay=self._kept)
         try:
             prefix = f"{self.array_key}.item" if self.array_key else "item"
             for row in ijson_backend.items(reader, prefix, use_float=True, buf_size=READ_SIZE):
@@ -181,7 +256,46 @@ class ReportDocument:
             raise BodyInterrupted(self.rows_read, exc.cause) from None
         except ijson.JSONError as exc:
             raise BodyMalformed(_first_line(exc), reader.consumed, self.rows_read + 1) from None
-        self.trailer = parse_trailer(reader.tail, self.array_key)
+        self.trailer = parse_trailer(reader.tail, self.array_key or "")
+
+
+_ROW_BOUNDARY = re.compile(rb"\}\s*,\s*\{")
+#: A batch that never parses this far is a malformed body, not a long row.
+BATCH_LIMIT = 64 << 20
+
+
+def _last_row_boundary(pending: bytearray, searched: int) -> tuple[int, int] | None:
+    """(end of a row, start of the next) for the last `},{` in the bytes not searched yet."""
+    cut = pending.rfind(b"},{", searched)
+    if cut >= 0:
+        return cut + 1, cut + 2
+    last = None
+    for last in _ROW_BOUNDARY.finditer(pending, searched):  # rows with white space between them
+        pass
+    return (last.start() + 1, last.end() - 1) if last is not None else None
+
+
+def _array_start(buffer: bytes, array_key: str) -> int | None:
+    """The offset just after the `[` that opens the rows array at `array_key`, in `buffer` (the
+    bytes read while the header was parsed); the header before it must close as JSON."""
+    if not array_key:
+        stripped = buffer.lstrip()
+        offset = len(buffer) - len(stripped)
+        return offset + 1 if stripped[:1] == b"[" else None
+    parts = array_key.split(".")
+    closing = b"]" + b"}" * len(parts)
+    pattern = re.compile(re.escape(orjson.dumps(parts[-1])) + rb"\s*:\s*\[")
+    for match in pattern.finditer(buffer):
+        try:
+            header = orjson.loads(buffer[: match.end()] + closing)
+        except orjson.JSONDecodeError:
+            continue
+        found = header
+        for part in parts:
+            found = found.get(part) if isinstance(found, dict) else None
+        if found == []:
+            return match.end()
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
