@@ -8,6 +8,7 @@ therefore never reaches the target ahead of the records it covers.
 from __future__ import annotations
 
 import decimal
+import signal
 import sys
 import typing as t
 
@@ -16,6 +17,11 @@ from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from singer_sdk.singerlib.messages import Message, RecordMessage
 
 FLUSH_BYTES = 1 << 20
+# Held back while lines are written: a signal landing in a write to a full pipe would end the
+# write part-way and leave half a line for the target.
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_CAN_HOLD = hasattr(signal, "pthread_sigmask")  # not on Windows
+_orjson_dumps = orjson.dumps
 
 
 def _default(value: t.Any) -> t.Any:
@@ -30,27 +36,48 @@ def dumps(value: t.Any) -> bytes:
 
 
 class FastSingerWriter(GenericSingerWriter[bytes, Message]):
-    # Only the main thread writes messages (job threads never do), so there is no lock; each line
-    # is appended in one operation, so an interrupted run never flushes half a line.
+    """Only the main thread writes messages (job threads never do), so there is no lock.
+
+    Consecutive RECORD lines of one stream and one time_extracted form a run: they share a head
+    (`{"type":"RECORD","stream":...,"record":`) and a tail (`,"time_extracted":...}` + newline).
+    While a run is open the buffer ends with the head of the line to come, and each record adds
+    its body and the tail+head that separates it from the next one (in one append, so an
+    interrupted run never holds half a line); ending the run cuts that last head off. A record
+    body skips orjson's non-string-key option (twice the cost) unless it has such keys.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
-        self._heads: dict[str, bytes] = {}
-        self._tail_for: tuple[t.Any, bytes] = (None, b"}\n")
+        self._stream: str | None = None  # the open run's stream and time_extracted
+        self._stamp: t.Any = None
+        self._open = b""  # the head the buffer ends with while a run is open
+        self._between = b""  # tail + head
 
     def write_record(self, stream: str, record: dict, time_extracted: t.Any) -> None:
         """A RECORD line byte-for-byte like write_message(RecordMessage(...)) would give, without
-        building the message object: the head is cached per stream, the tail per timestamp."""
-        head = self._heads.get(stream)
-        if head is None:
-            head = self._heads[stream] = dumps({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
-        stamp, tail = self._tail_for
-        if stamp is not time_extracted:
-            tail = (b',"time_extracted":' + dumps(time_extracted) if time_extracted is not None else b"") + b"}\n"
-            self._tail_for = (time_extracted, tail)
-        self._buffer += head + dumps(record) + tail
-        if len(self._buffer) >= FLUSH_BYTES:
+        building the message object or a bytes object per line."""
+        if stream is not self._stream or time_extracted is not self._stamp:
+            self._start_run(stream, time_extracted)
+        buffer = self._buffer
+        try:
+            buffer += _orjson_dumps(record, default=_default) + self._between
+        except orjson.JSONEncodeError:  # non-string keys; anything else fails again, as before
+            buffer += dumps(record) + self._between
+        if len(buffer) >= FLUSH_BYTES:
             self.flush()
+
+    def _start_run(self, stream: str, time_extracted: t.Any) -> None:
+        self._end_run()
+        head = dumps({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
+        tail = (b',"time_extracted":' + dumps(time_extracted) if time_extracted is not None else b"") + b"}\n"
+        self._buffer += head
+        self._stream, self._stamp, self._open, self._between = stream, time_extracted, head, tail + head
+
+    def _end_run(self) -> None:
+        if self._open:
+            del self._buffer[-len(self._open):]
+            self._stream = self._stamp = None
+            self._open = b""
 
     def serialize_message(self, message: Message) -> bytes:
         if type(message) is RecordMessage:
@@ -63,20 +90,29 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         return dumps(message.to_dict())
 
     def write_message(self, message: Message) -> None:
+        self._end_run()
         self._buffer += self.format_message(message) + b"\n"
         if type(message) is not RecordMessage or len(self._buffer) >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
+        self._end_run()
         if not self._buffer:
             return
+        # Handed over before the write: a signal raised once the lines are out must not leave
+        # them buffered, to be written a second time by the final flush.
+        data, self._buffer = self._buffer, bytearray()
         out = sys.stdout
         binary = getattr(out, "buffer", None)
-        if binary is not None:
+        if binary is None:  # a text stream without a byte buffer (tests capturing stdout)
+            out.write(data.decode())
             out.flush()
-            binary.write(self._buffer)
+            return
+        out.flush()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS) if _CAN_HOLD else None
+        try:
+            binary.write(data)
             binary.flush()
-        else:  # a text stream without a byte buffer (tests capturing stdout)
-            out.write(self._buffer.decode())
-            out.flush()
-        self._buffer.clear()
+        finally:
+            if held is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
