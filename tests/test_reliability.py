@@ -376,3 +376,11 @@ def test_zendesk_rate_limit_pause(sandbox, monkeypatch, headers, expected):
     response.headers.update(headers)
     stream.respect_rate_limit(response)
     assert slept == expected
+
+
+def test_each_retry_is_logged_once(tmp_path, make_sandbox):
+    sandbox = make_sandbox(faults="always-500")
+    run = run_cli(tmp_path, sandbox_config(sandbox, vendors=("zendesk",), max_retries=2))
+    assert run.returncode == 1
+    retries = [line for line in run.stderr_lines if "retrying in" in line or "Backing off" in line]
+    assert len(retries) == 2, retries  # 3 attempts: 2 retries, one line each
