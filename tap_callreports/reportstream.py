@@ -163,6 +163,9 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     job_stream_name: t.ClassVar[str]
     #: Fields the tap adds to each vendor row (not part of what the vendor sent).
     origin_fields: t.ClassVar[frozenset[str]] = frozenset()
+    #: The stream's RowShaper reports fields the schema does not know (`grow_schema`), once per set
+    #: of vendor fields; otherwise every row is checked here.
+    shaper_checks_fields: t.ClassVar[bool] = False
 
     # ---- vendor hooks ------------------------------------------------------------------------
 
@@ -377,7 +380,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     def schema_growth(self) -> SchemaGrowth:
         return SchemaGrowth(self.schema)
 
-    def _grow_schema(self, row: dict) -> None:
+    def grow_schema(self, row: dict) -> None:
+        """A row carries fields the schema does not list: add them (a new SCHEMA goes out first)."""
         maps = self.stream_maps
         if not (len(maps) == 1 and type(maps[0]) is SameRecordTransform and maps[0].transformed_schema is self.schema):
             if not getattr(self, "_growth_warned", False):
@@ -386,11 +390,16 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                                     "flattening on they are not added as columns", self.name,
                                     ", ".join(sorted(set(row) - self.schema_growth.known)))
             self.schema_growth.known = self.schema_growth.known | set(row)
-            return
-        added = self.schema_growth.grow(row)
-        if added:
-            self.logger.info("%s: new field(s) %s: a new SCHEMA adds them as columns", self.name, ", ".join(added))
-            self._write_schema_message()
+            added = []
+        else:
+            added = self.schema_growth.grow(row)
+            if added:
+                self.logger.info("%s: new field(s) %s: a new SCHEMA adds them as columns", self.name,
+                                 ", ".join(added))
+                self._write_schema_message()
+        shaper = getattr(self, "shaper", None)
+        if shaper is not None:
+            shaper.schema_changed()
 
     def _check_keys(self, keys: KeyGuard, result: JobResult) -> None:
         """A row without its key or two rows with one key would be dropped or merged by the warehouse."""
@@ -469,7 +478,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         journal = self.tap.job_journal
         keys = KeyGuard(tuple(self.primary_keys or ()))  # the rows of the result being read
         growth = self.schema_growth
-        known = growth.known
+        known = None if self.shaper_checks_fields else growth.known
         emitted = 0  # rows of this window emitted, from every result read for it
         handled = 0  # rows of the current result handled (emitted, matched or learned), by position
         learn = 0  # rows at the start of the current result emitted before digests were kept
@@ -501,8 +510,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                     emitted += 1
                     if journal.pending:
                         journal.record()
-                    if not row.keys() <= known:  # a C-level subset test
-                        self._grow_schema(row)
+                    if known is not None and not row.keys() <= known:  # a C-level subset test
+                        self.grow_schema(row)
                         known = growth.known
                     add_key(row)
                     yield row

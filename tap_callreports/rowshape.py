@@ -154,14 +154,21 @@ def _wall(utc_text: str, zone: dt.tzinfo) -> str:
 class RowShaper:
     """Applies a RowPolicy to rows, in place where it can (the hot path)."""
 
-    def __init__(self, policy: RowPolicy, vendor_names: t.Iterable[str] = ()) -> None:
+    def __init__(self, policy: RowPolicy, vendor_names: t.Iterable[str] = (),
+                 known: t.Callable[[], frozenset[str]] | None = None,
+                 on_unknown: t.Callable[[dict[str, t.Any]], None] | None = None) -> None:
+        """`known` gives the columns the stream's schema has; a row with any other column is handed
+        to `on_unknown` (schema growth) before it leaves. Checked once per set of vendor fields."""
         self.policy = policy
         self.names = ColumnNames(policy)
+        self._known = known
+        self._on_unknown = on_unknown
         for name in vendor_names:  # the schema's fields claim their columns first, as in output_schema
             self.names.column(name)
         self.instants = UtcInstants()
-        # Per key tuple seen: the output names when any differs from the vendor's, else None.
-        self._columns_for: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+        # Per key tuple seen: (the output names when any differs from the vendor's, else None;
+        # whether any output name is unknown to the schema).
+        self._columns_for: dict[tuple[str, ...], tuple[tuple[str, ...] | None, bool]] = {}
         self._instants = policy.instants
         self._local = frozenset(policy.local_instants)
 
@@ -172,10 +179,12 @@ class RowShaper:
         UTC instant rendered in `local_zone`."""
         keys = tuple(row)
         try:
-            columns = self._columns_for[keys]
+            columns, unknown = self._columns_for[keys]
         except KeyError:
             renamed = tuple(self.names.column(k) for k in keys)
-            columns = self._columns_for[keys] = None if renamed == keys else renamed
+            unknown = self._known is not None and not set(renamed) <= self._known()
+            columns = None if renamed == keys else renamed
+            self._columns_for[keys] = (columns, unknown)
         if columns is not None:
             row = dict(zip(columns, row.values()))
         for name in self._instants:
@@ -187,7 +196,13 @@ class RowShaper:
                 row[name] = utc
                 if was_local and name in self._local:
                     row[f"{name}_local"] = value if local_zone is None or utc is None else _wall(utc, local_zone)
+        if unknown and self._on_unknown is not None:
+            self._on_unknown(row)
         return row
+
+    def schema_changed(self) -> None:
+        """The schema knows more columns now: check each set of vendor fields again."""
+        self._columns_for.clear()
 
 
 class KeyGuard:

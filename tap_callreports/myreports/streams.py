@@ -63,6 +63,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     primary_keys = ROW_POLICY.key
     replication_key = "start_utc"
     job_stream_name = "myreports_requests"
+    shaper_checks_fields = True
     origin_fields = frozenset({"start_utc", "report_id", "request_id"})
 
     def __init__(self, tap: t.Any) -> None:
@@ -70,7 +71,8 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
 
     @cached_property
     def shaper(self) -> RowShaper:
-        return RowShaper(ROW_POLICY, load_schema("myreports_call_rows")["properties"])
+        return RowShaper(ROW_POLICY, load_schema("myreports_call_rows")["properties"],
+                         known=lambda: self.schema_growth.known, on_unknown=self.grow_schema)
 
     @property
     def partitions(self) -> list[dict] | None:

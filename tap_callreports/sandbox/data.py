@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from tap_callreports.sandbox.shapes import myreports_summary_fields, talkdesk_extra_fields
+
 UTC = dt.timezone.utc
 HOUR = 3600
 
@@ -56,6 +58,8 @@ class SandboxData:
     imports_count: int | None = None
     job_statuses_count: int | None = None
     calls_rename_cutover: dt.datetime = dt.datetime(2026, 5, 11, tzinfo=UTC)
+    talkdesk_extra_fields: bool = False  # shape talkdesk-extra-field
+    myreports_summary_template: bool = False  # shape myreports-other-template
     # Lists (imports, job statuses) end at the last midnight: recent enough for a demo's start_date,
     # and the same all day long.
     list_anchor: dt.datetime = field(
@@ -172,7 +176,10 @@ class SandboxData:
                 ts = bucket * HOUR + (bits & 0xFFF) % HOUR
                 if not start_ts <= ts < end_ts:
                     continue
-                yield _talkdesk_row(report_type, bits, index, dt.datetime.fromtimestamp(ts, UTC), tz, new_names)
+                row = _talkdesk_row(report_type, bits, index, dt.datetime.fromtimestamp(ts, UTC), tz, new_names)
+                if self.talkdesk_extra_fields:
+                    row.update(talkdesk_extra_fields(bits))
+                yield row
 
     # ---- MyReports -------------------------------------------------------------------------------
 
@@ -189,7 +196,10 @@ class SandboxData:
                 bits = rng.getrandbits(256)
                 ts = bucket * HOUR + (bits & 0xFFF) % HOUR
                 if start_ts <= ts < end_ts:
-                    found.append((ts, _myreports_row(bits, dt.datetime.fromtimestamp(ts, UTC), tz)))
+                    row = _myreports_row(bits, dt.datetime.fromtimestamp(ts, UTC), tz)
+                    if self.myreports_summary_template:
+                        row.update(myreports_summary_fields(bits))
+                    found.append((ts, row))
         found.sort(key=lambda pair: (pair[0], pair[1]["docId"]))
         return found
 

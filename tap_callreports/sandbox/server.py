@@ -29,6 +29,7 @@ from werkzeug.wrappers import Request, Response
 from tap_callreports.sandbox.data import MYREPORTS_REPORTS, MYREPORTS_WORKSPACE, SandboxData
 from tap_callreports.sandbox.faults import FaultInjector
 from tap_callreports.sandbox.shapes import (
+    MYREPORTS_TEMPLATES,
     SHAPES,
     all_but_last,
     check_shapes,
@@ -182,6 +183,8 @@ class Sandbox:
             myreports_rows_per_hour=config.myreports_rows_per_hour, imports_count=config.imports_count,
             job_statuses_count=config.job_statuses_count,
             calls_rename_cutover=dt.datetime.fromisoformat(config.calls_rename_cutover),
+            talkdesk_extra_fields="talkdesk-extra-field" in config.shapes,
+            myreports_summary_template="myreports-other-template" in config.shapes,
         )
         if config.list_anchor:
             self.data.list_anchor = dt.datetime.fromisoformat(config.list_anchor.replace("Z", "+00:00"))
@@ -599,7 +602,7 @@ class Sandbox:
                     if writer is None:
                         writer = csv.DictWriter(buffer, fieldnames=list(row), extrasaction="ignore", lineterminator="\r\n")
                         writer.writeheader()
-                    writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+                    writer.writerow({k: _csv_cell(v) for k, v in row.items()})
                     count += 1
                     if buffer.tell() > CHUNK:
                         out.write(buffer.getvalue().encode())
@@ -964,12 +967,13 @@ class Sandbox:
         if kept and not exceeded and req.attempt == 1 and self.shape("myreports-count-short-once"):
             kept = kept[:-1]  # totalCount still counts it
         summary = {"ans": 0, "ref": 0, "lost": 0, "ring": 0.0, "duration": 0.0}
+        template, template_fields = MYREPORTS_TEMPLATES[self.shape("myreports-other-template")]
         for _ts, row in rows:
             for key in summary:
                 summary[key] += row.get(key, 0)
         request_doc = {
             "requestId": req.id, "dateCreated": req.created_at.isoformat(), "tenantId": "00000000-0000-0000-0000-000000000000",
-            "reportId": req.report_id, "reportTemplateName": "CallListByUserSegmented",
+            "reportId": req.report_id, "reportTemplateName": template,
             "filterConditions": [
                 {"fieldName": "start", "operator": ">=", "values": [req.start.isoformat()]},
                 {"fieldName": "start", "operator": "<", "values": [req.end.isoformat()]},
@@ -977,7 +981,8 @@ class Sandbox:
             "sortFields": [{"fieldName": "start", "direction": 1}],
             "displayFields": [{"fieldName": f, "mandatory": False} for f in (
                 "connId", "start", "userName", "userNum", "cli", "cliName", "hgNum", "callType", "callDir", "ans", "ref",
-                "lost", "ring", "duration", "calledUserNum", "calledUserName", "callUserName", "callUserNum", "hgName")],
+                "lost", "ring", "duration", "calledUserNum", "calledUserName", "callUserName", "callUserNum", "hgName",
+                *template_fields)],
             "childDisplayFields": [], "ignoreDisplayFields": False,
             "metadata": {"reportName": name, "dateFilter": req.date_filter,
                          "timezoneDateFrom": req.start.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S"),
@@ -1049,6 +1054,13 @@ class Sandbox:
             return _json({"error": f"no job or request {job_id}"}, 404)
         self.event("job_forgotten", job_ids=forgotten)
         return _json({"forgotten": forgotten})
+
+
+def _csv_cell(value: t.Any) -> t.Any:
+    """A CSV cell: null is empty, a list is its JSON text."""
+    if value is None:
+        return ""
+    return orjson.dumps(value).decode() if isinstance(value, (list, dict)) else value
 
 
 def _content_type(fmt: str) -> str:

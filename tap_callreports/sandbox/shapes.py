@@ -16,6 +16,8 @@ SHAPES: dict[str, str] = {
     "talkdesk-files-404-once": "the first GET of each job's file answers 404 (store not consistent yet)",
     "talkdesk-status-upper": "job statuses in upper case (CREATED, PROCESSING, DONE, ...)",
     "talkdesk-timespan-wall": "timespan from/to offsets are ignored: wall-clock fields read in the job's timezone",
+    "talkdesk-extra-field": "report rows of every type carry fields the tap's schemas do not list: sentiment_score "
+                            "(a float, null in some rows) and queue_tags (a list of strings)",
     # Talkdesk bulk imports
     "imports-next-without-per-page": "HAL next/prev/first/last hrefs carry only ?page=N (no per_page)",
     "imports-next-missing": "page 2 has no next link although more pages follow",
@@ -28,6 +30,8 @@ SHAPES: dict[str, str] = {
     "myreports-count-short-once": "the first request for a (report, window) holds one row fewer than totalCount",
     "myreports-data-enveloped": "the /data result comes inside {data, error, message, status, timestamp}",
     "myreports-status-upper": "request statuses in upper case (COMPLETE, PROCESSING, ...)",
+    "myreports-other-template": "results come from the CallSummaryByUser template: displayFields and rows add "
+                                "talkTime (number), holdCount (integer) and transferredTo (string, in some rows)",
     # Both token endpoints
     "token-fault-first": "the first request to each token endpoint answers 503",
 }
@@ -87,3 +91,32 @@ def all_but_last(items: t.Iterable[t.Any], dropped: list) -> t.Iterator[t.Any]:
         yield previous
         previous = item
     dropped.append(previous)
+
+
+QUEUE_TAGS = ("priority", "callback", "vip", "spanish", "overflow", "escalated")
+
+
+def talkdesk_extra_fields(bits: int) -> dict[str, t.Any]:
+    """Fields a newer Talkdesk payload adds to a report row (shape talkdesk-extra-field), from the
+    row's bits past those the row itself uses: same row, same values."""
+    extra = bits >> 128
+    score = None if extra % 5 == 0 else round((extra >> 3) % 2001 / 1000 - 1, 3)  # -1.0 .. 1.0
+    tags = [tag for n, tag in enumerate(QUEUE_TAGS) if (extra >> (16 + n)) & 1]
+    return {"sentiment_score": score, "queue_tags": tags}
+
+
+#: (template, display fields added to the call list's) of MyReports results, per shape.
+MYREPORTS_TEMPLATES = {
+    False: ("CallListByUserSegmented", ()),
+    True: ("CallSummaryByUser", ("talkTime", "holdCount", "transferredTo")),
+}
+
+
+def myreports_summary_fields(bits: int) -> dict[str, t.Any]:
+    """The CallSummaryByUser template's own fields of a call row (shape myreports-other-template);
+    transferredTo only on calls that were transferred."""
+    extra = bits >> 200
+    fields: dict[str, t.Any] = {"talkTime": (extra % 9000) / 10, "holdCount": (extra >> 14) % 4}
+    if (extra >> 18) % 3 == 0:
+        fields["transferredTo"] = f"Queue {200 + (extra >> 20) % 5}"
+    return fields

@@ -82,6 +82,7 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     replication_key = "report_window_end"
     job_stream_name = "talkdesk_report_jobs"
     max_window = dt.timedelta(days=TALKDESK_MAX_WINDOW_DAYS)
+    shaper_checks_fields = True
     origin_fields = frozenset(ORIGIN_FIELDS)
 
     def __init__(self, tap: TapCallReports, report_type: str) -> None:
@@ -101,7 +102,8 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     @cached_property
     def shaper(self) -> RowShaper:
-        return RowShaper(self.row_policy, self.vendor_schema["properties"])
+        return RowShaper(self.row_policy, self.vendor_schema["properties"],
+                         known=lambda: self.schema_growth.known, on_unknown=self.grow_schema)
 
     def job_zone(self, window: Window) -> str:
         """The time zone a window's job is requested in: the configured one, except within a day of
