@@ -383,7 +383,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     def grow_schema(self, row: dict) -> None:
         """A row carries fields the schema does not list: add them (a new SCHEMA goes out first)."""
         maps = self.stream_maps
-        if not (len(maps) == 1 and type(maps[0]) is SameRecordTransform and maps[0].transformed_schema is self.schema):
+        if not (len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled):
             if not getattr(self, "_growth_warned", False):
                 self._growth_warned = True
                 self.logger.warning("%s: rows carry fields the schema does not list (%s); with stream maps or "
@@ -394,6 +394,10 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         else:
             added = self.schema_growth.grow(row)
             if added:
+                # The SCHEMA message is the map's schema (built from the catalog): it gains them too.
+                mapped = maps[0].transformed_schema.setdefault("properties", {})
+                for name in added:
+                    mapped[name] = self.schema["properties"][name]
                 self.logger.info("%s: new field(s) %s: a new SCHEMA adds them as columns", self.name,
                                  ", ".join(added))
                 self._write_schema_message()

@@ -4,6 +4,8 @@ plus its MyReports refresh grant, job forgetting and auth_seen events. Plain HTT
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -147,6 +149,44 @@ def test_talkdesk_timespan_reading(make_sandbox, shapes, timespan, start, end):
     assert (created["start"], created["end"]) == (start, end)
 
 
+TALKDESK_TYPES = ("calls", "explore_calls", "contacts", "user_status", "ring_attempts", "studio_flow_execution",
+                  "audit_logs", "messaging_contacts")
+
+
+def report_rows(sandbox, report_type, fmt):
+    """The rows of one done job's file, parsed as the format says (CSV cells stay text)."""
+    job = create_job(sandbox, fmt=fmt, report_type=report_type, timespan={"from": "2026-10-01T00:00:00Z",
+                                                                          "to": "2026-10-02T00:00:00Z"})
+    base = f"{sandbox.url}/data/reports/{report_type}"
+    assert get(f"{base}/jobs/{job['id']}", TD).status_code == 300
+    body = get(f"{base}/files/{job['id']}", TD)
+    assert body.status_code == 200, body.text
+    if fmt == "csv":
+        return list(csv.DictReader(io.StringIO(body.text)))
+    if fmt == "json_bulk":
+        return [json.loads(line) for line in body.text.splitlines()]
+    return body.json()["entries"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "json_bulk"])
+def test_talkdesk_extra_field(make_sandbox, fmt):
+    plain, extra = make(make_sandbox), make(make_sandbox, "talkdesk-extra-field")
+    for report_type in TALKDESK_TYPES:
+        reference, rows = report_rows(plain, report_type, fmt), report_rows(extra, report_type, fmt)
+        assert len(rows) == len(reference) == 72, report_type
+        for before, after in zip(reference, rows):
+            assert {k: v for k, v in after.items() if k not in ("sentiment_score", "queue_tags")} == before
+            tags, score = after["queue_tags"], after["sentiment_score"]
+            if fmt == "csv":  # text cells: null is empty, the list is its JSON text
+                tags, score = json.loads(tags), float(score) if score else None
+            assert isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)
+            assert score is None or -1 <= score <= 1
+        scores = [row["sentiment_score"] for row in rows]
+        assert any(s in (None, "") for s in scores) and any(s not in (None, "") for s in scores), report_type
+    # the same rows again: the values come from the row, not from the request
+    assert report_rows(extra, "calls", fmt) == report_rows(extra, "calls", fmt)
+
+
 def test_talkdesk_job_of_unknown_type_is_400(make_sandbox):
     sandbox = make(make_sandbox)
     job = create_job(sandbox)
@@ -268,6 +308,22 @@ def test_myreports_status_upper(make_sandbox):
     sandbox = make(make_sandbox, "myreports-status-upper", job_polls=2)
     url = mr_create(sandbox)
     assert [get(url, MR).json()["data"]["status"] for _ in range(2)] == ["PROCESSING", "COMPLETE"]
+
+
+def test_myreports_other_template(make_sandbox):
+    reference = mr_result(make(make_sandbox)).json()
+    body = mr_result(make(make_sandbox, "myreports-other-template")).json()
+    assert reference["request"]["reportTemplateName"] == "CallListByUserSegmented"
+    assert body["request"]["reportTemplateName"] == "CallSummaryByUser"
+    shown = [f["fieldName"] for f in body["request"]["displayFields"]]
+    assert shown == [f["fieldName"] for f in reference["request"]["displayFields"]] + [
+        "talkTime", "holdCount", "transferredTo"]
+    assert len(body["data"]) == len(reference["data"]) == 24
+    for before, after in zip(reference["data"], body["data"]):
+        assert {k: v for k, v in after.items() if k not in ("talkTime", "holdCount", "transferredTo")} == before
+        assert isinstance(after["talkTime"], float) and isinstance(after["holdCount"], int)
+    transferred = [row.get("transferredTo") for row in body["data"]]
+    assert None in transferred and any(isinstance(t, str) and t for t in transferred)  # only some rows carry it
 
 
 # ---- tokens --------------------------------------------------------------------------------------
