@@ -125,7 +125,7 @@ def test_duckdb_and_jsonl_pipelines_and_incremental_state(project, pipeline_sand
 
     assert counts() == first
     # logs a user can follow: windows, jobs, rows so far, SDK metrics; no secrets
-    for needle in ("window(s) planned", "created job", "done after", "rows so far", "METRIC"):
+    for needle in ("window(s) planned", "created report job", "done after", "rows so far", "METRIC"):
         assert needle in logs, needle
     assert "sandbox-client-secret" not in logs and "sandbox-myreports-token" not in logs
 
@@ -182,8 +182,8 @@ def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox,
         "select tc.table_name, kcu.column_name from information_schema.table_constraints tc "
         "join information_schema.key_column_usage kcu using (constraint_schema, constraint_name) "
         "where tc.table_schema='callreports' and tc.constraint_type='PRIMARY KEY'")}
-    assert {("talkdesk_imports", "id"), ("zendesk_job_statuses", "id"), ("myreports_call_rows", "docId")} <= keys
-    duplicates = postgres('select count(*) - count(distinct "docId") from callreports.myreports_call_rows')
+    assert {("talkdesk_imports", "id"), ("zendesk_job_statuses", "id"), ("myreports_call_rows", "doc_id")} <= keys
+    duplicates = postgres('select count(*) - count(distinct doc_id) from callreports.myreports_call_rows')
     assert duplicates == [["0"]]
 
     add_imports(sandbox, 3, "2026-10-03T06:00:00Z")
