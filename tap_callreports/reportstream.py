@@ -252,9 +252,13 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 reused[window] = record
         stale = [r for r in records if _record_window(r) not in reused]
         if stale:
-            self.logger.info("%s%s: %d recorded job(s) no longer match the plan; they are dropped", self.name, where,
-                             len(stale))
+            self.logger.info("%s%s: %d recorded job(s) no longer match the plan; they are dropped (and deleted "
+                             "at the vendor where it allows)", self.name, where, len(stale))
             self.forget_recorded(context, stale)
+            for record in stale:
+                window = _record_window(record)
+                if window is not None and record.get("job_id"):
+                    self.delete_job(self.resume_job(context, window, record))
         self._recorded[_context_key(context)] = reused
         windows: list[Window] = []
         if chain and looked_back < chain[0].start:

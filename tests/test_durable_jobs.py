@@ -181,3 +181,17 @@ def test_a_killed_incremental_run_with_lookback_leaves_its_jobs_to_the_next_one(
     assert [e for e in created(sandbox)[before:] if job_scope(e) in windows] == []
     calls = [r["call_id"] for r in third.records("talkdesk_calls")]
     assert len(calls) == len(set(calls))
+
+
+def test_a_recorded_job_the_plan_no_longer_uses_is_deleted_at_talkdesk(tmp_path, make_sandbox):
+    sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
+    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-02T00:00:00Z", job_timeout_seconds=0.3)
+    first = run_cli(tmp_path, config)
+    assert first.returncode == 1
+    [recorded] = recorded_jobs(first.final_state)
+    # The user narrowed end_date: the recorded window [10-01, 10-02) is not part of this run's plan.
+    second = run_cli(tmp_path, config | {"end_date": "2026-10-01T12:00:00Z", "job_timeout_seconds": 30},
+                     state=first.final_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert [e["job_id"] for e in sandbox.app.events("job_deleted")] == [recorded["job_id"]]
+    assert recorded_jobs(second.final_state) == []
