@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import typing as t
@@ -13,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tap_callreports.sandbox import RunningSandbox
+
+#: The throwaway PostgreSQL of `make postgres` (loopback, trust auth).
+PG = {"host": "127.0.0.1", "port": os.environ.get("PGPORT", "55432"), "user": "postgres", "database": "postgres"}
 
 SANDBOX_SECRETS = ("sandbox-client-secret", "sandbox-talkdesk-token", "sandbox-zendesk-token",
                    "sandbox-zendesk-oauth", "sandbox-myreports-token", "sandbox-myreports-secret",
@@ -135,3 +139,24 @@ def run_cli(tmp_path: Path, config: dict | None, *args: str, state: dict | None 
     run = TapRun(messages=messages, stderr=proc.stderr, returncode=proc.returncode)
     run.stdout = proc.stdout  # type: ignore[attr-defined]
     return run
+
+
+def psql(sql: str) -> list[list[str]]:
+    """Run SQL on the `make postgres` server; rows as lists of text."""
+    result = subprocess.run(["psql", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-d", PG["database"],
+                             "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return [line.split("\t") for line in result.stdout.splitlines() if line]
+
+
+def require_postgres() -> None:
+    """Skip without the `make postgres` server; in CI (CI_REQUIRE_POSTGRES) fail instead."""
+    import pytest
+
+    if shutil.which("psql") is None or subprocess.run(
+            ["psql", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-c", "select 1"],
+            capture_output=True, timeout=30, check=False).returncode != 0:
+        if os.environ.get("CI_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is not running on 127.0.0.1:55432: `make postgres` starts it")
+        pytest.skip("PostgreSQL is not running (`make postgres` starts one on 127.0.0.1:55432)")

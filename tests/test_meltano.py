@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from helpers import LONDON_REPORT, NEW_YORK_REPORT
+from helpers import LONDON_REPORT, NEW_YORK_REPORT, PG, psql, require_postgres
 from tap_callreports.sandbox import SandboxConfig, start_sandbox
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / ".tmp" / "meltano-project"
 UTC = dt.timezone.utc
 START, FIRST_END, SECOND_END = "2026-10-01T00:00:00Z", "2026-10-03T00:00:00Z", "2026-10-04T00:00:00Z"
-PG = {"host": "127.0.0.1", "port": os.environ.get("PGPORT", "55432"), "user": "postgres", "database": "postgres"}
 
 
 def meltano_bin() -> str | None:
@@ -139,21 +138,9 @@ def test_duckdb_and_jsonl_pipelines_and_incremental_state(project, pipeline_sand
     assert lines["myreports_call_rows"] == first["myreports_call_rows"]
 
 
-def psql(sql: str) -> list[list[str]]:
-    result = subprocess.run(["psql", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-d", PG["database"],
-                             "-At", "-F", "\t", "-c", sql], capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    return [line.split("\t") for line in result.stdout.splitlines() if line]
-
-
 @pytest.fixture
 def postgres():
-    if shutil.which("psql") is None or subprocess.run(
-            ["psql", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-c", "select 1"],
-            capture_output=True, timeout=30, check=False).returncode != 0:
-        if os.environ.get("CI_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL is not running on 127.0.0.1:55432: `make postgres` starts it")
-        pytest.skip("PostgreSQL is not running (`make postgres` starts one on 127.0.0.1:55432)")
+    require_postgres()
     psql("drop schema if exists callreports cascade")
     return psql
 

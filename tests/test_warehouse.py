@@ -28,14 +28,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from helpers import LONDON_REPORT, run_cli, sandbox_config, sync
+from helpers import LONDON_REPORT, PG, psql, require_postgres, run_cli, sandbox_config, sync
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ROOT / ".tmp" / "warehouse-targets"
-PG = {"host": "127.0.0.1", "port": os.environ.get("PGPORT", "55432"), "user": "postgres", "database": "postgres"}
 UTC = dt.timezone.utc
 LISBON = ZoneInfo("Europe/Lisbon")
 PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -81,23 +80,10 @@ def target_duckdb() -> Path:
     return install_target("duckdb", ["target-duckdb==0.8.0", "duckdb==1.1.3"])
 
 
-def psql(sql: str) -> list[list[str]]:
-    result = subprocess.run(["psql", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-d", PG["database"],
-                             "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql],
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
-    return [line.split("\t") for line in result.stdout.splitlines() if line]
-
-
 @pytest.fixture
 def pg_schema() -> t.Iterator[str]:
     """A fresh schema in the `make postgres` server, dropped afterwards."""
-    if shutil.which("psql") is None or subprocess.run(
-            ["psql", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-c", "select 1"],
-            capture_output=True, timeout=30, check=False).returncode != 0:
-        if os.environ.get("CI_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL is not running on 127.0.0.1:55432: `make postgres` starts it")
-        pytest.skip("PostgreSQL is not running (`make postgres` starts one on 127.0.0.1:55432)")
+    require_postgres()
     schema = f"warehouse_{uuid.uuid4().hex[:10]}"
     yield schema
     psql(f"drop schema if exists {schema} cascade")
