@@ -223,11 +223,11 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         """The windows of this run, from the bookmark (or start_date) to `data_end`:
 
         - an incremental run re-reads `lookback` before its bookmark (late or changed rows);
-        - the windows of jobs an earlier run recorded come first (their jobs are polled, not
-          created again): a chain of recorded windows that starts between the lookback start and
-          the bookmark;
-        - then new windows, unless the new data since the bookmark spans less than
-          min_window_minutes (a run right after another makes no tiny jobs).
+        - windows whose jobs an earlier run recorded are kept as they were (their jobs are polled,
+          not created again), wherever they fall in that span: jobs are recorded in the order they
+          were created, so a killed run may have recorded a later window and not an earlier one;
+        - the gaps between them, and the span after them, get new windows, except a new span shorter
+          than min_window_minutes after a bookmark (a run right after another makes no tiny jobs).
         """
         start_date = self.settings.start_date.replace(microsecond=0)
         state = self.get_context_state(context)
@@ -241,15 +241,15 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         end = self.data_end()
         where = self.describe_context(context)
         records = sorted(state.get(JOBS_STATE_KEY) or [], key=lambda r: str(r.get("window_start")))
-        chain: list[Window] = []
+        kept: list[Window] = []
         reused: dict[Window, dict] = {}
         for record in records:
             window = _record_window(record)
-            if window is None or window.end > end:
+            if (window is None or window.start < looked_back or window.end > end
+                    or (kept and window.start < kept[-1].end)):
                 continue
-            if (not chain and looked_back <= window.start <= base) or (chain and window.start == chain[-1].end):
-                chain.append(window)
-                reused[window] = record
+            kept.append(window)
+            reused[window] = record
         stale = [r for r in records if _record_window(r) not in reused]
         if stale:
             self.logger.info("%s%s: %d recorded job(s) no longer match the plan; they are dropped (and deleted "
@@ -261,19 +261,21 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                     self.delete_job(self.resume_job(context, window, record))
         self._recorded[_context_key(context)] = reused
         windows: list[Window] = []
-        if chain and looked_back < chain[0].start:
-            windows.append(Window(looked_back, chain[0].start))  # the rest of the lookback
-        windows += chain
-        cursor = chain[-1].end if chain else base
+        cursor = looked_back if kept else base
+        for window in kept:  # new windows in the gaps before each recorded one
+            if cursor < window.start:
+                windows += plan_windows(cursor, window.start, self.window_days)
+            windows.append(window)
+            cursor = window.end
         minimum = dt.timedelta(minutes=self.settings.jobs.min_window_minutes)
         if bookmark is not None and end - max(cursor, bookmark) < minimum:
             if end > cursor:
                 self.logger.info("%s%s: only %s of new data since %s, under min_window_minutes (%d): no new job "
                                  "this run", self.name, where, end - cursor, iso_z(cursor),
                                  self.settings.jobs.min_window_minutes)
-            return chain
+            return windows
         fresh = plan_windows(cursor, end, self.window_days)
-        if not chain and looked_back < cursor:
+        if not kept and looked_back < cursor:
             if fresh and fresh[0].end - looked_back <= self.max_window:
                 fresh[0] = Window(looked_back, fresh[0].end)  # the lookback rides on the first new window
             else:

@@ -195,3 +195,27 @@ def test_a_recorded_job_the_plan_no_longer_uses_is_deleted_at_talkdesk(tmp_path,
     assert second.returncode == 0, second.stderr[-2000:]
     assert [e["job_id"] for e in sandbox.app.events("job_deleted")] == [recorded["job_id"]]
     assert recorded_jobs(second.final_state) == []
+
+
+def test_a_recorded_later_window_is_reused_even_when_earlier_ones_were_not_recorded(tmp_path, make_sandbox):
+    """Jobs are recorded in the order they were created: a kill can leave window 3 recorded and
+    windows 1 and 2 not. The next run creates 1 and 2 and polls 3."""
+    sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
+    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-04T00:00:00Z",
+                            job_timeout_seconds=0.3, max_concurrent_jobs=4)
+    first = run_cli(tmp_path, config)
+    assert first.returncode == 1
+    state = first.final_state
+    records = state["bookmarks"]["talkdesk_calls"]["report_jobs"]
+    assert len(records) == 3
+    last = max(records, key=lambda r: r["window_start"])
+    state["bookmarks"]["talkdesk_calls"]["report_jobs"] = [last]
+    before = len(created(sandbox))
+    second = run_cli(tmp_path, config | {"job_timeout_seconds": 30}, state=state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    remade = sorted(job_scope(e)[1] for e in created(sandbox)[before:])
+    assert remade == ["2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z"]
+    rows = second.records("talkdesk_calls")
+    assert last["job_id"] in {r["report_job_id"] for r in rows}
+    assert len({r["call_id"] for r in rows}) == len(rows)
+    assert second.final_state["bookmarks"]["talkdesk_calls"]["replication_key_value"] == "2026-10-04T00:00:00Z"
