@@ -497,3 +497,31 @@ def test_schema_grows_only_when_a_field_is_new(make_sandbox, fmt):
     assert set(counts[()].values()) == {1}, counts[()]
     grown = {stream for stream, count in counts[("talkdesk-extra-field",)].items() if count > 1}
     assert grown == {f"talkdesk_{report_type}" for report_type in ALL_TALKDESK_TYPES}
+
+
+# ---- d. BATCH messages land the same rows as RECORD messages in PostgreSQL ----------------------------
+
+
+def test_batch_and_record_runs_land_the_same_rows_in_postgres(tmp_path, target_postgres):
+    require_postgres()
+    sandbox = start_sandbox(SandboxConfig(seed=23, rows_per_hour=6, myreports_rows_per_hour=3, job_polls=1))
+    schemas = [f"warehouse_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    try:
+        config = sandbox_config(sandbox, vendors=("talkdesk", "myreports"), start_date="2026-10-01T00:00:00Z",
+                                end_date="2026-10-04T00:00:00Z", myreports_report_ids=[LONDON_REPORT])
+        batches = {"encoding": {"format": "jsonl", "compression": "gzip"},
+                   "storage": {"root": (tmp_path / "batches").as_uri()}, "batch_size": 100}
+        as_records = pipe(tmp_path, "records", config, target_postgres, postgres_config(schemas[0]),
+                          target_env={"PGTZ": "UTC"})
+        as_batches = pipe(tmp_path, "batches", config | {"batch_config": batches}, target_postgres,
+                          postgres_config(schemas[1]), target_env={"PGTZ": "UTC"})
+        assert as_batches.sent("talkdesk_calls") == 0 and any(m["type"] == "BATCH" for m in as_batches.messages)
+        for table, columns in (("talkdesk_calls", "call_id, type, start_at, end_at, talk_time, agent_id"),
+                               ("myreports_call_rows", "doc_id, start_utc, start_local, user_name, duration")):
+            landed = [psql(f"select {columns} from {schema}.{table} order by 1") for schema in schemas]
+            assert landed[0] == landed[1] and len(landed[0]) == as_records.sent(table) > 100, table
+        assert as_batches.confirmed_state == as_records.confirmed_state
+    finally:
+        sandbox.stop()
+        for schema in schemas:
+            psql(f"drop schema if exists {schema} cascade")
