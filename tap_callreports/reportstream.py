@@ -496,6 +496,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         breaks = downloads = 0
         # time_extracted: the rows of one result are extracted by one download.
         self.extracted_at = utc_now()
+        self.state_manager.is_flushed = False  # what the SDK's record path sets per record
         while True:
             if handled == 0:
                 keys = KeyGuard(keys.key)
@@ -590,10 +591,14 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             and self.replication_method != "FULL_TABLE"  # no ACTIVATE_VERSION versions to stamp
         )
 
+    @cached_property
+    def _lean_write(self) -> t.Callable[[str, dict, t.Any], None] | None:
+        return self.tap.message_writer.write_record if self.lean_records else None
+
     def _write_record_message(self, record: dict) -> None:
-        if self.lean_records:
-            self.tap.message_writer.write_record(self.name, record, self.extracted_at)
-            self.state_manager.is_flushed = False
+        write = self._lean_write
+        if write is not None:
+            write(self.name, record, self.extracted_at)  # state_manager.is_flushed: set per window
         else:
             super()._write_record_message(record)
 
