@@ -57,11 +57,9 @@ class WindowBatches:
         self._run = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         self._count = 0
         self._file: t.Any = None
-        self._raw: t.Any = None
         self._rows_in_file = 0
         self._buffer = bytearray()
         self._manifest: list[str] = []
-        self.rows = 0
 
     # ---- clean-up ------------------------------------------------------------------------------
 
@@ -86,7 +84,6 @@ class WindowBatches:
         self._buffer += dumps(record)
         self._buffer += b"\n"
         self._rows_in_file += 1
-        self.rows += 1
         if len(self._buffer) >= FLUSH_BYTES:
             self._flush()
         if self._rows_in_file >= self.batch_size:
@@ -98,15 +95,12 @@ class WindowBatches:
         manifest, self._manifest = self._manifest, []
         return manifest
 
-    def close(self) -> list[str]:
-        return self.finish_window()
-
     def _open(self) -> None:
         self._count += 1
         filename = f"{self.name_prefix}{self._run}-{self._count:05d}.json" + (".gz" if self.compress else "")
         self._context = self.storage.open(filename, "wb")
-        self._raw = self._context.__enter__()
-        self._file = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=GZIP_LEVEL) if self.compress else self._raw
+        raw = self._context.__enter__()
+        self._file = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL) if self.compress else raw
         self._manifest.append(self.storage.get_url(filename))
         self._rows_in_file = 0
 
@@ -122,7 +116,7 @@ class WindowBatches:
         if self.compress:
             self._file.close()
         self._context.__exit__(None, None, None)
-        self._file = self._raw = None
+        self._file = None
 
 
 def read_batch_file(url: str) -> list[dict]:

@@ -322,22 +322,21 @@ class ReportJobStream(CallReportsStream, abc.ABC):
 
     def forget_recorded(self, context: Context | None, records: t.Sequence[dict]) -> None:
         gone = {(r.get("job_id"), r.get("window_start")) for r in records}
-        state = self.get_context_state(context)
-        kept = [r for r in state.get(JOBS_STATE_KEY) or [] if (r.get("job_id"), r.get("window_start")) not in gone]
-        if kept:
-            state[JOBS_STATE_KEY] = kept
-        else:
-            state.pop(JOBS_STATE_KEY, None)
+        self._keep_records(context, lambda r: (r.get("job_id"), r.get("window_start")) not in gone)
 
     def _forget_window(self, context: Context | None, window: Window, *, through_end: bool) -> None:
         """Drop the records of `window` (and, once it is committed, of everything before its end)."""
-        state = self.get_context_state(context)
-        kept = []
-        for record in state.get(JOBS_STATE_KEY) or []:
+
+        def keep(record: dict) -> bool:
             recorded = _record_window(record)
-            if recorded is None or recorded == window or (through_end and recorded.end <= window.end):
-                continue
-            kept.append(record)
+            return recorded is not None and recorded != window and not (through_end and recorded.end <= window.end)
+
+        self._keep_records(context, keep)
+
+    def _keep_records(self, context: Context | None, keep: t.Callable[[dict], bool]) -> None:
+        """Keep the partition's job records that `keep` accepts; no empty list is left in the STATE."""
+        state = self.get_context_state(context)
+        kept = [r for r in state.get(JOBS_STATE_KEY) or [] if keep(r)]
         if kept:
             state[JOBS_STATE_KEY] = kept
         else:
@@ -486,7 +485,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         """
         window = result.window
         journal = self.tap.job_journal
-        keys = KeyGuard(tuple(self.primary_keys or ()))  # the rows of the result being read
+        key = tuple(self.primary_keys or ())
         growth = self.schema_growth
         known = None if self.shaper_checks_fields else growth.known
         emitted = 0  # rows of this window emitted, from every result read for it
@@ -499,7 +498,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         self.state_manager.is_flushed = False  # what the SDK's record path sets per record
         while True:
             if handled == 0:
-                keys = KeyGuard(keys.key)
+                keys = KeyGuard(key)  # the rows of the result being read
             add_key = keys.add
             try:
                 position = handled if memory is None else 0
@@ -616,13 +615,14 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             self.logger.info("%s: deleted %d batch file(s) of earlier runs", self.name, deleted)
         try:
             write = self._batches.write
+            lean = self.lean_records
             for record in self._sync_records(context, write_messages=False):
-                if self.lean_records:
+                if lean:
                     write(record)
                 else:  # selection, stream maps and flattening, as the SDK's record path applies them
                     for message in self._generate_record_messages(record):
                         write(message.record)
-            leftover = self._batches.close()  # rows of no window: cannot happen, but never lose them
+            leftover = self._batches.finish_window()  # rows of no window: cannot happen, but never lose them
             if leftover:
                 self._write_batch_message(encoding=self._batch_encoding, manifest=leftover)
         finally:

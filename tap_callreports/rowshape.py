@@ -113,9 +113,6 @@ class ColumnNames:
         self._columns[vendor_name] = column
         return column
 
-    def identity(self, vendor_name: str) -> bool:
-        return self.column(vendor_name) == vendor_name
-
 
 class UtcInstants:
     """Vendor time text -> RFC 3339 UTC text. Offsets are looked up once per local minute."""

@@ -210,7 +210,7 @@ class ReportDocument:
         except _Transport as exc:
             raise BodyInterrupted(self.rows_read, exc.cause) from None
         # The last rows and the members after them close the document together.
-        opening = b"".join(b"{" + orjson.dumps(part) + b":" for part in parts)
+        opening = _opening(parts)
         try:
             document = orjson.loads(opening + pending)
         except orjson.JSONDecodeError:
@@ -229,7 +229,7 @@ class ReportDocument:
 
     def _malformed(self, pending: bytearray, parts: list[str], reader: CountingReader, why: str) -> t.NoReturn:
         """Where the pending bytes stop being JSON: ijson counts the rows that parse before it."""
-        opening = b"".join(b"{" + orjson.dumps(part) + b":" for part in parts)
+        opening = _opening(parts)
         good = 0
         problem = why
         try:
@@ -257,6 +257,12 @@ class ReportDocument:
         except ijson.JSONError as exc:
             raise BodyMalformed(_first_line(exc), reader.consumed, self.rows_read + 1) from None
         self.trailer = parse_trailer(reader.tail, self.array_key or "")
+
+
+def _opening(parts: list[str]) -> bytes:
+    """`{"a":{"b":` for rows at `a.b`: what, before the rest of the array, makes the document's
+    end parse as one value whose `a.b` is the rows."""
+    return b"".join(b"{" + orjson.dumps(part) + b":" for part in parts)
 
 
 _ROW_BOUNDARY = re.compile(rb"\}\s*,\s*\{")
