@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import typing as t
+from functools import cached_property
 from http import HTTPStatus
 from urllib.parse import ParseResult, urlsplit
 
@@ -16,9 +17,11 @@ import backoff
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 from tap_callreports.auth import CallReportsAuth
+from tap_callreports.conform import Conformer
 from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError
 from tap_callreports.redact import REGISTRY, is_signed_url
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
@@ -239,6 +242,27 @@ class CallReportsStream(RESTStream):
             if journal.pending:  # report jobs created meanwhile go into a STATE at once
                 journal.record()
             yield record
+
+    # ---- records that conform to their SCHEMA (conform.py) --------------------------------------
+
+    def target_schema(self) -> dict:
+        """The schema the target gets in SCHEMA messages: the map's (built from the catalog, and
+        grown by the tap) when the only map is the identity; else the catalog's (the user's maps
+        then decide what the target gets)."""
+        maps = self.stream_maps
+        if len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled:
+            return maps[0].transformed_schema
+        return self.effective_schema
+
+    def new_conformer(self, text_checked: t.Iterable[str] = ()) -> Conformer:
+        return Conformer(self.target_schema(), self.name, text_checked)
+
+    @cached_property
+    def conformer(self) -> Conformer:
+        return self.new_conformer()
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        return self.conformer.conform(row)
 
     def _explain(self, exc: Exception) -> str:
         message = REGISTRY.redact(str(exc.args[0]) if exc.args else type(exc).__name__)

@@ -1,11 +1,246 @@
-"""Schema-aware value conversion, planned once per stream instead of inspected per value."""
+"""Records that provably conform to their SCHEMA: what lets a target skip its own validation.
+
+Every record the tap emits is checked against the schema the target was sent (the catalog's, with
+any column the tap added since), column by column:
+
+- a value of the column's JSON type passes (for `format: date-time`, RFC 3339 text; an offset
+  other than `Z`, or none at all (read as UTC, as the tap reads the vendors' times), is rewritten
+  as UTC `...Z`);
+- a value the vendor sent as another JSON type is converted when that loses nothing: `"12"`,
+  `12.0` or `true` in an integer column, `"12.5"` in a number column, `"true"`/`1` in a boolean
+  column, numbers, booleans, objects and arrays in a string column (as their JSON text), `""` in a
+  nullable integer/number/boolean column (null);
+- anything else (`"N/A"` in an integer column, null where the schema has no null, `"abc"` as a
+  date-time) stops the stream with one line naming the column: a record that would not load, or
+  would load as a different number, is not emitted.
+
+Report streams call `check` from their row shaper with a per-layout cache of the type patterns
+already proven (one C-level tuple per row); other streams call `conform` per record.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import math
+import re
 import typing as t
 
-Converter = t.Callable[[str], t.Any]
+import orjson
 
+from tap_callreports.errors import StreamError
+
+Converter = t.Callable[[str], t.Any]
+_NULL = type(None)
+_RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
+_ISO_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:?\d{2})?")
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+_SHOWN = 60  # characters of a refused value shown in the error line
+
+
+class ValueNotConformed(StreamError):
+    """A vendor value that is not of its column's type and cannot become it without loss."""
+
+    def __init__(self, stream: str, column: str, types: t.Sequence[str], value: t.Any, fmt: str | None = None) -> None:
+        self.column = column
+        self.value = value
+        shown = orjson.dumps(value, default=str).decode() if not isinstance(value, str) else repr(value)
+        if len(shown) > _SHOWN:
+            shown = shown[:_SHOWN] + "..."
+        wanted = "/".join(types) + (f" ({fmt})" if fmt else "")
+        super().__init__(stream, f"column '{column}' is {wanted} in the schema but the vendor sent {shown}, which "
+                         "cannot become one without loss; no record of this window went out past it and no bookmark "
+                         f"moved. If the vendor now sends such values, override the column's type in the catalog "
+                         f"(Meltano: the extractor's `schema` extra, e.g. type [string, \"null\"]) and run again")
+
+
+def _types(spec: t.Mapping[str, t.Any]) -> tuple[str, ...]:
+    kinds = spec.get("type")
+    if kinds is None:
+        return ()
+    return (kinds,) if isinstance(kinds, str) else tuple(kinds)
+
+
+def utc_text(text: str) -> str | None:
+    """RFC 3339 UTC text for an ISO 8601 date-time text, or None when it is not one."""
+    if _RFC3339_UTC.fullmatch(text):
+        try:
+            dt.datetime.fromisoformat(text[:19])  # a real date and time of day
+        except ValueError:
+            return None
+        return text
+    stripped = text.strip()
+    if not _ISO_TEXT.fullmatch(stripped):
+        return None
+    if stripped[-1] in "Zz":
+        stripped = stripped[:-1] + "+00:00"
+    try:
+        moment = dt.datetime.fromisoformat(stripped)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment.isoformat() + "Z"
+
+
+def _json_text(value: t.Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class Column:
+    """One property's rule: the Python classes that pass as they are, and how others convert."""
+
+    __slots__ = ("name", "types", "ok", "date_time", "nested", "items")
+
+    def __init__(self, name: str, spec: t.Mapping[str, t.Any], *, text_checked: bool = False) -> None:
+        """`text_checked`: a date-time column whose text the tap itself checks (row shaping)."""
+        self.name = name
+        self.types = _types(spec)
+        kinds = set(self.types)
+        ok: set[type] = set()
+        if not kinds:  # no type: anything goes
+            ok = {str, int, float, bool, dict, list, _NULL}
+        if "string" in kinds:
+            ok.add(str)
+        if "integer" in kinds:
+            ok.add(int)
+        if "number" in kinds:
+            ok |= {int, float, decimal.Decimal}  # Decimal: the writer keeps its exact text
+        if "boolean" in kinds:
+            ok.add(bool)
+        if "object" in kinds:
+            ok.add(dict)
+        if "array" in kinds:
+            ok.add(list)
+        if "null" in kinds:
+            ok.add(_NULL)
+        self.date_time = "string" in kinds and spec.get("format") == "date-time" and not text_checked
+        # Nested rules, only where the schema declares nested types.
+        props = spec.get("properties") if "object" in kinds else None
+        self.nested = Conformer.rules_for(props) if props else None
+        items = spec.get("items") if "array" in kinds else None
+        self.items = Column(f"{name}[]", items) if isinstance(items, dict) and _types(items) else None
+        if self.date_time:
+            ok.discard(str)  # date-time text is checked value by value
+        self.ok = frozenset(ok)
+
+    def conform(self, value: t.Any, stream: str) -> t.Any:
+        """`value` as this column's type, or ValueNotConformed."""
+        cls = value.__class__
+        if cls in self.ok:
+            if cls is dict and self.nested:
+                return Conformer.conform_mapping(value, self.nested, stream)
+            if cls is list and self.items is not None:
+                return [self.items.conform(item, stream) for item in value]
+            return value
+        kinds = self.types
+        if cls is str:
+            if self.date_time:
+                utc = utc_text(value)
+                if utc is not None:
+                    return utc
+            elif value.strip() == "":
+                if "null" in kinds and ("integer" in kinds or "number" in kinds or "boolean" in kinds):
+                    return None
+            else:
+                text = value.strip()
+                if "_" not in text:
+                    if "integer" in kinds or "number" in kinds:
+                        try:
+                            return int(text)
+                        except ValueError:
+                            pass
+                        try:
+                            number = float(text)
+                        except ValueError:
+                            number = None
+                        if number is not None and math.isfinite(number):
+                            if "number" in kinds:
+                                return number
+                            if number.is_integer():
+                                return int(number)
+                    if "boolean" in kinds:
+                        lowered = text.lower()
+                        if lowered in _TRUE:
+                            return True
+                        if lowered in _FALSE:
+                            return False
+        elif cls is bool:
+            if "integer" in kinds or "number" in kinds:
+                return int(value)
+            if "string" in kinds and not self.date_time:
+                return "true" if value else "false"
+        elif cls is int or cls is float:
+            if cls is float and "integer" in kinds and value.is_integer():
+                return int(value)
+            if "boolean" in kinds and value in (0, 1):
+                return bool(value)
+            if "string" in kinds and not self.date_time:
+                return _json_text(value)
+        elif cls is decimal.Decimal:
+            if "integer" in kinds and value == value.to_integral_value():
+                return int(value)
+            if "string" in kinds and not self.date_time and value.is_finite():
+                return format(value, "f")
+        elif cls is dict or cls is list:
+            if "string" in kinds and not self.date_time:
+                return _json_text(value)
+        raise ValueNotConformed(stream, self.name, kinds, value, "date-time" if self.date_time else None)
+
+
+class Conformer:
+    """A stream's records against its schema's top-level properties (nested ones where declared)."""
+
+    def __init__(self, schema: t.Mapping[str, t.Any], stream: str, text_checked: t.Iterable[str] = ()) -> None:
+        """`text_checked`: date-time columns whose text the row shaper checks and converts itself."""
+        self.stream = stream
+        self.rules = self.rules_for(schema.get("properties") or {})
+        for name in text_checked:
+            if name in self.rules:
+                self.rules[name] = Column(name, schema["properties"][name], text_checked=True)
+        self.required = tuple(schema.get("required") or ())
+
+    @staticmethod
+    def rules_for(properties: t.Mapping[str, t.Any]) -> dict[str, Column]:
+        return {name: Column(name, spec) for name, spec in properties.items() if isinstance(spec, dict)}
+
+    @staticmethod
+    def conform_mapping(row: dict[str, t.Any], rules: t.Mapping[str, Column], stream: str) -> dict[str, t.Any]:
+        for name, value in row.items():
+            rule = rules.get(name)
+            if rule is not None and value.__class__ not in rule.ok:
+                row[name] = rule.conform(value, stream)  # same keys: safe while iterating
+            elif rule is not None and (rule.nested or rule.items is not None):
+                row[name] = rule.conform(value, stream)
+        return row
+
+    def conform(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The row with every value of its column's type (converted in place), or ValueNotConformed."""
+        for name in self.required:
+            if name not in row:
+                raise ValueNotConformed(self.stream, name, self.rules[name].types if name in self.rules else (),
+                                        None)
+        return self.conform_mapping(row, self.rules, self.stream)
+
+    def check(self, row: dict[str, t.Any], proven: set[tuple[type, ...]]) -> dict[str, t.Any]:
+        """`conform` for the hot path: a row whose value types (in its key order) were proven before
+        needs no more than one tuple; a row that needed no conversion proves its pattern. Patterns
+        are per key layout (`proven` belongs to one tuple of keys)."""
+        pattern = tuple(map(type, row.values()))
+        if pattern in proven:
+            return row
+        self.conform(row)
+        if tuple(map(type, row.values())) == pattern and not self._has_nested(row):
+            proven.add(pattern)
+        return row
+
+    def _has_nested(self, row: t.Mapping[str, t.Any]) -> bool:
+        return any(rule.nested or rule.items is not None or rule.date_time for name in row
+                   if (rule := self.rules.get(name)) is not None)
+
+
+# ---- CSV cells: text typed by the vendor schema, planned once -------------------------------------
 
 def _to_bool(text: str) -> bool:
     lowered = text.strip().lower()
@@ -42,16 +277,14 @@ def text_converters(schema: dict) -> dict[str, Converter]:
     """For each top-level property typed integer/number/boolean, how to read it from text (CSV)."""
     plan: dict[str, Converter] = {}
     for name, spec in schema.get("properties", {}).items():
-        types = spec.get("type", [])
-        types = [types] if isinstance(types, str) else list(types)
-        convert = _converter(types)
+        convert = _converter(_types(spec))
         if convert is not None:
             plan[name] = convert
     return plan
 
 
 def convert_text_row(row: dict[str, t.Any], plan: dict[str, Converter]) -> dict[str, t.Any]:
-    """Convert in place; a value that does not parse stays text (the target will say so)."""
+    """Convert in place; a value that does not parse stays text (the conformer then refuses it)."""
     for name, convert in plan.items():
         value = row.get(name)
         if isinstance(value, str):

@@ -32,6 +32,7 @@ from singer_sdk.mapper import SameRecordTransform
 from tap_callreports.batches import WindowBatches
 from tap_callreports.client import CallReportsStream
 from tap_callreports.completeness import EmittedRows, IncompleteResult
+from tap_callreports.conform import Conformer
 from tap_callreports.errors import CallReportsError, MalformedBodyError, ReportJobFailed, StreamError
 from tap_callreports.reportjobs import JobTimedOut, OrderedJobs, Window, plan_windows
 from tap_callreports.rowshape import KeyGuard, SchemaGrowth
@@ -145,6 +146,13 @@ class JobLogStream(Stream):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         yield from self.job_log.records(self.name)
+
+    @cached_property
+    def conformer(self) -> Conformer:
+        return Conformer(self.effective_schema, self.name)
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        return self.conformer.conform(row)
 
 
 def _context_key(context: Context | None) -> str:
@@ -601,6 +609,59 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         else:
             super()._write_record_message(record)
 
+    #: Rows between two updates of the SDK's record counter on the lean path (it logs on a timer).
+    COUNT_EVERY = 4096
+
+    def _sync_records(self, context: Context | None = None, *,
+                      write_messages: bool = True) -> t.Generator[dict, t.Any, t.Any]:
+        """The SDK's record loop, lean where it can be (`lean_records`): the same RECORD and STATE
+        messages, metrics and state finalisation, without the per-row calls that do nothing for a
+        report stream (post-processing and child contexts: none; per-row bookmark: the window's;
+        a STATE every 10,000 rows: one after each window instead). A dry run's record limit, a
+        deselected stream or BATCH mode without the lean path take the SDK's loop."""
+        if not (self.lean_records and self.selected and self.ABORT_AT_RECORD_COUNT is None
+                and (write_messages or self._batches is not None)):
+            yield from super()._sync_records(context, write_messages=write_messages)
+            return
+        record_counter = self.get_record_counter()
+        timer = self.get_sync_timer()
+        name, every = self.name, self.COUNT_EVERY
+        with record_counter, timer:
+            for context_element in ([context] if context is not None else self.partitions) or [{}]:
+                record_counter.with_context(context_element)
+                timer.with_context(context_element)
+                current_context = context_element or None
+                partition_context = self._get_state_partition_context(current_context)
+                self._write_starting_replication_value(current_context)
+                fill = tuple((partition_context or {}).items())  # what _process_record adds
+                rows = self.get_records(current_context)
+                counted = 0
+                if write_messages:
+                    write = self.tap.message_writer.write_record
+                    for counted, record in enumerate(rows, 1):  # noqa: B007 - counted: after the loop
+                        for key, value in fill:
+                            if key not in record:
+                                record[key] = value
+                        write(name, record, self.extracted_at)
+                        if not counted % every:
+                            record_counter.increment(every)
+                else:
+                    write_batch = self._batches.write  # type: ignore[union-attr]
+                    for counted, record in enumerate(rows, 1):  # noqa: B007
+                        for key, value in fill:
+                            if key not in record:
+                                record[key] = value
+                        write_batch(record)
+                        if not counted % every:
+                            record_counter.increment(every)
+                record_counter.increment(counted % every)
+                if current_context == partition_context:
+                    self._finalize_state(self.get_context_state(current_context))
+        if not context:
+            self._finalize_state(self.stream_state)
+        if write_messages:
+            self._write_state_message()
+
     # ---- BATCH mode ----------------------------------------------------------------------------------
 
     _batches: WindowBatches | None = None
@@ -617,9 +678,9 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             write = self._batches.write
             lean = self.lean_records
             for record in self._sync_records(context, write_messages=False):
-                if lean:
-                    write(record)
-                else:  # selection, stream maps and flattening, as the SDK's record path applies them
+                # The lean loop writes the files itself and yields nothing; the SDK's loop yields
+                # every row, with selection, stream maps and flattening applied here.
+                if not lean:
                     for message in self._generate_record_messages(record):
                         write(message.record)
             leftover = self._batches.finish_window()  # rows of no window: cannot happen, but never lose them
@@ -628,6 +689,9 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         finally:
             self._batches = None
         yield from ()
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        return row  # conformed while shaped (RowShaper calls the stream's Conformer)
 
     def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[Context | None]:
         return ()  # report streams have no child streams

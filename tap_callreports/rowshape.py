@@ -25,10 +25,12 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
+from tap_callreports.conform import Conformer, ValueNotConformed, utc_text
 from tap_callreports.timeutil import UTC
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _NOT_SQL = re.compile(r"[^a-z0-9_]+")
+_SECONDS = frozenset(f"{second:02d}" for second in range(60))
 
 
 def sql_name(name: str, strip_prefixes: t.Sequence[str] = ()) -> str:
@@ -122,8 +124,8 @@ class UtcInstants:
 
     def to_utc(self, text: str, zone: dt.tzinfo) -> tuple[str | None, bool]:
         """(UTC text or None if not a time, whether `text` was a local wall time)."""
-        if len(text) == 20 and text[10] == "T" and text[19] == "Z":
-            return text, False  # already '2026-04-23T10:22:26Z'
+        if len(text) == 20 and text[10] == "T" and text[19] == "Z":  # '2026-04-23T10:22:26Z' if valid
+            return (text if utc_text(text) == text else None), False
         try:
             parsed = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
         except ValueError:
@@ -153,21 +155,29 @@ class RowShaper:
 
     def __init__(self, policy: RowPolicy, vendor_names: t.Iterable[str] = (),
                  known: t.Callable[[], frozenset[str]] | None = None,
-                 on_unknown: t.Callable[[dict[str, t.Any]], None] | None = None) -> None:
+                 on_unknown: t.Callable[[dict[str, t.Any]], None] | None = None,
+                 conformer: t.Callable[[], Conformer] | None = None, stream: str = "") -> None:
         """`known` gives the columns the stream's schema has; a row with any other column is handed
-        to `on_unknown` (schema growth) before it leaves. Checked once per set of vendor fields."""
+        to `on_unknown` (schema growth) before it leaves. Checked once per set of vendor fields.
+        `conformer` builds the stream's Conformer (again after the schema grows): every row leaves
+        with each value of its column's type (`conform.py`)."""
         self.policy = policy
+        self.stream = stream
         self.names = ColumnNames(policy)
         self._known = known
         self._on_unknown = on_unknown
+        self._new_conformer = conformer
+        self._conformer = conformer() if conformer is not None else None
         for name in vendor_names:  # the schema's fields claim their columns first, as in output_schema
             self.names.column(name)
         self.instants = UtcInstants()
         # Per key tuple seen: (the output names when any differs from the vendor's, else None;
-        # whether any output name is unknown to the schema).
-        self._columns_for: dict[tuple[str, ...], tuple[tuple[str, ...] | None, bool]] = {}
+        # whether any output name is unknown to the schema; the value-type patterns proven to
+        # conform for this layout).
+        self._columns_for: dict[tuple[str, ...], tuple[tuple[str, ...] | None, bool, set]] = {}
         self._instants = policy.instants
         self._local = frozenset(policy.local_instants)
+        self._minutes: set[str] = set()  # 'YYYY-MM-DDTHH:MM' prefixes of UTC texts proven valid
 
     def shape(self, row: dict[str, t.Any], zone: dt.tzinfo, local_zone: dt.tzinfo | None = None) -> dict[str, t.Any]:
         """Column names, canonical fields, UTC instants. Wall times are read in `zone` (the zone the
@@ -176,23 +186,32 @@ class RowShaper:
         UTC instant rendered in `local_zone`."""
         keys = tuple(row)
         try:
-            columns, unknown = self._columns_for[keys]
+            columns, unknown, proven = self._columns_for[keys]
         except KeyError:
             renamed = tuple(self.names.column(k) for k in keys)
             unknown = self._known is not None and not set(renamed) <= self._known()
             columns = None if renamed == keys else renamed
-            self._columns_for[keys] = (columns, unknown)
+            proven = set()
+            self._columns_for[keys] = (columns, unknown, proven)
         if columns is not None:
             row = dict(zip(columns, row.values()))
+        conformer = self._conformer
+        if conformer is not None and tuple(map(type, row.values())) not in proven:
+            conformer.check(row, proven)
         for name in self._instants:
             value = row.get(name)
             if value.__class__ is str and value:
-                if len(value) == 20 and value[19] == "Z" and value[10] == "T":
+                if (len(value) == 20 and value[19] == "Z" and value[10] == "T"
+                        and value[:16] in self._minutes and value[16] == ":" and value[17:19] in _SECONDS):
                     continue  # already RFC 3339 UTC: the common case
                 utc, was_local = self.instants.to_utc(value, zone)
+                if utc is None:
+                    raise ValueNotConformed(self.stream, name, ("string", "null"), value, "date-time")
+                if len(utc) == 20:
+                    self._minutes.add(utc[:16])
                 row[name] = utc
                 if was_local and name in self._local:
-                    row[f"{name}_local"] = value if local_zone is None or utc is None else _wall(utc, local_zone)
+                    row[f"{name}_local"] = value if local_zone is None else _wall(utc, local_zone)
         if unknown and self._on_unknown is not None:
             self._on_unknown(row)
         return row
@@ -200,6 +219,8 @@ class RowShaper:
     def schema_changed(self) -> None:
         """The schema knows more columns now: check each set of vendor fields again."""
         self._columns_for.clear()
+        if self._new_conformer is not None:
+            self._conformer = self._new_conformer()
 
 
 class KeyGuard:

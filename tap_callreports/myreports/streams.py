@@ -71,8 +71,10 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
 
     @cached_property
     def shaper(self) -> RowShaper:
+        # start_utc is the tap's own UTC text (LocalTimeConverter), set before the row is shaped.
         return RowShaper(ROW_POLICY, load_schema("myreports_call_rows")["properties"],
-                         known=lambda: self.schema_growth.known, on_unknown=self.grow_schema)
+                         known=lambda: self.schema_growth.known, on_unknown=self.grow_schema,
+                         conformer=lambda: self.new_conformer(("start_utc",)), stream=self.name)
 
     @property
     def partitions(self) -> list[dict] | None:

@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from tap_callreports.sandbox.shapes import myreports_summary_fields, talkdesk_extra_fields
+from tap_callreports.sandbox.shapes import (
+    UNTYPABLE_VALUES,
+    carries_untypable_value,
+    myreports_summary_fields,
+    talkdesk_extra_fields,
+)
 
 UTC = dt.timezone.utc
 HOUR = 3600
@@ -60,6 +65,7 @@ class SandboxData:
     calls_rename_cutover: dt.datetime = dt.datetime(2026, 5, 11, tzinfo=UTC)
     talkdesk_extra_fields: bool = False  # shape talkdesk-extra-field
     myreports_summary_template: bool = False  # shape myreports-other-template
+    untypable: tuple[str, ...] = ()  # shapes untypable-value, untypable-added-column
     # Lists (imports, job statuses) end at the last midnight: recent enough for a demo's start_date,
     # and the same all day long.
     list_anchor: dt.datetime = field(
@@ -179,6 +185,8 @@ class SandboxData:
                 row = _talkdesk_row(report_type, bits, index, dt.datetime.fromtimestamp(ts, UTC), tz, new_names)
                 if self.talkdesk_extra_fields:
                     row.update(talkdesk_extra_fields(bits))
+                if report_type == "calls":
+                    self._mark_untypable(row, "talkdesk-calls", bucket, index)
                 yield row
 
     # ---- MyReports -------------------------------------------------------------------------------
@@ -192,16 +200,23 @@ class SandboxData:
             rng = _rng(self.seed, "myreports", report_id, bucket)
             count = (self.myreports_rows_per_hour if self.myreports_rows_per_hour is not None
                      else rng.randint(0, 8) * self.scale)
-            for _ in range(count):
+            for index in range(count):
                 bits = rng.getrandbits(256)
                 ts = bucket * HOUR + (bits & 0xFFF) % HOUR
                 if start_ts <= ts < end_ts:
                     row = _myreports_row(bits, dt.datetime.fromtimestamp(ts, UTC), tz)
                     if self.myreports_summary_template:
                         row.update(myreports_summary_fields(bits))
+                    self._mark_untypable(row, "myreports", bucket, index)
                     found.append((ts, row))
         found.sort(key=lambda pair: (pair[0], pair[1]["docId"]))
         return found
+
+    def _mark_untypable(self, row: dict, kind: str, bucket: int, index: int) -> None:
+        """The week's marked row carries each switched-on untypable shape's value (shapes.py)."""
+        if self.untypable and carries_untypable_value(bucket, index):
+            for shape in self.untypable:
+                row.update(UNTYPABLE_VALUES.get((shape, kind), {}))
 
 
 def _talkdesk_row(report_type: str, bits: int, index: int, at: dt.datetime, tz: ZoneInfo, new_names: bool) -> dict:

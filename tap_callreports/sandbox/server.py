@@ -31,11 +31,14 @@ from tap_callreports.sandbox.faults import FaultInjector
 from tap_callreports.sandbox.shapes import (
     MYREPORTS_TEMPLATES,
     SHAPES,
+    UNTYPABLE_VALUES,
     all_but_last,
     check_shapes,
     imports_link_query,
     imports_next_page,
+    myreports_members_as_other_types,
     myreports_split,
+    sent_as_other_types,
     talkdesk_json_frame,
 )
 
@@ -185,6 +188,7 @@ class Sandbox:
             calls_rename_cutover=dt.datetime.fromisoformat(config.calls_rename_cutover),
             talkdesk_extra_fields="talkdesk-extra-field" in config.shapes,
             myreports_summary_template="myreports-other-template" in config.shapes,
+            untypable=tuple(s for s in config.shapes if any(s == shape for shape, _kind in UNTYPABLE_VALUES)),
         )
         if config.list_anchor:
             self.data.list_anchor = dt.datetime.fromisoformat(config.list_anchor.replace("Z", "+00:00"))
@@ -255,6 +259,18 @@ class Sandbox:
                 return False
             self._once_seen.add((name, key))
         return True
+
+    def as_sent(self, row: dict) -> dict:
+        """A row as the vendor writes it: under wrong-json-types, some values in another JSON type."""
+        return sent_as_other_types(row) if self.shape("wrong-json-types") else row
+
+    def all_as_sent(self, rows: t.Iterable[dict]) -> t.Iterable[dict]:
+        """`as_sent` for a stream of rows, decided once (report files can hold millions)."""
+        return map(sent_as_other_types, rows) if self.shape("wrong-json-types") else rows
+
+    def count_as_sent(self, count: int) -> int | str:
+        """A count beside the rows: as text under wrong-json-types (documented counts may be strings)."""
+        return str(count) if self.shape("wrong-json-types") else count
 
     def close(self) -> None:
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -431,9 +447,11 @@ class Sandbox:
         if page > 1:
             links["prev"] = href(page - 1)
         host = self._host(request)
-        embedded = [{**row, "_links": {k: {"href": host + v["href"]} for k, v in row["_links"].items()}} for row in items]
+        embedded = [self.as_sent({**row, "_links": {k: {"href": host + v["href"]} for k, v in row["_links"].items()}})
+                    for row in items]
         self.event("imports_page", page=page, per_page=per_page, count=len(items))
-        return _json({"count": len(items), "total": total, "page": page, "per_page": per_page,
+        return _json({"count": len(items), "total": self.count_as_sent(total), "page": page,
+                      "per_page": self.count_as_sent(per_page),
                       "_embedded": {"imports": embedded}, "_links": links})
 
     def td_import(self, request: Request, import_id: str) -> Response:
@@ -441,7 +459,7 @@ class Sandbox:
             return denied
         for row in self._imports():
             if row["id"] == import_id:
-                return _json(row)
+                return _json(self.as_sent(row))
         return _td_error(404, "0000404", "Import not found")
 
     def sb_add_imports(self, request: Request) -> Response:
@@ -582,7 +600,8 @@ class Sandbox:
 
     def _write_talkdesk_file(self, job: TalkdeskJob) -> None:
         start, end = job.window
-        rows = self.data.talkdesk_rows(job.report_type, start, end, ZoneInfo(job.timezone), dt.datetime.now(UTC))
+        rows = self.all_as_sent(self.data.talkdesk_rows(job.report_type, start, end, ZoneInfo(job.timezone),
+                                                        dt.datetime.now(UTC)))
         path = os.path.join(self._workdir, f"td-{job.id}.{job.format}")
         count = 0
         with open(path, "wb") as out:
@@ -630,16 +649,17 @@ class Sandbox:
                 count += 1
             return count
 
+        as_text = self.shape("wrong-json-types")
         if layout != "total-first":
             head, _ = talkdesk_json_frame(layout, 0, job.report_type)
             out.write(head)
             count = write_entries(out)
-            out.write(talkdesk_json_frame(layout, count + len(dropped), job.report_type)[1])
+            out.write(talkdesk_json_frame(layout, count + len(dropped), job.report_type, as_text)[1])
             return count
         # total comes first: stream the entries aside, then write the file in order
         with open(path + ".entries", "w+b") as entries:
             count = write_entries(entries)
-            head, tail = talkdesk_json_frame(layout, count + len(dropped), job.report_type)
+            head, tail = talkdesk_json_frame(layout, count + len(dropped), job.report_type, as_text)
             out.write(head)
             entries.seek(0)
             shutil.copyfileobj(entries, out, CHUNK)
@@ -736,7 +756,8 @@ class Sandbox:
                 self._statuses_cache = self.data.job_statuses()
             rows = self._statuses_cache
         host = self._host(request)
-        return [{k: v for k, v in row.items() if not k.startswith("_")} | {"url": f"{host}/api/v2/job_statuses/{row['id']}.json"}
+        return [self.as_sent({k: v for k, v in row.items() if not k.startswith("_")}
+                             | {"url": f"{host}/api/v2/job_statuses/{row['id']}.json"})
                 for row in rows]
 
     def _zd_guard(self, request: Request) -> tuple[dict, Response | None]:
@@ -995,7 +1016,10 @@ class Sandbox:
         head = {"requestId": req.id, "tenantId": "00000000-0000-0000-0000-000000000000", "request": request_doc,
                 "effort": round(total * 0.23, 2), "queryDuration": 20 + total // 100, "totalDuration": 25 + total // 90,
                 "queryCount": total, "rowLimitExceeded": exceeded, "totalCount": total}
-        tail = {"summary": [summary], "status": 1, "statusMessage": "Report processing complete", "rowLimit": limit}
+        if self.shape("wrong-json-types"):
+            myreports_members_as_other_types(head, request_doc)
+        tail = {"summary": [summary], "status": 1, "statusMessage": "Report processing complete",
+                "rowLimit": self.count_as_sent(limit)}
         before, after = myreports_split(head, tail, self.shape("myreports-request-after-data"))
         enveloped = self.shape("myreports-data-enveloped")
         path = os.path.join(self._workdir, f"mr-{req.id}.json")
@@ -1003,7 +1027,7 @@ class Sandbox:
             if enveloped:
                 out.write(b'{"data":')
             out.write(b"{" + _members(before) + b',"data":[')
-            for index, (_ts, row) in enumerate(kept):
+            for index, row in enumerate(self.all_as_sent(row for _ts, row in kept)):
                 encoded = orjson.dumps(row)
                 if self.faults.profile.malformed and index == 1 and b'"userName":"' in encoded:
                     # The vendor's own documented example has a row like this.

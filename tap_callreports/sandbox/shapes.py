@@ -5,7 +5,11 @@ small function here."""
 
 from __future__ import annotations
 
+import re
 import typing as t
+import zlib
+
+import orjson
 
 SHAPES: dict[str, str] = {
     # Talkdesk Explore reports
@@ -34,6 +38,17 @@ SHAPES: dict[str, str] = {
                                 "talkTime (number), holdCount (integer) and transferredTo (string, in some rows)",
     # Both token endpoints
     "token-fault-first": "the first request to each token endpoint answers 503",
+    # Every vendor: values whose JSON type is not the documented one
+    "wrong-json-types": "rows of every vendor (Talkdesk report files in any format, bulk imports, Zendesk job statuses, "
+                        "MyReports results) send values as another JSON type where nothing is lost, the form chosen "
+                        'per row and field: integers as "12", " 12 ", "12.0" or 12.0, floats as text, booleans as '
+                        '"true"/1/"Yes"/"T"/"1", digit-only text as a number, "" for a null number; and the counts and '
+                        "details beside the rows as text or floats (Talkdesk total, imports total/per_page, MyReports "
+                        "totalCount, effort, durations, rowLimit; rowLimitExceeded as 0/1)",
+    "untypable-value": 'the first row of the hour at Friday 12:00 UTC (each week) carries "N/A" in an integer '
+                       "column: Talkdesk calls talk_time, MyReports callType",
+    "untypable-added-column": "with talkdesk-extra-field: that same Talkdesk calls row carries sentiment_score "
+                              '"x" (a column the tap adds, typed number from its first value)',
 }
 
 
@@ -47,11 +62,12 @@ def check_shapes(names: t.Iterable[str]) -> tuple[str, ...]:
     return names
 
 
-def talkdesk_json_frame(layout: str, total: int, report_type: str) -> tuple[bytes, bytes]:
+def talkdesk_json_frame(layout: str, total: int, report_type: str, total_as_text: bool = False) -> tuple[bytes, bytes]:
     """What a JSON report file holds before and after its comma-separated entries."""
     if layout == "bare-array":
         return b"[", b"]"
-    meta = b'"total":%d,"type":"%s","version":"1"' % (total, report_type.encode())
+    stated = orjson.dumps(str(total) if total_as_text else total)
+    meta = b'"total":%s,"type":"%s","version":"1"' % (stated, report_type.encode())
     if layout == "total-first":
         return b"{" + meta + b',"entries":[', b"]}"
     return b'{"entries":[', b"]," + meta + b"}"
@@ -120,3 +136,67 @@ def myreports_summary_fields(bits: int) -> dict[str, t.Any]:
     if (extra >> 18) % 3 == 0:
         fields["transferredTo"] = f"Queue {200 + (extra >> 20) % 5}"
     return fields
+
+
+# ---- wrong-json-types and untypable-value ----------------------------------------------------------
+
+#: Columns where the vendors send null for a number: under wrong-json-types that null may come as "".
+NULLABLE_NUMBERS = frozenset({"rating", "progress", "total"})
+#: Text a vendor may send as a JSON number without loss: no sign, no leading zero, within 64 bits.
+_WHOLE_TEXT = re.compile(r"0|[1-9][0-9]{0,14}")
+
+
+def _other_form(name: str, value: t.Any, pick: int) -> t.Any:
+    """`value` as another JSON type that reads back to it, or itself (`pick` chooses which)."""
+    if isinstance(value, bool):
+        forms: tuple = (value, str(value).lower(), int(value), "Yes" if value else "No", str(value)[0], str(int(value)))
+    elif isinstance(value, int):
+        forms = (value, str(value), f" {value} ", float(value), f"{value}.0")
+    elif isinstance(value, float):
+        forms = (value, repr(value), *((str(int(value)),) if value.is_integer() else ()))
+    elif isinstance(value, str) and _WHOLE_TEXT.fullmatch(value):
+        forms = (value, int(value))
+    elif value is None and name in NULLABLE_NUMBERS:
+        forms = (None, "")
+    else:
+        return value
+    return forms[pick % len(forms)]
+
+
+def sent_as_other_types(row: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A row as a vendor may write it (shape wrong-json-types): its top-level values in another JSON
+    type where nothing is lost. The form comes from the row's own content: same row, same forms."""
+    row_hash = zlib.crc32(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+    return {name: value if name.startswith("_") else _other_form(name, value, zlib.crc32(name.encode(), row_hash))
+            for name, value in row.items()}
+
+
+def myreports_members_as_other_types(head: dict[str, t.Any], request_doc: dict[str, t.Any]) -> None:
+    """A /data result's own members as another JSON type (shape wrong-json-types), in place. The
+    counts take only the forms a count is documented in (digits, or a whole float); rowLimitExceeded
+    stays falsy when false (0/1), as the flag decides whether a window is split."""
+    head["effort"] = repr(head["effort"])
+    head["queryDuration"] = float(head["queryDuration"])
+    head["totalDuration"] = str(head["totalDuration"])
+    head["queryCount"] = f" {head['queryCount']} "
+    head["totalCount"] = str(head["totalCount"])
+    head["rowLimitExceeded"] = int(head["rowLimitExceeded"])
+    request_doc["rowLimit"] = float(request_doc["rowLimit"])
+
+
+#: The epoch's hour 0 was a Thursday 00:00 UTC; hour 36 of each week is Friday 12:00 UTC.
+UNTYPABLE_HOUR_OF_WEEK = 36
+
+
+def carries_untypable_value(bucket: int, index: int) -> bool:
+    """Whether a row (the `index`th generated in the hour `bucket`) is the week's row with an
+    untypable value (shapes untypable-value, untypable-added-column)."""
+    return index == 0 and bucket % (7 * 24) == UNTYPABLE_HOUR_OF_WEEK
+
+
+#: The untypable value each shape puts in the marked row, per vendor row kind: {column: value}.
+UNTYPABLE_VALUES = {
+    ("untypable-value", "talkdesk-calls"): {"talk_time": "N/A"},
+    ("untypable-value", "myreports"): {"callType": "N/A"},
+    ("untypable-added-column", "talkdesk-calls"): {"sentiment_score": "x"},
+}

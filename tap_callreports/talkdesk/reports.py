@@ -103,7 +103,8 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     @cached_property
     def shaper(self) -> RowShaper:
         return RowShaper(self.row_policy, self.vendor_schema["properties"],
-                         known=lambda: self.schema_growth.known, on_unknown=self.grow_schema)
+                         known=lambda: self.schema_growth.known, on_unknown=self.grow_schema,
+                         conformer=lambda: self.new_conformer(self.row_policy.instants), stream=self.name)
 
     def job_zone(self, window: Window) -> str:
         """The time zone a window's job is requested in: the configured one, except within a day of
