@@ -178,6 +178,8 @@ def _whole(value: t.Any) -> int | None:
         return None
     if isinstance(value, int):
         return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     return None

@@ -419,3 +419,33 @@ def test_a_value_that_cannot_be_converted_is_refused_naming_stream_and_column(co
         conformer_class(copy.deepcopy(UNIT_SCHEMA), "unit_stream").conform({column: sent})
     assert str(caught.value).startswith("unit_stream: ")
     assert column in str(caught.value)
+
+
+# ---- counts and flags the vendors may write as another JSON type --------------------------------
+
+@pytest.mark.parametrize(("value", "count"), [(12, 12), (12.0, 12), ("12", 12), (" 12 ", 12), ("12.0", 12),
+                                              (12.5, None), ("12.5", None), ("N/A", None), (True, None), (-1.0, None)])
+def test_stated_counts_read_in_any_lossless_form(value, count):
+    from tap_callreports.completeness import stated_count
+
+    assert stated_count(value) == count
+
+
+@pytest.mark.parametrize(("value", "exceeded"), [(True, True), (False, False), (None, False), ("true", True),
+                                                 ("False", False), (1, True), (0, False), ("1", True)])
+def test_row_limit_exceeded_read_in_any_lossless_form(value, exceeded):
+    from tap_callreports.myreports.streams import MyReportsCallRowsStream
+
+    assert MyReportsCallRowsStream._limit_exceeded(_StreamName(), {"rowLimitExceeded": value}) is exceeded
+
+
+def test_row_limit_exceeded_that_is_no_boolean_stops_the_stream():
+    from tap_callreports.errors import StreamError
+    from tap_callreports.myreports.streams import MyReportsCallRowsStream
+
+    with pytest.raises(StreamError, match="myreports_call_rows: a result's rowLimitExceeded is 'maybe'"):
+        MyReportsCallRowsStream._limit_exceeded(_StreamName(), {"rowLimitExceeded": "maybe"})
+
+
+class _StreamName:
+    name = "myreports_call_rows"

@@ -194,7 +194,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             trailer = result_members(document, document.trailer)
             result.details["trailer"] = trailer
             members = {**trailer, **meta}
-            counts = {} if members.get("rowLimitExceeded") else {"totalCount": members.get("totalCount")}
+            counts = {} if self._limit_exceeded(members) else {"totalCount": members.get("totalCount")}
             result.details["verdict"] = verify_counts(document.rows_read, counts)
         finally:
             response.close()
@@ -244,8 +244,21 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             raise StreamError(self.name, f"a result reports the unknown time zone '{name}'; start_utc cannot be "
                               "computed; report it to MyReports") from None
 
+    def _limit_exceeded(self, members: t.Mapping[str, t.Any]) -> bool:
+        """rowLimitExceeded as a boolean, also when written as text or 0/1; anything else stops."""
+        value = members.get("rowLimitExceeded")
+        if value is None or value is False or value is True:
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0", ""):
+            return False
+        raise StreamError(self.name, f"a result's rowLimitExceeded is {value!r}, not a boolean: whether it was cut "
+                          "at rowLimit is unknown, so no row of it counts as complete; report it to MyReports")
+
     def _check_limit(self, meta: dict, result: JobResult) -> None:
-        if meta.get("rowLimitExceeded"):
+        if self._limit_exceeded(meta):
             try:
                 halves = result.window.halves()
             except ValueError:
