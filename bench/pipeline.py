@@ -2,18 +2,27 @@
 Singer targets meltano.yml pins, each target in its own venv under .tmp/bench-targets/.
 
 For each setup and round: wall seconds from the tap's start to the last process's exit (what a
-user waits for), rows/s on that, and CPU seconds and peak RSS of the tap and of the target
-separately (GNU time around each). The rows that landed are counted after every run.
+user waits for), rows/s on that, CPU seconds and peak RSS of the tap and of the target separately
+(GNU time around each), and the CPU the PostgreSQL server spent meanwhile. The rows that landed
+are counted after every run (into PostgreSQL: distinct keys too). A second table splits each
+wall into its phases, from the sandbox's events: the tap's start-up, the sandbox building the
+file, the tap reading it, and the target's tail after the tap's exit.
+
+Also runnable alone, to measure some setups only (names matched as substrings):
+    python bench/pipeline.py --rows 200160 --rounds 2 --only defaults copy
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +30,26 @@ from pathlib import Path
 from run import HOURS, TARGETS, Sandbox, load, spawn_timed, tap_argv, tap_files, wait_timed
 
 PG = {"host": "127.0.0.1", "port": 55432, "user": "postgres", "password": "postgres", "database": "postgres"}
+PG_PIDFILE = Path("/tmp/callreports-pg/postmaster.pid")  # scripts/postgres.sh's PGDATA_DIR
 INSTALL = {  # the versions meltano.yml's loaders pin
     "jsonl": "target-jsonl==0.1.4",
     "duckdb": "target-duckdb==0.8.0 duckdb==1.1.3",
     "postgres": "meltanolabs-target-postgres==0.8.1",
 }
+#: target-postgres's COPY loading without the SDK's per-record metadata columns (`_sdc_*`, which
+#: BATCH records never fill anyway); activate_version must go off with them (the target insists).
+PG_COPY_LEAN = {"use_copy": True, "add_record_metadata": False, "activate_version": False}
+
+
+@dataclass
+class Result:
+    wall: float
+    tap_cpu: float
+    target_cpu: float
+    pg_cpu: float | None
+    tap_rss: float
+    target_rss: float
+    phases: tuple[float, float, float, float]  # start-up, file built, tap done reading, target's tail
 
 
 @dataclass
@@ -33,8 +57,8 @@ class Setup:
     name: str
     target: str | None  # venv name under TARGETS, or None for /dev/null
     target_config: dict = field(default_factory=dict)
-    tap_config: dict = field(default_factory=dict)
-    results: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+    batch: dict | None = None  # the tap's batch_config extras (e.g. batch_size); None: RECORD messages
+    results: list[Result] = field(default_factory=list)
     failed: str = ""
 
 
@@ -54,34 +78,75 @@ def postgres_running() -> bool:
         return False
 
 
-def count_rows(setup: Setup, run_dir: Path, schema: str) -> int:
-    """Rows of talkdesk_calls that landed in the target."""
+def postgres_cpu() -> float | None:
+    """CPU seconds the `make postgres` server has used so far: its processes alive now, plus the
+    exited ones its postmaster reaped (a run's backend exits with the target). Other clients of
+    the server and autovacuum count too. None when the server's processes cannot be read."""
+    try:
+        master = int(PG_PIDFILE.read_text().split()[0])
+        ticks = 0
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            if int(entry.name) == master:
+                ticks += sum(int(v) for v in stat[11:15])  # utime stime cutime cstime
+            elif int(stat[1]) == master:
+                ticks += int(stat[11]) + int(stat[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def count_rows(setup: Setup, run_dir: Path, schema: str) -> tuple[int, int]:
+    """Rows of talkdesk_calls that landed in the target, and their distinct call ids."""
     if setup.target is None:
-        return -1
+        return -1, -1
     if setup.target == "jsonl":
         with open(run_dir / "jsonl" / "talkdesk_calls.jsonl", "rb") as lines:
-            return sum(1 for _ in lines)
+            ids = {json.loads(line)["call_id"] for line in lines}
+        with open(run_dir / "jsonl" / "talkdesk_calls.jsonl", "rb") as lines:
+            return sum(1 for _ in lines), len(ids)
     venv_python = str(TARGETS / setup.target / "bin" / "python")
+    query = f"select count(*), count(distinct call_id) from {schema}.talkdesk_calls"
     if setup.target == "duckdb":
         code = (f"import duckdb; c = duckdb.connect({str(run_dir / 'out.duckdb')!r}); "
-                f"print(c.execute('select count(*) from {schema}.talkdesk_calls').fetchone()[0])")
+                f"print(*c.execute({query!r}).fetchone())")
     else:
         code = ("import psycopg, sys; c = psycopg.connect(host='127.0.0.1', port=55432, user='postgres', "
-                f"dbname='postgres', autocommit=True); print(c.execute('select count(*) from {schema}.talkdesk_calls')"
-                f".fetchone()[0]); c.execute('drop schema {schema} cascade')")
-    return int(subprocess.run([venv_python, "-c", code], capture_output=True, text=True, check=True).stdout)
+                f"dbname='postgres', autocommit=True); print(*c.execute({query!r}).fetchone()); "
+                f"c.execute('drop schema {schema} cascade')")
+    out = subprocess.run([venv_python, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def phases(sandbox: Sandbox, events_before: int, start: float, tap_end: float, end: float) -> tuple[float, ...]:
+    """Seconds from the tap's start to: its job created (start-up), the file ready (the sandbox
+    building it), the tap's exit; then the target's tail after the tap's exit."""
+    events = sandbox.events(None)[events_before:]  # type: ignore[arg-type]
+    first = {}
+    for event in events:
+        first.setdefault(event["kind"], event["wall"])
+    created, ready = first.get("job_created", start), first.get("file_ready", start)
+    return created - start, ready - created, tap_end - ready, max(0.0, end - tap_end)
 
 
 def run_once(sandbox: Sandbox, setup: Setup, workdir: Path, run_no: int, rows: int) -> None:
     run_dir = workdir / f"run-{run_no}"
     run_dir.mkdir()
     schema = f"bench_{run_no}"
-    tap_config = dict(setup.tap_config)
-    if "batch_config" in tap_config:
+    tap_config: dict = {}
+    if setup.batch is not None:
         tap_config["batch_config"] = {"encoding": {"format": "jsonl", "compression": "gzip"},
-                                      "storage": {"root": f"file://{run_dir / 'batches'}", "prefix": "bench-"}}
+                                      "storage": {"root": f"file://{run_dir / 'batches'}", "prefix": "bench-"},
+                                      **setup.batch}
         (run_dir / "batches").mkdir()
     tap_args = tap_files(sandbox, "talkdesk", run_dir, tap_config)
+    events_before = len(sandbox.events(None))  # type: ignore[arg-type]
+    pg_before = postgres_cpu() if setup.target == "postgres" else None
     start = time.time()
     tap_err = open(run_dir / "tap.err", "wb")
     if setup.target is None:
@@ -89,6 +154,7 @@ def run_once(sandbox: Sandbox, setup: Setup, workdir: Path, run_no: int, rows: i
         target = target_report = None
     else:
         config = dict(setup.target_config)
+        env = {}
         if setup.target == "jsonl":
             config |= {"destination_path": str(run_dir / "jsonl"), "do_timestamp_file": False}
             (run_dir / "jsonl").mkdir()
@@ -97,33 +163,36 @@ def run_once(sandbox: Sandbox, setup: Setup, workdir: Path, run_no: int, rows: i
                        "primary_key_required": False}
         else:
             config |= PG | {"default_target_schema": schema}
+            env = {"PGTZ": "UTC"}  # as meltano.yml runs it
         config_path = run_dir / "target.json"
         config_path.write_text(json.dumps(config))
         exe = TARGETS / setup.target / "bin" / ("target-postgres" if setup.target == "postgres" else f"target-{setup.target}")
         tap, tap_report = spawn_timed(tap_argv(tap_args), stdout=subprocess.PIPE, stderr=tap_err)
-        target, target_report = spawn_timed([str(exe), "--config", str(config_path)], stdin=tap.stdout,
+        target, target_report = spawn_timed([str(exe), "--config", str(config_path)], stdin=tap.stdout, env=env,
                                             stdout=subprocess.DEVNULL, stderr=open(run_dir / "target.err", "wb"))
         assert tap.stdout is not None
         tap.stdout.close()  # the target holds the pipe now: its exit must reach the tap
     tap_usage = wait_timed(tap, tap_report)
     target_usage = wait_timed(target, target_report) if target is not None else None
-    wall = max(tap_usage.end, target_usage.end if target_usage else 0) - start
+    end = max(tap_usage.end, target_usage.end if target_usage else 0)
+    pg_after = postgres_cpu() if pg_before is not None else None
     if tap_usage.code != 0 or (target_usage is not None and target_usage.code != 0):
         errors = (run_dir / "tap.err").read_text()[-300:] + (
             (run_dir / "target.err").read_text()[-300:] if target is not None else "")
         setup.failed = f"tap exit {tap_usage.code}, target exit {getattr(target_usage, 'code', '-')}: {errors.strip()}"
         return
-    landed = count_rows(setup, run_dir, schema)
-    if landed not in (-1, rows):
-        setup.failed = f"{landed:,} rows landed, {rows:,} expected"
+    landed, keys = count_rows(setup, run_dir, schema)
+    if landed not in (-1, rows) or keys != landed:
+        setup.failed = f"{landed:,} rows ({keys:,} distinct keys) landed, {rows:,} expected"
         return
-    setup.results.append((wall, tap_usage.cpu, target_usage.cpu if target_usage else 0.0,
-                          tap_usage.rss_mb, target_usage.rss_mb if target_usage else 0.0))
+    setup.results.append(Result(
+        end - start, tap_usage.cpu, target_usage.cpu if target_usage else 0.0,
+        pg_after - pg_before if pg_after is not None and pg_before is not None else None,
+        tap_usage.rss_mb, target_usage.rss_mb if target_usage else 0.0,
+        phases(sandbox, events_before, start, tap_usage.end, end)))  # type: ignore[arg-type]
 
 
-def run_pipelines(rows_wanted: int, rounds: int, workdir: Path) -> None:
-    per_hour = math.ceil(rows_wanted / HOURS)
-    rows = per_hour * HOURS
+def all_setups() -> tuple[list[Setup], list[str]]:
     setups = [Setup("tap > /dev/null", None)]
     notes = []
     for name in ("jsonl", "duckdb"):
@@ -136,13 +205,31 @@ def run_pipelines(rows_wanted: int, rounds: int, workdir: Path) -> None:
     elif not postgres_running():
         notes.append("target-postgres skipped: no PostgreSQL on 127.0.0.1:55432 (start it with `make postgres`)")
     else:
+        # (target-postgres does not validate BATCH records: validate_records changes nothing there.)
         setups += [
             Setup("tap | target-postgres (defaults)", "postgres"),
             Setup("tap | target-postgres validate_records=false", "postgres", {"validate_records": False}),
-            Setup("tap (batch_config) | target-postgres", "postgres", tap_config={"batch_config": True}),
-            Setup("tap (batch_config) | target-postgres validate_records=false", "postgres",
-                  {"validate_records": False}, tap_config={"batch_config": True}),
+            Setup("tap | target-postgres validate_records=false, COPY, no _sdc", "postgres",
+                  {"validate_records": False} | PG_COPY_LEAN),
+            Setup("tap (batch_config) | target-postgres", "postgres", batch={}),
+            Setup("tap (batch_config) | target-postgres COPY", "postgres", {"use_copy": True}, batch={}),
+            Setup("tap (batch_config) | target-postgres COPY, no _sdc", "postgres", PG_COPY_LEAN, batch={}),
+            Setup("tap (batch_config 50k) | target-postgres COPY, no _sdc", "postgres", PG_COPY_LEAN,
+                  batch={"batch_size": 50_000}),
         ]
+    return setups, notes
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run_pipelines(rows_wanted: int, rounds: int, workdir: Path, only: list[str] | None = None) -> None:
+    per_hour = math.ceil(rows_wanted / HOURS)
+    rows = per_hour * HOURS
+    setups, notes = all_setups()
+    if only:
+        setups = [s for s in setups if any(word in s.name for word in only)]
     for note in notes:
         print(f"pipeline: {note}")
     sandbox = Sandbox(per_hour)
@@ -161,20 +248,42 @@ def run_pipelines(rows_wanted: int, rounds: int, workdir: Path) -> None:
         sandbox.stop()
     print(f"\nPipelines, Talkdesk calls JSON {rows:,} rows, {rounds} rounds; 1-minute load before each round: "
           f"{', '.join(loads)}")
-    print("wall = tap start to the last exit (start-up and the sandbox's job included); CPU and RSS per process")
-    print(f"{'setup':62} {'n':>2} {'wall med':>8} {'rows/s med':>10} {'rows/s min':>10} {'tap CPU':>7} "
-          f"{'target CPU':>10} {'tap RSS':>7} {'target RSS':>10}")
+    print("wall = tap start to the last exit (start-up and the sandbox's job included); CPU and RSS per process;\n"
+          "PG CPU = the PostgreSQL server's CPU during the run (other clients and autovacuum included)")
+    print(f"{'setup':58} {'n':>2} {'wall med':>8} {'rows/s med':>10} {'rows/s min':>10} {'tap CPU':>7} "
+          f"{'target CPU':>10} {'PG CPU':>6} {'tap RSS':>7} {'target RSS':>10}")
     for setup in setups:
         if not setup.results:
-            print(f"{setup.name:62}  failed: {setup.failed or 'not run'}")
+            print(f"{setup.name:58}  failed: {setup.failed or 'not run'}")
             continue
-        wall = statistics.median(r[0] for r in setup.results)
-        worst = max(r[0] for r in setup.results)
-        med = [statistics.median(r[i] for r in setup.results) for i in (1, 2)]
-        rss = [max(r[i] for r in setup.results) for i in (3, 4)]
-        print(f"{setup.name:62} {len(setup.results):>2} {wall:>7.2f}s {rows / wall:>10,.0f} {rows / worst:>10,.0f} "
-              f"{med[0]:>6.2f}s {med[1]:>9.2f}s {rss[0]:>5.0f}MB {rss[1]:>8.0f}MB")
+        res = setup.results
+        wall, worst = median([r.wall for r in res]), max(r.wall for r in res)
+        pg = [r.pg_cpu for r in res if r.pg_cpu is not None]
+        pg_text = f"{median(pg):>5.2f}s" if pg else f"{'-':>6}"
+        print(f"{setup.name:58} {len(res):>2} {wall:>7.2f}s {rows / wall:>10,.0f} {rows / worst:>10,.0f} "
+              f"{median([r.tap_cpu for r in res]):>6.2f}s {median([r.target_cpu for r in res]):>9.2f}s {pg_text} "
+              f"{max(r.tap_rss for r in res):>5.0f}MB {max(r.target_rss for r in res):>8.0f}MB"
+              + (f"  (failed later: {setup.failed[:80]})" if setup.failed else ""))
+    print("\nWhere the wall goes (medians, s): the tap's start-up to its job created; the sandbox building the\n"
+          "file; the file ready to the tap's exit (polling, download, rows out); the target's tail after the tap's exit")
+    print(f"{'setup':58} {'start-up':>8} {'file built':>10} {'tap reads':>9} {'target tail':>11}")
+    for setup in setups:
+        if setup.results:
+            parts = [median([r.phases[i] for r in setup.results]) for i in range(4)]
+            print(f"{setup.name:58} {parts[0]:>7.2f}s {parts[1]:>9.2f}s {parts[2]:>8.2f}s {parts[3]:>10.2f}s")
     if any(s.failed for s in setups):
         sys.exit(1)
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_160)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", nargs="+", help="setups whose name contains one of these")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        run_pipelines(args.rows, args.rounds, Path(tmp), args.only)
+
+
+if __name__ == "__main__":
+    main()
