@@ -58,6 +58,7 @@ class Setup:
     target: str | None  # venv name under TARGETS, or None for /dev/null
     target_config: dict = field(default_factory=dict)
     batch: dict | None = None  # the tap's batch_config extras (e.g. batch_size); None: RECORD messages
+    tap_env: dict = field(default_factory=dict)  # e.g. PYTHONPATH to try a changed copy of the tap
     results: list[Result] = field(default_factory=list)
     failed: str = ""
 
@@ -107,9 +108,8 @@ def count_rows(setup: Setup, run_dir: Path, schema: str) -> tuple[int, int]:
         return -1, -1
     if setup.target == "jsonl":
         with open(run_dir / "jsonl" / "talkdesk_calls.jsonl", "rb") as lines:
-            ids = {json.loads(line)["call_id"] for line in lines}
-        with open(run_dir / "jsonl" / "talkdesk_calls.jsonl", "rb") as lines:
-            return sum(1 for _ in lines), len(ids)
+            ids = [json.loads(line)["call_id"] for line in lines]
+        return len(ids), len(set(ids))
     venv_python = str(TARGETS / setup.target / "bin" / "python")
     query = f"select count(*), count(distinct call_id) from {schema}.talkdesk_calls"
     if setup.target == "duckdb":
@@ -150,7 +150,8 @@ def run_once(sandbox: Sandbox, setup: Setup, workdir: Path, run_no: int, rows: i
     start = time.time()
     tap_err = open(run_dir / "tap.err", "wb")
     if setup.target is None:
-        tap, tap_report = spawn_timed(tap_argv(tap_args), stdout=subprocess.DEVNULL, stderr=tap_err)
+        tap, tap_report = spawn_timed(tap_argv(tap_args), stdout=subprocess.DEVNULL, stderr=tap_err,
+                                      env=setup.tap_env)
         target = target_report = None
     else:
         config = dict(setup.target_config)
@@ -167,7 +168,7 @@ def run_once(sandbox: Sandbox, setup: Setup, workdir: Path, run_no: int, rows: i
         config_path = run_dir / "target.json"
         config_path.write_text(json.dumps(config))
         exe = TARGETS / setup.target / "bin" / ("target-postgres" if setup.target == "postgres" else f"target-{setup.target}")
-        tap, tap_report = spawn_timed(tap_argv(tap_args), stdout=subprocess.PIPE, stderr=tap_err)
+        tap, tap_report = spawn_timed(tap_argv(tap_args), stdout=subprocess.PIPE, stderr=tap_err, env=setup.tap_env)
         target, target_report = spawn_timed([str(exe), "--config", str(config_path)], stdin=tap.stdout, env=env,
                                             stdout=subprocess.DEVNULL, stderr=open(run_dir / "target.err", "wb"))
         assert tap.stdout is not None
@@ -250,27 +251,27 @@ def run_pipelines(rows_wanted: int, rounds: int, workdir: Path, only: list[str] 
           f"{', '.join(loads)}")
     print("wall = tap start to the last exit (start-up and the sandbox's job included); CPU and RSS per process;\n"
           "PG CPU = the PostgreSQL server's CPU during the run (other clients and autovacuum included)")
-    print(f"{'setup':58} {'n':>2} {'wall med':>8} {'rows/s med':>10} {'rows/s min':>10} {'tap CPU':>7} "
+    print(f"{'setup':60} {'n':>2} {'wall med':>8} {'rows/s med':>10} {'rows/s min':>10} {'tap CPU':>7} "
           f"{'target CPU':>10} {'PG CPU':>6} {'tap RSS':>7} {'target RSS':>10}")
     for setup in setups:
         if not setup.results:
-            print(f"{setup.name:58}  failed: {setup.failed or 'not run'}")
+            print(f"{setup.name:60}  failed: {setup.failed or 'not run'}")
             continue
         res = setup.results
         wall, worst = median([r.wall for r in res]), max(r.wall for r in res)
         pg = [r.pg_cpu for r in res if r.pg_cpu is not None]
         pg_text = f"{median(pg):>5.2f}s" if pg else f"{'-':>6}"
-        print(f"{setup.name:58} {len(res):>2} {wall:>7.2f}s {rows / wall:>10,.0f} {rows / worst:>10,.0f} "
+        print(f"{setup.name:60} {len(res):>2} {wall:>7.2f}s {rows / wall:>10,.0f} {rows / worst:>10,.0f} "
               f"{median([r.tap_cpu for r in res]):>6.2f}s {median([r.target_cpu for r in res]):>9.2f}s {pg_text} "
               f"{max(r.tap_rss for r in res):>5.0f}MB {max(r.target_rss for r in res):>8.0f}MB"
               + (f"  (failed later: {setup.failed[:80]})" if setup.failed else ""))
     print("\nWhere the wall goes (medians, s): the tap's start-up to its job created; the sandbox building the\n"
           "file; the file ready to the tap's exit (polling, download, rows out); the target's tail after the tap's exit")
-    print(f"{'setup':58} {'start-up':>8} {'file built':>10} {'tap reads':>9} {'target tail':>11}")
+    print(f"{'setup':60} {'start-up':>8} {'file built':>10} {'tap reads':>9} {'target tail':>11}")
     for setup in setups:
         if setup.results:
             parts = [median([r.phases[i] for r in setup.results]) for i in range(4)]
-            print(f"{setup.name:58} {parts[0]:>7.2f}s {parts[1]:>9.2f}s {parts[2]:>8.2f}s {parts[3]:>10.2f}s")
+            print(f"{setup.name:60} {parts[0]:>7.2f}s {parts[1]:>9.2f}s {parts[2]:>8.2f}s {parts[3]:>10.2f}s")
     if any(s.failed for s in setups):
         sys.exit(1)
 
