@@ -2,9 +2,13 @@
 
 With `batch_config` set, a report stream writes each window's rows to files under
 `batch_config.storage.root` (`<prefix>tap-callreports--<stream>--<run>-<n>.json.gz`, a new file every
-`batch_size` rows, since targets read a file whole), and when the window's rows are all out it writes
-one BATCH message listing the window's files, then the window's STATE. So a STATE never reaches the
-target before the BATCH holding its rows, exactly as in RECORD mode.
+`batch_size` rows, since targets read a file whole). Each file is announced in a BATCH message as
+soon as it is full, so the target loads it while the tap writes the next one; when the window's
+rows are all out, its last file's BATCH goes out, then the window's STATE. So a STATE never reaches
+the target before the BATCH holding its rows, exactly as in RECORD mode.
+
+Streams without windows (`whole_stream_batches`) write their rows to the same kind of files, with
+one BATCH at the end.
 
 Clean-up: targets read the files but do not delete them. When a stream syncs again, the tap deletes
 its own files from earlier runs (same root, prefix and stream): by then the earlier run's pipeline
@@ -44,7 +48,9 @@ class WindowBatches:
     """One stream's batch files: rows go in with `write`, `finish_window` closes the window's files
     and returns their URLs (the BATCH manifest)."""
 
-    def __init__(self, stream_name: str, batch_config: BatchConfig) -> None:
+    def __init__(self, stream_name: str, batch_config: BatchConfig,
+                 on_full: t.Callable[[list[str]], None] | None = None) -> None:
+        """`on_full` gets the URL of each file that filled up mid-window (to announce it at once)."""
         encoding = batch_config.encoding
         if encoding.format != "jsonl" or encoding.compression not in ("gzip", None, "none"):
             raise ConfigError("batch_config.encoding", f"must be format jsonl with compression gzip or none for "
@@ -60,6 +66,7 @@ class WindowBatches:
         self._rows_in_file = 0
         self._buffer = bytearray()
         self._manifest: list[str] = []
+        self._on_full = on_full
 
     # ---- clean-up ------------------------------------------------------------------------------
 
@@ -88,9 +95,12 @@ class WindowBatches:
             self._flush()
         if self._rows_in_file >= self.batch_size:
             self._close()
+            if self._on_full is not None:
+                manifest, self._manifest = self._manifest, []
+                self._on_full(manifest)
 
     def finish_window(self) -> list[str]:
-        """The window's rows are all written: close its files; their URLs, in order."""
+        """The window's rows are all written: close its files; the URLs not announced yet, in order."""
         self._close()
         manifest, self._manifest = self._manifest, []
         return manifest
@@ -117,6 +127,23 @@ class WindowBatches:
             self._file.close()
         self._context.__exit__(None, None, None)
         self._file = None
+
+
+def whole_stream_batches(stream: t.Any, batch_config: BatchConfig,
+                         context: t.Any = None) -> t.Iterator[tuple[t.Any, list[str]]]:
+    """BATCH mode for the streams without windows (imports, job statuses, job records): their rows
+    in the same files as report streams (same names, same clean-up by the next run), one BATCH
+    at the end, then the SDK writes the STATE. Selection and stream maps apply as in RECORD mode."""
+    files = WindowBatches(stream.name, batch_config)
+    deleted = files.delete_earlier_runs()
+    if deleted:
+        stream.logger.info("%s: deleted %d batch file(s) of earlier runs", stream.name, deleted)
+    for record in stream._sync_records(context, write_messages=False):
+        for message in stream._generate_record_messages(record):
+            files.write(message.record)
+    manifest = files.finish_window()
+    if manifest:
+        yield batch_config.encoding, manifest
 
 
 def read_batch_file(url: str) -> list[dict]:

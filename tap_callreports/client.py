@@ -21,6 +21,7 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 from tap_callreports.auth import CallReportsAuth
+from tap_callreports.batches import whole_stream_batches
 from tap_callreports.conform import Conformer
 from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError
 from tap_callreports.redact import REGISTRY, is_signed_url
@@ -30,6 +31,7 @@ from tap_callreports.retry import RetryPolicy
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.settings import Settings
@@ -263,6 +265,9 @@ class CallReportsStream(RESTStream):
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         return self.conformer.conform(row)
+
+    def get_batches(self, batch_config: BatchConfig, context: Context | None = None) -> Iterable[t.Any]:
+        return whole_stream_batches(self, batch_config, context)
 
     def _explain(self, exc: Exception) -> str:
         message = REGISTRY.redact(str(exc.args[0]) if exc.args else type(exc).__name__)

@@ -29,7 +29,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_callreports.batches import WindowBatches
+from tap_callreports.batches import WindowBatches, whole_stream_batches
 from tap_callreports.client import CallReportsStream
 from tap_callreports.completeness import EmittedRows, IncompleteResult
 from tap_callreports.conform import Conformer
@@ -153,6 +153,9 @@ class JobLogStream(Stream):
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         return self.conformer.conform(row)
+
+    def get_batches(self, batch_config: BatchConfig, context: Context | None = None) -> t.Iterable[t.Any]:
+        return whole_stream_batches(self, batch_config, context)
 
 
 def _context_key(context: Context | None) -> str:
@@ -667,10 +670,13 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     _batches: WindowBatches | None = None
 
     def get_batches(self, batch_config: BatchConfig, context: Context | None = None) -> t.Iterable[t.Any]:
-        """BATCH mode: rows go to gzip JSON Lines files per window (`batches.py`); `commit_window`
-        writes each window's BATCH message, then its STATE. Yields nothing to the SDK's loop."""
-        self._batches = WindowBatches(self.name, batch_config)
+        """BATCH mode: rows go to gzip JSON Lines files per window (`batches.py`); a file that fills
+        up is announced in a BATCH at once, and `commit_window` writes the BATCH of the window's
+        last file, then its STATE. Yields nothing to the SDK's loop."""
         self._batch_encoding = batch_config.encoding
+        self._batches = WindowBatches(
+            self.name, batch_config,
+            on_full=lambda manifest: self._write_batch_message(encoding=self._batch_encoding, manifest=manifest))
         deleted = self._batches.delete_earlier_runs()
         if deleted:
             self.logger.info("%s: deleted %d batch file(s) of earlier runs", self.name, deleted)

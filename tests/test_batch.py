@@ -103,7 +103,11 @@ def test_files_rotate_by_batch_size_and_are_cleaned_up_by_the_next_run(make_sand
     assert first.error is None, first.error
     files = sorted(root.iterdir())
     manifests = [m["manifest"] for m in first.messages if m["type"] == "BATCH"]
-    assert len(manifests) == 3  # one BATCH per window (3 days, 1-day windows)
+    # One BATCH per file, sent as soon as the file is full (the target loads it while the tap
+    # writes the next); a window's last file goes out just before the window's STATE.
+    assert all(len(manifest) == 1 for manifest in manifests) and len(manifests) > 3
+    kinds = [m["type"] for m in first.messages if m["type"] in ("BATCH", "STATE")]
+    assert kinds.count("STATE") >= 3 and kinds[-1] == "STATE"
     sizes = [len(read_batch_file(url)) for manifest in manifests for url in manifest]
     assert max(sizes) == 25 and len(files) == len(sizes)
 
@@ -122,3 +126,31 @@ def test_stream_maps_apply_in_batch_mode(make_sandbox, tmp_path):
     assert run.error is None, run.error
     rows = batch_rows(run)["talkdesk_calls"]
     assert rows and all(r["type"] == "inbound" and "agent_name" not in r for r in rows)
+
+
+def test_streams_without_windows_batch_into_the_same_files_and_are_cleaned_up(make_sandbox, tmp_path):
+    """Imports, job statuses and job records: the same rows as RECORD mode, in files named like the
+    report streams' (so the next run deletes them too), each BATCH before the STATE after it."""
+    sandbox = make_sandbox(seed=4, imports_count=30, list_anchor="2026-10-03T00:00:00Z")
+    root = tmp_path / "batches"
+    streams = ["talkdesk_imports", "zendesk_job_statuses", "talkdesk_report_jobs", "myreports_requests",
+               "talkdesk_calls", "myreports_call_rows"]
+    config = sandbox_config(sandbox, myreports_report_ids=[LONDON_REPORT])
+    record_run = sync(config, streams=streams)
+    first = sync(config | {"batch_config": batch_config(root)}, streams=streams)
+    assert record_run.error is None and first.error is None, (record_run.error, first.error)
+    in_files = batch_rows(first)
+    for stream in ["talkdesk_imports", "zendesk_job_statuses"]:
+        assert not first.records(stream)
+        assert sorted(r["id"] for r in in_files[stream]) == sorted(r["id"] for r in record_run.records(stream))
+        assert in_files[stream]
+    for stream in ["talkdesk_report_jobs", "myreports_requests"]:
+        assert len(in_files[stream]) == len(record_run.records(stream)) > 0
+    files = {p.name for p in root.iterdir()}
+    assert {name.split("--")[1] for name in files} == set(streams)  # one naming scheme for every stream
+    kinds = [m["type"] for m in first.messages if m.get("stream") == "talkdesk_imports" or m["type"] == "STATE"]
+    assert "STATE" in kinds[kinds.index("BATCH"):]
+
+    second = sync(config | {"batch_config": batch_config(root)}, streams=streams)
+    assert second.error is None, second.error
+    assert not files & {p.name for p in root.iterdir()}  # every stream's earlier files are gone

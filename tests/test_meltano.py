@@ -314,6 +314,10 @@ def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project
             return {t: int(postgres(f"select count(*) from callreports.{t}")[0][0]) for t in first}
 
         assert counts() == first
+        # meltano.yml runs these extractors in BATCH mode: the rows went through files.
+        batches = project / "output" / "batches"
+        first_files = {p.name for p in batches.glob("tap-callreports--*.json.gz")}
+        assert {name.split("--")[1] for name in first_files} >= set(first), first_files
         created = sandbox.app.events("job_created")
         talkdesk = [e["wall"] for e in created if e["vendor"] == "talkdesk"]
         myreports = [e["wall"] for e in created if e["vendor"] == "myreports"]
@@ -328,6 +332,7 @@ def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project
         run_jobs_in_parallel(project, env | {"TAP_CALLREPORTS_END_DATE": SCALE_NEXT_END})
         new = scale_counts(sandbox, SCALE_END, SCALE_NEXT_END)
         assert counts() == {t: first[t] + new[t] for t in first}  # each resumed from its own state
+        assert not first_files & {p.name for p in batches.glob("*")}  # earlier runs' files deleted
         assert sandbox.app.events("job_rejected") == []
     finally:
         sandbox.stop()
