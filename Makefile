@@ -7,7 +7,7 @@ MELTANO_VENV := .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install meltano demo sandbox generate test test-fast bench postgres clean
+.PHONY: install meltano demo sandbox generate test test-fast bench bench-targets postgres clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,9 +46,24 @@ test: install meltano
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: install
+# The Singer targets the end-to-end bench pipes into, each in its own venv (the versions meltano.yml pins).
+BENCH_TARGETS := .tmp/bench-targets
+bench-targets:
+	@for spec in "jsonl:target-jsonl==0.1.4" "duckdb:target-duckdb==0.8.0 duckdb==1.1.3" \
+	             "postgres:meltanolabs-target-postgres==0.8.1"; do \
+	  name=$${spec%%:*}; dir=$(BENCH_TARGETS)/$$name; \
+	  [ -f $$dir/.installed ] || { $(PYTHON) -m venv $$dir && $$dir/bin/pip install $(PIP_FLAGS) $${spec#*:} \
+	    && touch $$dir/.installed; } || exit 1; \
+	done
+
+# The tap against its baselines (1M and 100k rows, 5 interleaved rounds, a profile), then the tap
+# piped into target-jsonl, target-duckdb and target-postgres (the `make postgres` server; without
+# it the PostgreSQL rows are skipped with a note). About 30 minutes on 2 cores.
+bench: install bench-targets
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[test,sandbox,bench]'
+	-bash scripts/postgres.sh start
 	$(BIN)/python bench/run.py --profile
+	$(BIN)/python bench/run.py --pipeline
 
 # A PostgreSQL server on loopback for the warehouse test (Debian packages; CI runs this as root).
 postgres:
