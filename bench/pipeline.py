@@ -39,6 +39,8 @@ INSTALL = {  # the versions meltano.yml's loaders pin
 #: target-postgres's COPY loading without the SDK's per-record metadata columns (`_sdc_*`, which
 #: BATCH records never fill anyway); activate_version must go off with them (the target insists).
 PG_COPY_LEAN = {"use_copy": True, "add_record_metadata": False, "activate_version": False}
+#: meltano.yml's target-postgres config (the tap proves its records conform: no re-validation).
+MELTANO_YML_LOADER = {"validate_records": False} | PG_COPY_LEAN
 
 
 @dataclass
@@ -210,12 +212,11 @@ def all_setups() -> tuple[list[Setup], list[str]]:
         setups += [
             Setup("tap | target-postgres (defaults)", "postgres"),
             Setup("tap | target-postgres validate_records=false", "postgres", {"validate_records": False}),
-            Setup("tap | target-postgres validate_records=false, COPY, no _sdc", "postgres",
-                  {"validate_records": False} | PG_COPY_LEAN),
-            Setup("tap (batch_config) | target-postgres", "postgres", batch={}),
-            Setup("tap (batch_config) | target-postgres COPY", "postgres", {"use_copy": True}, batch={}),
-            Setup("tap (batch_config) | target-postgres COPY, no _sdc", "postgres", PG_COPY_LEAN, batch={}),
-            Setup("tap (batch_config 50k) | target-postgres COPY, no _sdc", "postgres", PG_COPY_LEAN,
+            Setup("tap | target-postgres, meltano.yml's loader", "postgres", MELTANO_YML_LOADER),
+            Setup("tap (batch_config) | target-postgres (defaults)", "postgres", batch={"batch_size": 10_000}),
+            Setup("tap (batch_config), meltano.yml's setup", "postgres", MELTANO_YML_LOADER,
+                  batch={"batch_size": 10_000}),
+            Setup("tap (batch_config 50k) | meltano.yml's loader", "postgres", MELTANO_YML_LOADER,
                   batch={"batch_size": 50_000}),
         ]
     return setups, notes
