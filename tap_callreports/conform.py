@@ -29,11 +29,16 @@ import typing as t
 import orjson
 
 from tap_callreports.errors import StreamError
+from tap_callreports.redact import REGISTRY
 
 Converter = t.Callable[[str], t.Any]
 _NULL = type(None)
-_RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
-_ISO_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:?\d{2})?")
+_RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z")
+#: ISO 8601 date-time text: (date and time to the second, the fraction, the offset).
+ISO_DATE_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2})?)(\.[0-9]+)?"
+                       r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?")
+#: Above this a float no longer holds every integer: such a float may not be the number sent.
+_EXACT_FLOAT = 2.0 ** 53
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 _SHOWN = 60  # characters of a refused value shown in the error line
@@ -42,17 +47,21 @@ _SHOWN = 60  # characters of a refused value shown in the error line
 class ValueNotConformed(StreamError):
     """A vendor value that is not of its column's type and cannot become it without loss."""
 
-    def __init__(self, stream: str, column: str, types: t.Sequence[str], value: t.Any, fmt: str | None = None) -> None:
+    def __init__(self, stream: str, column: str, types: t.Sequence[str], value: t.Any, fmt: str | None = None,
+                 *, missing: bool = False) -> None:
         self.column = column
         self.value = value
-        shown = orjson.dumps(value, default=str).decode() if not isinstance(value, str) else repr(value)
-        if len(shown) > _SHOWN:
-            shown = shown[:_SHOWN] + "..."
+        if missing:
+            sent = "a record without it"
+        else:
+            shown = REGISTRY.redact(repr(value) if isinstance(value, str) else orjson.dumps(value, default=str).decode())
+            sent = shown[:_SHOWN] + "..." if len(shown) > _SHOWN else shown
         wanted = "/".join(types) + (f" ({fmt})" if fmt else "")
-        super().__init__(stream, f"column '{column}' is {wanted} in the schema but the vendor sent {shown}, which "
-                         "cannot become one without loss; no record of this window went out past it and no bookmark "
-                         f"moved. If the vendor now sends such values, override the column's type in the catalog "
-                         f"(Meltano: the extractor's `schema` extra, e.g. type [string, \"null\"]) and run again")
+        super().__init__(stream, f"column '{column}' is {wanted} in the schema but the vendor sent {sent}, which "
+                         "cannot become one without loss; the record was not emitted, the stream stopped and no "
+                         "bookmark moved past it. If the vendor now sends such values, override the column's type "
+                         "in the catalog (Meltano: the extractor's `schema` extra, e.g. type [string, \"null\"]) "
+                         "and run again")
 
 
 def _types(spec: t.Mapping[str, t.Any]) -> tuple[str, ...]:
@@ -63,25 +72,52 @@ def _types(spec: t.Mapping[str, t.Any]) -> tuple[str, ...]:
 
 
 def utc_text(text: str) -> str | None:
-    """RFC 3339 UTC text for an ISO 8601 date-time text, or None when it is not one."""
+    """RFC 3339 UTC text for an ISO 8601 date-time text, or None when it is not one. An offset
+    other than Z is applied; no offset reads as UTC (as the tap reads vendor times); the fraction
+    of a second is kept as written (Python's datetime would cut it at microseconds)."""
     if _RFC3339_UTC.fullmatch(text):
         try:
             dt.datetime.fromisoformat(text[:19])  # a real date and time of day
         except ValueError:
             return None
         return text
-    stripped = text.strip()
-    if not _ISO_TEXT.fullmatch(stripped):
+    found = ISO_DATE_TIME.fullmatch(text.strip())
+    if found is None:
         return None
-    if stripped[-1] in "Zz":
-        stripped = stripped[:-1] + "+00:00"
+    base, fraction, offset = found.groups()
+    if offset in (None, "Z", "z"):
+        offset = "+00:00"
+    elif ":" not in offset:
+        offset = f"{offset[:3]}:{offset[3:]}"
     try:
-        moment = dt.datetime.fromisoformat(stripped)
-    except ValueError:
+        moment = dt.datetime.fromisoformat(base + offset).astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):  # not a real date, or beyond year 9999 in UTC
         return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return moment.isoformat() + "Z"
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + (fraction or "") + "Z"
+
+
+def _finite(value: float | decimal.Decimal) -> bool:
+    return value.is_finite() if value.__class__ is decimal.Decimal else math.isfinite(value)
+
+
+def exact_number(text: str) -> int | decimal.Decimal | None:
+    """A number written as text, exactly: an int, or a Decimal (the writer prints its digits as
+    they are); an integral value like '12.0' or '1e3' is an int. None when not a finite number."""
+    if "_" in text:  # Python reads '1_000'; no vendor means that
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    if number == number.to_integral_value() and abs(number.adjusted()) < 100:
+        return int(number)
+    return number
 
 
 def _json_text(value: t.Any) -> str:
@@ -129,6 +165,8 @@ class Column:
         """`value` as this column's type, or ValueNotConformed."""
         cls = value.__class__
         if cls in self.ok:
+            if (cls is float or cls is decimal.Decimal) and not _finite(value):
+                raise ValueNotConformed(stream, self.name, self.types, str(value))  # JSON has no NaN/inf
             if cls is dict and self.nested:
                 return Conformer.conform_mapping(value, self.nested, stream)
             if cls is list and self.items is not None:
@@ -145,43 +183,35 @@ class Column:
                     return None
             else:
                 text = value.strip()
-                if "_" not in text:
-                    if "integer" in kinds or "number" in kinds:
-                        try:
-                            return int(text)
-                        except ValueError:
-                            pass
-                        try:
-                            number = float(text)
-                        except ValueError:
-                            number = None
-                        if number is not None and math.isfinite(number):
-                            if "number" in kinds:
-                                return number
-                            if number.is_integer():
-                                return int(number)
-                    if "boolean" in kinds:
-                        lowered = text.lower()
-                        if lowered in _TRUE:
-                            return True
-                        if lowered in _FALSE:
-                            return False
+                if "integer" in kinds or "number" in kinds:
+                    number = exact_number(text)
+                    if number is not None and (number.__class__ is int or "number" in kinds):
+                        return number
+                if "boolean" in kinds:
+                    lowered = text.lower()
+                    if lowered in _TRUE:
+                        return True
+                    if lowered in _FALSE:
+                        return False
         elif cls is bool:
             if "integer" in kinds or "number" in kinds:
                 return int(value)
             if "string" in kinds and not self.date_time:
                 return "true" if value else "false"
         elif cls is int or cls is float:
-            if cls is float and "integer" in kinds and value.is_integer():
+            # A float beyond 2**53 may be a longer integer the JSON parser rounded: its digits are
+            # not known, so it becomes no integer and no text.
+            exact = cls is int or abs(value) < _EXACT_FLOAT
+            if cls is float and "integer" in kinds and value.is_integer() and exact:
                 return int(value)
             if "boolean" in kinds and value in (0, 1):
                 return bool(value)
-            if "string" in kinds and not self.date_time:
+            if "string" in kinds and not self.date_time and exact and math.isfinite(value):
                 return _json_text(value)
-        elif cls is decimal.Decimal:
+        elif cls is decimal.Decimal and value.is_finite():
             if "integer" in kinds and value == value.to_integral_value():
                 return int(value)
-            if "string" in kinds and not self.date_time and value.is_finite():
+            if "string" in kinds and not self.date_time:
                 return format(value, "f")
         elif cls is dict or cls is list:
             if "string" in kinds and not self.date_time:
@@ -211,8 +241,8 @@ class Conformer:
             rule = rules.get(name)
             if rule is not None and value.__class__ not in rule.ok:
                 row[name] = rule.conform(value, stream)  # same keys: safe while iterating
-            elif rule is not None and (rule.nested or rule.items is not None):
-                row[name] = rule.conform(value, stream)
+            elif rule is not None and (rule.nested or rule.items is not None or value.__class__ is float):
+                row[name] = rule.conform(value, stream)  # nested values; NaN/inf (stdlib json reads them)
         return row
 
     def conform(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -220,7 +250,7 @@ class Conformer:
         for name in self.required:
             if name not in row:
                 raise ValueNotConformed(self.stream, name, self.rules[name].types if name in self.rules else (),
-                                        None)
+                                        None, missing=True)
         return self.conform_mapping(row, self.rules, self.stream)
 
     def check(self, row: dict[str, t.Any], proven: set[tuple[type, ...]]) -> dict[str, t.Any]:
@@ -252,13 +282,17 @@ def _to_bool(text: str) -> bool:
 
 
 def _to_int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        as_float = float(text)
-        if as_float.is_integer():
-            return int(as_float)
-        raise
+    number = exact_number(text.strip())
+    if number.__class__ is not int:
+        raise ValueError(text)
+    return number  # type: ignore[return-value]
+
+
+def _to_number(text: str) -> int | decimal.Decimal:
+    number = exact_number(text.strip())
+    if number is None:
+        raise ValueError(text)
+    return number
 
 
 def _converter(types: t.Sequence[str]) -> Converter | None:
@@ -267,7 +301,7 @@ def _converter(types: t.Sequence[str]) -> Converter | None:
     if "integer" in types:
         return _to_int
     if "number" in types:
-        return float
+        return _to_number
     if "boolean" in types:
         return _to_bool
     return None

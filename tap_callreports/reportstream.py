@@ -32,7 +32,7 @@ from singer_sdk.mapper import SameRecordTransform
 from tap_callreports.batches import WindowBatches, whole_stream_batches
 from tap_callreports.client import CallReportsStream
 from tap_callreports.completeness import EmittedRows, IncompleteResult
-from tap_callreports.conform import Conformer
+from tap_callreports.conform import Conformer, ValueNotConformed
 from tap_callreports.errors import CallReportsError, MalformedBodyError, ReportJobFailed, StreamError
 from tap_callreports.reportjobs import JobTimedOut, OrderedJobs, Window, plan_windows
 from tap_callreports.rowshape import KeyGuard, SchemaGrowth
@@ -152,7 +152,19 @@ class JobLogStream(Stream):
         return Conformer(self.effective_schema, self.name)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        return self.conformer.conform(row)
+        """Job records are the tap's bookkeeping, some fields copied from vendor metadata: a field
+        that does not fit its column is logged and left empty rather than failing a run whose rows
+        are all in (its key fields never come from the vendor's metadata)."""
+        while True:
+            try:
+                return self.conformer.conform(row)
+            except ValueNotConformed as refused:
+                rule = self.conformer.rules.get(refused.column)
+                if refused.column not in row or rule is None or "null" not in rule.types:
+                    raise
+                self.logger.warning("%s: %s is %r, not %s: left empty in this job record", self.name,
+                                    refused.column, refused.value, "/".join(rule.types))
+                row[refused.column] = None
 
     def get_batches(self, batch_config: BatchConfig, context: Context | None = None) -> t.Iterable[t.Any]:
         return whole_stream_batches(self, batch_config, context)
@@ -399,7 +411,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     def grow_schema(self, row: dict) -> None:
         """A row carries fields the schema does not list: add them (a new SCHEMA goes out first)."""
         maps = self.stream_maps
-        if not (len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled):
+        maps_identity = len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled
+        if not maps_identity:
             if not getattr(self, "_growth_warned", False):
                 self._growth_warned = True
                 self.logger.warning("%s: rows carry fields the schema does not list (%s); with stream maps or "
@@ -418,8 +431,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                                  ", ".join(added))
                 self._write_schema_message()
         shaper = getattr(self, "shaper", None)
-        if shaper is not None:
-            shaper.schema_changed()
+        if shaper is not None and (added or not maps_identity):
+            shaper.schema_changed()  # (nothing added: a field that is null so far; nothing to redo)
 
     def _check_keys(self, keys: KeyGuard, result: JobResult) -> None:
         """A row without its key or two rows with one key would be dropped or merged by the warehouse."""
@@ -612,6 +625,11 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         else:
             super()._write_record_message(record)
 
+    @property
+    def lean_loop(self) -> bool:
+        """Whether `_sync_records` takes the lean loop (a dry run's record limit needs the SDK's)."""
+        return self.lean_records and self.selected and self.ABORT_AT_RECORD_COUNT is None
+
     #: Rows between two updates of the SDK's record counter on the lean path (it logs on a timer).
     COUNT_EVERY = 4096
 
@@ -622,8 +640,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         report stream (post-processing and child contexts: none; per-row bookmark: the window's;
         a STATE every 10,000 rows: one after each window instead). A dry run's record limit, a
         deselected stream or BATCH mode without the lean path take the SDK's loop."""
-        if not (self.lean_records and self.selected and self.ABORT_AT_RECORD_COUNT is None
-                and (write_messages or self._batches is not None)):
+        if not (self.lean_loop and (write_messages or self._batches is not None)):
             yield from super()._sync_records(context, write_messages=write_messages)
             return
         record_counter = self.get_record_counter()
@@ -639,25 +656,27 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 fill = tuple((partition_context or {}).items())  # what _process_record adds
                 rows = self.get_records(current_context)
                 counted = 0
-                if write_messages:
-                    write = self.tap.message_writer.write_record
-                    for counted, record in enumerate(rows, 1):  # noqa: B007 - counted: after the loop
-                        for key, value in fill:
-                            if key not in record:
-                                record[key] = value
-                        write(name, record, self.extracted_at)
-                        if not counted % every:
-                            record_counter.increment(every)
-                else:
-                    write_batch = self._batches.write  # type: ignore[union-attr]
-                    for counted, record in enumerate(rows, 1):  # noqa: B007
-                        for key, value in fill:
-                            if key not in record:
-                                record[key] = value
-                        write_batch(record)
-                        if not counted % every:
-                            record_counter.increment(every)
-                record_counter.increment(counted % every)
+                try:
+                    if write_messages:
+                        write = self.tap.message_writer.write_record
+                        for counted, record in enumerate(rows, 1):  # noqa: B007 - counted: after the loop
+                            for key, value in fill:
+                                if key not in record:
+                                    record[key] = value
+                            write(name, record, self.extracted_at)
+                            if not counted % every:
+                                record_counter.increment(every)
+                    else:
+                        write_batch = self._batches.write  # type: ignore[union-attr]
+                        for counted, record in enumerate(rows, 1):  # noqa: B007
+                            for key, value in fill:
+                                if key not in record:
+                                    record[key] = value
+                            write_batch(record)
+                            if not counted % every:
+                                record_counter.increment(every)
+                finally:  # rows out before an error count too
+                    record_counter.increment(counted % every)
                 if current_context == partition_context:
                     self._finalize_state(self.get_context_state(current_context))
         if not context:
@@ -682,7 +701,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             self.logger.info("%s: deleted %d batch file(s) of earlier runs", self.name, deleted)
         try:
             write = self._batches.write
-            lean = self.lean_records
+            lean = self.lean_loop
             for record in self._sync_records(context, write_messages=False):
                 # The lean loop writes the files itself and yields nothing; the SDK's loop yields
                 # every row, with selection, stream maps and flattening applied here.

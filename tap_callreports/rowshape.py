@@ -25,8 +25,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from tap_callreports.conform import Conformer, ValueNotConformed, utc_text
-from tap_callreports.timeutil import UTC
+from tap_callreports.conform import ISO_DATE_TIME, Conformer, ValueNotConformed, utc_text
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _NOT_SQL = re.compile(r"[^a-z0-9_]+")
@@ -123,26 +122,28 @@ class UtcInstants:
         self._offsets: dict[tuple[str, t.Any], dt.timedelta] = {}
 
     def to_utc(self, text: str, zone: dt.tzinfo) -> tuple[str | None, bool]:
-        """(UTC text or None if not a time, whether `text` was a local wall time)."""
-        if len(text) == 20 and text[10] == "T" and text[19] == "Z":  # '2026-04-23T10:22:26Z' if valid
-            return (text if utc_text(text) == text else None), False
+        """(UTC text or None if not an ISO 8601 date-time, whether `text` was a local wall time).
+        The fraction of a second is kept as written."""
+        found = ISO_DATE_TIME.fullmatch(text.strip())
+        if found is None:
+            return None, False
+        base, fraction, offset = found.groups()
+        if offset is not None:
+            return utc_text(text), False
         try:
-            parsed = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
+            parsed = dt.datetime.fromisoformat(base)
         except ValueError:
             return None, False
-        if parsed.tzinfo is not None:
-            return _z(parsed.astimezone(UTC)), False
-        key = (text[:16], zone)
-        offset = self._offsets.get(key)
-        if offset is None:
-            offset = parsed.replace(second=0, microsecond=0, tzinfo=zone).utcoffset() or dt.timedelta(0)
-            self._offsets[key] = offset
-        return _z(parsed - offset), True
-
-
-def _z(moment: dt.datetime) -> str:
-    text = moment.replace(tzinfo=None).isoformat()
-    return text + "Z"
+        key = (base[:16], zone)
+        shift = self._offsets.get(key)
+        if shift is None:
+            shift = parsed.replace(second=0, microsecond=0, tzinfo=zone).utcoffset() or dt.timedelta(0)
+            self._offsets[key] = shift
+        try:
+            moment = parsed - shift
+        except OverflowError:
+            return None, False
+        return moment.isoformat(timespec="seconds") + (fraction or "") + "Z", True
 
 
 def _wall(utc_text: str, zone: dt.tzinfo) -> str:
@@ -200,7 +201,9 @@ class RowShaper:
             conformer.check(row, proven)
         for name in self._instants:
             value = row.get(name)
-            if value.__class__ is str and value:
+            if value == "":
+                row[name] = None  # no instant (instant columns take null)
+            elif value.__class__ is str:
                 if (len(value) == 20 and value[19] == "Z" and value[10] == "T"
                         and value[:16] in self._minutes and value[16] == ":" and value[17:19] in _SECONDS):
                     continue  # already RFC 3339 UTC: the common case

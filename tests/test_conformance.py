@@ -449,3 +449,87 @@ def test_row_limit_exceeded_that_is_no_boolean_stops_the_stream():
 
 class _StreamName:
     name = "myreports_call_rows"
+
+
+# ---- what the review of the conformer found (each pinned) ------------------------------------------
+
+def _column(types, fmt=None):
+    from tap_callreports.conform import Conformer
+
+    spec = {"type": types} | ({"format": fmt} if fmt else {})
+    return Conformer({"properties": {"c": spec}}, "s")
+
+
+@pytest.mark.parametrize(("types", "value", "expected"), [
+    (["integer"], "12345678901234567890.0", 12345678901234567890),
+    (["integer"], "1e3", 1000),
+    (["number"], "12345678901234567891.5", "12345678901234567891.5"),  # exact digits, not a float's
+    (["number"], "0.1", "0.1"),
+])
+def test_numbers_written_as_text_keep_every_digit(types, value, expected):
+    from tap_callreports.writer import dumps
+
+    row = _column(types).conform({"c": value})
+    assert (row["c"] if isinstance(expected, int) else dumps(row["c"]).decode()) == expected
+
+
+@pytest.mark.parametrize(("types", "value"), [
+    (["integer"], "1.0000000000000000001"),  # not whole: no integer
+    (["integer"], 1.2345678901234568e29),  # a float this big may be another integer, rounded by the parser
+    (["string"], 1.2345678901234568e29),
+    (["number", "null"], "NaN"), (["number"], "inf"), (["number"], "1e400x"), (["number"], float("nan")),
+    (["string", "null"], "2026-04-23"),
+])
+def test_values_that_would_change_meaning_are_refused(types, value):
+    from tap_callreports.conform import ValueNotConformed
+
+    conformer = _column(types, "date-time" if value == "2026-04-23" else None)
+    with pytest.raises(ValueNotConformed, match="s: column 'c'"):
+        conformer.conform({"c": value})
+
+
+@pytest.mark.parametrize(("text", "utc"), [
+    ("2026-04-23T10:22:26.123456789+02:00", "2026-04-23T08:22:26.123456789Z"),  # the fraction as written
+    ("2026-04-23T10:22:26.123456789Z", "2026-04-23T10:22:26.123456789Z"),
+    ("2026-04-23 10:22:26", "2026-04-23T10:22:26Z"),
+    ("2026-04-23T10:22:26.\u0661\u0662Z", None),  # digits that are not ASCII
+    ("9999-12-31T23:59:59-05:00", None),  # beyond year 9999 in UTC: no crash, no time
+    ("2026-02-30T10:00:00Z", None),
+])
+def test_date_time_text_to_utc(text, utc):
+    from tap_callreports.conform import utc_text
+
+    assert utc_text(text) == utc
+
+
+def test_an_empty_instant_is_null_and_a_missing_required_column_is_named():
+    from tap_callreports.conform import Conformer, ValueNotConformed
+    from tap_callreports.rowshape import RowPolicy, RowShaper
+
+    policy = RowPolicy(key=("id",), instants=("start_at",))
+    schema = policy.output_schema({"properties": {"id": {"type": ["string"]}, "start_at": {"type": ["string", "null"]}}})
+    shaper = RowShaper(policy, conformer=lambda: Conformer(schema, "s", policy.instants), stream="s")
+    assert shaper.shape({"id": "a", "start_at": ""}, dt.timezone.utc)["start_at"] is None
+    with pytest.raises(ValueNotConformed, match="'start_at' is string/null \\(date-time\\)"):
+        shaper.shape({"id": "b", "start_at": "20260423"}, dt.timezone.utc)  # no ISO date-time: no guess
+    with pytest.raises(ValueNotConformed, match="column 'id' .* sent a record without it"):
+        Conformer({"properties": {"id": {"type": "string"}}, "required": ["id"]}, "s").conform({})
+
+
+def test_a_dry_run_in_batch_mode_writes_its_rows(sandbox, tmp_path):
+    """A record limit takes the SDK's loop; BATCH mode must then write what that loop yields."""
+    import contextlib
+    import io
+
+    from helpers import _parse, catalog_selecting, sandbox_config
+    from tap_callreports.batches import read_batch_file
+    from tap_callreports.tap import TapCallReports
+
+    config = sandbox_config(sandbox, ("talkdesk",), end_date="2026-10-02T00:00:00Z", batch_config={
+        "encoding": {"format": "jsonl", "compression": "gzip"}, "storage": {"root": tmp_path.as_uri()}})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        tap = TapCallReports(config=config, catalog=catalog_selecting(config, ["talkdesk_calls"]))
+        tap.run_sync_dry_run(dry_run_record_limit=100_000, streams=[tap.streams["talkdesk_calls"]])
+    rows = [r for m in _parse(out.getvalue()) if m["type"] == "BATCH" for u in m["manifest"] for r in read_batch_file(u)]
+    assert len(rows) == len({r["call_id"] for r in rows}) > 10

@@ -97,8 +97,12 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     @cached_property
     def text_plan(self) -> dict:
-        """CSV cells are text: typed columns are converted per the vendor schema, planned once."""
-        return text_converters(self.vendor_schema)
+        """CSV cells are text: typed columns are converted per their type in the schema the target
+        gets (a catalog override included), planned once, by vendor field name."""
+        columns = self.target_schema().get("properties", {})
+        column = self.shaper.names.column
+        return text_converters({"properties": {name: columns[column(name)] for name in self.vendor_schema["properties"]
+                                               if column(name) in columns}})
 
     @cached_property
     def shaper(self) -> RowShaper:
