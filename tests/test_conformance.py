@@ -533,3 +533,24 @@ def test_a_dry_run_in_batch_mode_writes_its_rows(sandbox, tmp_path):
         tap.run_sync_dry_run(dry_run_record_limit=100_000, streams=[tap.streams["talkdesk_calls"]])
     rows = [r for m in _parse(out.getvalue()) if m["type"] == "BATCH" for u in m["manifest"] for r in read_batch_file(u)]
     assert len(rows) == len({r["call_id"] for r in rows}) > 10
+
+
+def test_job_records_leave_an_unfitting_vendor_field_empty_but_never_their_own_fields(sandbox, caplog):
+    """Job records copy some fields from vendor metadata: one that does not fit its column is left
+    empty with a warning (the run's rows are all in by then); a field the tap writes itself that
+    does not fit (no null allowed) still stops the stream."""
+    from helpers import sandbox_config
+    from tap_callreports.conform import ValueNotConformed
+    from tap_callreports.tap import TapCallReports
+
+    tap = TapCallReports(config=sandbox_config(sandbox, ("myreports",)))
+    stream = tap.streams["myreports_requests"]
+    record = {"request_id": "r1", "report_id": "p1", "window_start": "2026-10-01T00:00:00Z",
+              "window_end": "2026-10-02T00:00:00Z", "rows_read": 3, "outcome": "emitted", "attempt": 1,
+              "finished_at": "2026-10-02T00:05:00Z", "query_duration": 12.5, "total_count": "3"}
+    with caplog.at_level("WARNING"):
+        out = stream.post_process(dict(record))
+    assert out["query_duration"] is None and out["total_count"] == 3 and out["rows_read"] == 3
+    assert "query_duration is 12.5, not integer/null: left empty" in caplog.text
+    with pytest.raises(ValueNotConformed, match="myreports_requests: column 'rows_read'"):
+        stream.post_process(dict(record, rows_read="three"))
