@@ -53,8 +53,8 @@ class WindowBatches:
         """`on_full` gets the URL of each file that filled up mid-window (to announce it at once)."""
         encoding = batch_config.encoding
         if encoding.format != "jsonl" or encoding.compression not in ("gzip", None, "none"):
-            raise ConfigError("batch_config.encoding", f"must be format jsonl with compression gzip or none for "
-                              f"report streams (got {encoding.format}, {encoding.compression})")
+            raise ConfigError("batch_config.encoding", f"must be format jsonl with compression gzip or none "
+                              f"(got {encoding.format}, {encoding.compression})")
         self.stream_name = stream_name
         self.storage = batch_config.storage
         self.batch_size = max(1, int(batch_config.batch_size or 10_000))
