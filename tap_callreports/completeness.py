@@ -35,24 +35,30 @@ class IncompleteResult(Exception):
         return f"{self.rows_read:,} rows read, vendor says {said}"
 
 
-def stated_count(value: t.Any) -> int | None:
-    """A count as vendors write it (an int, or digits in a string); None when absent or not a count."""
+def whole_number(value: t.Any) -> int | None:
+    """A count or page number as vendors write it (an int, an integral float, or digits in a
+    string); None when absent or not a whole number >= 0."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if value >= 0 else None
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return int(text)
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-        return int(number) if number.is_integer() and number >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
     return None
+
+
+def stated_count(value: t.Any) -> int | None:
+    """A count the vendor states: a `whole_number`, or text like '12.0'."""
+    count = whole_number(value)
+    if count is not None or not isinstance(value, str):
+        return count
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and number >= 0 else None
 
 
 def verify_counts(rows_read: int, counts: t.Mapping[str, t.Any]) -> str:

@@ -31,7 +31,6 @@ import orjson
 from tap_callreports.errors import StreamError
 from tap_callreports.redact import REGISTRY
 
-Converter = t.Callable[[str], t.Any]
 _NULL = type(None)
 _RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z")
 #: ISO 8601 date-time text: (date and time to the second, the fraction, the offset).
@@ -268,62 +267,3 @@ class Conformer:
     def _has_nested(self, row: t.Mapping[str, t.Any]) -> bool:
         return any(rule.nested or rule.items is not None or rule.date_time for name in row
                    if (rule := self.rules.get(name)) is not None)
-
-
-# ---- CSV cells: text typed by the vendor schema, planned once -------------------------------------
-
-def _to_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "t", "1", "yes"):
-        return True
-    if lowered in ("false", "f", "0", "no"):
-        return False
-    raise ValueError(text)
-
-
-def _to_int(text: str) -> int:
-    number = exact_number(text.strip())
-    if number.__class__ is not int:
-        raise ValueError(text)
-    return number  # type: ignore[return-value]
-
-
-def _to_number(text: str) -> int | decimal.Decimal:
-    number = exact_number(text.strip())
-    if number is None:
-        raise ValueError(text)
-    return number
-
-
-def _converter(types: t.Sequence[str]) -> Converter | None:
-    if "string" in types:
-        return None
-    if "integer" in types:
-        return _to_int
-    if "number" in types:
-        return _to_number
-    if "boolean" in types:
-        return _to_bool
-    return None
-
-
-def text_converters(schema: dict) -> dict[str, Converter]:
-    """For each top-level property typed integer/number/boolean, how to read it from text (CSV)."""
-    plan: dict[str, Converter] = {}
-    for name, spec in schema.get("properties", {}).items():
-        convert = _converter(_types(spec))
-        if convert is not None:
-            plan[name] = convert
-    return plan
-
-
-def convert_text_row(row: dict[str, t.Any], plan: dict[str, Converter]) -> dict[str, t.Any]:
-    """Convert in place; a value that does not parse stays text (the conformer then refuses it)."""
-    for name, convert in plan.items():
-        value = row.get(name)
-        if isinstance(value, str):
-            try:
-                row[name] = convert(value)
-            except ValueError:
-                pass
-    return row

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
 
+from tap_callreports.completeness import whole_number
 from tap_callreports.errors import StreamError
 from tap_callreports.responses import dig, json_body, request_label
 
@@ -66,7 +67,7 @@ class PageNumberListing:
         )
 
     def note(self, body: t.Any) -> None:
-        total = _whole(dig(body, "total"))
+        total = whole_number(dig(body, "total"))
         if total is not None:
             self.stated_total = total
 
@@ -103,7 +104,7 @@ class HALPageNumberPaginator(BaseAPIPaginator[int]):
         listing.note(body)
         asked = self.current_value
         where = f"{request_label(response)} page {asked} (per_page={listing.page_size})"
-        stated_page = _whole(dig(body, "page"))
+        stated_page = whole_number(dig(body, "page"))
         if stated_page is not None and stated_page != asked:
             self._stop(f"{where} was answered with page {stated_page}")
         rows = dig(body, *listing.records_path) or []
@@ -114,8 +115,8 @@ class HALPageNumberPaginator(BaseAPIPaginator[int]):
 
         if dig(body, "_links", "next", "href"):
             return True
-        per_page = _whole(dig(body, "per_page")) or listing.page_size
-        total = _whole(dig(body, "total"))
+        per_page = whole_number(dig(body, "per_page")) or listing.page_size
+        total = whole_number(dig(body, "total"))
         last = _page_of(dig(body, "_links", "last", "href"))
         by_total = asked < math.ceil(total / per_page) if total is not None else None
         by_last = asked < last if last is not None else None
@@ -172,25 +173,12 @@ class CursorLinksPaginator(BaseHATEOASPaginator):
                           f"emitted, {REPORT_IT}")
 
 
-def _whole(value: t.Any) -> int | None:
-    """A stated count or page number, or None when absent or not a whole number >= 0."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
 def _page_of(href: t.Any) -> int | None:
     """The `page` query parameter of a link."""
     if not isinstance(href, str):
         return None
     values = parse_qs(urlsplit(href).query).get("page")
-    return _whole(values[0]) if values else None
+    return whole_number(values[0]) if values else None
 
 
 def _shown(value: t.Any) -> str:

@@ -22,7 +22,6 @@ from singer_sdk.exceptions import RetriableAPIError
 
 from tap_callreports.client import VendorRefused
 from tap_callreports.completeness import IncompleteResult, missing_rows, verify_counts
-from tap_callreports.conform import convert_text_row, text_converters
 from tap_callreports.errors import ReportJobFailed
 from tap_callreports.reportjobs import Window
 from tap_callreports.reportstream import JobResult, JobStatus, ReportJobStream
@@ -94,15 +93,6 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         super().__init__(tap, name=f"talkdesk_{report_type}", schema=schema,
                          path=f"/data/reports/{report_type}/jobs")
         self.primary_keys = list(self.row_policy.key)
-
-    @cached_property
-    def text_plan(self) -> dict:
-        """CSV cells are text: typed columns are converted per their type in the schema the target
-        gets (a catalog override included), planned once, by vendor field name."""
-        columns = self.target_schema().get("properties", {})
-        column = self.shaper.names.column
-        return text_converters({"properties": {name: columns[column(name)] for name in self.vendor_schema["properties"]
-                                               if column(name) in columns}})
 
     @cached_property
     def shaper(self) -> RowShaper:
@@ -269,8 +259,8 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
             fmt = self.talkdesk.report_format
             counts: dict[str, t.Any] = {}
             if fmt == "csv":
-                plan = self.text_plan
-                rows: t.Iterator[dict] = (convert_text_row(row, plan) for row in csv_rows(response.raw, skip))
+                # Cells are text: the shaper's conformer types them per the target's schema.
+                rows: t.Iterator[dict] = csv_rows(response.raw, skip)
             elif fmt == "json_bulk":
                 rows = ndjson_rows(response.raw, skip)
             else:
