@@ -247,14 +247,17 @@ class CallReportsStream(RESTStream):
 
     # ---- records that conform to their SCHEMA (conform.py) --------------------------------------
 
+    @property
+    def maps_are_identity(self) -> bool:
+        """No stream map and no flattening: the target gets the records and schema as the tap makes them."""
+        maps = self.stream_maps
+        return len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled
+
     def target_schema(self) -> dict:
         """The schema the target gets in SCHEMA messages: the map's (built from the catalog, and
         grown by the tap) when the only map is the identity; else the catalog's (the user's maps
         then decide what the target gets)."""
-        maps = self.stream_maps
-        if len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled:
-            return maps[0].transformed_schema
-        return self.effective_schema
+        return self.stream_maps[0].transformed_schema if self.maps_are_identity else self.effective_schema
 
     def new_conformer(self, text_checked: t.Iterable[str] = ()) -> Conformer:
         return Conformer(self.target_schema(), self.name, text_checked)

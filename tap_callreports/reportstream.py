@@ -411,7 +411,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     def grow_schema(self, row: dict) -> None:
         """A row carries fields the schema does not list: add them (a new SCHEMA goes out first)."""
         maps = self.stream_maps
-        maps_identity = len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled
+        maps_identity = self.maps_are_identity
         if not maps_identity:
             if not getattr(self, "_growth_warned", False):
                 self._growth_warned = True
