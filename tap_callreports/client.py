@@ -37,12 +37,17 @@ if t.TYPE_CHECKING:
     from tap_callreports.settings import Settings
     from tap_callreports.tap import TapCallReports
 
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
 class VendorRefused(FatalAPIError):
     """A 4xx other than 429: fatal, with its status for callers that treat one specially (404)."""
 
     def __init__(self, message: str, response: requests.Response) -> None:
         super().__init__(message)
         self.status = response.status_code
+        self.url = response.url
 
 
 class CallReportsStream(RESTStream):
@@ -133,6 +138,12 @@ class CallReportsStream(RESTStream):
 
     def validate_response(self, response: requests.Response) -> None:
         status = response.status_code
+        if status >= HTTPStatus.BAD_REQUEST and status != HTTPStatus.TOO_MANY_REQUESTS and status < 500 \
+                and not self.may_authenticate(response.url):
+            # A host our credentials are not for (signed storage, another host in a Location) was
+            # sent none: its refusal says nothing about them.
+            raise VendorRefused(f"{status} {response.reason} for {request_label(response)} on {_host(response.url)}, "
+                                f"a host the tap sends no credentials to: {vendor_error_details(response)}", response)
         if status == HTTPStatus.UNAUTHORIZED:
             self.authenticator.unauthorized(response)  # raises TokenRefreshed when a retry can help
             raise FatalAPIError(

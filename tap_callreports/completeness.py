@@ -77,6 +77,14 @@ def verify_counts(rows_read: int, counts: t.Mapping[str, t.Any]) -> str:
     return f"{rows_read:,} rows, vendor says " + (", ".join(said) if said else "no count (array read to its end)")
 
 
+def stated_empty(members: t.Any, rows_key: str, count_key: str) -> bool:
+    """A result that has no row array but says it is empty: its rows member absent or null and its
+    count stated as 0 (MyReports `data: null` with `totalCount: 0`, a Talkdesk file `{"total": 0}`).
+    Without a stated zero, a missing array is no result (an error envelope, another document)."""
+    return (isinstance(members, dict) and members.get(rows_key) is None
+            and stated_count(members.get(count_key)) == 0)
+
+
 def missing_rows(what: str, body_says: str = "") -> IncompleteResult:
     """A result without its row array (an error envelope, another document)."""
     return IncompleteResult(f"it has no {what}" + (f" ({body_says})" if body_says else ""), 0)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import enum
 import queue
 import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
 from functools import cached_property
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import requests
@@ -34,10 +36,13 @@ from tap_callreports.client import CallReportsStream
 from tap_callreports.completeness import EmittedRows, IncompleteResult
 from tap_callreports.conform import Conformer, ValueNotConformed
 from tap_callreports.errors import CallReportsError, MalformedBodyError, ReportJobFailed, StreamError
+from tap_callreports.redact import REGISTRY
 from tap_callreports.reportjobs import JobTimedOut, OrderedJobs, Window, plan_windows
+from tap_callreports.responses import vendor_error_details
+from tap_callreports.retry import RETRY_AFTER_CAP_SECONDS, parse_retry_after
 from tap_callreports.rowshape import KeyGuard, SchemaGrowth
 from tap_callreports.schemas import load_schema
-from tap_callreports.streaming import BodyInterrupted, BodyMalformed
+from tap_callreports.streaming import BodyInterrupted, BodyMalformed, not_the_report, peek_body
 from tap_callreports.timeutil import iso_z, parse_instant, utc_now
 from tap_callreports.writer import FastSingerWriter
 
@@ -75,6 +80,56 @@ class JobStatus:
 
     location: str | None = None
     ended: str | None = None
+
+
+class JobPhase(enum.Enum):
+    """What a vendor's job status word means to the engine."""
+
+    RUNNING = "running"
+    DONE = "done"
+    ENDED = "ended"  # failed, canceled, deleted: the job is created again
+
+
+#: Words most job APIs use, beyond the documented ones; a vendor's table adds its own.
+COMMON_STATUS_WORDS: dict[str, JobPhase] = {
+    **dict.fromkeys(("created", "new", "queued", "pending", "scheduled", "waiting", "accepted", "submitted",
+                     "processing", "running", "in_progress", "started", "generating", "uploading"), JobPhase.RUNNING),
+    **dict.fromkeys(("done", "complete", "completed", "succeeded", "success", "successful", "finished",
+                     "ready", "available"), JobPhase.DONE),
+    **dict.fromkeys(("failed", "failure", "error", "errored", "canceled", "cancelled", "aborted", "deleted",
+                     "expired", "rejected", "timeout", "timed_out"), JobPhase.ENDED),
+}
+
+
+class StatusWords:
+    """One vendor's job status vocabulary: words (any case; spaces and dashes read as `_`) mapped
+    to phases in one table. Vocabularies are open: a word not in the table is logged once per
+    run with the raw answer, and the caller judges that answer by the rest of it (a files link,
+    a status message) -- or keeps polling until the job times out."""
+
+    def __init__(self, vendor: str, table: t.Mapping[str, JobPhase]) -> None:
+        self.vendor = vendor
+        self.table = dict(table)
+        self._unknown_said: set[str] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def normal(word: t.Any) -> str:
+        return str(word or "").strip().lower().replace(" ", "_").replace("-", "_")
+
+    def phase(self, word: t.Any, answer: t.Any, logger: t.Any, stream: str) -> JobPhase | None:
+        """The phase `word` names, or None (unknown: logged once with `answer`)."""
+        normal = self.normal(word)
+        phase = self.table.get(normal)
+        if phase is None:
+            with self._lock:
+                first = normal not in self._unknown_said
+                self._unknown_said.add(normal)
+            if first:
+                logger.warning("%s: %s answered the job status %r, which the tap does not know; it judges the "
+                               "job by the rest of the answer (%s) and keeps polling until job_timeout_seconds "
+                               "otherwise", stream, self.vendor, word, REGISTRY.redact(str(answer))[:400])
+        return phase
 
 
 #: Times a result that proved incomplete is downloaded again before its job is created again.
@@ -757,6 +812,39 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             raise StreamError(self.name, f"the download of {_path(url)} kept redirecting ({hops} hops); report it")
         response.raw.decode_content = True
         return response
+
+    def open_report(self, result: JobResult, fmt: str, fetch: t.Callable[[], requests.Response]) -> requests.Response:
+        """The body of a result, once the answer says it is the report (`fetch()` asks for it).
+
+        A 202, a Retry-After, or a body whose content type or first bytes are not `fmt` (an HTML
+        page, an XML or JSON error, a job status) is never read as rows: it is waited out (its
+        Retry-After, else the retry policy's backoff) and asked again -- a "not yet" (202 or
+        Retry-After) within job_timeout_seconds, any other body up to max_retries times. After
+        that the result counts as incomplete: the job is created again, and the run stops
+        loudly with the bookmark unmoved if it stays so."""
+        deadline = time.monotonic() + self.settings.jobs.timeout_seconds
+        tries = 0
+        while True:
+            response = fetch()
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            not_yet = response.status_code == HTTPStatus.ACCEPTED or retry_after is not None
+            if not_yet:
+                problem = f"{response.status_code} {response.reason} with Retry-After " \
+                          f"{response.headers.get('Retry-After', '(none)')} ({vendor_error_details(response) or 'no body'})"
+            else:
+                head, response.raw = peek_body(response.raw)
+                problem = not_the_report(fmt, response.headers.get("Content-Type", ""), head)
+                if problem is None:
+                    return response
+            response.close()
+            tries += 1
+            wait = (min(retry_after, RETRY_AFTER_CAP_SECONDS) if retry_after is not None
+                    else self.retry_policy.wait_seconds(None, tries))
+            if time.monotonic() + wait > deadline or (not not_yet and tries > self.settings.max_retries):
+                raise IncompleteResult(f"{_path(response.url)} answered {problem}, not the report, {tries} time(s)", 0)
+            self.logger.warning("%s: %s answered %s, not the report; asking again in %.1fs", self.name,
+                                _path(response.url), problem, wait)
+            time.sleep(wait)
 
 
 def _record_window(record: dict) -> Window | None:

@@ -82,3 +82,16 @@ def dig(body: t.Any, *path: str) -> t.Any:
             return None
         body = body.get(key)
     return body
+
+
+def id_from_location(response: requests.Response) -> str | None:
+    """The id a creation answer names only in its Location header (`.../jobs/<id>`): its last path
+    segment, or None."""
+    location = response.headers.get("Location") or ""
+    segment = urlsplit(location).path.rstrip("/").rpartition("/")[2]
+    return segment or None
+
+
+def created_body(response: requests.Response, stream_name: str) -> t.Any:
+    """A creation answer's JSON, or {} when its body is empty (the id is then in its Location)."""
+    return json_body(response, stream_name) if response.content.strip() else {}

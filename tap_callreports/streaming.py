@@ -362,3 +362,57 @@ class _RawAdapter(io.RawIOBase):
         chunk = self._reader.read(len(buffer))
         buffer[: len(chunk)] = chunk
         return len(chunk)
+
+
+# ---- is this answer the report? ----------------------------------------------------------------------
+
+#: Bytes looked at before a body is taken for a report.
+HEAD_BYTES = 512
+#: Content types that are never a report body, whatever its format (an HTML page, an XML error).
+MARKUP_TYPES = frozenset({"text/html", "application/xhtml+xml", "application/xml", "text/xml"})
+
+
+class PeekedBody:
+    """A raw body whose first bytes were read to judge it: they are replayed first."""
+
+    def __init__(self, head: bytes, raw: t.Any) -> None:
+        self._head = head
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size is None or size < 0:
+                chunk, self._head = self._head + self._raw.read(), b""
+                return chunk
+            chunk, self._head = self._head[:size], self._head[size:]
+            return chunk
+        return self._raw.read(size)
+
+    def __getattr__(self, name: str) -> t.Any:  # close, release_conn, ... of the raw body
+        return getattr(self._raw, name)
+
+
+def peek_body(raw: t.Any) -> tuple[bytes, PeekedBody]:
+    """The body's first bytes, and the body to read from its start."""
+    try:
+        head = raw.read(HEAD_BYTES) or b""
+    except TRANSPORT_ERRORS as exc:
+        raise BodyInterrupted(0, exc) from None
+    return head, PeekedBody(head, raw)
+
+
+def not_the_report(fmt: str, content_type: str, head: bytes) -> str | None:
+    """Why a 200 body is not a report in `fmt` (csv, json, json_bulk), or None when it may be.
+    Any text has a CSV header line: an HTML page, an XML error or a JSON error must never be
+    read as rows. The content type and the first bytes both have to fit."""
+    kind = content_type.split(";")[0].strip().lower()
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    shown = head.lstrip()[:60].decode("utf-8", "replace").replace("\n", " ")
+    if kind in MARKUP_TYPES or first == b"<":
+        return f"a {kind or 'markup'} body ({shown!r})"
+    is_json = kind == "application/json" or kind.endswith("+json") or first in (b"{", b"[")
+    if fmt == "csv" and is_json:
+        return f"a JSON body ({shown!r}) for a CSV report"
+    if fmt != "csv" and first and first not in (b"{", b"["):
+        return f"a {kind or 'non-JSON'} body ({shown!r}) for a JSON report"
+    return None

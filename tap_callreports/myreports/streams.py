@@ -19,12 +19,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from tap_callreports.client import VendorRefused
-from tap_callreports.completeness import IncompleteResult, missing_rows, verify_counts
+from tap_callreports.completeness import (
+    IncompleteResult,
+    missing_rows,
+    stated_count,
+    stated_empty,
+    verify_counts,
+)
 from tap_callreports.errors import ReportJobFailed, StreamError
 from tap_callreports.myreports.client import MyReportsStream
 from tap_callreports.reportjobs import Window
-from tap_callreports.reportstream import JobResult, JobStatus, ReportJobStream, SplitWindow
-from tap_callreports.responses import dig, vendor_words
+from tap_callreports.reportstream import (
+    COMMON_STATUS_WORDS,
+    JobPhase,
+    JobResult,
+    JobStatus,
+    ReportJobStream,
+    SplitWindow,
+    StatusWords,
+)
+from tap_callreports.responses import dig, id_from_location, vendor_words
 from tap_callreports.rowshape import RowPolicy, RowShaper
 from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import ReportDocument
@@ -33,8 +47,9 @@ from tap_callreports.timeutil import UTC, LocalTimeConverter, fall_back_transiti
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-COMPLETE = "complete"
-ENDED = ("failed", "error", "cancelled", "canceled")  # compared in lower case
+#: MyReports' request status words (the doc's: Pending, Processing, Complete, Failed, Cancelled;
+#: any case) and those other job APIs use.
+STATUS_WORDS = COMMON_STATUS_WORDS
 ROW_ARRAYS = ("data", "data.data")  # the documented bare result, or the same inside the envelope
 
 
@@ -113,18 +128,21 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         assert context is not None
         report_id = context["report_id"]
         body = {"reportId": report_id, "dateFilter": {"start": offset_iso(window.start), "end": offset_iso(window.end)}}
-        created = self.envelope_data(self.send("POST", f"{self.report_url(report_id)}/requests", json=body))
-        request_id = str(dig(created, "requestId") or "")
+        response = self.send("POST", f"{self.report_url(report_id)}/requests", json=body)
+        created = self.envelope_data(response) if response.content.strip() else {}
+        request_id = str(dig(created, "requestId") or id_from_location(response) or "")
         if not request_id:
             raise ReportJobFailed(self.name, f"creating a request for report {report_id} answered without a "
-                                  "requestId; the vendor changed its format, report it")
+                                  "requestId (in its data or a Location header); run again later, and report it to "
+                                  "MyReports if it persists")
         return JobResult(job_id=request_id, window=window, attempt=attempt, location="",
                          details={"report_id": report_id, "created_at": iso_z(utc_now())})
 
     def describe_job(self, result: JobResult) -> str:
         message = result.details.get("status_message")
         return (f"request {result.job_id} for report {result.details.get('report_id')} {result.window}"
-                + (f" ({message})" if message and _status(result.details.get("status"), None) != COMPLETE else ""))
+                + (f" ({message})" if message and self._phase(result.details.get("status"), None)
+                   is not JobPhase.DONE else ""))
 
     def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
         report_id, request_id = result.details["report_id"], result.job_id
@@ -137,14 +155,33 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             raise
         result.details["polls"] = result.details.get("polls", 0) + 1
         raw_status, message = dig(data, "status"), dig(data, "statusMessage")
-        status = _status(raw_status, message)
         if raw_status != result.details.get("status"):
             self.logger.info("%s: %s is %s", self.name, self.describe_job(result), raw_status or "(no status)")
         result.details["status"], result.details["status_message"] = raw_status, message
-        if status == COMPLETE:
+        phase = self._phase(raw_status, message, data)
+        if phase is JobPhase.DONE:
             return JobStatus(location=f"{url}/data")
-        if status in ENDED:
-            return JobStatus(ended=status)
+        if phase is JobPhase.ENDED:
+            return JobStatus(ended=StatusWords.normal(raw_status) or str(message))
+        return None
+
+    @cached_property
+    def status_words(self) -> StatusWords:
+        return StatusWords("MyReports", STATUS_WORDS)
+
+    def _phase(self, status: t.Any, message: t.Any, answer: t.Any = None) -> JobPhase | None:
+        """A request's phase from its status word (`STATUS_WORDS`); a word the tap does not know, or
+        a numeric status (the result's own `status: 1`), is judged by its statusMessage."""
+        if isinstance(status, str) and status.strip():
+            phase = self.status_words.phase(status, answer, self.logger, self.name) if answer is not None \
+                else self.status_words.table.get(StatusWords.normal(status))
+            if phase is not None:
+                return phase
+        text = str(message or "").lower()
+        if "complete" in text and "incomplete" not in text:
+            return JobPhase.DONE
+        if any(word in text for word in ("fail", "error", "cancel")):
+            return JobPhase.ENDED
         return None
 
     # ---- the rows (main thread) ----------------------------------------------------------------
@@ -170,11 +207,16 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         return response
 
     def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
-        response = self._open_result(result)
+        response = self.open_report(result, "json", lambda: self._open_result(result))
         try:
             document = ReportDocument(response.raw, ROW_ARRAYS)
             if document.array_key is None:
                 envelope = document.header
+                members = envelope.get("data") if "requestId" not in envelope else envelope
+                if stated_empty(members, "data", "totalCount") and not self._limit_exceeded(members):
+                    result.details["meta"] = members
+                    result.details["verdict"] = verify_counts(0, {"totalCount": 0})
+                    return  # no rows, and it says so (`data: null`, totalCount 0)
                 raise missing_rows("'data' row list", vendor_words(
                     envelope.get("data") if isinstance(envelope.get("data"), dict) and envelope.get("data") else envelope))
             meta = result_members(document, document.header)
@@ -183,9 +225,10 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             tz = self._time_zone(meta) if _has_time_zone(meta) else None
             if tz is not None:
                 self._split_at_fall_back(tz, result)
-            if tz is None or "rowLimitExceeded" not in meta or "totalCount" not in meta:
-                # What decides the window (time zone, rowLimitExceeded, counts) comes after the rows:
-                # park them on disk, decide, then replay them -- memory stays flat.
+            if tz is None or self._limit_exceeded(meta) is None or "totalCount" not in meta:
+                # What decides the window (time zone, rowLimitExceeded, counts) comes after the rows,
+                # or is unclear until the rows are counted: park them on disk, decide, then replay
+                # them -- memory stays flat.
                 rows = self._spooled_rows(document, result, skip)
             else:
                 self._check_limit(meta, result)
@@ -194,7 +237,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             trailer = result_members(document, document.trailer)
             result.details["trailer"] = trailer
             members = {**trailer, **meta}
-            counts = {} if self._limit_exceeded(members) else {"totalCount": members.get("totalCount")}
+            counts = {} if self._limit_exceeded(members) is True else {"totalCount": members.get("totalCount")}
             result.details["verdict"] = verify_counts(document.rows_read, counts)
         finally:
             response.close()
@@ -244,28 +287,43 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             raise StreamError(self.name, f"a result reports the unknown time zone '{name}'; start_utc cannot be "
                               "computed; report it to MyReports") from None
 
-    def _limit_exceeded(self, members: t.Mapping[str, t.Any]) -> bool:
-        """rowLimitExceeded as a boolean, also when written as text or 0/1; anything else stops."""
+    def _limit_exceeded(self, members: t.Mapping[str, t.Any]) -> bool | None:
+        """rowLimitExceeded as a boolean, also when written as text or 0/1; None when it is absent
+        or says neither (then the row count decides, `_check_limit`)."""
         value = members.get("rowLimitExceeded")
-        if value is None or value is False or value is True:
-            return bool(value)
-        text = str(value).strip().lower()
+        if value is False or value is True:
+            return value
+        text = str(value).strip().lower() if value is not None else ""
         if text in ("true", "1"):
             return True
-        if text in ("false", "0", ""):
+        if text in ("false", "0"):
             return False
-        raise StreamError(self.name, f"a result's rowLimitExceeded is {value!r}, not a boolean: whether it was cut "
-                          "at rowLimit is unknown, so no row of it counts as complete; report it to MyReports")
+        return None
 
-    def _check_limit(self, meta: dict, result: JobResult) -> None:
-        if self._limit_exceeded(meta):
-            try:
-                halves = result.window.halves()
-            except ValueError:
-                raise StreamError(self.name, f"request {result.job_id}: even one second ({result.window}) holds more "
-                                  f"than rowLimit={dig(meta, 'request', 'rowLimit')} rows; cannot split further") from None
-            raise SplitWindow(halves, f"rowLimitExceeded: {meta.get('totalCount')} rows over rowLimit "
-                              f"{dig(meta, 'request', 'rowLimit') or meta.get('rowLimit')}")
+    def _check_limit(self, meta: dict, result: JobResult, rows: int | None = None) -> None:
+        """Split a window whose result was, or may have been, cut at rowLimit: rowLimitExceeded is
+        true, or it is not a clear false and the result holds rowLimit rows (`rows`, once counted).
+        A result that may have been cut is treated as cut: the halves cost a request, a cut taken
+        for whole loses rows."""
+        flag = self._limit_exceeded(meta)
+        limit = stated_count(dig(meta, "request", "rowLimit"))
+        if limit is None:
+            limit = stated_count(meta.get("rowLimit"))
+        if flag is None and rows is not None and limit is not None and rows >= limit:
+            why = (f"{rows:,} rows, rowLimit {limit:,}, and rowLimitExceeded "
+                   f"{'absent' if meta.get('rowLimitExceeded') is None else repr(meta.get('rowLimitExceeded'))}: "
+                   "taken as cut")
+        elif flag:
+            why = f"rowLimitExceeded: {meta.get('totalCount')} rows over rowLimit {limit}"
+        else:
+            return
+        try:
+            halves = result.window.halves()
+        except ValueError:
+            raise StreamError(self.name, f"request {result.job_id}: even one second ({result.window}) holds more "
+                              f"than rowLimit={limit} rows; cannot split further; raise the report's row limit "
+                              "at MyReports, then run again") from None
+        raise SplitWindow(halves, why)
 
     def _spooled_rows(self, document: ReportDocument, result: JobResult, skip: int) -> t.Iterator[dict]:
         """Rows parked on disk until the members after them are read: the time zone (in `request`),
@@ -280,7 +338,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                                   "and the tap does not guess; report it to MyReports") from None
             tz = self._time_zone(members)
             self._split_at_fall_back(tz, result)
-            self._check_limit(members, result)
+            self._check_limit(members, result, document.rows_read)
             spool.seek(0)
             yield from self._converted((orjson.loads(line) for line in spool), tz, result)
 
@@ -317,14 +375,3 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
 
 def _has_time_zone(members: dict) -> bool:
     return bool(dig(members, "request", "timeZoneId"))
-
-
-def _status(status: t.Any, message: t.Any) -> str:
-    """A request status as compared here: lower case ("Complete", "COMPLETE"); a numeric status
-    (the result's own `status: 1`) is read through its statusMessage."""
-    if isinstance(status, str) and status.strip():
-        return status.strip().lower()
-    text = str(message or "").lower()
-    if "complete" in text:
-        return COMPLETE
-    return "failed" if "fail" in text else ""

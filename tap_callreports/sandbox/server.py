@@ -29,16 +29,21 @@ from werkzeug.wrappers import Request, Response
 from tap_callreports.sandbox.data import MYREPORTS_REPORTS, MYREPORTS_WORKSPACE, SandboxData
 from tap_callreports.sandbox.faults import FaultInjector
 from tap_callreports.sandbox.shapes import (
+    EXPIRED_LINK,
     MYREPORTS_TEMPLATES,
+    NOT_THE_FILE,
     SHAPES,
     UNTYPABLE_VALUES,
     all_but_last,
     check_shapes,
+    empty_file,
     imports_link_query,
     imports_next_page,
     myreports_members_as_other_types,
     myreports_split,
+    myreports_unflag_cut,
     sent_as_other_types,
+    status_word,
     talkdesk_json_frame,
 )
 
@@ -260,6 +265,11 @@ class Sandbox:
             self._once_seen.add((name, key))
         return True
 
+    @property
+    def answers_done_with_200(self) -> bool:
+        """Shapes whose done jobs answer 200 with _links.files (the status word is what they test)."""
+        return self.shape("talkdesk-status-words") or self.shape("talkdesk-status-unknown-done")
+
     def as_sent(self, row: dict) -> dict:
         """A row as the vendor writes it: under wrong-json-types, some values in another JSON type."""
         return sent_as_other_types(row) if self.shape("wrong-json-types") else row
@@ -450,9 +460,11 @@ class Sandbox:
         embedded = [self.as_sent({**row, "_links": {k: {"href": host + v["href"]} for k, v in row["_links"].items()}})
                     for row in items]
         self.event("imports_page", page=page, per_page=per_page, count=len(items))
-        return _json({"count": len(items), "total": self.count_as_sent(total), "page": page,
-                      "per_page": self.count_as_sent(per_page),
-                      "_embedded": {"imports": embedded}, "_links": links})
+        answer = {"count": len(items), "total": self.count_as_sent(total), "page": page,
+                  "per_page": self.count_as_sent(per_page), "_embedded": {"imports": embedded}, "_links": links}
+        if not items and self.shape("imports-empty-no-embedded"):
+            del answer["_embedded"]
+        return _json(answer)
 
     def td_import(self, request: Request, import_id: str) -> Response:
         if denied := self._td_auth(request):
@@ -478,6 +490,7 @@ class Sandbox:
         if job.status == "done":
             links["files"] = {"href": f"{base}/files/{job.id}"}
         status = job.status.upper() if self.shape("talkdesk-status-upper") else job.status
+        status = status_word(self.config.shapes, status)
         return {
             "job": {"id": job.id, "name": job.name, "timezone": job.timezone, "status": status,
                     "format": job.format, "timespan": job.timespan},
@@ -538,6 +551,8 @@ class Sandbox:
         self.event("job_created", vendor="talkdesk", job_id=job.id, report_type=report_type,
                    start=start.isoformat(), end=end.isoformat(), attempt=attempt)
         answer = self._job_body(request, job)
+        if self.shape("talkdesk-create-location-only"):
+            return Response(b"", status=202, headers={"Location": answer["_links"]["self"]["href"]})
         return _json(answer["job"] if self.config.talkdesk_bare_job else answer, 202)
 
     def _job_outcome(self, key: str, attempt: int, start: dt.datetime) -> str:
@@ -591,7 +606,7 @@ class Sandbox:
         if job.status != was and job.status not in TALKDESK_ACTIVE:
             self.event("job_finished", vendor="talkdesk", job_id=job.id, status=job.status)
         body = self._job_body(request, job)
-        if job.status == "done" and self.config.talkdesk_done_status in (300, 303):
+        if job.status == "done" and self.config.talkdesk_done_status in (300, 303) and not self.answers_done_with_200:
             location = f"/data/reports/{job.report_type}/files/{job.id}"
             if self.shape("talkdesk-location-other-host"):
                 location = self._signed_url(request, job)
@@ -628,6 +643,9 @@ class Sandbox:
                         buffer.seek(0)
                         buffer.truncate()
                 out.write(buffer.getvalue().encode())
+        if count == 0 and (empty := empty_file(self.config.shapes, job.format)) is not None:
+            with open(path, "wb") as out:
+                out.write(empty)
         if self.faults.profile.malformed and job.format == "json":
             with open(path, "r+b") as out:
                 out.truncate(max(1, os.path.getsize(path) - 25))
@@ -691,10 +709,21 @@ class Sandbox:
         if self.shape_once("talkdesk-files-404-once", job.id):
             self.event("fault", fault="file-404", path=request.path)
             return _td_error(404, "0000404", "Report file not found")
+        if answer := self._not_the_file(job.id):
+            status, content_type, body, headers = answer
+            return Response(body, status=status, content_type=content_type, headers=headers)
         if job.redirect:
             return Response(status=303, headers={"Location": self._signed_url(request, job)})
         self.event("file_download", job_id=job.id, via="api")
         return self._file_response(request, job.file_path, job.file_size, _content_type(job.format), f"file:{job.id}")
+
+    def _not_the_file(self, job_id: str) -> tuple[int, str, bytes, dict[str, str]] | None:
+        """What the files endpoint answers instead of the file under a NOT_THE_FILE shape."""
+        for name, answer in NOT_THE_FILE.items():
+            if self.shape(name) and (name.endswith("-always") or self.shape_once(name, job_id)):
+                self.event("fault", fault=name, job_id=job_id)
+                return answer
+        return None
 
     def td_signed_file(self, request: Request, object_name: str) -> Response:
         if request.headers.get("Authorization"):
@@ -706,9 +735,10 @@ class Sandbox:
             entry = self._signed.get(signature)
         if entry is None or not object_name.startswith(entry[0]):
             return Response(b"<Error><Code>SignatureDoesNotMatch</Code></Error>", status=403, content_type="application/xml")
-        if entry[1] < time.monotonic():
-            return Response(b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
-                            status=403, content_type="application/xml")
+        if (entry[1] < time.monotonic() or self.shape("talkdesk-signed-url-expired-always")
+                or self.shape_once("talkdesk-signed-url-expired-once", entry[0])):
+            self.event("fault", fault="link-expired", job_id=entry[0])
+            return Response(EXPIRED_LINK, status=403, content_type="application/xml")
         with self._lock:
             job = self._jobs.get(entry[0])
         if job is None or job.file_path is None or self.shape_once("talkdesk-files-404-once", entry[0]):
@@ -940,6 +970,8 @@ class Sandbox:
             self._requests[req.id] = req
         self.event("job_created", vendor="myreports", job_id=req.id, report_id=rep, start=start.isoformat(),
                    end=end.isoformat(), attempt=attempt)
+        if self.shape("myreports-create-location-only"):
+            return Response(b"", status=201, headers={"Location": f"{self._host(request)}{request.path}/{req.id}"})
         return _envelope({"requestId": req.id, "locale": "en-GB", "referenceDate": now.isoformat(),
                           "dateFilter": date_filter, "startTime": start.isoformat(), "endTime": end.isoformat()})
 
@@ -974,6 +1006,7 @@ class Sandbox:
                    "Complete": "Report processing complete", "Failed": "Report processing failed: query timeout",
                    "Cancelled": "Report request was cancelled"}[req.status]
         status = req.status.upper() if self.shape("myreports-status-upper") else req.status
+        status = status_word(self.config.shapes, status)
         return _envelope({"requestId": req.id, "reportId": req.report_id, "status": status, "statusMessage": message,
                           "dateCreated": req.created_at.isoformat()})
 
@@ -1018,6 +1051,8 @@ class Sandbox:
                 "queryCount": total, "rowLimitExceeded": exceeded, "totalCount": total}
         if self.shape("wrong-json-types"):
             myreports_members_as_other_types(head, request_doc)
+        if self.shape("myreports-cut-unflagged"):
+            myreports_unflag_cut(head, len(kept))
         tail = {"summary": [summary], "status": 1, "statusMessage": "Report processing complete",
                 "rowLimit": self.count_as_sent(limit)}
         before, after = myreports_split(head, tail, self.shape("myreports-request-after-data"))
@@ -1026,14 +1061,15 @@ class Sandbox:
         with open(path, "wb") as out:
             if enveloped:
                 out.write(b'{"data":')
-            out.write(b"{" + _members(before) + b',"data":[')
+            empty_as_null = not kept and self.shape("myreports-empty-data-null")
+            out.write(b"{" + _members(before) + (b',"data":null' if empty_as_null else b',"data":['))
             for index, row in enumerate(self.all_as_sent(row for _ts, row in kept)):
                 encoded = orjson.dumps(row)
                 if self.faults.profile.malformed and index == 1 and b'"userName":"' in encoded:
                     # The vendor's own documented example has a row like this.
                     encoded = encoded.replace(b'"userName":"', b'"userName":', 1)
                 out.write((b"," if index else b"") + encoded)
-            out.write(b"]," + _members(after) + b"}")
+            out.write((b"," if empty_as_null else b"],") + _members(after) + b"}")
             if enveloped:
                 out.write(b"," + _members({"error": None, "message": None, "status": "success",
                                            "timestamp": dt.datetime.now(UTC).isoformat()}) + b"}")

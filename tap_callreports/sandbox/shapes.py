@@ -18,11 +18,28 @@ SHAPES: dict[str, str] = {
     "talkdesk-total-short-once": "the first job for a (type, window) writes one entry fewer than its total",
     "talkdesk-location-other-host": "done jobs and the files endpoint redirect to a signed URL on another host",
     "talkdesk-files-404-once": "the first GET of each job's file answers 404 (store not consistent yet)",
+    "talkdesk-file-not-ready-once": "the first GET of each job's file answers 202 with Retry-After: 1 and the job "
+                                    "back at uploading",
+    "talkdesk-file-html-once": "the first GET of each job's file answers 200 with an HTML error page",
+    "talkdesk-file-json-error-once": "the first GET of each job's file answers 200 with a JSON error (for any format)",
+    "talkdesk-file-html-always": "every GET of a job's file answers 200 with an HTML error page",
+    "talkdesk-signed-url-expired-once": "the first signed download link of each job answers 403 (XML: Request has "
+                                        "expired)",
+    "talkdesk-signed-url-expired-always": "every signed download link answers 403 (XML: Request has expired)",
+    "talkdesk-create-location-only": "job creation answers 202 with an empty body and the job only in Location",
+    "talkdesk-status-words": "job statuses in another vocabulary: Queued, Running, Finalizing (unknown), Completed, "
+                             "Error, Cancelled; done jobs answer 200 with _links.files",
+    "talkdesk-status-unknown-done": "a done job's status is a word no doc uses (Available for download), answered 200 "
+                                    "with _links.files",
+    "talkdesk-empty-header-only": "a CSV report without rows is its header line alone",
+    "talkdesk-empty-no-total": 'a JSON report without rows is {"entries": []}, with no total',
+    "talkdesk-empty-no-entries": 'a JSON report without rows is {"total": 0, "type", "version"}, with no entries',
     "talkdesk-status-upper": "job statuses in upper case (CREATED, PROCESSING, DONE, ...)",
     "talkdesk-timespan-wall": "timespan from/to offsets are ignored: wall-clock fields read in the job's timezone",
     "talkdesk-extra-field": "report rows of every type carry fields the tap's schemas do not list: sentiment_score "
                             "(a float, null in some rows) and queue_tags (a list of strings)",
     # Talkdesk bulk imports
+    "imports-empty-no-embedded": "a page without rows has no _embedded member",
     "imports-next-without-per-page": "HAL next/prev/first/last hrefs carry only ?page=N (no per_page)",
     "imports-next-missing": "page 2 has no next link although more pages follow",
     "imports-next-repeated": "page 2's next link points to page 2 again when more pages follow",
@@ -33,6 +50,13 @@ SHAPES: dict[str, str] = {
     "myreports-error-envelope-always": "every GET of /data answers 200 with an error envelope",
     "myreports-count-short-once": "the first request for a (report, window) holds one row fewer than totalCount",
     "myreports-data-enveloped": "the /data result comes inside {data, error, message, status, timestamp}",
+    "myreports-cut-unflagged": "results carry no rowLimitExceeded, and a result cut at rowLimit states the rows it "
+                               "returns as its totalCount",
+    "myreports-create-location-only": "request creation answers 201 with an empty body and the request in Location",
+    "myreports-status-words": "request statuses in another vocabulary: Queued, Running, Succeeded, Error, Canceled",
+    "myreports-status-unknown-done": "a complete request's status is a word no doc uses (Generated); its "
+                                     "statusMessage says complete",
+    "myreports-empty-data-null": "a result without rows has data: null (and totalCount 0)",
     "myreports-status-upper": "request statuses in upper case (COMPLETE, PROCESSING, ...)",
     "myreports-other-template": "results come from the CallSummaryByUser template: displayFields and rows add "
                                 "talkTime (number), holdCount (integer) and transferredTo (string, in some rows)",
@@ -73,6 +97,54 @@ def talkdesk_json_frame(layout: str, total: int, report_type: str, total_as_text
     return b'{"entries":[', b"]," + meta + b"}"
 
 
+#: Job status words per shape: the sandbox's own word -> the word answered (sandbox/server.py).
+STATUS_WORDS: dict[str, dict[str, str]] = {
+    "talkdesk-status-words": {"created": "Queued", "processing": "Running", "uploading": "Finalizing",
+                              "done": "Completed", "failed": "Error", "canceled": "Cancelled"},
+    "talkdesk-status-unknown-done": {"done": "Available for download"},
+    "myreports-status-words": {"Pending": "Queued", "Processing": "Running", "Complete": "Succeeded",
+                               "Failed": "Error", "Cancelled": "Canceled"},
+    "myreports-status-unknown-done": {"Complete": "Generated"},
+}
+
+
+def status_word(shapes: t.Iterable[str], word: str) -> str:
+    """A job status as the switched-on STATUS_WORDS shape writes it."""
+    for name in shapes:
+        if name in STATUS_WORDS:
+            return STATUS_WORDS[name].get(word, word)
+    return word
+
+
+#: A Talkdesk report file without rows, per shape: (format, the whole file).
+EMPTY_FILES: dict[str, tuple[str, bytes]] = {
+    "talkdesk-empty-header-only": ("csv", b"call_id,type,start_at,end_at,agent_name,talk_time\r\n"),
+    "talkdesk-empty-no-total": ("json", b'{"entries":[]}'),
+    "talkdesk-empty-no-entries": ("json", b'{"total":0,"type":"calls","version":"1"}'),
+}
+
+
+def empty_file(shapes: t.Iterable[str], fmt: str) -> bytes | None:
+    """The file a switched-on EMPTY_FILES shape writes for a report of `fmt` without rows."""
+    for name in shapes:
+        if name in EMPTY_FILES and EMPTY_FILES[name][0] == fmt:
+            return EMPTY_FILES[name][1]
+    return None
+
+
+#: What the files endpoint answers instead of the file, per shape: (status, content type, body, headers).
+NOT_THE_FILE: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
+    "talkdesk-file-not-ready-once": (202, "application/json", b'{"job":{"status":"uploading"},'
+                                     b'"message":"The report file is not ready yet"}', {"Retry-After": "1"}),
+    "talkdesk-file-html-once": (200, "text/html; charset=utf-8", b"<!DOCTYPE html>\n<html><head><title>503 Service "
+                                b"Temporarily Unavailable</title></head><body><h1>503</h1></body></html>\n", {}),
+    "talkdesk-file-json-error-once": (200, "application/json", b'{"code":"0000409","message":"The report file is '
+                                      b'being generated"}', {}),
+}
+NOT_THE_FILE["talkdesk-file-html-always"] = NOT_THE_FILE["talkdesk-file-html-once"]
+EXPIRED_LINK = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+
+
 def imports_link_query(page: int, per_page: int, bare: bool) -> dict[str, int]:
     """Query of a bulk-imports HAL link: the doc's own examples carry only the page."""
     return {"page": page} if bare else {"page": page, "per_page": per_page}
@@ -95,6 +167,12 @@ def myreports_split(head: dict, tail: dict, request_after_data: bool) -> tuple[d
         return head, tail
     lead = {"requestId": head["requestId"]}
     return lead, {"request": head["request"]} | {k: v for k, v in head.items() if k not in lead} | tail
+
+
+def myreports_unflag_cut(head: dict, returned: int) -> None:
+    """A /data result's members when the vendor leaves the cut unsaid (shape myreports-cut-unflagged)."""
+    head.pop("rowLimitExceeded", None)
+    head["totalCount"] = returned
 
 
 def all_but_last(items: t.Iterable[t.Any], dropped: list) -> t.Iterator[t.Any]:

@@ -14,18 +14,25 @@ import time
 import typing as t
 from functools import cached_property
 from http import HTTPStatus
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_callreports.client import VendorRefused
-from tap_callreports.completeness import IncompleteResult, missing_rows, verify_counts
+from tap_callreports.completeness import IncompleteResult, missing_rows, stated_empty, verify_counts
 from tap_callreports.errors import ReportJobFailed
 from tap_callreports.reportjobs import Window
-from tap_callreports.reportstream import JobResult, JobStatus, ReportJobStream
-from tap_callreports.responses import dig, json_body, vendor_words
+from tap_callreports.reportstream import (
+    COMMON_STATUS_WORDS,
+    JobPhase,
+    JobResult,
+    JobStatus,
+    ReportJobStream,
+    StatusWords,
+)
+from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words
 from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
 from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import ReportDocument, csv_rows, ndjson_rows
@@ -38,8 +45,12 @@ if t.TYPE_CHECKING:
 
     from tap_callreports.tap import TapCallReports
 
-ENDED = ("failed", "canceled", "cancelled", "deleted")  # compared in lower case: the doc spells both
+#: Talkdesk's job status words (the doc's: created, processing, uploading, done, failed, canceled,
+#: deleted; any case) and those other job APIs use.
+STATUS_WORDS = COMMON_STATUS_WORDS
 REDIRECTS = (300, 301, 302, 303, 307, 308)
+#: What storage answers for a short-lived link it no longer (or not yet) honours.
+STORAGE_REFUSALS = (HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
 # Row times just outside a window (a call's end) may fall in a nearby repeated hour too.
 DST_MARGIN = dt.timedelta(days=1)
 ORIGIN_FIELDS = {
@@ -187,16 +198,21 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
             "timespan": {"from": self.timespan_text(window.start, zone), "to": self.timespan_text(window.end, zone)},
         }
         response = self.send("POST", f"{self.url_base}{self.path}", json=body)
-        answer = json_body(response, self.name)
+        answer = created_body(response, self.name)
         job = answer.get("job", answer) if isinstance(answer, dict) else None
+        if (not isinstance(job, dict) or not job.get("id")) and id_from_location(response):
+            # Created, its id only in the Location header (an empty 201/202 body).
+            job = {**(job or {}), "id": id_from_location(response), "status": "created"}
         if not isinstance(job, dict) or not job.get("id"):
             raise ReportJobFailed(self.name, f"creating a {self.report_type} report job answered "
-                                  f"{response.status_code} without a job id; the vendor changed its format, report it")
+                                  f"{response.status_code} without a job id (in its body or a Location header): "
+                                  f"{vendor_words(answer)}; run again later, and report it to Talkdesk if it persists")
         return job
 
     def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
-        """One poll: 300/303 with Location, or 200 with status done (any case) -> the file URL;
-        failed/canceled/deleted, or a job Talkdesk no longer has (404) -> ended; else None."""
+        """One poll: 300/303 with Location, or 200 with a status meaning done (`STATUS_WORDS`) -> the
+        file URL; a status meaning ended, or a job Talkdesk no longer has (404) -> ended; a status
+        the tap does not know -> done when the answer links the file, else polled again."""
         url = f"{self.url_base}{self.path}/{result.job_id}"
         details = result.details
         try:
@@ -214,40 +230,67 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         if response.status_code in REDIRECTS and response.headers.get("Location"):
             details["status"] = "done"
             return JobStatus(location=urljoin(url, response.headers["Location"]))
+        word = job.get("status") if isinstance(job, dict) else None
         status = _status(job) if isinstance(job, dict) else ""
         if status != details.get("status"):
             self.logger.info("%s: %s is %s", self.name, self.describe_job(result), status or "(no status)")
             details["status"] = status
-        if status == "done":
-            href = dig(body, "_links", "files", "href") or f"/data/reports/{self.report_type}/files/{result.job_id}"
-            return JobStatus(location=urljoin(url, href))
-        if status in ENDED:
+        files = dig(body, "_links", "files", "href")
+        phase = self.status_words.phase(word, body, self.logger, self.name)
+        if phase is None and files:
+            phase = JobPhase.DONE  # a word the tap does not know, but a files link: the file is there
+        if phase is JobPhase.DONE:
+            return JobStatus(location=urljoin(url, files or f"/data/reports/{self.report_type}/files/{result.job_id}"))
+        if phase is JobPhase.ENDED:
             return JobStatus(ended=status)
         return None
 
+    @cached_property
+    def status_words(self) -> StatusWords:
+        return StatusWords("Talkdesk", STATUS_WORDS)
+
     # ---- the rows (main thread) ----------------------------------------------------------------
 
+    def _files_url(self, result: JobResult) -> str:
+        return f"{self.url_base}/data/reports/{self.report_type}/files/{result.job_id}"
+
     def _open_file(self, result: JobResult) -> requests.Response:
-        """The files endpoint may not have the file yet right after done (404): wait and ask again,
-        a few times; a file that stays missing (expired, or never written) makes the result
-        incomplete, and so the job is created again."""
+        """The file, from the files endpoint (or the Location a done job gave). The files endpoint
+        may not have it yet right after done (404): wait and ask again, a few times. A short-lived
+        download link that storage refuses (expired, not consistent yet: 400/403/404 from a host
+        that gets no credentials) is asked for afresh at the files endpoint, a few times. A file
+        that stays missing makes the result incomplete, and so the job is created again."""
         tries = self.settings.max_retries + 1
-        for attempt in range(1, tries + 1):
+        url, not_found, refused = result.location, 0, 0
+        while True:
             try:
-                return self.open_download(result.location)
+                return self.open_download(url)
             except VendorRefused as exc:
+                if not self.may_authenticate(exc.url):
+                    if exc.status not in STORAGE_REFUSALS:
+                        raise
+                    refused += 1
+                    if refused >= tries:
+                        raise IncompleteResult(f"storage refused its download link {refused} times "
+                                               f"({exc.status} from {urlsplit(exc.url).hostname})", 0) from None
+                    self.logger.warning("%s: storage refused the download link of job %s (%s); asking the files "
+                                        "endpoint for a fresh one (try %d of %d)", self.name, result.job_id,
+                                        exc.status, refused + 1, tries)
+                    url = self._files_url(result)
+                    continue
                 if exc.status != HTTPStatus.NOT_FOUND:
                     raise
-                if attempt == tries:
+                not_found += 1
+                if not_found >= tries:
                     raise IncompleteResult("its file is not found (404) at the files endpoint", 0) from None
-                wait = self.retry_policy.wait_seconds(None, attempt)
+                wait = self.retry_policy.wait_seconds(None, not_found)
                 self.logger.warning("%s: the file of job %s is not there yet (404); asking again in %.1fs "
-                                    "(try %d of %d)", self.name, result.job_id, wait, attempt + 1, tries)
+                                    "(try %d of %d)", self.name, result.job_id, wait, not_found + 1, tries)
                 time.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
-        response = self._open_file(result)
+        fmt = self.talkdesk.report_format
+        response = self.open_report(result, fmt, lambda: self._open_file(result))
         result.details["delivery"] = "signed_url" if response.url != result.location else "direct"
         origin = {"report_job_id": result.job_id, "report_window_start": iso_z(result.window.start),
                   "report_window_end": iso_z(result.window.end)}
@@ -256,7 +299,6 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         local_zone = None if zone_name == self.talkdesk.report_timezone else self.report_zone
         shape = self.shaper.shape
         try:
-            fmt = self.talkdesk.report_format
             counts: dict[str, t.Any] = {}
             if fmt == "csv":
                 # Cells are text: the shaper's conformer types them per the target's schema.
@@ -265,7 +307,7 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
                 rows = ndjson_rows(response.raw, skip)
             else:
                 document = ReportDocument(response.raw, ["entries", ""])
-                if document.array_key is None:
+                if document.array_key is None and not stated_empty(document.header, "entries", "total"):
                     raise missing_rows("'entries' list", vendor_words(document.header))
                 rows = document.rows(skip)
             read = skip

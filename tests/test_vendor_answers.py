@@ -1,0 +1,179 @@
+"""Vendor answers beyond the documented happy path (issue 18), over real HTTP against the sandbox:
+each named shape gives the plain sandbox's records -- every row, none twice -- or, where no
+correct answer exists, one line, exit 1 and an unmoved bookmark; a resumed run then completes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing as t
+
+import pytest
+
+from helpers import TapRun, run_cli, sandbox_config, sync
+from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from test_shapes import DAYS, assert_same_records, error_lines
+
+
+class Kind(t.NamedTuple):
+    box: dict[str, t.Any]
+    config: t.Callable[[RunningSandbox], dict]
+    stream: str
+
+
+def _talkdesk(fmt: str, **more: t.Any) -> t.Callable[[RunningSandbox], dict]:
+    return lambda sb: sandbox_config(sb, vendors=("talkdesk",), talkdesk_report_format=fmt, **more)
+
+
+KINDS = {
+    "talkdesk-csv": Kind({}, _talkdesk("csv"), "talkdesk_calls"),
+    "talkdesk-json": Kind({}, _talkdesk("json"), "talkdesk_calls"),
+    # every file through a signed link
+    "talkdesk-signed": Kind({"talkdesk_file_redirect": "always"}, _talkdesk("csv"), "talkdesk_calls"),
+    "myreports": Kind({}, lambda sb: sandbox_config(sb, vendors=("myreports",)), "myreports_call_rows"),
+}
+
+
+@pytest.fixture(scope="module")
+def plain() -> t.Iterator[t.Callable[[str], TapRun]]:
+    """The plain sandbox's run of each kind, made once for the module."""
+    runs: dict[str, TapRun] = {}
+    boxes: list[RunningSandbox] = []
+
+    def get(kind: str) -> TapRun:
+        if kind not in runs:
+            spec = KINDS[kind]
+            boxes.append(start_sandbox(SandboxConfig(**spec.box)))
+            runs[kind] = sync(spec.config(boxes[-1]), streams=[spec.stream])
+            assert runs[kind].error is None, runs[kind].error
+        return runs[kind]
+
+    yield get
+    for box in boxes:
+        box.stop()
+
+
+def faults(sandbox: RunningSandbox, fault: str) -> list[dict]:
+    return [e for e in sandbox.app.events("fault") if e["fault"] == fault]
+
+
+def talkdesk_bookmarks(run: TapRun, stream: str = "talkdesk_calls") -> list[str]:
+    return [s["bookmarks"][stream]["replication_key_value"] for s in run.states
+            if s.get("bookmarks", {}).get(stream, {}).get("replication_key_value")]
+
+
+# ---- an answer is the report only when it says so; short-lived links are asked for afresh ----------
+
+#: shape -> (kind, the fault the sandbox logs each time it answers so (None: the answer itself
+#: changed), at least how often)
+SAME_RECORDS: dict[str, tuple[str, str | None, int]] = {
+    "talkdesk-file-not-ready-once": ("talkdesk-csv", "talkdesk-file-not-ready-once", 3),
+    "talkdesk-file-html-once": ("talkdesk-csv", "talkdesk-file-html-once", 3),
+    "talkdesk-file-json-error-once": ("talkdesk-csv", "talkdesk-file-json-error-once", 3),
+    # the same answers for a JSON report: an error body is no report in any format
+    "talkdesk-file-html-once/json": ("talkdesk-json", "talkdesk-file-html-once", 3),
+    "talkdesk-file-not-ready-once/json": ("talkdesk-json", "talkdesk-file-not-ready-once", 3),
+    "talkdesk-signed-url-expired-once": ("talkdesk-signed", "link-expired", 3),
+    # ids from wherever the vendor puts them
+    "talkdesk-create-location-only": ("talkdesk-json", None, 0),
+    "myreports-create-location-only": ("myreports", None, 0),
+    # open status vocabularies
+    "talkdesk-status-words": ("talkdesk-json", None, 0),
+    "talkdesk-status-unknown-done": ("talkdesk-json", None, 0),
+    "myreports-status-words": ("myreports", None, 0),
+    "myreports-status-unknown-done": ("myreports", None, 0),
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_RECORDS))
+def test_shape_gives_the_plain_records(make_sandbox, plain, caplog, case):
+    kind, fault, at_least = SAME_RECORDS[case]
+    spec = KINDS[kind]
+    sandbox = make_sandbox(shapes=(case.split("/")[0],), **spec.box)
+    with caplog.at_level(logging.WARNING):
+        run = sync(spec.config(sandbox), streams=[spec.stream])
+    assert run.error is None, run.error
+    assert fault is None or len(faults(sandbox, fault)) >= at_least, "the sandbox never answered with the shape"
+    assert_same_records(run, plain(kind), spec.stream)
+    assert run.final_state == plain(kind).final_state
+    unknown = UNKNOWN_WORDS.get(case)
+    if unknown:  # said once, with the raw answer
+        said = [r.getMessage() for r in caplog.records if "which the tap does not know" in r.getMessage()]
+        assert len(said) == 1, said
+        assert repr(unknown) in said[0] and unknown in said[0].partition("(")[2], said  # the word, and the answer
+
+
+#: The one status word each vocabulary shape sends that no table holds.
+UNKNOWN_WORDS = {"talkdesk-status-words": "Finalizing", "talkdesk-status-unknown-done": "Available for download",
+                 "myreports-status-unknown-done": "Generated"}
+
+
+@pytest.mark.parametrize(("shape", "kind", "says"), [
+    ("talkdesk-file-html-always", "talkdesk-csv", "answered a text/html body"),
+    ("talkdesk-signed-url-expired-always", "talkdesk-signed", "storage refused its download link"),
+])
+def test_no_report_ever_stops_loudly_and_a_resumed_run_completes(tmp_path, make_sandbox, plain, shape, kind, says):
+    spec = KINDS[kind]
+    sandbox = make_sandbox(shapes=(shape,), **spec.box)
+    config = spec.config(sandbox) | {"max_retries": 1, "job_max_attempts": 2}
+    stopped = run_cli(tmp_path, config)
+    assert stopped.returncode == 1
+    assert "Traceback" not in stopped.stderr
+    lines = error_lines(stopped)
+    assert len(lines) == 1, stopped.stderr[-3000:]
+    line = lines[0]
+    assert line.startswith(f"tap-callreports: error: {spec.stream}: ")
+    assert says in line and "run again" in line, line
+    assert "credentials" not in line and "client_id" not in line, line
+    assert f"{DAYS[0]}..{DAYS[1]}" in line
+    assert talkdesk_bookmarks(stopped) == []  # no window committed
+    assert stopped.records(spec.stream) == []  # nothing of a body that is not the report
+    fixed = make_sandbox(**spec.box)
+    resumed = sync(spec.config(fixed), state=stopped.final_state, streams=[spec.stream])
+    assert resumed.error is None, resumed.error
+    assert_same_records(TapRun(messages=stopped.messages + resumed.messages), plain(kind), spec.stream)
+    assert talkdesk_bookmarks(resumed)[-1] == DAYS[-1]
+
+
+# ---- a result that may have been cut is treated as cut ---------------------------------------------
+
+LIMITED = {"myreports_row_limit": 40}  # a day holds more: windows are cut
+
+
+def test_a_result_of_row_limit_rows_without_the_flag_is_split(make_sandbox):
+    flagged = make_sandbox(**LIMITED)
+    expected = sync(KINDS["myreports"].config(flagged), streams=["myreports_call_rows"])
+    assert expected.error is None, expected.error
+    assert any(e["exceeded"] for e in flagged.app.events("file_ready")), "no window was cut"
+    sandbox = make_sandbox(shapes=("myreports-cut-unflagged",), **LIMITED)
+    run = sync(KINDS["myreports"].config(sandbox), streams=["myreports_call_rows"])
+    assert run.error is None, run.error
+    assert_same_records(run, expected, "myreports_call_rows")
+    assert run.final_state == expected.final_state
+
+
+# ---- empty is a valid answer in every form ----------------------------------------------------------
+
+#: shape -> (the sandbox without rows, the config, the stream)
+EMPTY: dict[str, tuple[dict, t.Callable[[RunningSandbox], dict], str]] = {
+    "talkdesk-empty-header-only": ({"rows_per_hour": 0}, _talkdesk("csv"), "talkdesk_calls"),
+    "talkdesk-empty-no-total": ({"rows_per_hour": 0}, _talkdesk("json"), "talkdesk_calls"),
+    "talkdesk-empty-no-entries": ({"rows_per_hour": 0}, _talkdesk("json"), "talkdesk_calls"),
+    "myreports-empty-data-null": ({"myreports_rows_per_hour": 0}, KINDS["myreports"].config, "myreports_call_rows"),
+    "imports-empty-no-embedded": ({"imports_count": 0}, lambda sb: sandbox_config(
+        sb, vendors=("talkdesk",), start_date="2025-01-01T00:00:00Z", end_date=None), "talkdesk_imports"),
+}
+
+
+@pytest.mark.parametrize("shape", list(EMPTY))
+def test_a_stated_empty_result_commits_its_windows(make_sandbox, shape):
+    box, config, stream = EMPTY[shape]
+    reference = sync(config(make_sandbox(**box)), streams=[stream])  # the documented empty answer
+    assert reference.error is None, reference.error
+    sandbox = make_sandbox(shapes=(shape,), **box)
+    run = sync(config(sandbox), streams=[stream])
+    assert run.error is None, run.error
+    assert run.records(stream) == []
+    assert run.final_state == reference.final_state
+    if stream != "talkdesk_imports":  # every window committed: the bookmark at end_date
+        assert DAYS[-1] in json.dumps(run.final_state["bookmarks"][stream])
