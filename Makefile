@@ -7,7 +7,7 @@ MELTANO_VENV := .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install meltano demo sandbox generate test test-fast bench bench-targets postgres clean
+.PHONY: install meltano demo sandbox generate test test-fast bench bench-latency bench-targets postgres clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,12 +58,17 @@ bench-targets:
 
 # The tap against its baselines (1M and 100k rows, 5 interleaved rounds, a profile), then the tap
 # piped into target-jsonl, target-duckdb and target-postgres (the `make postgres` server; without
-# it the PostgreSQL rows are skipped with a note). About 30 minutes on 2 cores.
+# it the PostgreSQL rows are skipped with a note); then the job latency bench. About 32 minutes on 2 cores.
 bench: install bench-targets
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[test,sandbox,bench]'
 	-bash scripts/postgres.sh start
 	$(BIN)/python bench/run.py --profile
 	$(BIN)/python bench/run.py --pipeline
+	$(BIN)/python bench/latency.py
+
+# How long a run waits for the vendors' report jobs (jobs of 20 s, default settings): about 2 minutes.
+bench-latency: install
+	$(BIN)/python bench/latency.py
 
 # A PostgreSQL server on loopback for the warehouse test (Debian packages; CI runs this as root).
 postgres:

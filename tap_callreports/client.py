@@ -26,7 +26,8 @@ from tap_callreports.conform import Conformer
 from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError
 from tap_callreports.redact import REGISTRY, is_signed_url
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
-from tap_callreports.retry import RetryPolicy
+from tap_callreports.reportjobs import AccountFull, note_retry_after
+from tap_callreports.retry import RetryPolicy, parse_retry_after
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -207,10 +208,14 @@ class CallReportsStream(RESTStream):
         stream: bool = False,
         allow_redirects: bool = True,
         context: Context | None = None,
+        creates_job: bool = False,
     ) -> requests.Response:
         """One request with the stream's retry policy, auth and error sorting; thread-safe. The
         Authorization header goes with it only when `url` is on the vendor's API host; redirects
-        that requests follows drop it when they change host (requests' rebuild_auth)."""
+        that requests follows drop it when they change host (requests' rebuild_auth).
+        `creates_job`: a 429 means the account holds as many jobs as it allows; it raises
+        AccountFull at once (the job engine waits for a slot) instead of being retried here.
+        A Retry-After on an answer is noted for the job engine's next poll."""
         authenticate = self.may_authenticate(url)
 
         def attempt() -> requests.Response:
@@ -228,9 +233,16 @@ class CallReportsStream(RESTStream):
                                              context=context, extra_tags=None)
             try:
                 self.validate_response(response)
+            except RetriableAPIError:
+                response.close()
+                if creates_job and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+                    raise AccountFull(f"429 for {request_label(response)}",
+                                      parse_retry_after(response.headers.get("Retry-After"))) from None
+                raise
             except Exception:
                 response.close()
                 raise
+            note_retry_after(parse_retry_after(response.headers.get("Retry-After")))
             return response
 
         return self.request_decorator(attempt)()

@@ -1,9 +1,12 @@
-"""The report-job engine both vendors share: windows, polling with growing intervals, and a
-bounded pool of jobs running at once while their results are consumed in window order.
+"""The report-job engine both vendors share: windows, polling that sees a finished job soon
+after it is done, and per vendor as many jobs at once as its account allows, while results are
+consumed in window order.
 
 Vendors supply `run_job(window) -> result` (create the job, poll it until its result is ready);
-the engine runs up to `max_concurrent` of them on worker threads, so N jobs take about as long
-as the slowest, and hands results back strictly in window order so bookmarks stay true.
+the engine runs as many of them on worker threads as the vendor's ceiling allows (`JobSlots`:
+the vendor's limit, lowered for the run when the account turns out to be shared), so N jobs take
+about as long as the slowest, and hands results back strictly in window order so bookmarks stay
+true. docs/job-concurrency.md describes the schedule and the request budget.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
+from tap_callreports.errors import CallReportsError
 from tap_callreports.timeutil import iso_z
 
 T = t.TypeVar("T")
@@ -65,18 +69,55 @@ class JobTimedOut(Exception):
     pass
 
 
+class AccountFull(Exception):
+    """The vendor refused to create a job because the account holds as many as it allows (a 429,
+    or the vendor's documented too-many-jobs answer): wait for a slot, do not fail."""
+
+    def __init__(self, answer: str, retry_after: float | None = None) -> None:
+        super().__init__(answer)
+        self.answer = answer
+        self.retry_after = retry_after
+
+
+#: Never more than two polls a second, whatever a Retry-After says.
+MIN_PAUSE_SECONDS = 0.5
+_hints = threading.local()
+
+
+def note_retry_after(seconds: float | None) -> None:
+    """A vendor answer on this thread asked to be asked again after `seconds` (its Retry-After):
+    the next pause of `ReportJobEngine.wait_for` on this thread is that long."""
+    if seconds is not None:
+        _hints.retry_after = seconds
+
+
+def _take_retry_after() -> float | None:
+    seconds = getattr(_hints, "retry_after", None)
+    _hints.retry_after = None
+    return seconds
+
+
 @dataclass(frozen=True)
 class PollPolicy:
+    """The pause before each poll: `interval_seconds` at first, then a share (`overshoot`) of how
+    long the job has run, so a finished job is seen at most ~10 % (or one first interval) after it
+    is done; never more than `max_interval_seconds`."""
+
     interval_seconds: float
     max_interval_seconds: float
     timeout_seconds: float
-    growth: float = 1.5
+    overshoot: float = 0.1
 
-    def intervals(self) -> t.Iterator[float]:
-        wait = self.interval_seconds
-        while True:
-            yield wait
-            wait = min(self.max_interval_seconds, wait * self.growth)
+    def pause(self, age_seconds: float) -> float:
+        return min(self.max_interval_seconds, max(self.interval_seconds, self.overshoot * age_seconds))
+
+    def polls_within(self, seconds: float) -> int:
+        """How many polls a job that takes `seconds` gets (its request budget, for the docs)."""
+        age, polls = 0.0, 0
+        while age < seconds:
+            age += self.pause(age)
+            polls += 1
+        return polls
 
 
 class DaemonPool:
@@ -84,55 +125,179 @@ class DaemonPool:
     a failed run from exiting (ThreadPoolExecutor's threads are joined at exit)."""
 
     def __init__(self, workers: int, name: str) -> None:
-        self._tasks: queue.SimpleQueue[tuple[Future, t.Callable[[], t.Any]] | None] = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[t.Callable[[], None] | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True) for n in range(workers)]
         for thread in self._threads:
             thread.start()
 
     def _work(self) -> None:
         while (task := self._tasks.get()) is not None:
-            future, call = task
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(call())
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                future.set_exception(exc)
+            task()
 
-    def submit(self, fn: t.Callable[..., T], *args: t.Any) -> Future[T]:
-        future: Future[T] = Future()
-        self._tasks.put((future, lambda: fn(*args)))
-        return future
+    def run(self, task: t.Callable[[], None]) -> None:
+        """Run `task` on a worker (it must not raise: it reports through its own future)."""
+        self._tasks.put(task)
 
     def shutdown(self) -> None:
         for _ in self._threads:
             self._tasks.put(None)
 
 
+class JobSlots:
+    """One vendor's jobs at once. At most `ceiling` jobs of this run are started (created, then
+    polled until done); the others wait in line, in the order they were submitted. When the
+    vendor refuses a creation because the account is full (other extractors, a person or a
+    scheduled export hold slots), the ceiling drops to the jobs of this run the vendor still
+    holds, for the rest of the run, and the refused job waits for one of them to finish (or a
+    backoff) before it asks again."""
+
+    def __init__(self, vendor: str, ceiling: int, logger: logging.Logger) -> None:
+        self.vendor = vendor
+        self.ceiling = ceiling
+        self.logger = logger
+        self.refusals = 0  # creations the vendor refused this run (each one logged once, as a wait)
+        self._cond = threading.Condition()
+        self._line: collections.deque[tuple[Future, t.Callable[[], t.Any]]] = collections.deque()
+        self._started = 0  # jobs of this run between start and done (a refused one included)
+        self._refused = 0  # of those, the ones waiting after a refusal: the vendor holds no job for them
+        self._retries = 0  # jobs of this run that finished while some waited: each lets one waiter ask again
+        self._probing = False  # one waiting job asks again after a pause; the others wait for a slot
+
+    def submit(self, fn: t.Callable[[], T], run: t.Callable[[t.Callable[[], None]], None]) -> Future[T]:
+        future: Future[T] = Future()
+        with self._cond:
+            self._line.append((future, fn))
+            self._start_ready(run)
+        return future
+
+    def _start_ready(self, run: t.Callable[[t.Callable[[], None]], None]) -> None:
+        """(Holding the lock.) Start jobs from the line while the ceiling allows."""
+        while self._started < self.ceiling and self._line:
+            future, fn = self._line.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue  # canceled while it waited in line
+            self._started += 1
+            run(lambda future=future, fn=fn: self._run(future, fn, run))
+
+    def _run(self, future: Future, fn: t.Callable[[], t.Any], run: t.Callable[[t.Callable[[], None]], None]) -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            future.set_exception(exc)
+        finally:
+            with self._cond:
+                self._started -= 1
+                self._grant_retry()  # a slot at the vendor is free: one refused job asks again
+                self._cond.notify_all()
+                self._start_ready(run)
+
+    def create(self, attempt: t.Callable[[], T], what: str, stop: threading.Event, poll: PollPolicy) -> T:
+        """`attempt()` creates a job, or raises AccountFull: then wait and ask again, until
+        `poll.timeout_seconds` after the first refusal (then one error line naming `what`)."""
+        first_refusal: float | None = None
+        while True:
+            try:
+                job = attempt()
+            except AccountFull as full:
+                now = time.monotonic()
+                first_refusal = now if first_refusal is None else first_refusal
+                waited = now - first_refusal
+                if waited >= poll.timeout_seconds:
+                    # Not JobTimedOut: no job was created, so none is recorded for the next run.
+                    raise CallReportsError(
+                        f"{what}: the {self.vendor} account stayed at its job limit for {waited:.1f}s "
+                        f"({self.refusals} refusals this run, last: {full.answer}); raise job_timeout_seconds, "
+                        "or run again when fewer jobs run on the account") from None
+                pause = poll.pause(waited) if full.retry_after is None else max(full.retry_after, MIN_PAUSE_SECONDS)
+                pause = min(pause, poll.timeout_seconds - waited)
+                with self._cond:
+                    self.refusals += 1
+                    self._refused += 1
+                    holding = max(1, self._started - self._refused)
+                    lowered = holding < self.ceiling
+                    self.ceiling = min(self.ceiling, holding)
+                    ceiling = self.ceiling
+                self.logger.info(
+                    "%s: the %s account is at its job limit (%s); waiting for a job of this run to finish, or "
+                    "%.3gs, before asking again%s", what, self.vendor, full.answer, pause,
+                    f"; at most {ceiling} {self.vendor} job(s) at once for the rest of the run" if lowered else "")
+                self._wait_for_a_slot(pause, first_refusal + poll.timeout_seconds, stop)
+                if stop.is_set():
+                    raise JobAborted(what) from None
+                continue
+            if first_refusal is not None:
+                with self._cond:  # the account took one again: maybe it has room for the next waiter
+                    self._grant_retry()
+            return job
+
+    def _grant_retry(self) -> None:
+        """(Holding the lock.) Let one job waiting after a refusal ask again now."""
+        if self._retries < self._refused:
+            self._retries += 1
+            self._cond.notify_all()
+
+    #: How often a waiting job checks whether the sync stopped.
+    STOP_CHECK_SECONDS = 0.5
+
+    def _wait_for_a_slot(self, pause: float, give_up_at: float, stop: threading.Event) -> None:
+        """(After a refusal.) Until a job of this run finishes (or one waiting got through), or
+        `pause` passes. Only one waiting job (the prober) asks again after its pause; the others
+        wait for a slot to free, so a full account gets one request per pause, not one per job."""
+        with self._cond:
+            prober = not self._probing
+            self._probing = self._probing or prober
+            deadline = time.monotonic() + pause
+            try:
+                while not stop.is_set():
+                    if self._retries > 0:
+                        self._retries -= 1
+                        return
+                    now = time.monotonic()
+                    if now >= (deadline if prober else give_up_at):
+                        return
+                    if not prober and not self._probing:  # the prober got through or gave up: take over
+                        prober = self._probing = True
+                        deadline = now + pause
+                    self._cond.wait(min((deadline if prober else give_up_at) - now, self.STOP_CHECK_SECONDS))
+            finally:
+                if prober:
+                    self._probing = False
+                    self._cond.notify_all()
+                self._refused -= 1
+                self._retries = min(self._retries, self._refused)
+
+
 class ReportJobEngine:
-    """One per tap: the worker pool is shared by every report stream."""
+    """One per tap, shared by every report stream: per vendor, a `JobSlots` ceiling on jobs at
+    once (the vendor's limit, or `max_concurrent_jobs` when lower), on one pool of workers."""
 
     #: On shutdown, how long running jobs get to notice the stop before the run moves on.
     DRAIN_SECONDS = 5.0
 
-    def __init__(self, max_concurrent: int, poll: PollPolicy, logger: logging.Logger) -> None:
-        self.max_concurrent = max_concurrent
+    def __init__(self, ceilings: t.Mapping[str, int], poll: PollPolicy, logger: logging.Logger) -> None:
         self.poll = poll
         self.logger = logger
+        self.slots = {vendor: JobSlots(vendor, ceiling, logger) for vendor, ceiling in ceilings.items()}
+        self._workers = sum(ceilings.values())
         self._pool: DaemonPool | None = None
         self._lock = threading.Lock()
         self._running: set[Future] = set()
         self._open: list[OrderedJobs] = []
 
-    @property
-    def pool(self) -> DaemonPool:
+    def ceiling(self, vendor: str) -> int:
+        """How many of `vendor`'s jobs run at once now."""
+        return self.slots[vendor].ceiling
+
+    def _run(self, task: t.Callable[[], None]) -> None:
         with self._lock:
             if self._pool is None:
-                self._pool = DaemonPool(self.max_concurrent, "report-job")
-            return self._pool
+                self._pool = DaemonPool(self._workers, "report-job")
+            pool = self._pool
+        pool.run(task)
 
-    def submit(self, fn: t.Callable[..., T], *args: t.Any) -> Future[T]:
-        future = self.pool.submit(fn, *args)
+    def submit(self, vendor: str, fn: t.Callable[..., T], *args: t.Any) -> Future[T]:
+        """Run `fn(*args)` (create a job and poll it until done) when a `vendor` slot is free."""
+        future = self.slots[vendor].submit(lambda: fn(*args), self._run)
         with self._lock:
             self._running.add(future)
         future.add_done_callback(self._forget)
@@ -142,29 +307,40 @@ class ReportJobEngine:
         with self._lock:
             self._running.discard(future)
 
+    def create(self, vendor: str, attempt: t.Callable[[], T], what: str, stop: threading.Event) -> T:
+        """Create a job with `attempt()`; while the vendor answers that the account is full
+        (AccountFull), wait for a slot and ask again (`JobSlots.create`)."""
+        return self.slots[vendor].create(attempt, what, stop, self.poll)
+
     def wait_for(self, poll_once: t.Callable[[], T | None], what: str, stop: threading.Event) -> T:
-        """Call `poll_once` with growing pauses until it returns a value; time out loudly."""
-        deadline = time.monotonic() + self.poll.timeout_seconds
+        """Call `poll_once` until it returns a value, pausing per the poll policy (or as long as a
+        Retry-After on the last answer asked: `note_retry_after`); time out loudly."""
+        started = time.monotonic()
+        deadline = started + self.poll.timeout_seconds
         polls = 0
-        for pause in self.poll.intervals():
+        pause = self.poll.pause(0.0)
+        while True:
             if stop.wait(pause):
                 raise JobAborted(what)
             polls += 1
+            _take_retry_after()
             result = poll_once()
             if result is not None:
                 return result
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 msg = (f"{what}: still not ready after {self.poll.timeout_seconds:g}s ({polls} polls); "
                        "raise job_timeout_seconds or run again later")
                 raise JobTimedOut(msg)
-        raise AssertionError("unreachable")  # pragma: no cover
+            asked = _take_retry_after()
+            pause = self.poll.pause(now - started) if asked is None else max(asked, MIN_PAUSE_SECONDS)
 
-    def ordered(self, windows: t.Iterable[Window], run_job: t.Callable[[Window, threading.Event], T], *,
+    def ordered(self, vendor: str, windows: t.Iterable[Window], run_job: t.Callable[[Window, threading.Event], T], *,
                 start_now: bool = False, while_waiting: t.Callable[[], None] | None = None) -> OrderedJobs[T]:
-        """Jobs for `windows`, consumed in order; `start_now` submits the first ones at once
-        (a stream that syncs later gets its jobs running while earlier streams are read);
+        """`vendor`'s jobs for `windows`, consumed in order; `start_now` submits the first ones at
+        once (a stream that syncs later gets its jobs running while earlier streams are read);
         `while_waiting` is called on the consuming thread while it waits for a result."""
-        jobs = OrderedJobs(self, list(windows), run_job, while_waiting)
+        jobs = OrderedJobs(self, vendor, list(windows), run_job, while_waiting)
         with self._lock:
             self._open.append(jobs)
         if start_now:
@@ -188,7 +364,8 @@ class ReportJobEngine:
 
 
 class OrderedJobs(t.Generic[T]):
-    """Windows in order, their jobs started ahead (at most `max_concurrent` running or ready).
+    """Windows in order, their jobs submitted ahead (as many as the vendor's ceiling: running,
+    waiting for a slot, or ready).
 
     Iterate to get `(window, result)` in window order; `push_front` inserts windows to run next
     (a split window's halves). Leaving the loop early (an error) stops the pollers.
@@ -197,10 +374,11 @@ class OrderedJobs(t.Generic[T]):
     #: How often the consumer wakes while it waits, to do `while_waiting` (e.g. record new jobs).
     WAKE_SECONDS = 0.2
 
-    def __init__(self, engine: ReportJobEngine, windows: list[Window],
+    def __init__(self, engine: ReportJobEngine, vendor: str, windows: list[Window],
                  run_job: t.Callable[[Window, threading.Event], T],
                  while_waiting: t.Callable[[], None] | None = None) -> None:
         self.engine = engine
+        self.vendor = vendor
         self.run_job = run_job
         self.while_waiting = while_waiting
         self.stop = threading.Event()
@@ -208,12 +386,12 @@ class OrderedJobs(t.Generic[T]):
             (w, None) for w in windows)
 
     def _submit_ahead(self) -> None:
-        submitted = 0
+        submitted, ahead = 0, self.engine.ceiling(self.vendor)
         for index, (window, future) in enumerate(self._pending):
-            if submitted >= self.engine.max_concurrent:
+            if submitted >= ahead:
                 break
             if future is None:
-                self._pending[index] = (window, self.engine.submit(self.run_job, window, self.stop))
+                self._pending[index] = (window, self.engine.submit(self.vendor, self.run_job, window, self.stop))
             submitted += 1
 
     def start(self) -> None:

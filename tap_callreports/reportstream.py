@@ -372,7 +372,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             windows = self.plan(context)
             if windows:
                 self._prefetched[_context_key(context)] = self.tap.engine.ordered(
-                    windows, self._job_runner(context), start_now=True, while_waiting=self.tap.job_journal.record)
+                    self.vendor, windows, self._job_runner(context), start_now=True,
+                    while_waiting=self.tap.job_journal.record)
 
     def _job_runner(self, context: Context | None) -> t.Callable[[Window, threading.Event], JobResult]:
         recorded = self._recorded.setdefault(_context_key(context), {})
@@ -435,10 +436,11 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 self.logger.info("%s%s: nothing to extract (bookmark at or after %s)", self.name, where,
                                  iso_z(self.data_end()))
                 return
-            jobs = self.tap.engine.ordered(windows, self._job_runner(context), while_waiting=self.tap.job_journal.record)
+            jobs = self.tap.engine.ordered(self.vendor, windows, self._job_runner(context),
+                                           while_waiting=self.tap.job_journal.record)
         planned = jobs.windows
         self.logger.info("%s%s: %d window(s) planned, %s .. %s, up to %d jobs at once", self.name, where,
-                         len(planned), iso_z(planned[0].start), iso_z(planned[-1].end), self.tap.engine.max_concurrent)
+                         len(planned), iso_z(planned[0].start), iso_z(planned[-1].end), self.tap.engine.ceiling(self.vendor))
         progress = _Progress()
         for window, result in jobs:
             try:

@@ -29,6 +29,10 @@ TALKDESK_REPORT_TYPES = [*TALKDESK_DEFAULT_REPORT_TYPES, "explore_calls", "audit
 TALKDESK_REPORT_FORMATS = ["json", "csv", "json_bulk"]
 TALKDESK_MAX_WINDOW_DAYS = 31  # "at most one month of data per job"
 TALKDESK_MAX_CONCURRENT_JOBS = 15  # "at most 15 report jobs queued or running per account"
+#: Jobs at once per vendor when max_concurrent_jobs is unset: the documented account limit, or,
+#: where the vendor states none (MyReports), ours. A vendor that answers "too many" lowers it for
+#: the run (reportjobs.JobSlots).
+DEFAULT_CONCURRENT_JOBS = {"talkdesk": TALKDESK_MAX_CONCURRENT_JOBS, "myreports": 10}
 MYREPORTS_DEFAULT_API_URL = "https://api.na.myreports.cloud/api"
 # Two hours: calls up to ~2 h long and late changes (wrap-up, dispositions) are read again next run.
 DEFAULT_LOOKBACK_MINUTES = 120
@@ -133,12 +137,13 @@ SETTINGS_SCHEMA = th.PropertiesList(
                 description="A report stream whose new data since its bookmark spans less than this (0 to 10080) "
                             "creates no job this run: a run started right after another makes no tiny jobs."),
     # Report jobs, retries
-    th.Property("max_concurrent_jobs", th.IntegerType(minimum=1, maximum=64), default=4, title="Concurrent report jobs",
-                description="Report jobs run at once, 1 to 64 (at most 15 with Talkdesk: its per-account limit, "
-                            "shared by every extractor on the account)."),
+    th.Property("max_concurrent_jobs", th.IntegerType(minimum=1, maximum=64), title="Concurrent report jobs",
+                description="Upper bound on report jobs run at once per vendor, 1 to 64 (at most 15 with Talkdesk). "
+                            "Unset: the vendor's limit (Talkdesk 15 per account, MyReports 10), lowered for the run "
+                            "when the account is full (other tools' jobs count)."),
     th.Property("job_poll_interval_seconds", _seconds(exclusiveMinimum=0), default=5, title="Job poll interval (s)",
-                description="Seconds (above 0) of the first wait between polls of a report job; grows 1.5x per "
-                            "poll up to job_poll_max_interval_seconds."),
+                description="Seconds (above 0) of the first wait between polls of a report job; later waits are "
+                            "a tenth of the job's age, up to job_poll_max_interval_seconds."),
     th.Property("job_poll_max_interval_seconds", _seconds(exclusiveMinimum=0), default=60,
                 title="Job poll interval cap (s)",
                 description="Seconds (above 0): the longest wait between two polls of a report job."),
@@ -268,12 +273,18 @@ class MyReportsSettings:
 
 @dataclass(frozen=True)
 class JobSettings:
-    max_concurrent_jobs: int
+    max_concurrent_jobs: int | None  # None: each vendor's DEFAULT_CONCURRENT_JOBS
     poll_interval_seconds: float
     poll_max_interval_seconds: float
     timeout_seconds: float
     max_attempts: int
     min_window_minutes: int = 15
+
+    def ceilings(self) -> dict[str, int]:
+        """Per vendor, how many jobs may run at once at the start of a run."""
+        chosen = self.max_concurrent_jobs
+        return {"talkdesk": min(chosen or TALKDESK_MAX_CONCURRENT_JOBS, TALKDESK_MAX_CONCURRENT_JOBS),
+                "myreports": chosen or DEFAULT_CONCURRENT_JOBS["myreports"]}
 
 
 @dataclass(frozen=True)
@@ -420,8 +431,8 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
     if end is not None and end <= start:
         raise ConfigError("end_date", f"must be after start_date ({end.isoformat()} <= {start.isoformat()})")
     talkdesk = _talkdesk(config)
-    max_jobs = _int_between(config, "max_concurrent_jobs", 1, 64, 4)
-    if talkdesk and max_jobs > TALKDESK_MAX_CONCURRENT_JOBS:
+    max_jobs = None if config.get("max_concurrent_jobs") is None else _int_between(config, "max_concurrent_jobs", 1, 64, 1)
+    if talkdesk and max_jobs is not None and max_jobs > TALKDESK_MAX_CONCURRENT_JOBS:
         raise ConfigError("max_concurrent_jobs",
                           f"must be at most {TALKDESK_MAX_CONCURRENT_JOBS} with Talkdesk (its per-account job limit); got {max_jobs}")
     poll = _positive_number(config, "job_poll_interval_seconds", 5)

@@ -65,7 +65,7 @@ class TapCallReports(Tap):
     def engine(self) -> ReportJobEngine:
         jobs = self.settings.jobs
         return ReportJobEngine(
-            max_concurrent=jobs.max_concurrent_jobs,
+            ceilings=jobs.ceilings(),
             poll=PollPolicy(jobs.poll_interval_seconds, jobs.poll_max_interval_seconds, jobs.timeout_seconds),
             logger=self.logger,
         )

@@ -312,5 +312,6 @@ def test_a_slot_that_never_frees_times_out_loudly(tmp_path, make_sandbox):
     assert run.returncode == 1 and "Traceback" not in run.stderr
     last = run.stderr_lines[-1]
     assert "a free report-job slot for calls 2026-10-01T00:00:00Z..2026-10-02T00:00:00Z" in last
-    assert "still not ready after 0.3s" in last and "raise job_timeout_seconds" in last
+    assert "stayed at its job limit for 0.3s" in last and "raise job_timeout_seconds" in last
+    assert "STATE" not in last  # no job was created: none is recorded for the next run
     assert last.startswith("tap-callreports: error: talkdesk_calls: a free") and last.count("talkdesk_calls") == 1

@@ -128,7 +128,9 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         assert context is not None
         report_id = context["report_id"]
         body = {"reportId": report_id, "dateFilter": {"start": offset_iso(window.start), "end": offset_iso(window.end)}}
-        response = self.send("POST", f"{self.report_url(report_id)}/requests", json=body)
+        response = self.tap.engine.create(
+            self.vendor, lambda: self.send("POST", f"{self.report_url(report_id)}/requests", json=body, creates_job=True),
+            f"{self.name}: request for report {report_id} {window}", stop)
         created = self.envelope_data(response) if response.content.strip() else {}
         request_id = str(dig(created, "requestId") or id_from_location(response) or "")
         if not request_id:

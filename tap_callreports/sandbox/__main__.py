@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="answer in this documented shape (repeatable; see the list below)")
     parser.add_argument("--job-polls", type=int, default=3)
     parser.add_argument("--job-seconds", type=float, default=0.0)
+    parser.add_argument("--talkdesk-max-active-jobs", type=int, default=15, help="report jobs per account (then 429)")
+    parser.add_argument("--talkdesk-held-jobs", type=int, default=0,
+                        help="of those, held by another client from the first job request on ...")
+    parser.add_argument("--talkdesk-held-seconds", type=float, default=0.0, help="... for this many seconds")
     parser.add_argument("--talkdesk-done-status", type=int, choices=[200, 300, 303], default=300)
     parser.add_argument("--talkdesk-file-redirect", choices=["always", "never", "alternate"], default="alternate")
     parser.add_argument("--token-ttl", type=int, default=3600, help="seconds a Talkdesk access token lives")
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host, port=args.port, seed=args.seed, scale=args.scale, faults=args.faults,
             shapes=tuple(name for given in args.shape for name in given.split(",") if name),
             job_polls=args.job_polls, job_seconds=args.job_seconds, talkdesk_done_status=args.talkdesk_done_status,
+            talkdesk_max_active_jobs=args.talkdesk_max_active_jobs, talkdesk_held_jobs=args.talkdesk_held_jobs,
+            talkdesk_held_seconds=args.talkdesk_held_seconds,
             talkdesk_file_redirect=args.talkdesk_file_redirect, token_ttl=args.token_ttl,
             myreports_access_ttl=args.myreports_access_ttl, myreports_rotate_refresh=args.myreports_rotate_refresh,
             myreports_row_limit=args.myreports_row_limit, rows_per_hour=args.rows_per_hour,

@@ -18,7 +18,6 @@ from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 import requests
-from singer_sdk.exceptions import RetriableAPIError
 
 from tap_callreports.client import VendorRefused
 from tap_callreports.completeness import IncompleteResult, missing_rows, stated_empty, verify_counts
@@ -172,23 +171,9 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     def _create_when_a_slot_is_free(self, window: Window, zone: str, stop: threading.Event) -> dict:
         """Talkdesk allows 15 report jobs queued or running per account (other tools' jobs count
-        too) and answers 429 past that: wait for a slot, pausing like a poll, up to job_timeout."""
-
-        def attempt() -> dict | None:
-            try:
-                return self._create(window, zone)
-            except RetriableAPIError as exc:
-                if exc.response is None or exc.response.status_code != HTTPStatus.TOO_MANY_REQUESTS:
-                    raise
-                return None
-
-        job = attempt()
-        if job is not None:
-            return job
-        self.logger.warning("%s: the account is at its report-job limit; waiting for a free slot for %s",
-                            self.name, window)
-        return self.tap.engine.wait_for(attempt, f"{self.name}: a free report-job slot for {self.report_type} {window} "
-                                        "(Talkdesk allows 15 queued or running per account)", stop)
+        too) and answers 429 past that: the engine waits for a slot (`JobSlots.create`)."""
+        return self.tap.engine.create(self.vendor, lambda: self._create(window, zone),
+                                      f"{self.name}: a free report-job slot for {self.report_type} {window}", stop)
 
     def _create(self, window: Window, zone: str) -> dict:
         body = {
@@ -197,7 +182,7 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
             "format": self.talkdesk.report_format,
             "timespan": {"from": self.timespan_text(window.start, zone), "to": self.timespan_text(window.end, zone)},
         }
-        response = self.send("POST", f"{self.url_base}{self.path}", json=body)
+        response = self.send("POST", f"{self.url_base}{self.path}", json=body, creates_job=True)
         answer = created_body(response, self.name)
         job = answer.get("job", answer) if isinstance(answer, dict) else None
         if (not isinstance(job, dict) or not job.get("id")) and id_from_location(response):

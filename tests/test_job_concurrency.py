@@ -1,0 +1,219 @@
+"""Job concurrency per vendor and the poll schedule (reportjobs.JobSlots, PollPolicy): a full
+account lowers the ceiling and makes jobs wait, never fail; the order of windows and STATEs does
+not depend on it. Speed is measured by bench/latency.py, not here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+
+import pytest
+
+from helpers import LONDON_REPORT, NEW_YORK_REPORT, sandbox_config, sync
+from tap_callreports.reportjobs import AccountFull, JobSlots, PollPolicy, ReportJobEngine, Window, note_retry_after
+from tap_callreports.settings import load_settings
+from tap_callreports.talkdesk.reports import ROW_POLICIES
+from tap_callreports.timeutil import iso_z
+
+UTC = dt.timezone.utc
+OCT1, OCT3 = dt.datetime(2026, 10, 1, tzinfo=UTC), dt.datetime(2026, 10, 3, tzinfo=UTC)
+WAIT_LINE = "is at its job limit"
+
+
+class Account:
+    """A vendor account that holds `capacity` jobs at once and refuses more (a 429)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.lock = threading.Lock()
+        self.active = self.refused = self.peak = 0
+
+    def create(self) -> str:
+        with self.lock:
+            if self.active >= self.capacity:
+                self.refused += 1
+                raise AccountFull("429 for POST /jobs")
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            return "job"
+
+    def finish(self) -> None:
+        with self.lock:
+            self.active -= 1
+
+
+def engine(ceiling: int, timeout: float = 30.0) -> ReportJobEngine:
+    return ReportJobEngine({"talkdesk": ceiling}, PollPolicy(0.01, 0.05, timeout), logging.getLogger("test.jobs"))
+
+
+def windows(count: int) -> list[Window]:
+    return [Window(OCT1 + dt.timedelta(days=n), OCT1 + dt.timedelta(days=n + 1)) for n in range(count)]
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
+def test_a_full_account_lowers_the_ceiling_and_every_job_still_runs_in_window_order(caplog):
+    """Five jobs start at once; the account holds three (other clients hold the rest): two are
+    refused, wait (no failure), and the ceiling drops to the three the account gave this run."""
+    jobs, account, finish = engine(5), Account(capacity=3), threading.Event()
+
+    def run_job(window: Window, stop: threading.Event) -> Window:
+        jobs.create("talkdesk", account.create, f"job {window}", stop)
+        finish.wait(20)
+        account.finish()
+        return window
+
+    planned = windows(6)
+    with caplog.at_level(logging.INFO, logger="test.jobs"):
+        ordered = jobs.ordered("talkdesk", planned, run_job, start_now=True)
+        wait_until(lambda: account.refused >= 2, "two creations refused")
+        assert jobs.ceiling("talkdesk") == 3
+        finish.set()
+        done = [window for window, _result in ordered]
+    jobs.shutdown()
+    assert done == planned
+    assert account.peak == 3
+    waits = [r for r in caplog.records if WAIT_LINE in r.getMessage()]
+    assert len(waits) == account.refused == jobs.slots["talkdesk"].refusals
+    assert all(r.levelno == logging.INFO for r in waits)
+    assert "at most 3 talkdesk job(s) at once for the rest of the run" in waits[-1].getMessage()
+
+
+def test_a_job_refused_with_none_of_this_run_to_wait_for_asks_again_after_a_pause():
+    """Another client holds every slot for a while: the job backs off and is created once a
+    slot frees at the vendor, without failing."""
+    jobs, account = engine(4), Account(capacity=0)
+
+    def run_job(window: Window, stop: threading.Event) -> Window:
+        jobs.create("talkdesk", account.create, f"job {window}", stop)
+        account.finish()
+        return window
+
+    ordered = jobs.ordered("talkdesk", windows(2), run_job, start_now=True)
+    wait_until(lambda: account.refused >= 3, "creations refused while the account is full")
+    with account.lock:
+        account.capacity = 15  # the other client is done
+    assert [window for window, _result in ordered] == windows(2)
+    assert jobs.ceiling("talkdesk") == 1  # lowered for the rest of the run
+    jobs.shutdown()
+
+
+def test_vendors_have_separate_ceilings():
+    """Talkdesk jobs and MyReports requests do not share a limit; max_concurrent_jobs bounds both."""
+    base = {"start_date": "2026-10-01T00:00:00Z", "talkdesk_access_token": "t", "myreports_token": "m",
+            "myreports_workspace_id": "w", "myreports_report_ids": ["r"]}
+    assert load_settings(base).jobs.ceilings() == {"talkdesk": 15, "myreports": 10}
+    assert load_settings(base | {"max_concurrent_jobs": 3}).jobs.ceilings() == {"talkdesk": 3, "myreports": 3}
+    slots = JobSlots("talkdesk", 2, logging.getLogger("test.jobs"))
+    assert slots.ceiling == 2
+
+
+def test_the_poll_pause_stays_a_tenth_of_the_jobs_age():
+    policy = PollPolicy(5, 60, 3600)
+    assert [policy.pause(age) for age in (0, 20, 49)] == [5, 5, 5]  # the first interval while the job is young
+    assert policy.pause(100) == pytest.approx(10)  # then a tenth of its age: seen at most ~10 % late
+    assert policy.pause(5000) == 60  # never longer than the cap
+    assert policy.polls_within(20) == 4
+
+
+class RecordingStop(threading.Event):
+    """A stop event that records each pause asked of it, without waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pauses: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.pauses.append(timeout or 0.0)
+        return False
+
+
+def test_a_retry_after_on_a_poll_sets_the_next_pause():
+    jobs = ReportJobEngine({"talkdesk": 1}, PollPolicy(2, 60, 3600), logging.getLogger("test.jobs"))
+    answers = iter([(7.0, None), (None, None), (None, "done")])  # (Retry-After, status) of each poll
+
+    def poll_once() -> str | None:
+        retry_after, status = next(answers)
+        note_retry_after(retry_after)  # what `send` does with an answer's Retry-After
+        return status
+
+    stop = RecordingStop()
+    assert jobs.wait_for(poll_once, "job", stop) == "done"
+    assert stop.pauses == [2, 7.0, 2]  # the schedule, then the vendor's Retry-After, then the schedule
+
+
+def keys(row: dict, key: tuple[str, ...]) -> tuple:
+    return tuple(row[field] for field in key)
+
+
+def run_all_report_streams(sandbox) -> tuple:
+    types = sorted(ROW_POLICIES)
+    config = sandbox_config(sandbox, vendors=("talkdesk", "myreports"), end_date=iso_z(OCT3),
+                            talkdesk_report_types=types, myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT])
+    streams = [f"talkdesk_{t}" for t in types] + ["myreports_call_rows"]
+    return sync(config, streams=streams), types
+
+
+def bookmarks(run) -> dict[str, list]:
+    """Per stream (and report), the bookmarks its STATEs carried, in order, repeats dropped."""
+    seen: dict[str, list] = {}
+    for state in run.states:
+        for stream, entry in state.get("bookmarks", {}).items():
+            for scope in [entry, *entry.get("partitions", [])]:
+                value = scope.get("replication_key_value")
+                name = f"{stream} {scope.get('context', '')}"
+                if value and (not seen.get(name) or seen[name][-1] != value):
+                    seen.setdefault(name, []).append(value)
+    return seen
+
+
+def window_order(run) -> list[tuple[str, str]]:
+    """Streams and windows in the order their records went out, repeats dropped."""
+    order: list[tuple[str, str]] = []
+    for message in run.messages:
+        if message["type"] == "RECORD":
+            record = message["record"]
+            step = (message["stream"], record.get("report_window_end") or record.get("report_id"))
+            if not order or order[-1] != step:
+                order.append(step)
+    return order
+
+
+def test_another_client_holding_slots_makes_the_run_wait_not_fail(make_sandbox, caplog):
+    """The account allows 15 jobs; another client holds 10 of them for the first part of the
+    run. With default settings the run waits for slots, logs each 429 once as a wait, and emits
+    every row once, with windows and STATEs in the same order as on a free account."""
+    free = make_sandbox(job_polls=1, job_seconds=0.3)
+    expected, _types = run_all_report_streams(free)
+    assert expected.error is None, expected.error
+    assert not free.app.events("job_rejected")
+
+    shared = make_sandbox(job_polls=1, job_seconds=0.6, talkdesk_max_active_jobs=15, talkdesk_held_jobs=10,
+                          talkdesk_held_seconds=1.0)
+    with caplog.at_level(logging.INFO):
+        run, types = run_all_report_streams(shared)
+    assert run.error is None, run.error
+    refused = shared.app.events("job_rejected")
+    assert refused  # the account was full for a while...
+    waits = [r for r in caplog.records if WAIT_LINE in r.getMessage()]
+    assert len(waits) == len(refused) and all(r.levelno == logging.INFO for r in waits)  # ...each 429 one wait line
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "429" in r.getMessage()]
+    assert any("for the rest of the run" in r.getMessage() for r in waits)  # the ceiling was lowered
+    for report_type in types:  # every row once
+        stream, key = f"talkdesk_{report_type}", ROW_POLICIES[report_type].key
+        rows = [keys(row, key) for row in run.records(stream)]
+        assert len(rows) == len(set(rows)) == len(expected.records(stream)) > 0, stream
+        assert set(rows) == {keys(row, key) for row in expected.records(stream)}, stream
+    mr_rows = [row["doc_id"] for row in run.records("myreports_call_rows")]
+    assert sorted(mr_rows) == sorted(row["doc_id"] for row in expected.records("myreports_call_rows"))
+    assert len(mr_rows) == len(set(mr_rows)) > 0
+    assert window_order(run) == window_order(expected)
+    assert bookmarks(run) == bookmarks(expected)
+    assert run.final_state["bookmarks"] == expected.final_state["bookmarks"]
