@@ -151,10 +151,12 @@ class JobSlots:
     holds, for the rest of the run, and the refused job waits for one of them to finish (or a
     backoff) before it asks again."""
 
-    def __init__(self, vendor: str, ceiling: int, logger: logging.Logger) -> None:
+    def __init__(self, vendor: str, ceiling: int, logger: logging.Logger,
+                 run: t.Callable[[t.Callable[[], None]], None]) -> None:
         self.vendor = vendor
         self.ceiling = ceiling
         self.logger = logger
+        self._run_on_worker = run
         self.refusals = 0  # creations the vendor refused this run (each one logged once, as a wait)
         self._cond = threading.Condition()
         self._line: collections.deque[tuple[Future, t.Callable[[], t.Any]]] = collections.deque()
@@ -163,23 +165,24 @@ class JobSlots:
         self._retries = 0  # jobs of this run that finished while some waited: each lets one waiter ask again
         self._probing = False  # one waiting job asks again after a pause; the others wait for a slot
 
-    def submit(self, fn: t.Callable[[], T], run: t.Callable[[t.Callable[[], None]], None]) -> Future[T]:
+    def submit(self, fn: t.Callable[[], T]) -> Future[T]:
+        """Run `fn` (create a job, poll it until done) on a worker once a slot is free."""
         future: Future[T] = Future()
         with self._cond:
             self._line.append((future, fn))
-            self._start_ready(run)
+            self._start_ready()
         return future
 
-    def _start_ready(self, run: t.Callable[[t.Callable[[], None]], None]) -> None:
+    def _start_ready(self) -> None:
         """(Holding the lock.) Start jobs from the line while the ceiling allows."""
         while self._started < self.ceiling and self._line:
             future, fn = self._line.popleft()
             if not future.set_running_or_notify_cancel():
                 continue  # canceled while it waited in line
             self._started += 1
-            run(lambda future=future, fn=fn: self._run(future, fn, run))
+            self._run_on_worker(lambda future=future, fn=fn: self._run(future, fn))
 
-    def _run(self, future: Future, fn: t.Callable[[], t.Any], run: t.Callable[[t.Callable[[], None]], None]) -> None:
+    def _run(self, future: Future, fn: t.Callable[[], t.Any]) -> None:
         try:
             future.set_result(fn())
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
@@ -189,7 +192,7 @@ class JobSlots:
                 self._started -= 1
                 self._grant_retry()  # a slot at the vendor is free: one refused job asks again
                 self._cond.notify_all()
-                self._start_ready(run)
+                self._start_ready()
 
     def create(self, attempt: t.Callable[[], T], what: str, stop: threading.Event, poll: PollPolicy) -> T:
         """`attempt()` creates a job, or raises AccountFull: then wait and ask again, until
@@ -277,7 +280,7 @@ class ReportJobEngine:
     def __init__(self, ceilings: t.Mapping[str, int], poll: PollPolicy, logger: logging.Logger) -> None:
         self.poll = poll
         self.logger = logger
-        self.slots = {vendor: JobSlots(vendor, ceiling, logger) for vendor, ceiling in ceilings.items()}
+        self.slots = {vendor: JobSlots(vendor, ceiling, logger, self._run) for vendor, ceiling in ceilings.items()}
         self._workers = sum(ceilings.values())
         self._pool: DaemonPool | None = None
         self._lock = threading.Lock()
@@ -297,7 +300,7 @@ class ReportJobEngine:
 
     def submit(self, vendor: str, fn: t.Callable[..., T], *args: t.Any) -> Future[T]:
         """Run `fn(*args)` (create a job and poll it until done) when a `vendor` slot is free."""
-        future = self.slots[vendor].submit(lambda: fn(*args), self._run)
+        future = self.slots[vendor].submit(lambda: fn(*args))
         with self._lock:
             self._running.add(future)
         future.add_done_callback(self._forget)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, sandbox_config, sync
-from tap_callreports.reportjobs import AccountFull, JobSlots, PollPolicy, ReportJobEngine, Window, note_retry_after
+from tap_callreports.reportjobs import AccountFull, PollPolicy, ReportJobEngine, Window, note_retry_after
 from tap_callreports.settings import load_settings
 from tap_callreports.talkdesk.reports import ROW_POLICIES
 from tap_callreports.timeutil import iso_z
@@ -111,8 +111,6 @@ def test_vendors_have_separate_ceilings():
             "myreports_workspace_id": "w", "myreports_report_ids": ["r"]}
     assert load_settings(base).jobs.ceilings() == {"talkdesk": 15, "myreports": 10}
     assert load_settings(base | {"max_concurrent_jobs": 3}).jobs.ceilings() == {"talkdesk": 3, "myreports": 3}
-    slots = JobSlots("talkdesk", 2, logging.getLogger("test.jobs"))
-    assert slots.ceiling == 2
 
 
 def test_the_poll_pause_stays_a_tenth_of_the_jobs_age():
@@ -217,3 +215,24 @@ def test_another_client_holding_slots_makes_the_run_wait_not_fail(make_sandbox, 
     assert window_order(run) == window_order(expected)
     assert bookmarks(run) == bookmarks(expected)
     assert run.final_state["bookmarks"] == expected.final_state["bookmarks"]
+
+
+def test_myreports_requests_wait_at_their_own_limit(make_sandbox, caplog):
+    """MyReports states no limit; a server that answers 429 at request creation gets the same
+    treatment as Talkdesk's account limit, on its own ceiling: every row once, no error."""
+    config = {"vendors": ("myreports",), "end_date": iso_z(OCT3), "myreports_report_ids": [LONDON_REPORT, NEW_YORK_REPORT]}
+    free = make_sandbox(job_polls=1, job_seconds=0.2)
+    expected = sync(sandbox_config(free, **config), streams=["myreports_call_rows"])
+    assert expected.error is None, expected.error
+    limited = make_sandbox(job_polls=1, job_seconds=0.2, myreports_max_active_requests=1)
+    with caplog.at_level(logging.INFO):
+        run = sync(sandbox_config(limited, **config), streams=["myreports_call_rows"])
+    assert run.error is None, run.error
+    refused = limited.app.events("job_rejected")
+    waits = [r.getMessage() for r in caplog.records if WAIT_LINE in r.getMessage()]
+    assert refused and len(waits) == len(refused)
+    assert all("the myreports account" in line for line in waits)
+    assert "at most 1 myreports job(s) at once for the rest of the run" in " ".join(waits)
+    rows = [row["doc_id"] for row in run.records("myreports_call_rows")]
+    assert len(rows) == len(set(rows)) and sorted(rows) == sorted(r["doc_id"] for r in expected.records("myreports_call_rows"))
+    assert window_order(run) == window_order(expected) and bookmarks(run) == bookmarks(expected)

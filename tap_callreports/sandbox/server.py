@@ -86,7 +86,8 @@ class SandboxConfig:
     talkdesk_file_redirect: str = "alternate"  # always | never | alternate (303 to a signed URL)
     talkdesk_bare_job: bool = False  # answer job creation with a bare job instead of {"job": ...}
     talkdesk_max_active_jobs: int = 15
-    # another client holds this many of those slots, from the first job request on, for this long
+    myreports_max_active_requests: int | None = None  # undocumented at MyReports: none by default, then 429
+    # another client holds this many Talkdesk slots, from the first job request on, for this long
     talkdesk_held_jobs: int = 0
     talkdesk_held_seconds: float = 0.0
     signed_url_ttl: int = 60
@@ -973,6 +974,11 @@ class Sandbox:
                              "dateFilter needs start < end, ISO 8601 with offset (presets are not served here)", 400)
         now = dt.datetime.now(UTC)
         with self._lock:
+            limit = self.config.myreports_max_active_requests
+            active = sum(1 for req in self._requests.values() if req.status in ("Pending", "Processing"))
+            if limit is not None and active >= limit:
+                self.event("job_rejected", vendor="myreports", report_id=rep, active=active)
+                return _envelope(None, "error", "TooManyRequests", "Too many report requests running", 429)
             key = f"{rep}:{start.isoformat()}:{end.isoformat()}"
             attempt = self._request_attempts[key] = self._request_attempts.get(key, 0) + 1
             req = MyReportsRequest(id=str(uuid.uuid4()), report_id=rep, start=start, end=end, date_filter=date_filter,
