@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # Meltano lives in its own venv: its pins must not decide the tap's. The postgres extra (psycopg)
-# lets its system database, and so its state, live on PostgreSQL (README "Scaling out").
+# lets its system database, and so its state, live on PostgreSQL (docs/meltano.md "Scaling out").
 $(MELTANO_VENV)/.installed-4.4.1-postgres:
 	$(PYTHON) -m venv $(MELTANO_VENV)
 	$(MELTANO_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
@@ -35,7 +35,7 @@ demo: install meltano
 sandbox: install
 	$(BIN)/callreports-sandbox --port $(PORT) --seed 1 --job-polls 2
 
-# meltano.yml's plugin block, the Hub definition and the README settings table, from the settings schema.
+# meltano.yml's plugin block, the Hub definition and docs/settings.md's tables, from the settings schema.
 generate: install
 	$(BIN)/python scripts/generate.py
 
@@ -43,6 +43,7 @@ test: install meltano
 	$(BIN)/ruff check tap_callreports tests bench scripts
 	MELTANO=$(abspath $(MELTANO)) $(BIN)/python -m pytest
 
+# `make test-fast PYTHON=python3.13 VENV=.tmp/venv-3.13`: the fast suite on another Python (.ci/run).
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 

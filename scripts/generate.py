@@ -1,29 +1,37 @@
 """Generate everything that describes the settings from the tap's settings schema (one source of truth):
 
-- the `tap-callreports` plugin block of meltano.yml (between `# generated:start` and `# generated:end`),
+- the `tap-callreports` entry of meltano.yml's `plugins.extractors` (found by parsing the YAML, not by
+  comment markers: `meltano config set` rewrites the file and drops comments),
 - the Meltano Hub definition hub/extractors/tap-callreports/callreports.yml,
-- the README's settings table (scripts/readme_settings.py).
+- the settings tables of docs/settings.md (the tap's own settings apart from the SDK's built-ins).
 
 `python scripts/generate.py` writes them; `--check` exits 1 naming each stale file (tests run it).
+meltano.yml is stale only when its entry *means* something else: Meltano's own formatting of the
+same entry (key order, quoting, indentation) is current.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
 import yaml
 
+from tap_callreports.settings import SETTINGS_SCHEMA
 from tap_callreports.tap import TapCallReports
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB_PATH = ROOT / "hub" / "extractors" / "tap-callreports" / "callreports.yml"
 MELTANO_PATH = ROOT / "meltano.yml"
-README_PATH = ROOT / "README.md"
-BLOCK_START = "    # generated:start (scripts/generate.py: edit tap_callreports/settings.py, then run it)\n"
-BLOCK_END = "    # generated:end\n"
+SETTINGS_DOC_PATH = ROOT / "docs" / "settings.md"
+PLUGIN_NAME = "tap-callreports"
+
+# Where the project lives: the Hub's `repo`/`docs` and the pip_url a user installs from (the package
+# is not on PyPI; README "Installation" says so).
+REPO_URL = "https://github.com/callreports/tap-callreports"
+PIP_URL = f"git+{REPO_URL}.git"
+SUPPORTED_PYTHON = ["3.11", "3.12", "3.13"]  # CI: .ci/run
 
 # What each vendor needs, as alternatives (Meltano's settings_group_validation: one group must be
 # complete). The tap's own checks (tap_callreports/settings.py) accept each of these alone.
@@ -51,7 +59,8 @@ def settings_group_validation() -> list[list[str]]:
 
 def about() -> dict:
     info = TapCallReports._get_about_info()
-    return {"capabilities": [str(c) for c in info.capabilities], "settings": info.settings["properties"]}
+    return {"capabilities": [str(c) for c in info.capabilities], "settings": info.settings["properties"],
+            "required": info.settings.get("required", [])}
 
 
 def meltano_kind(spec: dict) -> str:
@@ -93,14 +102,39 @@ def all_settings() -> list[dict]:
 
 def hub_definition() -> dict:
     return {
-        "name": "tap-callreports",
+        "name": PLUGIN_NAME,
         "variant": "callreports",
         "namespace": "tap_callreports",
         "label": "Call reports (Talkdesk, Zendesk, MyReports)",
         "description": TapCallReports.__doc__,
-        "pip_url": "tap-callreports",
+        "pip_url": PIP_URL,
         "executable": "tap-callreports",
-        # `repo`, `logo_url` and `docs` are added when the package is published.
+        "repo": REPO_URL,
+        "docs": f"{REPO_URL}#readme",
+        "logo_url": f"{REPO_URL}/raw/main/hub/logo.svg",
+        "domain_url": "https://www.talkdesk.com",
+        "keywords": ["meltano_sdk", "talkdesk", "zendesk", "myreports", "contact center", "call reports"],
+        "maintenance_status": "beta",
+        # The Hub's maintainers grade connectors; a new definition starts ungraded.
+        "quality": "unknown",
+        "supported_python_versions": SUPPORTED_PYTHON,
+        "log_parser": "singer-sdk",
+        "capabilities": about()["capabilities"],
+        "settings_group_validation": settings_group_validation(),
+        "settings": all_settings(),
+    }
+
+
+# ---- meltano.yml: the plugin entry, found structurally ----------------------------------------
+
+
+def meltano_entry() -> dict:
+    """What meltano.yml's tap-callreports entry says (the project installs the tap from its checkout)."""
+    return {
+        "name": PLUGIN_NAME,
+        "namespace": "tap_callreports",
+        "pip_url": "-e .",
+        "executable": "tap-callreports",
         "capabilities": about()["capabilities"],
         "settings_group_validation": settings_group_validation(),
         "settings": all_settings(),
@@ -111,37 +145,121 @@ def _flow(value: object) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False).strip()
 
 
-def meltano_block() -> str:
-    """The extractor entry of meltano.yml, one setting per line."""
-    lines = [
-        "    - name: tap-callreports",
-        "      namespace: tap_callreports",
-        "      pip_url: -e .",
-        "      executable: tap-callreports",
-        f"      capabilities: {_flow(about()['capabilities'])}",
-        "      settings_group_validation:",
-        *(f"        - {_flow(group)}" for group in settings_group_validation()),
-        "      settings:",
-        *(f"        - {_flow(entry)}" for entry in all_settings()),
-    ]
+def render_entry(indent: str) -> str:
+    """The entry as YAML lines, one setting per line, its `- ` at `indent`."""
+    entry = meltano_entry()
+    inner = indent + "  "
+    lines = [f"{indent}- name: {entry['name']}"]
+    for key in ("namespace", "pip_url", "executable"):
+        lines.append(f"{inner}{key}: {entry[key]}")
+    lines.append(f"{inner}capabilities: {_flow(entry['capabilities'])}")
+    for key in ("settings_group_validation", "settings"):
+        lines.append(f"{inner}{key}:")
+        lines.extend(f"{inner}  - {_flow(item)}" for item in entry[key])
     return "\n".join(lines) + "\n"
 
 
+def _last_mark(node: yaml.Node) -> yaml.Mark:
+    """Where a node's own text ends: a block collection's BLOCK-END mark lies at the next token,
+    past any comment between, so descend to its last child instead."""
+    if isinstance(node, yaml.MappingNode) and node.value and not node.flow_style:
+        return _last_mark(node.value[-1][1])
+    if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style:
+        return _last_mark(node.value[-1])
+    return node.end_mark
+
+
+def _child(node: yaml.Node, key: str) -> yaml.Node:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value in node.value:
+            if key_node.value == key:
+                return value
+    raise ValueError(f"meltano.yml has no '{key}' where the tap's plugin entry belongs")
+
+
+def find_entry(text: str) -> tuple[int, int, str]:
+    """(first line, line after the last, indentation of its `- `) of the tap-callreports entry
+    under plugins.extractors, whatever the file's formatting and comments."""
+    extractors = _child(_child(yaml.compose(text), "plugins"), "extractors")
+    if not isinstance(extractors, yaml.SequenceNode) or extractors.flow_style:
+        raise ValueError("meltano.yml: plugins.extractors is not a block list")
+    for item in extractors.value:
+        if isinstance(item, yaml.MappingNode) and _child(item, "name").value == PLUGIN_NAME:
+            first = item.start_mark.line
+            line = text.splitlines()[first]
+            dash = line.rfind("-", 0, item.start_mark.column)
+            if dash < 0 or line[:dash].strip():
+                raise ValueError(f"meltano.yml line {first + 1}: the {PLUGIN_NAME} entry does not start its line")
+            end = _last_mark(item)
+            return first, end.line + (1 if end.column else 0), line[:dash]
+    raise ValueError(f"meltano.yml: plugins.extractors has no '{PLUGIN_NAME}' entry")
+
+
+def current_entry(text: str) -> dict:
+    extractors = yaml.safe_load(text)["plugins"]["extractors"]
+    return next(p for p in extractors if p.get("name") == PLUGIN_NAME)
+
+
 def render_meltano(text: str) -> str:
-    before, rest = text.split(BLOCK_START, 1)
-    _old, after = rest.split(BLOCK_END, 1)
-    return f"{before}{BLOCK_START}{meltano_block()}{BLOCK_END}{after}"
+    """meltano.yml with the entry replaced; unchanged when it already means the generated entry."""
+    if current_entry(text) == meltano_entry():
+        return text
+    first, end, indent = find_entry(text)
+    lines = text.splitlines(keepends=True)
+    rendered = "".join(lines[:first]) + render_entry(indent) + "".join(lines[end:])
+    assert current_entry(rendered) == meltano_entry(), "generate.py: the rendered meltano.yml entry does not parse back"
+    return rendered
+
+
+# ---- docs/settings.md: the tap's settings, grouped, apart from the SDK's ---------------------------
+
+SETTINGS_START, SETTINGS_END = "<!-- settings:start (scripts/generate.py) -->", "<!-- settings:end -->"
+GROUPS = [("Every vendor", ""), ("Talkdesk", "talkdesk_"), ("Zendesk", "zendesk_"), ("MyReports", "myreports_")]
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else (", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _rows(properties: dict, required: list[str]) -> list[str]:
+    """One row per setting, nested object members (batch_config.encoding...) as dotted names."""
+    rows = []
+    for name, spec in properties.items():
+        default = f"`{_cell(spec['default'])}`" if spec.get("default") not in (None, []) else ""
+        secret = " (secret)" if spec.get("secret") else ""
+        rows.append(f"| `{name}` | {'yes' if name in required else ''} | {default} | "
+                    f"{_cell(spec.get('description', ''))}{secret} |")
+        if spec.get("properties"):
+            nested = {f"{name}.{k}": v for k, v in spec["properties"].items()}
+            rows.extend(_rows(nested, []))
+    return rows
+
+
+def settings_tables() -> str:
+    info = about()
+    header = ["| Setting | Required | Default | Description |", "|:--|:-:|:--|:--|"]
+    ours = SETTINGS_SCHEMA["properties"]
+    out = []
+    for title, prefix in GROUPS:
+        group = {name: spec for name, spec in ours.items()
+                 if (name.startswith(prefix) if prefix else not name.startswith(tuple(p for _, p in GROUPS if p)))}
+        out += [f"### {title}", "", *header, *_rows(group, info["required"]), ""]
+    sdk = {name: spec for name, spec in info["settings"].items() if name not in ours}
+    out += ["### The Singer SDK's built-in settings", "",
+            "Stream maps, flattening and BATCH files, as every SDK tap has them "
+            "([SDK docs](https://sdk.meltano.com/en/latest/)).", "", *header, *_rows(sdk, [])]
+    return "\n".join(out)
+
+
+def render_settings_doc(text: str) -> str:
+    before, rest = text.split(SETTINGS_START, 1)
+    _old, after = rest.split(SETTINGS_END, 1)
+    return f"{before}{SETTINGS_START}\n{settings_tables()}\n{SETTINGS_END}{after}"
 
 
 def render_hub() -> str:
     return yaml.safe_dump(hub_definition(), sort_keys=False, width=110)
-
-
-def render_readme(text: str) -> str:
-    spec = importlib.util.spec_from_file_location("readme_settings", ROOT / "scripts" / "readme_settings.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.render(text)
 
 
 def targets() -> dict[Path, str]:
@@ -149,7 +267,7 @@ def targets() -> dict[Path, str]:
     return {
         MELTANO_PATH: render_meltano(MELTANO_PATH.read_text()),
         HUB_PATH: render_hub(),
-        README_PATH: render_readme(README_PATH.read_text()),
+        SETTINGS_DOC_PATH: render_settings_doc(SETTINGS_DOC_PATH.read_text()),
     }
 
 
