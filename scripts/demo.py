@@ -12,10 +12,9 @@ import argparse
 import os
 import subprocess
 import sys
+import socket
 import time
 from pathlib import Path
-
-import socket
 
 import requests
 
@@ -34,7 +33,10 @@ def sandbox_env(url: str) -> dict[str, str]:
 
 
 def port_is_free(port: int) -> bool:
+    """Nothing listens there. SO_REUSEADDR, as the sandbox's own server sets it: a port whose last
+    connections are in TIME-WAIT (the sandbox of a demo that just ended) is free, not busy for a minute."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:
@@ -53,6 +55,18 @@ def wait_for(url: str, seconds: float = 20) -> None:
     sys.exit(f"demo: the sandbox did not start at {url}")
 
 
+# A query to paste after the demo. Tables are named database.schema.table: target-duckdb's schema
+# is `callreports` inside the database file `callreports`, so `callreports.talkdesk_calls` alone is ambiguous.
+EXAMPLE_QUERY = ("select type, count(*) as calls, round(avg(talk_time)) as avg_talk_seconds "
+                 "from callreports.callreports.talkdesk_calls group by type order by calls desc")
+
+
+def query_command(db_path: Path) -> str:
+    """The query as a shell command to paste in the repo, with the .venv's duckdb (no duckdb CLI needed)."""
+    return (f".venv/bin/python -c \"import duckdb; duckdb.connect('{db_path.relative_to(ROOT)}', read_only=True)"
+            f".sql('{EXAMPLE_QUERY}').show()\"")
+
+
 def print_counts(db_path: Path) -> None:
     import duckdb
 
@@ -62,10 +76,12 @@ def print_counts(db_path: Path) -> None:
             "where table_schema = 'callreports' order by table_name"
         ).fetchall()
         print(f"\nLanded in {db_path.relative_to(ROOT)}:")
-        print(f"  {'table':40} {'rows':>8}")
+        print(f"  {'table':48} {'rows':>8}")
         for catalog, schema, table in tables:
-            count = con.execute(f'select count(*) from "{catalog}"."{schema}"."{table}"').fetchone()[0]
-            print(f"  {schema + '.' + table:40} {count:>8}")
+            count = con.execute(f'select count(*) from "{catalog}"."{schema}"."{table}"').fetchall()[0][0]
+            print(f"  {catalog + '.' + schema + '.' + table:48} {count:>8}")
+        con.sql(EXAMPLE_QUERY).fetchall()  # the query printed below works, or the demo fails here
+    print(f"\nQuery it (paste this in the repository's folder):\n{query_command(db_path)}")
 
 
 def main() -> None:

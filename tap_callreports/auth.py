@@ -265,7 +265,7 @@ class RefreshTokenAuth(OAuthTokenAuth):
         super().__init__(hosts, token_url, **kwargs)
         self._client_id = client_id
         self._client_secret = client_secret
-        self._configured_sha256 = _sha256(refresh_token)
+        self._configured_sha256 = saved_token_key(token_url, client_id, refresh_token)
         self.saved_path = (saved_path or Path.cwd() / SAVED_REFRESH_TOKEN_PATH).absolute()
         self._refresh_tokens = [refresh_token]
         self._used_saved = False
@@ -335,7 +335,8 @@ class RefreshTokenAuth(OAuthTokenAuth):
         self._refresh_tokens.append(new)
         try:
             _write_private_json(self.saved_path, {
-                # Keyed on the configured token, through any number of rotations: one look-up on start.
+                # Keyed on the configured token at its token URL and client, through any number of
+                # rotations: one look-up on start, and the same token text elsewhere never matches.
                 "replaces_sha256": self._configured_sha256,
                 "refresh_token": new,
                 "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -356,7 +357,7 @@ class RefreshTokenAuth(OAuthTokenAuth):
         path = self.saved_path
         self.logger.warning(
             "myreports: the configured %s is now stale, the new one is saved in %s; store it with "
-            "`meltano config tap-callreports set %s \"$(jq -r .refresh_token %s)\"` (or the "
+            "`meltano config set tap-callreports %s \"$(jq -r .refresh_token %s)\"` (or the "
             "TAP_CALLREPORTS_MYREPORTS_REFRESH_TOKEN variable) and delete the file",
             self.setting, path, self.setting, path)
 
@@ -378,8 +379,9 @@ def _write_private_json(path: Path, content: dict) -> None:
     os.replace(temporary, path)
 
 
-def _sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+def saved_token_key(token_url: str, client_id: str | None, refresh_token: str) -> str:
+    """What a saved rotated refresh token replaces: the configured token at its token URL and client."""
+    return hashlib.sha256(json.dumps([token_url, client_id or "", refresh_token]).encode()).hexdigest()
 
 
 def _token_body(response: requests.Response, token_url: str) -> dict:

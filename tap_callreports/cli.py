@@ -25,14 +25,16 @@ class InputFileError(CallReportsError):
     """A JSON input file that is missing or does not parse."""
 
 
-def check_input_files(argv: list[str]) -> None:
-    """Catch a missing or malformed --config/--state/--catalog file before the SDK reads it
-    (the SDK answers with a long traceback that does not name the file)."""
+def check_input_files(argv: list[str]) -> list[str]:
+    """Catch a missing, malformed or non-object --config/--state/--catalog file before the SDK reads
+    it (the SDK answers with a long traceback that does not name the file). Returns the arguments to
+    run with: an empty state file (0 bytes, as some schedulers create) is no state, said in one line."""
+    args: list[str | None] = list(argv)
     for index, arg in enumerate(argv):
-        option, _, value = arg.partition("=")
+        option, inline, value = arg.partition("=")
         if option not in JSON_FILE_OPTIONS:
             continue
-        if not value:
+        if not inline:
             if index + 1 >= len(argv):
                 continue  # click reports the missing value
             value = argv[index + 1]
@@ -43,12 +45,35 @@ def check_input_files(argv: list[str]) -> None:
         if not path.is_file():
             raise InputFileError(f"{what}: {path} does not exist; give the path of a JSON file")
         try:
-            json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            if what == "state" and not text.strip():
+                note(f"state: {path} is empty: no state, so every stream starts at start_date")
+                args[index:index + (1 if inline else 2)] = [None] * (1 if inline else 2)
+                continue
+            document = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputFileError(f"{what}: {path} is not valid JSON (line {exc.lineno} col {exc.colno}: "
                                  f"{exc.msg}); fix the file") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputFileError(f"{what}: {path} cannot be read ({type(exc).__name__}); fix the file") from None
+        if not isinstance(document, dict):
+            raise InputFileError(f"{what}: {path} holds a JSON {JSON_KINDS[type(document)]}, not an object "
+                                 f"({EXPECTED[what]}); fix the file")
+    return [arg for arg in args if arg is not None]
+
+
+#: The JSON type of a document, as a user reads it.
+JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+EXPECTED = {
+    "config": 'settings by name, e.g. {"start_date": "2026-01-01T00:00:00Z", ...}',
+    "state": 'a Singer state, e.g. {"bookmarks": {...}}',
+    "catalog": 'a Singer catalog, e.g. {"streams": [...]}, as --discover writes it',
+}
+
+
+def note(line: str) -> None:
+    """An INFO line before the SDK has set up logging."""
+    sys.stderr.write(f"tap-callreports: info: {line}\n")
 
 
 def report(lines: list[str]) -> None:
@@ -66,7 +91,7 @@ def report(lines: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
-        check_input_files(args)
+        args = check_input_files(args)
         TapCallReports.cli.main(args=args, prog_name="tap-callreports", standalone_mode=True)
     except KNOWN_ERRORS as exc:
         lines = exc.lines if isinstance(exc, ConnectionTestFailed) else [str(exc) or type(exc).__name__]

@@ -209,13 +209,16 @@ class CallReportsStream(RESTStream):
         allow_redirects: bool = True,
         context: Context | None = None,
         creates_job: bool = False,
+        expected_status: int | None = None,
     ) -> requests.Response:
         """One request with the stream's retry policy, auth and error sorting; thread-safe. The
         Authorization header goes with it only when `url` is on the vendor's API host; redirects
         that requests follows drop it when they change host (requests' rebuild_auth).
         `creates_job`: a 429 means the account holds as many jobs as it allows; it raises
         AccountFull at once (the job engine waits for a slot) instead of being retried here.
-        A Retry-After on an answer is noted for the job engine's next poll."""
+        A Retry-After on an answer is noted for the job engine's next poll.
+        `expected_status`: an error status the caller asks for (a probe's 404), so its METRIC line
+        says succeeded; it is still raised as the error it is."""
         authenticate = self.may_authenticate(url)
 
         def attempt() -> requests.Response:
@@ -229,8 +232,9 @@ class CallReportsStream(RESTStream):
             response = self.requests_session.send(
                 prepared, timeout=self.timeout, allow_redirects=allow_redirects, stream=stream
             )
-            self._write_request_duration_log(endpoint=self.path or urlsplit(url).path, response=response,
-                                             context=context, extra_tags=None)
+            self._write_request_duration_log(
+                endpoint=self.path or urlsplit(url).path, response=response, context=context,
+                extra_tags={"status": "succeeded"} if response.status_code == expected_status else None)
             try:
                 self.validate_response(response)
             except RetriableAPIError:

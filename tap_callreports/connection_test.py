@@ -55,8 +55,9 @@ def _reason(exc: BaseException) -> str:
     return REGISTRY.redact(text).replace("\n", " ")
 
 
-def _get(stream: CallReportsStream, path: str, params: dict | None = None) -> requests.Response:
-    response = stream.send("GET", f"{stream.url_base}{path}", params=params)
+def _get(stream: CallReportsStream, path: str, params: dict | None = None,
+         expected_status: int | None = None) -> requests.Response:
+    response = stream.send("GET", f"{stream.url_base}{path}", params=params, expected_status=expected_status)
     response.close()
     return response
 
@@ -93,7 +94,7 @@ class ConnectionTest:
         for report_type in types:
             stream = self.stream(f"talkdesk_{report_type}")
             try:
-                _get(stream, f"/data/reports/{report_type}/jobs/{uuid.uuid4().hex}")
+                _get(stream, f"/data/reports/{report_type}/jobs/{uuid.uuid4().hex}", expected_status=404)
             except VendorRefused as exc:
                 if exc.status == 404:  # no such job: the type exists and the credentials may read it
                     continue

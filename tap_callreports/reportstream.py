@@ -351,6 +351,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 self.logger.info("%s%s: only %s of new data since %s, under min_window_minutes (%d): no new job "
                                  "this run", self.name, where, end - cursor, iso_z(cursor),
                                  self.settings.jobs.min_window_minutes)
+            elif not windows:
+                self._log_nothing_to_extract(where)
             return windows
         fresh = plan_windows(cursor, end, self.window_days)
         if not kept and looked_back < cursor:
@@ -362,7 +364,12 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         if bookmark is not None and looked_back < bookmark:
             self.logger.info("%s%s: re-reading %s before the bookmark %s (lookback)", self.name, where,
                              bookmark - looked_back, iso_z(bookmark))
+        if not windows:
+            self._log_nothing_to_extract(where)
         return windows
+
+    def _log_nothing_to_extract(self, where: str) -> None:
+        self.logger.info("%s%s: nothing to extract (bookmark at or after %s)", self.name, where, iso_z(self.data_end()))
 
     def prefetch(self) -> None:
         """Start this stream's first jobs now, before its turn to sync (called by the tap for every
@@ -370,6 +377,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         as the slowest, not the sum."""
         for context in self.partitions or [None]:
             windows = self.plan(context)
+            self._prefetched[_context_key(context)] = None  # planned: the sync does not plan (and say why) again
             if windows:
                 self._prefetched[_context_key(context)] = self.tap.engine.ordered(
                     self.vendor, windows, self._job_runner(context), start_now=True,
@@ -424,18 +432,17 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     # ---- the loop ----------------------------------------------------------------------------
 
     @cached_property
-    def _prefetched(self) -> dict[str, OrderedJobs[JobResult]]:
+    def _prefetched(self) -> dict[str, OrderedJobs[JobResult] | None]:
         return {}
 
     def extract_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         where = self.describe_context(context)
+        planned_already = _context_key(context) in self._prefetched
         jobs = self._prefetched.pop(_context_key(context), None)
         if jobs is None:
-            windows = self.plan(context)
+            windows = [] if planned_already else self.plan(context)
             if not windows:
-                self.logger.info("%s%s: nothing to extract (bookmark at or after %s)", self.name, where,
-                                 iso_z(self.data_end()))
-                return
+                return  # the plan said why
             jobs = self.tap.engine.ordered(self.vendor, windows, self._job_runner(context),
                                            while_waiting=self.tap.job_journal.record)
         planned = jobs.windows

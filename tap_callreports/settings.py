@@ -414,12 +414,15 @@ def _myreports(config: t.Mapping[str, t.Any]) -> MyReportsSettings | None:
     )
 
 
-NO_CREDENTIALS = (
-    "config: no vendor credentials are set; give at least one of: "
-    "talkdesk_client_id + talkdesk_client_secret (+ talkdesk_account_name) or talkdesk_access_token; "
-    "zendesk_email + zendesk_api_token or zendesk_oauth_token (+ zendesk_subdomain); "
-    "myreports_token or myreports_refresh_token + myreports_token_url (+ myreports_workspace_id, myreports_report_ids)"
-)
+VENDOR_LABELS = {"talkdesk": "Talkdesk", "zendesk": "Zendesk", "myreports": "MyReports"}
+#: What each vendor's streams need, as a user reads it.
+VENDOR_CREDENTIALS = {
+    "talkdesk": "talkdesk_client_id + talkdesk_client_secret (+ talkdesk_account_name) or talkdesk_access_token",
+    "zendesk": "zendesk_email + zendesk_api_token or zendesk_oauth_token (+ zendesk_subdomain)",
+    "myreports": "myreports_token or myreports_refresh_token + myreports_token_url "
+                 "(+ myreports_workspace_id, myreports_report_ids)",
+}
+NO_CREDENTIALS = f"config: no vendor credentials are set; give at least one of: {'; '.join(VENDOR_CREDENTIALS.values())}"
 
 
 def load_settings(config: t.Mapping[str, t.Any]) -> Settings:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import difflib
+import logging
 import threading
 import typing as t
 from functools import cached_property
 
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth, ClientCredentialsAuth, RefreshTokenAuth
 from tap_callreports.errors import CallReportsError, ConfigError, TerminatedBySignal
@@ -17,7 +20,16 @@ from tap_callreports.redact import REGISTRY, install_log_redaction
 from tap_callreports.reportjobs import PollPolicy, ReportJobEngine
 from tap_callreports.reportstream import JobJournal, JobLog, JobLogStream, ReportJobStream
 from tap_callreports.retry import RetryPolicy
-from tap_callreports.settings import NO_CREDENTIALS, SETTINGS_SCHEMA, Settings, load_settings, secret_values
+from tap_callreports.settings import (
+    NO_CREDENTIALS,
+    SETTINGS_SCHEMA,
+    TALKDESK_REPORT_TYPES,
+    VENDOR_CREDENTIALS,
+    VENDOR_LABELS,
+    Settings,
+    load_settings,
+    secret_values,
+)
 from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
 from tap_callreports.writer import FastSingerWriter
@@ -25,6 +37,31 @@ from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
+
+
+#: Every stream the tap can produce, for some config.
+ALL_STREAM_NAMES = [
+    "talkdesk_imports", *(f"talkdesk_{report_type}" for report_type in TALKDESK_REPORT_TYPES), "talkdesk_report_jobs",
+    "zendesk_job_statuses", "myreports_call_rows", "myreports_requests",
+]
+
+
+def _did_you_mean(name: str, valid: t.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class ExpectedUnsortedStream(logging.Filter):
+    """The SDK warns on every run that an unsorted stream's "progress is not resumable if
+    interrupted". For talkdesk_imports (the only stream that takes the SDK's per-record bookmark;
+    report streams move theirs per window) that is by design and loses nothing: the list has no
+    order, so the bookmark moves when the stream ends and an interrupted run reads the list again
+    from the last one. Said at INFO, not as a warning (docs/errors.md)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Stream is assumed to be unsorted") and record.levelno == logging.WARNING:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 class TapCallReports(Tap):
@@ -44,6 +81,9 @@ class TapCallReports(Tap):
         super().__init__(*args, **kwargs)
         REGISTRY.add(*secret_values(self.config))
         install_log_redaction()
+        sdk_logger = logging.getLogger("singer_sdk")
+        if not any(isinstance(f, ExpectedUnsortedStream) for f in sdk_logger.filters):
+            sdk_logger.addFilter(ExpectedUnsortedStream())
 
     # ---- settings ----------------------------------------------------------------------------
 
@@ -51,15 +91,35 @@ class TapCallReports(Tap):
     def settings(self) -> Settings:
         return load_settings(self.config)
 
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's built-in settings, plus `emit_activate_version_messages`: the SDK reads it for
+        the `activate-version` capability but declares it for targets only."""
+        super().append_builtin_config(config_jsonschema)
+        for name, spec in EMIT_ACTIVATE_VERSION_CONFIG["properties"].items():
+            config_jsonschema["properties"].setdefault(name, spec)
+
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         if raise_errors:
             # Our checks first: each names its setting in one line.
             REGISTRY.add(*secret_values(self._config))
             load_settings(self._config)
+            self._warn_unknown_settings()
         try:
             return super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as exc:
             raise ConfigError("(schema)", "; ".join(exc.errors) or str(exc)) from None
+
+    def _warn_unknown_settings(self) -> None:
+        """A misspelt setting would be ignored and its default used without a word: one warning
+        names each unknown one with the closest valid name."""
+        valid = list(self.config_jsonschema["properties"])
+        unknown = [name for name in self._config if name not in valid]
+        if unknown:
+            self.logger.warning(
+                "config: unknown setting(s) ignored (their defaults apply): %s; see docs/settings.md",
+                ", ".join(f"'{name}'{_did_you_mean(name, valid)}" for name in unknown),
+            )
 
     @cached_property
     def engine(self) -> ReportJobEngine:
@@ -147,7 +207,28 @@ class TapCallReports(Tap):
             raise CallReportsError(NO_CREDENTIALS)
         return streams
 
+    def check_selection(self) -> None:
+        """A catalog selecting a stream this config does not produce stops the run with one line
+        (the SDK would skip it and exit 0 with nothing written)."""
+        if self.input_catalog is None:
+            return
+        for entry in self.input_catalog.streams:
+            name = entry.tap_stream_id
+            if name not in self.streams and entry.metadata.resolve_selection()[()]:
+                raise CallReportsError(f"catalog: stream '{name}' is selected but {self._why_not_produced(name)}")
+
+    def _why_not_produced(self, name: str) -> str:
+        vendor = name.split("_", 1)[0]
+        if vendor in VENDOR_CREDENTIALS and name in ALL_STREAM_NAMES:
+            if getattr(self.settings, vendor) is None:
+                return (f"the config has no {VENDOR_LABELS[vendor]} credentials; set {VENDOR_CREDENTIALS[vendor]}, "
+                        "or deselect the stream")
+            return f"talkdesk_report_types does not include {name.removeprefix('talkdesk_')}; add it, or deselect the stream"
+        return (f"tap-callreports has no such stream{_did_you_mean(name, ALL_STREAM_NAMES)}; "
+                "run --discover for a current catalog")
+
     def sync_all(self) -> None:  # type: ignore[misc]
+        self.check_selection()
         try:
             for stream in self.streams.values():
                 if isinstance(stream, ReportJobStream) and stream.selected:

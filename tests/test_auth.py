@@ -4,7 +4,6 @@ their own host, and MyReports' refresh-token flow (expiry, rotation, refusal).""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import stat
@@ -16,7 +15,7 @@ import pytest
 import requests
 
 from helpers import catalog_selecting, run_cli, sandbox_config, sync
-from tap_callreports.auth import BearerTokenAuth, OAuthTokenAuth, RefreshTokenAuth
+from tap_callreports.auth import BearerTokenAuth, OAuthTokenAuth, RefreshTokenAuth, saved_token_key
 from tap_callreports.retry import RetryPolicy, TokenRefreshed
 
 if t.TYPE_CHECKING:
@@ -289,12 +288,13 @@ def test_rotated_refresh_token_is_saved_privately_and_used_by_the_next_run(make_
     saved_path = tmp_path / ".callreports" / "myreports_refresh_token.json"
     saved = json.loads(saved_path.read_text())
     assert stat.S_IMODE(saved_path.stat().st_mode) == 0o600
-    assert saved["replaces_sha256"] == hashlib.sha256(b"sandbox-myreports-refresh").hexdigest()
+    assert saved["replaces_sha256"] == saved_token_key(config["myreports_token_url"], config.get("myreports_client_id"),
+                                                       "sandbox-myreports-refresh")
     used = [e["refresh_token"] for e in sandbox.app.events("myreports_refresh_used")]
     assert len(used) >= 2 and saved["refresh_token"] not in used  # the last one issued, never used yet
     warnings = [line for line in run.stderr_lines if "is now stale" in line]
     assert len(warnings) == 1
-    assert str(saved_path) in warnings[0] and "meltano config tap-callreports set myreports_refresh_token" in warnings[0]
+    assert str(saved_path) in warnings[0] and "meltano config set tap-callreports myreports_refresh_token" in warnings[0]
     tokens = [e["token"] for e in sandbox.app.events("myreports_token_issued")]
     refresh_tokens = [*used, saved["refresh_token"]]
     output = run.stdout + run.stderr  # type: ignore[attr-defined]
@@ -314,14 +314,20 @@ def test_a_new_configured_refresh_token_wins_over_the_saved_file(monkeypatch, tm
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".callreports").mkdir()
     (tmp_path / ".callreports" / "myreports_refresh_token.json").write_text(json.dumps(
-        {"replaces_sha256": hashlib.sha256(b"older").hexdigest(), "refresh_token": "saved", "saved_at": "x"}))
+        {"replaces_sha256": saved_token_key("https://id.example.com/token", "client", "older"),
+         "refresh_token": "saved", "saved_at": "x"}))
 
-    def auth_for(configured: str) -> RefreshTokenAuth:
-        return RefreshTokenAuth([API], "https://id.example.com/token", configured, None, None, credential_settings="x",
+    def auth_for(configured: str, token_url: str = "https://id.example.com/token",
+                 client_id: str | None = "client") -> RefreshTokenAuth:
+        return RefreshTokenAuth([API], token_url, configured, client_id, "secret", credential_settings="x",
                                 retry_policy=RetryPolicy(), timeout=1, logger=logging.getLogger("test"))
 
     assert auth_for("newer").refresh_token == "newer"
     assert auth_for("older").refresh_token == "saved"
+    # The same token text at another token URL or for another client is another token: not replaced.
+    assert auth_for("older", token_url="https://other.example.com/token").refresh_token == "older"
+    assert auth_for("older", client_id="another-client").refresh_token == "older"
+    assert auth_for("older", client_id=None).refresh_token == "older"
 
 
 def test_a_refused_refresh_token_is_one_line_naming_the_setting(tmp_path, sandbox, monkeypatch):
