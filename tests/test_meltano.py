@@ -9,7 +9,9 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -206,26 +208,60 @@ def duckdb_counts(project: Path, tables) -> dict[str, int]:
         return {t: con.execute(f'select count(*) from callreports.callreports."{t}"').fetchone()[0] for t in tables}
 
 
-def test_every_readme_meltano_command_works_as_written(project, pipeline_sandbox):
+def repo_copy(dest: Path) -> Path:
+    """The repository as a fresh clone has it (tracked and new files, not ignored ones), with the
+    venvs `make test` already built linked in: `make demo` and the README then run there."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():  # a tracked file deleted in the work tree is not copied
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    (dest / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    (dest / ".venv-meltano").symlink_to(Path(meltano_bin()).parent.parent)
+    return dest
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_newcomers_path_on_a_fresh_copy(tmp_path, pipeline_sandbox):
+    """`make demo`, then every Meltano command of the README as written, in place (no restore), then
+    the checks of `make test` that Meltano's rewrite of meltano.yml could break."""
+    if not meltano_bin():
+        pytest.skip("meltano is not installed (run `make test`, which installs it)")
+    clone = repo_copy(tmp_path / "tap-callreports")
+
+    # make demo (its install steps are done: the linked venvs are those `make test` built)
+    demo = subprocess.run(["make", "demo", f"PORT={free_port()}", "-o", ".venv/bin/.installed",
+                           "-o", ".venv-meltano/.installed-4.4.1-postgres"], cwd=clone, env=meltano_env({}),
+                          capture_output=True, text=True, timeout=1200, check=False)
+    assert demo.returncode == 0, (demo.stdout[-3000:], demo.stderr[-3000:])
+    pasted = demo.stdout.strip().splitlines()[-1]  # the query it prints, pasted as printed
+    assert pasted.startswith(".venv/bin/python -c "), demo.stdout[-2000:]
+    query = subprocess.run(["bash", "-c", pasted], cwd=clone, capture_output=True, text=True, timeout=120, check=False)
+    assert query.returncode == 0 and "avg_talk_seconds" in query.stdout, query.stderr[-2000:]
+
+    # the README's Meltano commands, against a sandbox whose rows are counted exactly (so the demo's
+    # state and tables go first: the README's runs load a window of their own)
     sandbox = pipeline_sandbox
-    original_yml = (project / "meltano.yml").read_text()
     env = tap_env(sandbox, FIRST_END)
     binary = meltano_bin()
     for state_id in ("sandbox:tap-callreports-to-target-duckdb", "sandbox:tap-callreports-to-target-jsonl"):
-        subprocess.run([binary, "state", "clear", "--force", state_id], cwd=project, env=meltano_env(env),
+        subprocess.run([binary, "state", "clear", "--force", state_id], cwd=clone, env=meltano_env(env),
                        capture_output=True, timeout=300, check=False)
-    shutil.rmtree(project / "output")
-    (project / "output").mkdir()
-
-    def expect_jobs_created(count: int):
-        return lambda out: len(sandbox.app.events("job_created")) == count
+    shutil.rmtree(clone / "output")
+    (clone / "output").mkdir()
 
     checks = {
         "install": lambda out: True,
         "config list tap-callreports": lambda out: f"'{FIRST_END}' (from the TAP_CALLREPORTS_END_DATE" in out
         and "Earliest moment to extract" in out,
         "config set tap-callreports talkdesk_window_days 14": lambda out: yaml.safe_load(
-            (project / "meltano.yml").read_text())["environments"][0]["config"]["plugins"]["extractors"][0]
+            (clone / "meltano.yml").read_text())["environments"][0]["config"]["plugins"]["extractors"][0]
         ["config"]["talkdesk_window_days"] == 14,
         "invoke tap-callreports --test": lambda out: all(f"connection test: {v}: ok" in out
                                                          for v in ("talkdesk", "zendesk", "myreports"))
@@ -234,8 +270,8 @@ def test_every_readme_meltano_command_works_as_written(project, pipeline_sandbox
         "select tap-callreports --list --all": lambda out: "talkdesk_calls" in out and "myreports_call_rows" in out,
         "invoke tap-callreports --discover": lambda out: {"talkdesk_calls", "zendesk_job_statuses"}
         <= {s["tap_stream_id"] for s in json.loads(out[out.index("{"):])["streams"]},
-        "run tap-callreports target-duckdb": lambda out: duckdb_counts(project, expected) == expected,
-        "run tap-callreports target-jsonl": lambda out: (project / "output" / "talkdesk_calls.jsonl").exists(),
+        "run tap-callreports target-duckdb": lambda out: duckdb_counts(clone, expected) == expected,
+        "run tap-callreports target-jsonl": lambda out: (clone / "output" / "talkdesk_calls.jsonl").exists(),
         "state list": lambda out: "sandbox:tap-callreports-to-target-duckdb" in out
         and "sandbox:tap-callreports-to-target-jsonl" in out,
         "state get sandbox:tap-callreports-to-target-duckdb": lambda out: "talkdesk_calls"
@@ -244,24 +280,38 @@ def test_every_readme_meltano_command_works_as_written(project, pipeline_sandbox
     expected = expected_counts(sandbox, START, FIRST_END)
     commands = readme_commands()
     assert len(commands) >= 10
-    try:
-        for extra_env, argv in commands:
-            assert argv[0] == "--environment=sandbox" or argv == ["install"], argv
-            key = " ".join(argv[1:] if argv[0].startswith("--environment") else argv)
-            assert key in checks, f"README command without a check here: meltano {' '.join(argv)}"
-            if "config test" in key:  # Meltano's own test runs a sync: it creates report jobs
-                before = len(sandbox.app.events("job_created"))
-            result = subprocess.run([binary, *argv], cwd=project, env=meltano_env(env | extra_env),
-                                    capture_output=True, text=True, timeout=900, check=False)
-            output = result.stdout + result.stderr
-            assert result.returncode == 0, (argv, output[-3000:])
-            assert "Traceback" not in output and "deprecated" not in output.lower(), (argv, output[-3000:])
-            assert checks[key](result.stdout if "discover" in key or "state get" in key else output), \
-                (argv, output[-3000:])
-            if "config test" in key:
-                assert len(sandbox.app.events("job_created")) >= before
-    finally:
-        (project / "meltano.yml").write_text(original_yml)
+    for extra_env, argv in commands:
+        assert argv[0] == "--environment=sandbox" or argv == ["install"], argv
+        key = " ".join(argv[1:] if argv[0].startswith("--environment") else argv)
+        assert key in checks, f"README command without a check here: meltano {' '.join(argv)}"
+        if "config test" in key:  # Meltano's own test runs a sync: it creates report jobs
+            before = len(sandbox.app.events("job_created"))
+        result = subprocess.run([binary, *argv], cwd=clone, env=meltano_env(env | extra_env),
+                                capture_output=True, text=True, timeout=900, check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, (argv, output[-3000:])
+        assert "Traceback" not in output and "deprecated" not in output.lower(), (argv, output[-3000:])
+        assert checks[key](result.stdout if "discover" in key or "state get" in key else output), \
+            (argv, output[-3000:])
+        if "config test" in key:
+            assert len(sandbox.app.events("job_created")) >= before
+    rewritten = (clone / "meltano.yml").read_text()
+    assert "requires_meltano: '>=4.0'" in rewritten and 'requires_meltano: ">=4.0"' in (ROOT / "meltano.yml").read_text()
+
+    # make test's checks of the generated files, on the rewritten meltano.yml
+    generate = subprocess.run([sys.executable, "scripts/generate.py", "--check"], cwd=clone,
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert generate.returncode == 0, generate.stderr
+    settings_tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_operator.py::test_generated_meltano_entry_hub_definition_and_settings_doc_are_current",
+         "tests/test_operator.py::test_every_setting_is_described_with_its_range_and_no_kind_meltano_mishandles",
+         "tests/test_singer_messages.py::test_hub_definition_matches_the_tap",
+         "tests/test_singer_messages.py::test_settings_doc_tables_are_current",
+         "tests/test_packaging.py::test_a_rewritten_meltano_yml_is_current_and_regenerates_in_place"],
+        cwd=clone, capture_output=True, text=True, timeout=600, check=False)
+    assert settings_tests.returncode == 0, settings_tests.stdout[-3000:]
+    assert "5 passed in" in settings_tests.stdout, settings_tests.stdout[-1000:]
 
 
 # ---- scale-out: two extractors in parallel, state on PostgreSQL ------------------------------------------------

@@ -115,7 +115,7 @@ def test_every_setting_is_described_with_its_range_and_no_kind_meltano_mishandle
     assert extractor["capabilities"] == hub["capabilities"] == about["capabilities"]
 
 
-def test_generated_meltano_block_hub_definition_and_readme_table_are_current():
+def test_generated_meltano_entry_hub_definition_and_settings_doc_are_current():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--check"],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -18,9 +18,9 @@ from singer_sdk.exceptions import FatalAPIError
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, SANDBOX_SECRETS, catalog_selecting, run_cli, sandbox_config, sync
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ERRORS_DOC = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 
-# (what is wrong, config change, what the user sees) — the README's bad-input table lists these.
+# (what is wrong, config change, what the user sees) — docs/errors.md's bad-settings table lists these.
 BAD_CONFIG = [
     ("client id without its secret", {"talkdesk_client_secret": None},
      "config: setting 'talkdesk_client_secret' is missing: it is needed together with 'talkdesk_client_id'"),
@@ -59,10 +59,10 @@ def test_bad_config_is_one_line_before_any_request(tmp_path, sandbox, what, chan
     assert sandbox.app.events("request") == []
 
 
-def test_readme_lists_every_bad_input():
-    text = README.read_text()
+def test_docs_list_every_bad_input():
+    text = ERRORS_DOC.read_text()
     for what, _change, message in BAD_CONFIG:
-        assert message in text, f"README's bad-input table misses: {what}"
+        assert message in text, f"docs/errors.md's bad-settings table misses: {what}"
 
 
 # ---- retries -------------------------------------------------------------------------------------

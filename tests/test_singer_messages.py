@@ -62,11 +62,15 @@ def test_hub_definition_matches_the_tap():
     assert set(hub["capabilities"]) == set(extractor["capabilities"])
 
 
-def test_readme_settings_table_is_current():
+def test_settings_doc_tables_are_current():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("readme_settings", ROOT / "scripts" / "readme_settings.py")
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "scripts" / "generate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    readme = (ROOT / "README.md").read_text()
-    assert module.render(readme) == readme, "run: python scripts/readme_settings.py"
+    doc = module.SETTINGS_DOC_PATH.read_text()
+    assert module.render_settings_doc(doc) == doc, "run: python scripts/generate.py"
+    tap_section, sdk_section = doc.split("### The Singer SDK's built-in settings", 1)
+    assert "`talkdesk_window_days`" in tap_section and "`stream_maps`" not in tap_section
+    assert "`stream_maps`" in sdk_section and "`batch_config.encoding.format`" in sdk_section
+    assert "`start_date`" not in sdk_section
