@@ -498,6 +498,20 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         if shaper is not None and (added or not maps_identity):
             shaper.schema_changed()  # (nothing added: a field that is null so far; nothing to redo)
 
+    KEY_OVERRIDE = ("give the stream a key its rows do carry in the catalog: key_properties, or the "
+                    "table-key-properties metadata (Meltano: the extractor's `metadata` extra, "
+                    "{stream}: {{table-key-properties: [...]}}), and run again")
+
+    def _keyless(self, row: dict, result: JobResult) -> StreamError:
+        carried = sorted(name for name, value in row.items()
+                         if value not in (None, "") and name not in self.origin_fields)
+        shown = ", ".join(carried[:12]) + (", ..." if len(carried) > 12 else "")
+        return StreamError(
+            self.name, f"a row of {self.describe_job(result)} has no value for the key ({', '.join(self.primary_keys)}): "
+            f"the report's layout differs from what the tap expects (the row carries {shown}). No row without its "
+            f"key was emitted and no bookmark moved past {iso_z(result.window.start)}; "
+            + self.KEY_OVERRIDE.format(stream=self.name))
+
     def _check_keys(self, keys: KeyGuard, result: JobResult) -> None:
         """A row without its key or two rows with one key would be dropped or merged by the warehouse."""
         duplicates = keys.duplicates()
@@ -505,7 +519,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             raise StreamError(
                 self.name, f"the result of {self.describe_job(result)} has {keys.missing} row(s) without the key "
                 f"({', '.join(self.primary_keys)}) and {duplicates} row(s) repeating another row's key; a warehouse "
-                f"would drop or merge them, so no bookmark moved past {iso_z(result.window.start)}; report it")
+                f"would drop or merge them, so no bookmark moved past {iso_z(result.window.start)}; "
+                + self.KEY_OVERRIDE.format(stream=self.name))
 
     def _run_job_in_worker(self, context: Context | None, window: Window, stop: threading.Event,
                            recorded: dict | None) -> JobResult:
@@ -611,7 +626,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                     if known is not None and not row.keys() <= known:  # a C-level subset test
                         self.grow_schema(row)
                         known = growth.known
-                    add_key(row)
+                    if add_key(row):
+                        raise self._keyless(row, result)  # before the row leaves: none goes out keyless
                     yield row
                 self._check_keys(keys, result)
                 return emitted

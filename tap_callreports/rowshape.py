@@ -21,15 +21,22 @@ from __future__ import annotations
 import array
 import copy
 import datetime as dt
+import hashlib
 import re
 import typing as t
 from dataclasses import dataclass, field
+
+import orjson
 
 from tap_callreports.conform import ISO_DATE_TIME, Conformer, ValueNotConformed, utc_text
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _NOT_SQL = re.compile(r"[^a-z0-9_]+")
 _SECONDS = frozenset(f"{second:02d}" for second in range(60))
+#: The key of rows that carry no id of their own (RowKeys).
+ROW_KEY = "_row_key"
+ROW_KEY_DESCRIPTION = ("Added by the tap: a hash of the row's fields and its occurrence among identical rows of its "
+                       "window; the same every time the same window is read.")
 
 
 def sql_name(name: str, strip_prefixes: t.Sequence[str] = ()) -> str:
@@ -55,6 +62,10 @@ class RowPolicy:
     local_instants: tuple[str, ...] = ()
     #: Vendor name prefixes dropped from column names.
     strip_prefixes: tuple[str, ...] = ()
+    #: Empty text is null in every column: a CSV cell cannot tell "" from null, so no format does.
+    empty_text_is_null: bool = False
+    #: The text "None" in a column the schema declares is a missing value (Talkdesk writes both).
+    none_text_is_null: bool = False
 
     def output_schema(self, vendor_schema: dict) -> dict:
         """The SCHEMA targets see: vendor properties under their column names, old names folded
@@ -77,10 +88,12 @@ class RowPolicy:
             if column in self.local_instants:
                 properties[f"{column}_local"] = {
                     "type": ["string", "null"],
-                    "description": f"{column} as the report wrote it: wall-clock time in the report's time zone."}
+                    "description": f"{column} as wall-clock time in the report's configured time zone "
+                                   "(YYYY-MM-DDTHH:MM:SS, whatever zone a window was requested in)."}
         for column in self.key:
             if column not in properties:
-                properties[column] = {"type": ["string"]}
+                properties[column] = ({"type": ["string"], "description": ROW_KEY_DESCRIPTION} if column == ROW_KEY
+                                      else {"type": ["string"]})
         schema["properties"] = properties
         if "required" in schema:
             schema["required"] = list(dict.fromkeys(names.column(name) for name in schema["required"]))
@@ -147,8 +160,15 @@ class UtcInstants:
 
 
 def _wall(utc_text: str, zone: dt.tzinfo) -> str:
-    moment = dt.datetime.fromisoformat(utc_text[:-1] + "+00:00")
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+    """The wall time of a UTC text in `zone`, as `_local` columns write it (as MyReports' start_local)."""
+    moment = dt.datetime.fromisoformat(utc_text[:19] + "+00:00")
+    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S") + utc_text[19:-1]
+
+
+def _wall_text(text: str) -> str:
+    """A wall-clock text ('YYYY-MM-DD HH:MM:SS' or with T) as `_local` columns write it."""
+    text = text.strip()
+    return text if text[10] == "T" else f"{text[:10]}T{text[11:]}"
 
 
 class RowShaper:
@@ -157,11 +177,14 @@ class RowShaper:
     def __init__(self, policy: RowPolicy, vendor_names: t.Iterable[str] = (),
                  known: t.Callable[[], frozenset[str]] | None = None,
                  on_unknown: t.Callable[[dict[str, t.Any]], None] | None = None,
-                 conformer: t.Callable[[], Conformer] | None = None, stream: str = "") -> None:
+                 conformer: t.Callable[[], Conformer] | None = None, stream: str = "",
+                 instants: t.Callable[[], t.Sequence[str]] | None = None) -> None:
         """`known` gives the columns the stream's schema has; a row with any other column is handed
-        to `on_unknown` (schema growth) before it leaves. Checked once per set of vendor fields.
+        to `on_unknown` (schema growth) before it is converted, so a new column is typed from the
+        value as sent. Checked once per set of vendor fields.
         `conformer` builds the stream's Conformer (again after the schema grows): every row leaves
-        with each value of its column's type (`conform.py`)."""
+        with each value of its column's type (`conform.py`). `instants` gives the instant columns
+        (again after the schema grows); by default the policy's."""
         self.policy = policy
         self.stream = stream
         self.names = ColumnNames(policy)
@@ -171,20 +194,25 @@ class RowShaper:
         self._conformer = conformer() if conformer is not None else None
         for name in vendor_names:  # the schema's fields claim their columns first, as in output_schema
             self.names.column(name)
+        #: Columns where the text "None" is a missing value (the schema's own, when the policy says so).
+        self._none_columns = frozenset(self.names.column(name) for name in vendor_names) \
+            if policy.none_text_is_null else frozenset()
+        self._missing_texts = policy.none_text_is_null or policy.empty_text_is_null
         self.instants = UtcInstants()
         # Per key tuple seen: (the output names when any differs from the vendor's, else None;
         # whether any output name is unknown to the schema; the value-type patterns proven to
         # conform for this layout).
         self._columns_for: dict[tuple[str, ...], tuple[tuple[str, ...] | None, bool, set]] = {}
-        self._instants = policy.instants
+        self._instant_columns = instants
+        self._instants = tuple(instants()) if instants is not None else policy.instants
         self._local = frozenset(policy.local_instants)
         self._minutes: set[str] = set()  # 'YYYY-MM-DDTHH:MM' prefixes of UTC texts proven valid
 
     def shape(self, row: dict[str, t.Any], zone: dt.tzinfo, local_zone: dt.tzinfo | None = None) -> dict[str, t.Any]:
         """Column names, canonical fields, UTC instants. Wall times are read in `zone` (the zone the
-        report was requested in); their `_local` copies are the report zone's wall times: the
-        original text, or, when the report was requested in another zone (`local_zone`), the
-        UTC instant rendered in `local_zone`."""
+        report was requested in); their `_local` copies are the report zone's wall times
+        (`local_zone`, when the report was requested in another zone; else `zone`), written
+        YYYY-MM-DDTHH:MM:SS whatever form the vendor used."""
         keys = tuple(row)
         try:
             columns, unknown, proven = self._columns_for[keys]
@@ -196,15 +224,25 @@ class RowShaper:
             self._columns_for[keys] = (columns, unknown, proven)
         if columns is not None:
             row = dict(zip(columns, row.values()))
+        if unknown and self._on_unknown is not None:
+            self._on_unknown(row)  # typed from the values as sent; the conformer may be new now
+            proven = set()
+        if self._missing_texts:
+            values = row.values()
+            if "" in values or "None" in values:
+                for name, value in row.items():  # same keys: safe while iterating
+                    if value == "" or (value == "None" and name in self._none_columns):
+                        row[name] = None
         conformer = self._conformer
         if conformer is not None and tuple(map(type, row.values())) not in proven:
             conformer.check(row, proven)
+        local = self._local
         for name in self._instants:
             value = row.get(name)
             if value == "":
                 row[name] = None  # no instant (instant columns take null)
             elif value.__class__ is str:
-                if (len(value) == 20 and value[19] == "Z" and value[10] == "T"
+                if (len(value) == 20 and value[19] == "Z" and value[10] == "T" and name not in local
                         and value[:16] in self._minutes and value[16] == ":" and value[17:19] in _SECONDS):
                     continue  # already RFC 3339 UTC: the common case
                 utc, was_local = self.instants.to_utc(value, zone)
@@ -213,10 +251,9 @@ class RowShaper:
                 if len(utc) == 20:
                     self._minutes.add(utc[:16])
                 row[name] = utc
-                if was_local and name in self._local:
-                    row[f"{name}_local"] = value if local_zone is None else _wall(utc, local_zone)
-        if unknown and self._on_unknown is not None:
-            self._on_unknown(row)
+                if name in local:
+                    row[f"{name}_local"] = (_wall_text(value) if was_local and local_zone is None
+                                            else _wall(utc, local_zone or zone))
         return row
 
     def schema_changed(self) -> None:
@@ -224,6 +261,25 @@ class RowShaper:
         self._columns_for.clear()
         if self._new_conformer is not None:
             self._conformer = self._new_conformer()
+        if self._instant_columns is not None:
+            self._instants = tuple(self._instant_columns())
+
+
+class RowKeys:
+    """`_row_key` for rows that carry no id of their own: a hash of the row's fields (as shaped:
+    the same whatever file format) and its occurrence among identical rows of the result, so two
+    identical rows stay two rows and a window read again gives every row the same key again.
+    Memory: one 16-byte digest per distinct row of the result."""
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, int] = {}
+
+    def add(self, row: dict[str, t.Any]) -> None:
+        digest = hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str),
+                                 digest_size=16).digest()
+        occurrence = self._seen.get(digest, 0)
+        self._seen[digest] = occurrence + 1
+        row[ROW_KEY] = f"{digest.hex()}-{occurrence}"
 
 
 class KeyGuard:
@@ -242,30 +298,33 @@ class KeyGuard:
         self._missing: list[int] = []
         self.add = self._adder()  # a closure: the cheapest call on the hot path
 
-    def _adder(self) -> t.Callable[[t.Mapping[str, t.Any]], None]:
+    def _adder(self) -> t.Callable[[t.Mapping[str, t.Any]], bool]:
+        """`add(row)`: True when the row lacks its key (it is not counted: it must not leave)."""
         buckets, missing = self._buckets, self._missing.append
         low = self.BUCKETS - 1
         if len(self.key) == 1:
             name = self.key[0]
 
-            def add_one(row: t.Mapping[str, t.Any]) -> None:
+            def add_one(row: t.Mapping[str, t.Any]) -> bool:
                 value = row.get(name)
                 if value is None or value == "":
                     missing(1)
-                else:
-                    digest = hash(value)
-                    buckets[digest & low].append(digest)
+                    return True
+                digest = hash(value)
+                buckets[digest & low].append(digest)
+                return False
 
             return add_one
         names = self.key
 
-        def add_many(row: t.Mapping[str, t.Any]) -> None:
+        def add_many(row: t.Mapping[str, t.Any]) -> bool:
             values = tuple([row.get(k) for k in names])
             if None in values or "" in values:
                 missing(1)
-            else:
-                digest = hash(values)
-                buckets[digest & low].append(digest)
+                return True
+            digest = hash(values)
+            buckets[digest & low].append(digest)
+            return False
 
         return add_many
 
@@ -301,9 +360,13 @@ class SchemaGrowth:
     schema gains it (typed from its first non-null value) and a new SCHEMA goes out before the
     first record carrying it. SQL targets create columns only from SCHEMA messages."""
 
-    def __init__(self, schema: dict) -> None:
+    def __init__(self, schema: dict, typer: t.Callable[[t.Any], dict[str, t.Any]] | None = None) -> None:
+        """`typer`: the column spec for a new field's first non-null value (default: its JSON type)."""
         self.schema = schema
         self.known = frozenset(schema.get("properties", {}))
+        self.typer = typer or (lambda value: {"type": json_type(value)})
+        #: Added columns that hold instants (format date-time).
+        self.instants: list[str] = []
 
     def grow(self, row: t.Mapping[str, t.Any]) -> list[str]:
         """Add the row's unknown non-null fields to the schema; return their names."""
@@ -311,9 +374,22 @@ class SchemaGrowth:
         properties = self.schema.setdefault("properties", {})
         for name, value in row.items():
             if name not in self.known and value is not None and name not in properties:
-                properties[name] = {"type": json_type(value),
-                                    "description": "Added by the tap: a field the vendor sent that the schema did not list."}
+                spec = self.typer(value)
+                properties[name] = {**spec, "description": "Added by the tap: a field the vendor sent that the "
+                                                           "schema did not list."}
+                if spec.get("format") == "date-time":
+                    self.instants.append(name)
                 added.append(name)
         if added:
             self.known = frozenset(properties)
         return added
+
+
+def text_or_instant(value: t.Any) -> dict[str, t.Any]:
+    """A new column's type the same whatever the file format: an instant (UTC date-time) when its
+    first value is date-time text (ISO 8601, with or without offset, or wall-clock
+    'YYYY-MM-DD HH:MM:SS'), else text (JSON numbers, booleans, objects as their JSON text), since a
+    CSV cell cannot tell 12 from "12" nor "007" from 7."""
+    if isinstance(value, str) and ISO_DATE_TIME.fullmatch(value.strip()):
+        return {"type": ["string", "null"], "format": "date-time"}
+    return {"type": ["string", "null"]}

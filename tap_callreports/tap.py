@@ -30,7 +30,7 @@ from tap_callreports.settings import (
     load_settings,
     secret_values,
 )
-from tap_callreports.talkdesk.reports import TalkdeskReportStream
+from tap_callreports.talkdesk.reports import TalkdeskReportStream, honour_catalog_keys
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
 from tap_callreports.writer import FastSingerWriter
 from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
@@ -188,6 +188,11 @@ class TapCallReports(Tap):
         raise ConfigError(f"{vendor}_*", "is not configured")
 
     # ---- streams -------------------------------------------------------------------------------
+
+    def setup_mapper(self) -> None:
+        if self.input_catalog is not None:
+            honour_catalog_keys(self.input_catalog)  # before the maps and streams read the keys
+        super().setup_mapper()
 
     def discover_streams(self) -> list[Stream]:
         settings = self.settings

@@ -160,6 +160,7 @@ def test_every_record_conforms_to_its_schema(runs, shape, fmt):
 # ---- wrong-json-types: the plain sandbox's records, after lossless conversion -----------------------
 
 # The job streams' own ids differ between runs: their rows are matched by what they describe.
+UNTYPED_STREAMS = {"talkdesk_explore_calls", "talkdesk_audit_logs", "talkdesk_messaging_contacts"}
 MATCHED_BY = {"talkdesk_report_jobs": ("report_type", "window_start", "window_end"),
               "myreports_requests": ("report_id", "window_start", "window_end")}
 # Fields that name a job or the moment a run saw it, or how its file came: they differ between runs.
@@ -198,7 +199,9 @@ def by_key(run: TapRun, stream: str) -> dict[tuple, dict]:
 def test_wrong_json_types_give_the_plain_records(runs, fmt):
     plain, run = runs("plain", fmt), runs("wrong-json-types", fmt)
     assert plain.error is None and run.error is None, (plain.error, run.error)
-    for stream in streams_of(fmt):
+    # Reports without evidence of their layout have no typed vendor column: a value sent as another
+    # JSON type is other text there, by design (docs/talkdesk-report-rows.md).
+    for stream in [s for s in streams_of(fmt) if s not in UNTYPED_STREAMS]:
         expected, got = by_key(plain, stream), by_key(run, stream)
         assert expected, f"{stream}: the plain run has no rows to compare"
         assert got.keys() == expected.keys(), (f"{stream}: {len(expected.keys() - got.keys())} row(s) lost, "
@@ -217,7 +220,7 @@ def test_the_wrong_json_types_shape_sends_every_kind_of_other_type(make_sandbox)
 
     start, end = (dt.datetime.fromisoformat(d.replace("Z", "+00:00")) for d in DAYS[:2])
     data = sandbox.app.data
-    sent = [sent_as_other_types(row) for kind in ("calls", "ring_attempts")
+    sent = [sent_as_other_types(row) for kind in ("calls", "contacts")
             for row in data.talkdesk_rows(kind, start, end, UTC, dt.datetime.now(UTC))]
     sent += [sent_as_other_types(row) for _ts, row in data.myreports_rows(LONDON_REPORT, start, end)]
     sent += [sent_as_other_types(row) for row in [*data.job_statuses(), *data.imports()]]
@@ -225,8 +228,8 @@ def test_the_wrong_json_types_shape_sends_every_kind_of_other_type(make_sandbox)
     for row in sent:
         for column, value in row.items():
             values[column].add(repr(value) if not isinstance(value, (list, dict)) else "")
-    forms = {"talk_time": [r"'\d+'", r"' \d+ '", r"\d+\.0", r"'\d+\.0'", r"\d+"], "answered": ["'true'", "1|0", "'Yes'|'No'"],
-             "rating": ["''", "None"], "ring": [r"'\d+\.\d+'"], "userNum": [r"'\d+'", r"\d+"], "total": ["''"],
+    forms = {"talk_time": [r"'\d+'", r"' \d+ '", r"\d+\.0", r"'\d+\.0'", r"\d+"], "is_transfer": ["'true'", "1|0", "'Yes'|'No'"],
+             "user_voice_rating": ["''", "None"], "ring": [r"'\d+\.\d+'"], "userNum": [r"'\d+'", r"\d+"], "total": ["''"],
              "total_records": [r"'\d+'", r"\d+\.0"]}
     for column, patterns in forms.items():
         for pattern in patterns:
@@ -253,7 +256,7 @@ def marked_window(sandbox: RunningSandbox, vendor: str) -> dt.datetime:
     if vendor == "talkdesk":
         found = [dt.datetime.fromisoformat(r["start_at"].replace("Z", "+00:00"))
                  for r in data.talkdesk_rows("calls", start, end, UTC, dt.datetime.now(UTC))
-                 if r.get("talk_time") == "N/A" or r.get("sentiment_score") == "x"]
+                 if r.get("talk_time") == "N/A" or r.get("sentiment_scored_at") == "x"]
     else:
         found = [dt.datetime.fromtimestamp(ts, UTC) for ts, r in data.myreports_rows(LONDON_REPORT, start, end)
                  if r.get("callType") == "N/A"]
@@ -266,7 +269,7 @@ UNTYPABLE = {
     "talkdesk-integer": ("talkdesk", "talkdesk_calls", ("untypable-value",), ("talk_time",)),
     "myreports-integer": ("myreports", "myreports_call_rows", ("untypable-value",), ("call_type", "callType")),
     "talkdesk-added-column": ("talkdesk", "talkdesk_calls", ("talkdesk-extra-field", "untypable-added-column"),
-                              ("sentiment_score",)),
+                              ("sentiment_scored_at",)),
 }
 
 
@@ -292,10 +295,12 @@ def test_an_untypable_value_stops_the_stream_with_its_bookmark_before_the_window
     assert all(mark <= window for mark in marks), (window, marks)
     assert not [r for r in run.records(stream) if "N/A" in r.values() or "x" in r.values()]
     if case == "talkdesk-added-column":
-        # The column the tap added was typed number from its first value, and said so before the row.
+        # The column the tap added was typed date-time from its first value (an instant: UTC), and
+        # said so before the row.
         latest = [m for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == stream][-1]
-        assert "number" in latest["schema"]["properties"]["sentiment_score"]["type"]
-        assert any(isinstance(r.get("sentiment_score"), float) for r in run.records(stream))
+        assert latest["schema"]["properties"]["sentiment_scored_at"]["format"] == "date-time"
+        scored = [r["sentiment_scored_at"] for r in run.records(stream) if r.get("sentiment_scored_at")]
+        assert scored and all(is_rfc3339(v) and v.endswith("Z") for v in scored)
 
 
 # ---- BATCH files conform too --------------------------------------------------------------------------

@@ -55,23 +55,25 @@ def test_local_wall_times_become_utc_across_dst_and_keep_their_text():
     lisbon = ZoneInfo("Europe/Lisbon")
     summer = shaper.shape({"contact_id": "a", "started_at": "2026-10-24 12:00:00"}, lisbon)
     winter = shaper.shape({"contact_id": "b", "started_at": "2026-10-26 12:00:00"}, lisbon)
-    assert summer["started_at"] == "2026-10-24T11:00:00Z" and summer["started_at_local"] == "2026-10-24 12:00:00"
+    assert summer["started_at"] == "2026-10-24T11:00:00Z" and summer["started_at_local"] == "2026-10-24T12:00:00"
     assert winter["started_at"] == "2026-10-26T12:00:00Z"
     offset = shaper.shape({"contact_id": "c", "started_at": "2026-10-26T12:00:00+02:00"}, lisbon)
-    assert offset["started_at"] == "2026-10-26T10:00:00Z" and "started_at_local" not in offset
+    # An instant written with an offset: its local copy is still the report zone's wall time.
+    assert offset["started_at"] == "2026-10-26T10:00:00Z" and offset["started_at_local"] == "2026-10-26T10:00:00"
     # Requested in UTC (near a DST change): the local copy is the report zone's wall time.
     near = shaper.shape({"contact_id": "d", "started_at": "2026-10-25 00:30:00"}, UTC, lisbon)
-    assert near["started_at"] == "2026-10-25T00:30:00Z" and near["started_at_local"] == "2026-10-25 01:30:00"
+    assert near["started_at"] == "2026-10-25T00:30:00Z" and near["started_at_local"] == "2026-10-25T01:30:00"
 
 
 def test_names_that_would_meet_keep_apart_and_the_schema_field_keeps_its_column():
-    policy = RowPolicy(key=("flow_execution_id",), strip_prefixes=("studio_flow_executions_aggregated.",))
+    policy = RowPolicy(key=("interaction_id",), strip_prefixes=("studio_flow_executions_aggregated.",))
     vendor = load_schema("talkdesk_studio_flow_execution")["properties"]
     shaper = RowShaper(policy, vendor)
-    row = shaper.shape({"flowName": "NEW", "studio_flow_executions_aggregated.flow_name": "Main IVR",
-                        "studio_flow_executions_aggregated.flow_execution_id": "x"}, UTC)
-    assert row["flow_name"] == "Main IVR"
-    assert [v for k, v in row.items() if v == "NEW" and k != "flow_name"] == ["NEW"]
+    dotted = "studio_flow_executions_aggregated.flow_execution_finished_time"
+    row = shaper.shape({"flowExecutionFinishedTime": "NEW", dotted: "2022-01-19 09:57:54", "flow_name": "Main IVR",
+                        "interaction_id": "x"}, UTC)
+    assert row["flow_execution_finished_time"] == "2022-01-19 09:57:54" and row["flow_name"] == "Main IVR"
+    assert [v for k, v in row.items() if v == "NEW" and k != "flow_execution_finished_time"] == ["NEW"]
 
 
 def test_key_guard_finds_missing_and_repeated_keys():

@@ -173,9 +173,12 @@ def test_talkdesk_extra_field(make_sandbox, fmt):
     plain, extra = make(make_sandbox), make(make_sandbox, "talkdesk-extra-field")
     for report_type in TALKDESK_TYPES:
         reference, rows = report_rows(plain, report_type, fmt), report_rows(extra, report_type, fmt)
-        assert len(rows) == len(reference) == 72, report_type
+        assert len(rows) == len(reference) >= 72, report_type  # 3 events an hour; some give several rows
+        assert report_type != "calls" or len(rows) == 72
         for before, after in zip(reference, rows):
-            assert {k: v for k, v in after.items() if k not in ("sentiment_score", "queue_tags")} == before
+            added = ("sentiment_score", "queue_tags", "sentiment_scored_at")
+            assert {k: v for k, v in after.items() if k not in added} == before
+            assert (after["sentiment_scored_at"] in (None, "")) == (after["sentiment_score"] in (None, ""))
             tags, score = after["queue_tags"], after["sentiment_score"]
             if fmt == "csv":  # text cells: null is empty, the list is its JSON text
                 tags, score = json.loads(tags), float(score) if score else None

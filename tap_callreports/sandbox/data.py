@@ -27,6 +27,8 @@ MYREPORTS_REPORTS = {
     "00000000-0000-0000-0000-000000000001": ("Call list by user (London)", "Europe/London"),
     "00000000-0000-0000-0000-000000000002": ("Call list by user (New York)", "America/New_York"),
 }
+#: Report types that write instants as ISO UTC text (the others: wall-clock text in the job's zone).
+ISO_TIMES = frozenset({"calls", "explore_calls", "audit_logs", "messaging_contacts"})
 MYREPORTS_WORKSPACE = "00000000-0000-0000-0000-000000000001"
 
 
@@ -180,14 +182,21 @@ class SandboxData:
             for index in range(count):
                 bits = rng.getrandbits(160)
                 ts = bucket * HOUR + (bits & 0xFFF) % HOUR
-                if not start_ts <= ts < end_ts:
+                if report_type == "user_status":  # a chain of changes from the hour's start: each
+                    ts = bucket * HOUR            # change in the window holding its own start
+                elif not start_ts <= ts < end_ts:
                     continue
-                row = _talkdesk_row(report_type, bits, index, dt.datetime.fromtimestamp(ts, UTC), tz, new_names)
-                if self.talkdesk_extra_fields:
-                    row.update(talkdesk_extra_fields(bits))
-                if report_type == "calls":
-                    self._mark_untypable(row, "talkdesk-calls", bucket, index)
-                yield row
+                at = dt.datetime.fromtimestamp(ts, UTC)
+                rows = _talkdesk_rows(report_type, bits, index, bucket, at, tz, new_names)
+                if report_type == "user_status":
+                    rows = [row for row, offset in zip(rows, _chain_offsets(bits))
+                            if start_ts <= ts + offset < end_ts]
+                for row in rows:
+                    if self.talkdesk_extra_fields:  # times as the report writes its own
+                        row.update(talkdesk_extra_fields(bits, _iso_z(at) if report_type in ISO_TIMES else _wall(at, tz)))
+                    if report_type == "calls":
+                        self._mark_untypable(row, "talkdesk-calls", bucket, index)
+                    yield row
 
     # ---- MyReports -------------------------------------------------------------------------------
 
@@ -219,74 +228,268 @@ class SandboxData:
                 row.update(UNTYPABLE_VALUES.get((shape, kind), {}))
 
 
-def _talkdesk_row(report_type: str, bits: int, index: int, at: dt.datetime, tz: ZoneInfo, new_names: bool) -> dict:
+TEAMS = [("team-sales", "Sales"), ("team-support", "Support"), ("team-billing", "Billing")]
+STUDIO_FLOWS = [("flow-main-ivr", "Main IVR", ("Start", "Language menu", "Business hours", "Assign to queue")),
+                ("flow-after-hours", "After hours", ("Start", "Play message", "Voicemail")),
+                ("flow-callback", "Callback", ("Start", "Collect number", "Schedule callback", "Hang up"))]
+
+
+def _hex(bits: int, width: int = 32) -> str:
+    return f"{bits & ((1 << (width * 4)) - 1):0{width}x}"
+
+
+def _user(n: int) -> tuple[str, str, str]:
+    """(user_id, user_name, user_email) of agent `n` (one of the AGENTS, numbered on past them)."""
+    if n >= len(AGENTS):
+        n %= 1 << 20
+    name = AGENTS[n] if n < len(AGENTS) else f"Agent {n + 1}"
+    return f"{n + 1:024x}", name, f"agent{n + 1:02d}@example.com"
+
+
+def _maybe(value: object, bits: int, index: int, every: int = 3) -> object:
+    """`value`, or null on some rows and on every bucket's first row (nullable fields whose first
+    values are null: a reader that types a column from its first value learns nothing)."""
+    return None if index == 0 or bits % every == 0 else value
+
+
+def _none_text(value: object, bits: int) -> object:
+    """A missing value as Talkdesk writes some: the text "None" on some rows, JSON null on others."""
+    return value if value is not None else ("None" if bits & 1 else None)
+
+
+def _yes_no(flag: bool) -> str:
+    return "Yes" if flag else "No"
+
+
+def _calls_row(bits: int, index: int, at: dt.datetime, new_names: bool) -> dict:
+    """A calls row as the evidence records it: ISO UTC instants, boolean flags, integer seconds."""
+    kind = ("inbound", "outbound", "outbound_missed", "missed", "abandoned", "short_abandoned", "voicemail")[(bits >> 50) % 7]
+    talked = kind in ("inbound", "outbound")
+    talk = (bits >> 44) % 1800 if talked else 0
+    wait, hold, ringing = (bits >> 60) % 120, (bits >> 70) % 60 if talked else 0, (bits >> 64) % 40
+    user_id, user_name, user_email = _user((bits >> 12) % len(AGENTS))
+    team_id, team_name = TEAMS[(bits >> 80) % len(TEAMS)]
+    handled = talked or kind == "voicemail"
+    surveyed = talked and (bits >> 112) % 3 == 0
+    end = at + dt.timedelta(seconds=wait + ringing + talk + hold)
+    return {
+        ("call_id" if new_names else "interaction_id"): _hex(bits >> 32),
+        "callsid": "CA" + _hex(bits >> 24),
+        ("type" if new_names else "call_type"): kind,
+        ("start_at" if new_names else "start_time"): _iso_z(at),
+        ("end_at" if new_names else "end_time"): _iso_z(end),
+        "talkdesk_phone_number": f"+1844{(bits >> 90) % 10_000_000:07d}",
+        "talkdesk_phone_display_name": _maybe("Main line", bits >> 91, index),
+        "contact_phone_number": f"+1202{(bits >> 100) % 10_000_000:07d}",
+        "user_id": user_id if handled else None,
+        "user_name": user_name if handled else None,
+        "user_email": user_email if handled else None,
+        "total_time": wait + ringing + talk + hold,
+        "talk_time": talk,
+        "wait_time": wait,
+        "hold_time": hold,
+        "abandon_time": wait if kind in ("abandoned", "short_abandoned") else 0,
+        "total_ringing_time": ringing,
+        "disposition_code": _maybe(("resolved", "callback", "escalated")[(bits >> 110) % 3], bits >> 110, index),
+        "notes": _maybe("Customer asked for a refund", bits >> 108, index, 4),
+        "user_voice_rating": _maybe((bits >> 115) % 5 + 1, bits >> 115, index) if talked else None,
+        "ring_groups": QUEUES[(bits >> 84) % len(QUEUES)],
+        "ivr_options": ",".join(str((bits >> (86 + 2 * n)) % 3 + 1) for n in range((bits >> 120) % 4)),
+        "is_in_business_hours": bool((bits >> 121) & 1),
+        "is_callback_from_queue": None if index == 0 else bool((bits >> 122) & 1),
+        "is_call_forwarding": bool((bits >> 123) & 1),
+        "is_if_no_answer": bool((bits >> 124) & 1),
+        "is_transfer": bool((bits >> 125) & 1),
+        "is_external_transfer": False,
+        "handling_user_name": user_name if talked else None,
+        "handling_user_id": user_id if talked else None,
+        "handling_user_email": user_email if talked else None,
+        "recording_url": f"/recordings/{_hex(bits >> 40, 20)}" if talked else None,
+        "csat_score": (bits >> 126) % 5 + 1 if surveyed else None,
+        "csat_survey_time": _iso_z(end + dt.timedelta(seconds=14)) if surveyed else None,
+        "mood": ("happy", "neutral", "sad")[(bits >> 127) % 3],
+        "is_mood_prompted": None if index == 0 else bool((bits >> 128) & 1),
+        "team_id": team_id if handled else None,
+        "team_name": team_name if handled else None,
+    }
+
+
+def _contacts_row(bits: int, index: int, at: dt.datetime, tz: ZoneInfo) -> dict:
+    """A contacts row as the evidence records it: wall-clock times in the job's zone, Yes/No flags,
+    "None" as text for some missing values."""
+    kind = ("Answered", "Missed", "Abandoned", "Voicemail", "Outbound")[(bits >> 50) % 5]
+    answered = kind in ("Answered", "Outbound")
+    wait, ring, talk = (bits >> 60) % 120, (bits >> 66) % 40, (bits >> 44) % 1800 if answered else 0
+    hold = (bits >> 72) % 60 if answered else 0
+    acw = (bits >> 78) % 90 if answered else 0
+    answered_at = at + dt.timedelta(seconds=wait + ring)
+    finished = answered_at + dt.timedelta(seconds=talk + hold)
+    user_id, user_name, _email = _user((bits >> 12) % len(AGENTS))
+    team_id, team_name = TEAMS[(bits >> 80) % len(TEAMS)]
+    transferred = answered and (bits >> 84) % 4 == 0
+    return {
+        "interaction_id": _hex(bits),
+        "contact_id": _hex(bits >> 32),
+        "company_number": f"+1844{(bits >> 90) % 10_000_000:07d}",
+        "contact_person_number": f"+1202{(bits >> 100) % 10_000_000:07d}",
+        "phone_display_name": _maybe("Main line", bits >> 91, index),
+        "external_phone_number": _none_text(None, bits >> 92) if kind != "Outbound" else "+15550100",
+        "direction": "OUT" if kind == "Outbound" else "IN",
+        "contact_type": kind,
+        "started_at": _wall(at, tz),
+        "answered_at": _wall(answered_at, tz) if answered else None,
+        "connected_at": _wall(answered_at, tz) if answered else None,
+        "finished_at": _wall(finished, tz) if index % 7 != 3 else None,  # still open when the report ran
+        "wait_time": wait,
+        "time_to_missed": None if kind != "Missed" else wait + ring,
+        "abandon_time": wait if kind == "Abandoned" else None,
+        "short_abandon_time": None,
+        "time_to_voicemail": wait + ring if kind == "Voicemail" else None,
+        "ring_time": ring,
+        "connect_time": ring if answered else None,
+        "talk_time": talk if answered else None,
+        "hard_hold_time": hold if answered else None,
+        "soft_hold_time": 0 if answered else None,
+        "hold_time": hold if answered else None,
+        "after_call_work_time": acw if answered else None,
+        "duration": wait + ring + talk + hold,
+        "handle_time": talk + hold + acw if answered else None,
+        "inside_business_hours": _yes_no(bool((bits >> 121) & 1)),
+        "inside_service_level": _yes_no(wait < 60),
+        "within_service_level_threshold": _yes_no(wait < 30),
+        "transfer_out": _yes_no(transferred),
+        "transfer_out_type": "cold" if transferred else _none_text(None, bits >> 93),
+        "transfer_in": None,
+        "transfer_in_type": None,
+        "callback": _none_text(None, bits >> 94),
+        "ring_groups": QUEUES[(bits >> 86) % len(QUEUES)],
+        "handling_ring_groups": QUEUES[(bits >> 86) % len(QUEUES)] if answered else None,
+        "user_name": user_name if answered else None,
+        "user_id": user_id if answered else None,
+        "team_name": team_name if answered else _none_text(None, bits >> 95),
+        "team_id": team_id if answered else None,
+        "direct_assignment_user": _none_text(None, bits >> 96),
+        "direct_assignment_ids": _none_text(None, bits >> 97),
+    }
+
+
+def _ring_attempts_row(bits: int, index: int, at: dt.datetime, tz: ZoneInfo) -> dict:
+    """A ring attempts row: wall-clock times in the job's zone; an attempt still ringing has no
+    finish yet (and the first rows have none either)."""
+    user_id, user_name, user_email = _user((bits >> 12) % len(AGENTS))
+    duration = (bits >> 50) % 40
+    finished = index % 5 != 0
+    return {
+        "interaction_id": _hex(bits),
+        "contact_id": _hex(bits >> 16),
+        "batch_ring_id": _hex(bits >> 24),
+        "ring_attempt_id": _hex(bits >> 32),
+        "attempt_type": _maybe(("Ignored", "Answered", "Rejected", "Missed")[(bits >> 56) % 4], bits >> 56, index, 5),
+        "ring_started_at_time": _wall(at, tz),
+        "ring_finished_at_time": _wall(at + dt.timedelta(seconds=duration), tz) if finished else None,
+        "ring_attempt_duration": duration if finished else None,
+        "user_name": user_name,
+        "user_email": user_email,
+        "team_name": _maybe(TEAMS[(bits >> 80) % len(TEAMS)][1], bits >> 80, index),
+    }
+
+
+def _chain_offsets(bits: int) -> list[int]:
+    """Seconds into the hour at which one user's status changes (the first on the hour)."""
+    changes = (bits >> 20) % 4 + 1
+    return [0, *sorted({(bits >> (30 + 12 * n)) % 3540 + 30 for n in range(changes - 1)})]
+
+
+def _user_status_rows(bits: int, user: int, bucket: int, tz: ZoneInfo) -> list[dict]:
+    """One user's status changes within one hour: several rows per user, back to back. The first
+    change is on the hour itself (a shift starting): many users share that instant. `user`: one per
+    generated event of the hour (a user has one status at a time)."""
+    user_id, user_name, user_email = _user(user)
+    team_id, team_name = TEAMS[(bits >> 80) % len(TEAMS)]
+    starts = _chain_offsets(bits)
+    rows = []
+    for n, offset in enumerate(starts):
+        start = dt.datetime.fromtimestamp(bucket * HOUR + offset, UTC)
+        end_offset = starts[n + 1] if n + 1 < len(starts) else HOUR
+        end = dt.datetime.fromtimestamp(bucket * HOUR + end_offset, UTC)
+        rows.append({
+            "user_id": user_id,
+            "user_name": user_name,
+            "user_email": user_email,
+            "status_label": ("Available", "Away", "On a call", "After call work", "Offline")[(bits >> (90 + 3 * n)) % 5],
+            "status_start_at": _wall(start, tz),
+            "status_end_at": _wall(end, tz),
+            "status_time": end_offset - offset,
+            "is_user_active": bool((bits >> (100 + n)) & 1) or n == 0,
+            "team_id": team_id if (bits >> 110) % 4 else None,
+            "team_name": team_name if (bits >> 110) % 4 else None,
+        })
+    return rows
+
+
+def _studio_flow_rows(bits: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:
+    """One flow execution as studio_flow_execution reports it: one row per step, no execution id,
+    steps ordered by step_execution_order from 0; each row repeats the execution's finish time."""
+    flow_id, flow_name, steps = STUDIO_FLOWS[(bits >> 50) % len(STUDIO_FLOWS)]
+    taken = steps[: (bits >> 52) % (len(steps) - 1) + 2]
+    spent = [((bits >> (60 + 8 * n)) % 200) / 10 or 6.712963e-07 for n in range(len(taken))]
+    finished = at + dt.timedelta(seconds=sum(spent))
+    rows, moment = [], at
+    for order, step in enumerate(taken):
+        rows.append({
+            "call_sid": "CA" + _hex(bits >> 24),
+            "interaction_id": _hex(bits),
+            "destination_number": f"+1844{(bits >> 90) % 10_000_000:07d}",
+            "origin_number": f"+1202{(bits >> 100) % 10_000_000:07d}",
+            "flow_name": flow_name,
+            "flow_id": flow_id,
+            "component_title": step,
+            "step_name": step.lower().replace(" ", "_"),
+            "exit": "ok" if order + 1 < len(taken) or (bits >> 110) % 5 else "error",
+            "time_in_step": spent[order],
+            "timestamp": _wall(moment, tz),
+            "studio_flow_executions_aggregated.flow_execution_finished_time": _wall(finished, tz),
+            "step_execution_order": order,
+        })
+        moment += dt.timedelta(seconds=spent[order])
+    return rows
+
+
+def _talkdesk_rows(report_type: str, bits: int, index: int, bucket: int, at: dt.datetime, tz: ZoneInfo,
+                   new_names: bool) -> list[dict]:
+    """The rows one generated event gives: evidenced layouts for the five report types
+    `docs/talkdesk-report-layouts` covers (../shared/api-docs/talkdesk-report-layouts.md); the
+    others are invented (no public evidence), and now and then send one row twice, identical."""
+    if report_type == "calls":
+        return [_calls_row(bits, index, at, new_names)]
+    if report_type == "contacts":
+        return [_contacts_row(bits, index, at, tz)]
+    if report_type == "ring_attempts":
+        return [_ring_attempts_row(bits, index, at, tz)]
+    if report_type == "user_status":
+        return _user_status_rows(bits, (bucket * 7 + index) % len(AGENTS) if index < len(AGENTS) else index,
+                                 bucket, tz)
+    if report_type == "studio_flow_execution":
+        return _studio_flow_rows(bits, at, tz)
+    row = _unevidenced_row(report_type, bits, at, new_names)
+    return [row, dict(row)] if (bits >> 140) % 6 == 0 else [row]
+
+
+def _unevidenced_row(report_type: str, bits: int, at: dt.datetime, new_names: bool) -> dict:
     agent = AGENTS[(bits >> 12) % len(AGENTS)]
     agent_id = f"{(bits >> 20) & 0xFFFFFF:024x}"
     duration = (bits >> 44) % 1800
     row_id = _uuid(bits >> 32)
-    if report_type in ("calls", "explore_calls"):
+    if report_type == "explore_calls":
         kind = ("inbound", "outbound", "abandoned", "missed", "voicemail")[(bits >> 50) % 5]
-        row = {
+        return {
             ("call_id" if new_names else "interaction_id"): row_id,
             ("type" if new_names else "call_type"): kind,
             ("start_at" if new_names else "start_time"): _iso_z(at),
             "end_at" if new_names else "end_time": _iso_z(at + dt.timedelta(seconds=duration)),
             "talk_time": duration if kind in ("inbound", "outbound") else 0,
-            "wait_time": (bits >> 60) % 120,
-            "hold_time": (bits >> 70) % 60,
-            "agent_id": agent_id if kind != "abandoned" else None,
             "agent_name": agent if kind != "abandoned" else None,
-            "ring_groups": QUEUES[(bits >> 80) % len(QUEUES)],
-            "phone_number": f"+1555{(bits >> 90) % 10_000_000:07d}",
-            "contact_phone_number": f"+1202{(bits >> 100) % 10_000_000:07d}",
-            "disposition_code": ("resolved", "callback", "escalated", None)[(bits >> 110) % 4],
-            "rating": (bits >> 115) % 6 or None,
-        }
-        if report_type == "explore_calls":
-            row["team"] = QUEUES[(bits >> 120) % len(QUEUES)]
-        return row
-    if report_type == "contacts":
-        return {
-            "contact_id": row_id,
-            "interaction_id": _uuid(bits),
-            "channel": ("voice", "sms", "email", "chat")[(bits >> 50) % 4],
-            "direction": ("inbound", "outbound")[(bits >> 55) % 2],
-            "started_at": _wall(at, tz),
-            "ended_at": _wall(at + dt.timedelta(seconds=duration), tz),
-            "duration": duration,
-            "agent_id": agent_id,
-            "team": QUEUES[(bits >> 80) % len(QUEUES)],
-            "status": ("completed", "abandoned", "transferred")[(bits >> 90) % 3],
-        }
-    if report_type == "user_status":
-        return {
-            "user_id": agent_id,
-            "user_name": agent,
-            "status_label": ("available", "away", "on_a_call", "after_call_work", "offline")[(bits >> 50) % 5],
-            "status_start_at": _wall(at, tz),
-            "status_end_at": _wall(at + dt.timedelta(seconds=duration), tz),
-            "duration_seconds": duration,
-        }
-    if report_type == "ring_attempts":
-        return {
-            "ring_attempt_id": row_id,
-            "call_id": _uuid(bits),
-            "agent_id": agent_id,
-            "agent_name": agent,
-            "ring_start_at": _iso_z(at),
-            "ring_duration": (bits >> 50) % 40,
-            "answered": bool((bits >> 60) & 1),
-            "attempt_number": index % 4 + 1,
-        }
-    if report_type == "studio_flow_execution":
-        prefix = "studio_flow_executions_aggregated."
-        return {
-            prefix + "flow_execution_id": row_id,
-            prefix + "flow_name": ("Main IVR", "After hours", "Callback")[(bits >> 50) % 3],
-            prefix + "flow_execution_started_time": _wall(at, tz),
-            prefix + "flow_execution_finished_time": _wall(at + dt.timedelta(seconds=duration % 300), tz),
-            prefix + "exit_reason": ("transfer", "hangup", "voicemail", "error")[(bits >> 60) % 4],
-            prefix + "steps_count": (bits >> 70) % 12 + 1,
+            "team": QUEUES[(bits >> 120) % len(QUEUES)],
         }
     if report_type == "audit_logs":
         return {
@@ -306,6 +509,8 @@ def _talkdesk_row(report_type: str, bits: int, index: int, at: dt.datetime, tz: 
         "messages_count": (bits >> 60) % 40 + 1,
         "agent_id": agent_id,
     }
+
+
 
 
 def _myreports_row(bits: int, at: dt.datetime, tz: ZoneInfo) -> dict:

@@ -554,7 +554,7 @@ class Sandbox:
             job.redirect = cfg == "always" or (cfg == "alternate" and int(job.id, 16) % 2 == 0)
             self._jobs[job.id] = job
         self.event("job_created", vendor="talkdesk", job_id=job.id, report_type=report_type,
-                   start=start.isoformat(), end=end.isoformat(), attempt=attempt)
+                   start=start.isoformat(), end=end.isoformat(), attempt=attempt, timezone=job.timezone)
         answer = self._job_body(request, job)
         if self.shape("talkdesk-create-location-only"):
             return Response(b"", status=202, headers={"Location": answer["_links"]["self"]["href"]})
@@ -629,6 +629,8 @@ class Sandbox:
         start, end = job.window
         rows = self.all_as_sent(self.data.talkdesk_rows(job.report_type, start, end, ZoneInfo(job.timezone),
                                                         dt.datetime.now(UTC)))
+        if job.report_type == "studio_flow_execution" and self.shape("talkdesk-studio-without-interaction-id"):
+            rows = ({k: v for k, v in row.items() if k != "interaction_id"} for row in rows)
         path = os.path.join(self._workdir, f"td-{job.id}.{job.format}")
         count = 0
         with open(path, "wb") as out:
@@ -1134,10 +1136,10 @@ class Sandbox:
 
 
 def _csv_cell(value: t.Any) -> t.Any:
-    """A CSV cell: null is empty, a list is its JSON text."""
+    """A CSV cell: null is empty, a list, object or boolean is its JSON text (true, not True)."""
     if value is None:
         return ""
-    return orjson.dumps(value).decode() if isinstance(value, (list, dict)) else value
+    return orjson.dumps(value).decode() if isinstance(value, (list, dict, bool)) else value
 
 
 def _content_type(fmt: str) -> str:

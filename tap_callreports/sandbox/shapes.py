@@ -37,7 +37,10 @@ SHAPES: dict[str, str] = {
     "talkdesk-status-upper": "job statuses in upper case (CREATED, PROCESSING, DONE, ...)",
     "talkdesk-timespan-wall": "timespan from/to offsets are ignored: wall-clock fields read in the job's timezone",
     "talkdesk-extra-field": "report rows of every type carry fields the tap's schemas do not list: sentiment_score "
-                            "(a float, null in some rows) and queue_tags (a list of strings)",
+                            "(a float, null in some rows), queue_tags (a list of strings) and "
+                            "sentiment_scored_at (a time, written as the report writes its times)",
+    "talkdesk-studio-without-interaction-id": "studio_flow_execution rows carry no interaction_id (the tap's key "
+                                              "for a step): a layout that differs from the tap's expectation",
     # Talkdesk bulk imports
     "imports-empty-no-embedded": "a page without rows has no _embedded member",
     "imports-next-without-per-page": "HAL next/prev/first/last hrefs carry only ?page=N (no per_page)",
@@ -71,8 +74,8 @@ SHAPES: dict[str, str] = {
                         "totalCount, effort, durations, rowLimit; rowLimitExceeded as 0/1)",
     "untypable-value": 'the first row of the hour at Friday 12:00 UTC (each week) carries "N/A" in an integer '
                        "column: Talkdesk calls talk_time, MyReports callType",
-    "untypable-added-column": "with talkdesk-extra-field: that same Talkdesk calls row carries sentiment_score "
-                              '"x" (a column the tap adds, typed number from its first value)',
+    "untypable-added-column": "with talkdesk-extra-field: that same Talkdesk calls row carries sentiment_scored_at "
+                              '"x" (a column the tap adds, typed date-time from its first value)',
 }
 
 
@@ -190,13 +193,14 @@ def all_but_last(items: t.Iterable[t.Any], dropped: list) -> t.Iterator[t.Any]:
 QUEUE_TAGS = ("priority", "callback", "vip", "spanish", "overflow", "escalated")
 
 
-def talkdesk_extra_fields(bits: int) -> dict[str, t.Any]:
+def talkdesk_extra_fields(bits: int, scored_at: str) -> dict[str, t.Any]:
     """Fields a newer Talkdesk payload adds to a report row (shape talkdesk-extra-field), from the
-    row's bits past those the row itself uses: same row, same values."""
+    row's bits past those the row itself uses: same row, same values. `scored_at`: the row's event
+    time as the report writes its times (an instant the tap's schemas do not list)."""
     extra = bits >> 128
     score = None if extra % 5 == 0 else round((extra >> 3) % 2001 / 1000 - 1, 3)  # -1.0 .. 1.0
     tags = [tag for n, tag in enumerate(QUEUE_TAGS) if (extra >> (16 + n)) & 1]
-    return {"sentiment_score": score, "queue_tags": tags}
+    return {"sentiment_score": score, "queue_tags": tags, "sentiment_scored_at": scored_at if score is not None else None}
 
 
 #: (template, display fields added to the call list's) of MyReports results, per shape.
@@ -219,7 +223,7 @@ def myreports_summary_fields(bits: int) -> dict[str, t.Any]:
 # ---- wrong-json-types and untypable-value ----------------------------------------------------------
 
 #: Columns where the vendors send null for a number: under wrong-json-types that null may come as "".
-NULLABLE_NUMBERS = frozenset({"rating", "progress", "total"})
+NULLABLE_NUMBERS = frozenset({"user_voice_rating", "csat_score", "talk_time", "progress", "total"})
 #: Text a vendor may send as a JSON number without loss: no sign, no leading zero, within 64 bits.
 _WHOLE_TEXT = re.compile(r"0|[1-9][0-9]{0,14}")
 
@@ -276,5 +280,5 @@ def carries_untypable_value(bucket: int, index: int) -> bool:
 UNTYPABLE_VALUES = {
     ("untypable-value", "talkdesk-calls"): {"talk_time": "N/A"},
     ("untypable-value", "myreports"): {"callType": "N/A"},
-    ("untypable-added-column", "talkdesk-calls"): {"sentiment_score": "x"},
+    ("untypable-added-column", "talkdesk-calls"): {"sentiment_scored_at": "x"},
 }

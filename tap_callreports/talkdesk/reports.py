@@ -36,7 +36,7 @@ from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
 from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import ReportDocument, csv_rows, ndjson_rows
 from tap_callreports.talkdesk.client import TalkdeskStream
-from tap_callreports.rowshape import RowPolicy, RowShaper
+from tap_callreports.rowshape import ROW_KEY, RowKeys, RowPolicy, RowShaper, SchemaGrowth, text_or_instant
 from tap_callreports.timeutil import iso_z, offset_changes, utc_now
 
 if t.TYPE_CHECKING:
@@ -61,26 +61,60 @@ ORIGIN_FIELDS = {
 }
 AUDIT_LOG_LAG = dt.timedelta(hours=1)
 
+_CONTACT_TIMES = ("started_at", "answered_at", "connected_at", "finished_at")
+_RING_TIMES = ("ring_started_at_time", "ring_finished_at_time")
+_STUDIO_TIMES = ("timestamp", "flow_execution_finished_time")
 # Calls payloads requested on or after 2026-05-11 renamed four fields: one column each, whichever arrives.
 CALLS_RENAMED = {"interaction_id": "call_id", "call_type": "type", "start_time": "start_at", "end_time": "end_at"}
-#: Per report type, the warehouse shape of its rows (README "Streams" documents each key).
+
+
+def _policy(**how: t.Any) -> RowPolicy:
+    """Any Talkdesk report may come as CSV: empty text is null in every format."""
+    return RowPolicy(empty_text_is_null=True, **how)
+
+
+#: Per report type, the warehouse shape of its rows (docs/talkdesk-report-rows.md documents each).
+#: Keys: the fewest evidenced fields unique on the evidenced rows (tests/test_report_layouts.py
+#: proves each on the sandbox's layouts); types without evidence carry no id the tap has seen, so
+#: their key is the tap's `_row_key`. Instants: every time field of the layout; those the vendor
+#: writes as wall-clock text keep a `_local` copy.
 ROW_POLICIES: dict[str, RowPolicy] = {
-    "calls": RowPolicy(key=("call_id",), renamed=CALLS_RENAMED, instants=("start_at", "end_at")),
-    "explore_calls": RowPolicy(key=("call_id",), renamed=CALLS_RENAMED, instants=("start_at", "end_at")),
-    "contacts": RowPolicy(key=("contact_id",), instants=("started_at", "ended_at"),
-                          local_instants=("started_at", "ended_at")),
-    # No id per status change: a user enters one status at a given instant (two automatic changes
-    # within one second still differ by status).
-    "user_status": RowPolicy(key=("user_id", "status_start_at", "status_label"), instants=("status_start_at", "status_end_at"),
-                             local_instants=("status_start_at", "status_end_at")),
-    "ring_attempts": RowPolicy(key=("ring_attempt_id",), instants=("ring_start_at",)),
-    "studio_flow_execution": RowPolicy(
-        key=("flow_execution_id",), strip_prefixes=("studio_flow_executions_aggregated.",),
-        instants=("flow_execution_started_time", "flow_execution_finished_time"),
-        local_instants=("flow_execution_started_time", "flow_execution_finished_time")),
-    "audit_logs": RowPolicy(key=("event_id",), instants=("occurred_at",)),
-    "messaging_contacts": RowPolicy(key=("conversation_id",), instants=("started_at", "ended_at")),
+    "calls": _policy(key=("call_id",), renamed=CALLS_RENAMED, instants=("start_at", "end_at", "csat_survey_time"),
+                     none_text_is_null=True),
+    "contacts": _policy(key=("contact_id",), instants=_CONTACT_TIMES, local_instants=_CONTACT_TIMES,
+                        none_text_is_null=True),
+    # One row per status change: a user enters one status at a given instant.
+    "user_status": _policy(key=("user_id", "status_start_at"), instants=("status_start_at", "status_end_at"),
+                           local_instants=("status_start_at", "status_end_at"), none_text_is_null=True),
+    "ring_attempts": _policy(key=("ring_attempt_id",), instants=_RING_TIMES, local_instants=_RING_TIMES,
+                             none_text_is_null=True),
+    # One row per step of a flow execution, and no execution id: a step is its interaction's nth.
+    "studio_flow_execution": _policy(
+        key=("interaction_id", "step_execution_order"), strip_prefixes=("studio_flow_executions_aggregated.",),
+        instants=_STUDIO_TIMES, local_instants=_STUDIO_TIMES, none_text_is_null=True),
+    "explore_calls": _policy(key=(ROW_KEY,), renamed=CALLS_RENAMED),
+    "audit_logs": _policy(key=(ROW_KEY,)),
+    "messaging_contacts": _policy(key=(ROW_KEY,)),
 }
+
+
+def honour_catalog_keys(catalog: t.Any) -> None:
+    """A key given in the catalog is honoured: `key_properties`, or the `table-key-properties`
+    metadata (what Meltano's `metadata` extra sets), whichever differs from the tap's own key. The
+    entry is settled before the stream maps and the streams read it, so the SCHEMA messages and
+    the key checks use the same key."""
+    for entry in catalog.streams:
+        name = entry.tap_stream_id or ""
+        policy = ROW_POLICIES.get(name.removeprefix("talkdesk_")) if name.startswith("talkdesk_") else None
+        if policy is None:
+            continue
+        root = entry.metadata.get(())
+        for given in (getattr(root, "table_key_properties", None), entry.key_properties):
+            if given and list(given) != list(policy.key):
+                entry.key_properties = list(given)
+                if root is not None:
+                    root.table_key_properties = list(given)
+                break
 
 
 class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
@@ -108,7 +142,21 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     def shaper(self) -> RowShaper:
         return RowShaper(self.row_policy, self.vendor_schema["properties"],
                          known=lambda: self.schema_growth.known, on_unknown=self.grow_schema,
-                         conformer=lambda: self.new_conformer(self.row_policy.instants), stream=self.name)
+                         conformer=lambda: self.new_conformer(self.instant_columns()), stream=self.name,
+                         instants=self.instant_columns)
+
+    @cached_property
+    def schema_growth(self) -> SchemaGrowth:
+        """Fields the layout does not list are typed the same in every file format (text_or_instant)."""
+        return SchemaGrowth(self.schema, typer=text_or_instant)
+
+    def instant_columns(self) -> tuple[str, ...]:
+        """The layout's instants and any added column whose values are instants."""
+        return self.row_policy.instants + tuple(self.schema_growth.instants)
+
+    @property
+    def row_keys_needed(self) -> bool:
+        return ROW_KEY in (self.primary_keys or ())
 
     def job_zone(self, window: Window) -> str:
         """The time zone a window's job is requested in: the configured one, except within a day of
@@ -283,22 +331,30 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         zone = ZoneInfo(zone_name)
         local_zone = None if zone_name == self.talkdesk.report_timezone else self.report_zone
         shape = self.shaper.shape
+        # `_row_key` counts identical rows from the result's first row: every row is read and keyed,
+        # then the first `skip` are passed over here rather than by the reader.
+        row_keys = RowKeys() if self.row_keys_needed else None
+        read_skip, skip = (0, skip) if row_keys is not None else (skip, 0)
         try:
             counts: dict[str, t.Any] = {}
             if fmt == "csv":
                 # Cells are text: the shaper's conformer types them per the target's schema.
-                rows: t.Iterator[dict] = csv_rows(response.raw, skip)
+                rows: t.Iterator[dict] = csv_rows(response.raw, read_skip)
             elif fmt == "json_bulk":
-                rows = ndjson_rows(response.raw, skip)
+                rows = ndjson_rows(response.raw, read_skip)
             else:
                 document = ReportDocument(response.raw, ["entries", ""])
                 if document.array_key is None and not stated_empty(document.header, "entries", "total"):
                     raise missing_rows("'entries' list", vendor_words(document.header))
-                rows = document.rows(skip)
-            read = skip
+                rows = document.rows(read_skip)
+            read = read_skip
             for row in rows:
                 read += 1
                 row = shape(row, zone, local_zone)
+                if row_keys is not None:
+                    row_keys.add(row)
+                    if read <= skip:
+                        continue
                 row.update(origin)
                 yield row
             if fmt == "json":
