@@ -171,6 +171,19 @@ def _wall_text(text: str) -> str:
     return text if text[10] == "T" else f"{text[:10]}T{text[11:]}"
 
 
+_MISSING_TEXTS = frozenset({"", "None"})
+
+
+def _has_missing_text(row: dict[str, t.Any]) -> bool:
+    """Whether a value is "" or "None" (a C-level set probe per value; a list or object value
+    cannot be hashed, and then the slower scan decides)."""
+    try:
+        return not _MISSING_TEXTS.isdisjoint(row.values())
+    except TypeError:
+        values = row.values()
+        return "" in values or "None" in values
+
+
 class RowShaper:
     """Applies a RowPolicy to rows, in place where it can (the hot path)."""
 
@@ -227,12 +240,10 @@ class RowShaper:
         if unknown and self._on_unknown is not None:
             self._on_unknown(row)  # typed from the values as sent; the conformer may be new now
             proven = set()
-        if self._missing_texts:
-            values = row.values()
-            if "" in values or "None" in values:
-                for name, value in row.items():  # same keys: safe while iterating
-                    if value == "" or (value == "None" and name in self._none_columns):
-                        row[name] = None
+        if self._missing_texts and _has_missing_text(row):
+            for name, value in row.items():  # same keys: safe while iterating
+                if value == "" or (value == "None" and name in self._none_columns):
+                    row[name] = None
         conformer = self._conformer
         if conformer is not None and tuple(map(type, row.values())) not in proven:
             conformer.check(row, proven)

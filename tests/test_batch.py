@@ -121,11 +121,11 @@ def test_files_rotate_by_batch_size_and_are_cleaned_up_by_the_next_run(make_sand
 def test_stream_maps_apply_in_batch_mode(make_sandbox, tmp_path):
     sandbox = make_sandbox()
     config = sandbox_config(sandbox, vendors=("talkdesk",), batch_config=batch_config(tmp_path / "b"),
-                            stream_maps={"talkdesk_calls": {"agent_name": None, "__filter__": "type == 'inbound'"}})
+                            stream_maps={"talkdesk_calls": {"user_name": None, "__filter__": "type == 'inbound'"}})
     run = sync(config, streams=["talkdesk_calls"])
     assert run.error is None, run.error
     rows = batch_rows(run)["talkdesk_calls"]
-    assert rows and all(r["type"] == "inbound" and "agent_name" not in r for r in rows)
+    assert rows and all(r["type"] == "inbound" and "user_name" not in r for r in rows)
 
 
 def test_streams_without_windows_batch_into_the_same_files_and_are_cleaned_up(make_sandbox, tmp_path):

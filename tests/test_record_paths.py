@@ -81,7 +81,7 @@ def test_lean_record_path_equals_the_sdk_path(make_sandbox, monkeypatch):
 
 def test_deselected_fields_and_stream_maps_still_apply(sandbox):
     config = sandbox_config(sandbox, stream_maps={
-        "talkdesk_calls": {"agent_name": None, "__filter__": "type == 'inbound'"},
+        "talkdesk_calls": {"user_name": None, "__filter__": "type == 'inbound'"},
         "myreports_call_rows": {"caller": "record.get('cli')", "cli": None},  # rows are sparse
     })
     catalog = catalog_selecting(config, ["talkdesk_calls", "myreports_call_rows"])
@@ -93,7 +93,7 @@ def test_deselected_fields_and_stream_maps_still_apply(sandbox):
     run = sync(config, catalog=catalog)
     assert run.error is None, run.error
     calls = run.records("talkdesk_calls")
-    assert calls and all(r["type"] == "inbound" and "agent_name" not in r for r in calls)
+    assert calls and all(r["type"] == "inbound" and "user_name" not in r for r in calls)
     rows = run.records("myreports_call_rows")
     assert rows and all("user_name" not in r and "cli" not in r for r in rows)
     assert any("caller" in r for r in rows)

@@ -536,3 +536,67 @@ def test_batch_and_record_runs_land_the_same_rows_in_postgres(tmp_path, target_p
         sandbox.stop()
         for schema in schemas:
             psql(f"drop schema if exists {schema} cascade")
+
+
+# ---- e. one table whatever the file format: the evidenced layouts in PostgreSQL and DuckDB ------------
+
+LAYOUT_TABLES = [f"talkdesk_{kind}" for kind in ("calls", "contacts", "ring_attempts", "user_status",
+                                                 "studio_flow_execution")]
+FORMATS = ("json", "csv", "json_bulk")
+
+
+def test_every_file_format_lands_the_same_tables_in_postgres_and_duckdb(tmp_path, target_postgres, target_duckdb):
+    """json, csv and json_bulk of the same reports (Lisbon, across the fall-back) give tables with
+    the same column names and types, the same row counts and, in PostgreSQL, the same values."""
+    require_postgres()
+    sandbox = start_sandbox(SandboxConfig(seed=17, job_polls=1))
+    schemas = {fmt: f"warehouse_{uuid.uuid4().hex[:10]}" for fmt in FORMATS}
+    kinds_query = ("select table_name, column_name, data_type from information_schema.columns "
+                   "where table_schema = 'callreports' order by 1, 2")
+    count_queries = [f"select count(*) from callreports.{table}" for table in LAYOUT_TABLES]
+    try:
+        postgres, duckdb, values = {}, {}, {}
+        for fmt in FORMATS:
+            config = sandbox_config(sandbox, vendors=("talkdesk",), start_date="2026-10-22T00:00:00Z",
+                                    end_date="2026-10-28T00:00:00Z", talkdesk_report_format=fmt,
+                                    talkdesk_report_timezone="Europe/Lisbon",
+                                    talkdesk_report_types=[t.removeprefix("talkdesk_") for t in LAYOUT_TABLES])
+            pipe(tmp_path, f"postgres-{fmt}", config, target_postgres, postgres_config(schemas[fmt]),
+                 target_env={"PGTZ": "UTC"})
+            database = tmp_path / f"{fmt}.duckdb"
+            pipe(tmp_path, f"duckdb-{fmt}", config, target_duckdb,
+                 {"filepath": str(database), "default_target_schema": "callreports"})
+            types = columns(schemas[fmt])
+            postgres[fmt] = {table: (types[table], int(psql(f"select count(*) from {schemas[fmt]}.{table}")[0][0]))
+                             for table in LAYOUT_TABLES}
+            values[fmt] = {}
+            for table in LAYOUT_TABLES:
+                # numeric compared as a number: json's 2.0 and csv's "2.0" (read as 2) differ only in scale
+                shown = ", ".join(f"coalesce({c}{'::float8' if types[table][c] == 'numeric' else ''}::text, 'NULL')"
+                                  for c in sorted(types[table])
+                                  if c != "report_job_id" and not c.startswith("_sdc_"))  # the load's own
+                values[fmt][table] = psql(f"select {shown} from {schemas[fmt]}.{table} order by 1, 2, 3, 4, 5")
+            answers = duckdb_query(target_duckdb, database, [kinds_query, *count_queries])
+            kinds: dict[str, dict[str, str]] = {}
+            for table, column, data_type in answers[kinds_query]:
+                kinds.setdefault(table, {})[column] = data_type
+            duckdb[fmt] = {table: (kinds[table], answers[query][0][0])
+                           for table, query in zip(LAYOUT_TABLES, count_queries)}
+        for fmt in ("csv", "json_bulk"):
+            assert postgres[fmt] == postgres["json"], fmt
+            assert duckdb[fmt] == duckdb["json"], fmt
+            for table in LAYOUT_TABLES:
+                assert values[fmt][table] == values["json"][table], (fmt, table)
+        tables = postgres["json"]
+        assert all(count > 100 for _, count in tables.values()), {t: c for t, (_, c) in tables.items()}  # noqa: PLR2004
+        contacts = tables["talkdesk_contacts"][0]
+        assert contacts["answered_at"].startswith("timestamp") and contacts["inside_business_hours"] == "boolean"
+        assert contacts["talk_time"] in ("bigint", "integer") and contacts["answered_at_local"] != "boolean"
+        studio = tables["talkdesk_studio_flow_execution"][0]
+        assert studio["timestamp"].startswith("timestamp") and studio["step_execution_order"] in ("bigint", "integer")
+        assert primary_keys(schemas["json"])["talkdesk_studio_flow_execution"] == {"interaction_id",
+                                                                                   "step_execution_order"}
+    finally:
+        sandbox.stop()
+        for schema in schemas.values():
+            psql(f"drop schema if exists {schema} cascade")
