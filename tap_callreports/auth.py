@@ -79,8 +79,10 @@ class CallReportsAuth(AuthBase):
         """The Authorization header value."""
         raise NotImplementedError
 
-    def unauthorized(self, response: requests.Response) -> None:
-        """Called on a 401: raise TokenRefreshed to retry with a new token, or return (fatal)."""
+    def unauthorized(self, response: requests.Response) -> str | None:
+        """Called on a 401: raise TokenRefreshed to retry with a new token, or return (fatal),
+        optionally with why."""
+        return None
 
     def authorized(self, response: requests.Response) -> None:
         """Called on any non-401 answer."""
@@ -115,10 +117,11 @@ class BasicAuth(CallReportsAuth):
 class OAuthTokenAuth(CallReportsAuth):
     """A bearer token from a token URL, shared by every thread of the tap.
 
-    Renewed shortly before it expires. On a 401: a token fetched because of a 401 is on
-    probation until a request succeeds with it; a 401 with the current token drops it and the
-    request is retried with a new one, unless that token is on probation (then the 401 is
-    fatal); a 401 with a token already replaced retries with the current one.
+    Renewed shortly before it expires. A 401 is judged against the token its request carried: a
+    token already replaced retries with the current one; the current token is dropped and the
+    request retried with a new one. A token fetched because of a 401 is on probation until a
+    request succeeds with it: only `fresh_token_tries` such tokens in a row refused before any
+    success make the 401 fatal (tokens are also revoked at random under load).
     Subclasses say how one token is requested (`request_token`).
     """
 
@@ -147,6 +150,12 @@ class OAuthTokenAuth(CallReportsAuth):
         self._on_probation = False  # the current token came after a 401 and nothing succeeded with it yet
         self._issued: list[str] = []
         self._said_no_lifetime = False
+        self._fresh_refused = 0  # fresh tokens in a row refused before any success with them
+
+    @property
+    def fresh_token_tries(self) -> int:
+        """Fresh tokens in a row that may be refused on first use before the refusal is fatal."""
+        return max(1, self.retry_policy.max_retries)
 
     # ---- the token -----------------------------------------------------------------------------
 
@@ -198,12 +207,18 @@ class OAuthTokenAuth(CallReportsAuth):
 
     # ---- answers -------------------------------------------------------------------------------
 
-    def unauthorized(self, response: requests.Response) -> None:
+    def unauthorized(self, response: requests.Response) -> str | None:
         sent = _sent_authorization(response)
         with self._lock:
             if self._token is not None and sent == f"Bearer {self._token}":
                 if self._on_probation:
-                    return  # a token fetched after a 401 was refused before it ever worked: fatal
+                    # A token fetched after a 401 was refused before it ever worked. Tokens are also
+                    # revoked at random under load, so only a few fresh ones in a row refused on
+                    # their first use say the credentials themselves are refused.
+                    self._fresh_refused += 1
+                    if self._fresh_refused >= self.fresh_token_tries:
+                        return (f"{self._fresh_refused} fresh token(s) in a row were refused before any request "
+                                "succeeded with them")
                 self._token = None
                 self._next_on_probation = True
             elif not any(sent == f"Bearer {issued}" for issued in self._issued):
@@ -218,6 +233,7 @@ class OAuthTokenAuth(CallReportsAuth):
         with self._lock:
             if self._on_probation and self._token is not None and sent == f"Bearer {self._token}":
                 self._on_probation = False
+                self._fresh_refused = 0
 
     def secrets(self) -> list[str]:
         return list(self._issued)

@@ -146,9 +146,10 @@ class CallReportsStream(RESTStream):
             raise VendorRefused(f"{status} {response.reason} for {request_label(response)} on {_host(response.url)}, "
                                 f"a host the tap sends no credentials to: {vendor_error_details(response)}", response)
         if status == HTTPStatus.UNAUTHORIZED:
-            self.authenticator.unauthorized(response)  # raises TokenRefreshed when a retry can help
+            why = self.authenticator.unauthorized(response)  # raises TokenRefreshed when a retry can help
             raise FatalAPIError(
-                f"401 Unauthorized for {request_label(response)}: {vendor_error_details(response)}; {self.auth_help}"
+                f"401 Unauthorized for {request_label(response)}: {vendor_error_details(response)}"
+                f"{f' ({why})' if why else ''}; {self.auth_help}"
             )
         self.authenticator.authorized(response)
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:

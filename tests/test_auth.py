@@ -108,6 +108,35 @@ def test_a_401_with_a_token_on_probation_is_fatal_and_an_old_tokens_success_prov
     assert answer(auth, "token-2", refused) == "fatal"  # token-2 never worked
 
 
+def test_fresh_tokens_refused_on_first_use_are_fatal_only_after_a_bounded_retry():
+    auth = SequentialTokens()
+    auth.retry_policy = RetryPolicy(max_retries=3)  # up to 3 fresh tokens in a row may be refused
+    refused = {current(auth)}
+    assert answer(auth, "token-1", refused) == "retry"
+    for fresh in ("token-2", "token-3"):  # revoked under load before their first success
+        refused.add(current(auth))
+        assert answer(auth, fresh, refused) == "retry"
+    refused.add(current(auth))
+    assert answer(auth, "token-4", refused) == "fatal"  # the third fresh one in a row: the credentials
+    assert auth.fetched == 4
+
+
+def test_a_success_between_refused_fresh_tokens_starts_the_count_again():
+    auth = SequentialTokens()
+    auth.retry_policy = RetryPolicy(max_retries=2)
+    refused = {current(auth)}
+    assert answer(auth, "token-1", refused) == "retry"
+    refused.add(current(auth))
+    assert answer(auth, "token-2", refused) == "retry"  # one fresh token refused
+    assert answer(auth, current(auth), refused) == "ok"  # token-3 works: the credentials are fine
+    refused.add("token-3")
+    assert answer(auth, "token-3", refused) == "retry"
+    refused.add(current(auth))
+    assert answer(auth, "token-4", refused) == "retry"  # again one fresh token refused, not two
+    assert answer(auth, current(auth), refused) == "ok"
+    assert auth.fetched == 5
+
+
 def test_a_success_proves_the_new_token_so_its_own_expiry_later_is_refreshed():
     auth = SequentialTokens()
     refused = {current(auth)}

@@ -138,7 +138,7 @@ def test_expired_token_is_refreshed_and_the_run_completes(make_sandbox):
     assert len(sandbox.app.events("token_issued")) == len(revoked) + 1
 
 
-def test_a_second_401_in_a_row_is_fatal(tmp_path, make_sandbox):
+def test_401s_on_every_fresh_token_are_fatal_after_a_bounded_retry(tmp_path, make_sandbox):
     from tap_callreports.sandbox.faults import PROFILES, FaultProfile
 
     PROFILES["every-token-dies"] = FaultProfile("every-token-dies", token_revoke_every=1)
@@ -151,7 +151,9 @@ def test_a_second_401_in_a_row_is_fatal(tmp_path, make_sandbox):
     assert run.returncode == 1 and "Traceback" not in run.stderr
     last = run.stderr_lines[-1]
     assert "401 Unauthorized" in last and "talkdesk_client_id" in last
-    assert len(sandbox.app.events("token_issued")) == 2  # the first token, and one refresh
+    assert "fresh token(s) in a row were refused before any request succeeded" in last
+    # the first token and max_retries (5) fresh ones, give or take one a thread fetched meanwhile
+    assert 6 <= len(sandbox.app.events("token_issued")) <= 8  # noqa: PLR2004
 
 
 def test_myreports_401_says_token_missing_or_expired(tmp_path, sandbox):

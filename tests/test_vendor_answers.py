@@ -177,3 +177,19 @@ def test_a_stated_empty_result_commits_its_windows(make_sandbox, shape):
     assert run.final_state == reference.final_state
     if stream != "talkdesk_imports":  # every window committed: the bookmark at end_date
         assert DAYS[-1] in json.dumps(run.final_state["bookmarks"][stream])
+
+
+# ---- a 401 is judged against the token its request carried ------------------------------------------
+
+
+def test_a_burst_of_401s_revoking_tokens_that_worked_gives_the_plain_records(make_sandbox):
+    ten_days = {"start_date": "2026-09-24T00:00:00Z"}
+    expected = sync(KINDS["talkdesk-json"].config(make_sandbox()) | ten_days, streams=["talkdesk_calls"])
+    sandbox = make_sandbox(shapes=("talkdesk-401-burst",))
+    run = sync(KINDS["talkdesk-json"].config(sandbox) | ten_days, streams=["talkdesk_calls"])
+    assert run.error is None, run.error
+    revoked = faults(sandbox, "401-burst")
+    assert len(revoked) >= 10, "the burst revoked too few tokens to show anything"  # noqa: PLR2004
+    assert len(sandbox.app.events("token_issued")) == len(revoked) + 1  # one new token per revoked one
+    assert_same_records(run, expected, "talkdesk_calls")
+    assert run.final_state == expected.final_state

@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import hmac
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -33,6 +34,7 @@ from tap_callreports.sandbox.shapes import (
     MYREPORTS_TEMPLATES,
     NOT_THE_FILE,
     SHAPES,
+    TOKEN_BURST_RATE,
     UNTYPABLE_VALUES,
     all_but_last,
     check_shapes,
@@ -207,6 +209,7 @@ class Sandbox:
         self._mr_tokens: dict[str, int] = {}  # issued MyReports access token -> its JWT exp (unix time)
         self._mr_refresh_tokens = {config.myreports_refresh_token}  # refresh tokens that still work
         self._jwt_key = uuid.uuid4().bytes
+        self._burst_count = 0  # authenticated Talkdesk requests seen under talkdesk-401-burst
         self._once_seen: set[tuple[str, str]] = set()  # (shape, key) pairs already answered oddly
         self._jobs: dict[str, TalkdeskJob] = {}
         self._job_attempts: dict[str, int] = {}
@@ -416,12 +419,22 @@ class Sandbox:
             return None
         with self._lock:
             expires = self._tokens.get(token)
-            if expires is not None and self.faults.revoke_token_now():
+            if expires is not None and (self.faults.revoke_token_now() or self._burst_revokes()):
                 self._tokens.pop(token, None)
                 expires = None
         if expires is None or expires < time.monotonic():
             return _td_error(401, "0000401", "Unauthorized access", description="The access token is invalid or expired")
         return None
+
+    def _burst_revokes(self) -> bool:
+        """Under talkdesk-401-burst: whether this request's token is revoked now (seeded, in request order)."""
+        if not self.shape("talkdesk-401-burst"):
+            return False
+        self._burst_count += 1
+        if random.Random(f"{self.config.seed}:401-burst:{self._burst_count}").random() >= TOKEN_BURST_RATE:  # noqa: S311
+            return False
+        self.event("fault", fault="401-burst")
+        return True
 
     # ---- Talkdesk: bulk imports ----------------------------------------------------------------
 

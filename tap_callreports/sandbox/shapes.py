@@ -34,6 +34,8 @@ SHAPES: dict[str, str] = {
     "talkdesk-empty-header-only": "a CSV report without rows is its header line alone",
     "talkdesk-empty-no-total": 'a JSON report without rows is {"entries": []}, with no total',
     "talkdesk-empty-no-entries": 'a JSON report without rows is {"total": 0, "type", "version"}, with no entries',
+    "talkdesk-401-burst": "30% of requests with an issued Talkdesk token answer 401, and that token stays refused "
+                          "(revoked under load, although it had worked)",
     "talkdesk-status-upper": "job statuses in upper case (CREATED, PROCESSING, DONE, ...)",
     "talkdesk-timespan-wall": "timespan from/to offsets are ignored: wall-clock fields read in the job's timezone",
     "talkdesk-extra-field": "report rows of every type carry fields the tap's schemas do not list: sentiment_score "
@@ -117,6 +119,10 @@ def status_word(shapes: t.Iterable[str], word: str) -> str:
         if name in STATUS_WORDS:
             return STATUS_WORDS[name].get(word, word)
     return word
+
+
+#: Share of Talkdesk requests whose (issued) token is revoked under the shape talkdesk-401-burst.
+TOKEN_BURST_RATE = 0.3
 
 
 #: A Talkdesk report file without rows, per shape: (format, the whole file).
