@@ -35,6 +35,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
 
+    from tap_callreports.pagination import StableListing
     from tap_callreports.settings import Settings
     from tap_callreports.tap import TapCallReports
 
@@ -171,8 +172,13 @@ class CallReportsStream(RESTStream):
     #: Where a page's records are: keys from the body's root to the list.
     records_path: t.ClassVar[tuple[str, ...]] = ()
 
+    #: The list being read in passes until stable (`read_listing`): it sees every page parsed.
+    listing: StableListing | None = None
+
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         records = dig(json_body(response, self.name), *self.records_path)
+        if self.listing is not None and (records is None or isinstance(records, list)):
+            self.listing.page(records or [])
         if records is None:
             return
         if not isinstance(records, list):
@@ -182,6 +188,28 @@ class CallReportsStream(RESTStream):
                 "the vendor changed its format, report it",
             )
         yield from records
+
+    def new_listing(self) -> StableListing | None:
+        """A list that can move while it is read returns its StableListing here (`read_listing`)."""
+        return None
+
+    def read_listing(self, context: Context | None, listing: StableListing) -> Iterable[dict]:
+        """The SDK's paged read of the list as passes of `listing`, read again until one is stable."""
+        self.listing = listing
+        try:
+            yield from listing.read(lambda: self.request_records(context), self.logger,
+                                    first_page=lambda: self.first_page_rows(context))
+        finally:
+            self.listing = None
+
+    def first_page_rows(self, context: Context | None) -> list:
+        """The list's first page, asked again on its own (a StableListing's check)."""
+        response = self.send("GET", self.get_url(context), params=self.get_url_params(context, None))
+        try:
+            rows = dig(json_body(response, self.name), *self.records_path)
+        finally:
+            response.close()
+        return rows if isinstance(rows, list) else []
 
     def get_http_request(self, *, page: PageContext) -> HTTPRequest:
         request = super().get_http_request(page=page)
@@ -268,7 +296,9 @@ class CallReportsStream(RESTStream):
     def extract_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """The stream's records; the default follows the SDK's request/paginate loop."""
         journal = self.tap.job_journal
-        for record in self.request_records(context):
+        listing = self.new_listing()
+        records = self.request_records(context) if listing is None else self.read_listing(context, listing)
+        for record in records:
             if journal.pending:  # report jobs created meanwhile go into a STATE at once
                 journal.record()
             yield record

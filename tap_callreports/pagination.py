@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
 
-from tap_callreports.completeness import whole_number
+from tap_callreports.completeness import row_digest, whole_number
 from tap_callreports.errors import StreamError
 from tap_callreports.responses import dig, json_body, request_label
 
@@ -25,51 +25,108 @@ if t.TYPE_CHECKING:
 REPORT_IT = "run again later, and report it to the vendor if it persists"
 
 
-class PageNumberListing:
-    """A HAL list read by page number (Talkdesk bulk imports), each row once.
+class StableListing:
+    """A list that may move while it is read, read in passes until one pass is stable.
 
-    The list is sorted newest first and can shift while it is paged, so rows are deduplicated by
-    key; when the list states a `total` and fewer distinct rows were read, it is read again from
-    page 1 once, then the stream stops with both counts.
+    Entries are added, expire, or move to the top when they are updated or complete (the vendors'
+    sort orders allow it: Zendesk sorts job statuses by completion date), so a page read after
+    such a move skips an entry or repeats one. A pass is stable when every `total` it was told is
+    the same, the distinct keys read reach that total, and the first page holds the same keys when
+    it is asked again after the last page (only when the list had more than one page). Otherwise
+    the list is read again from its first page, at most MAX_PASSES times, then the stream stops
+    with one line. Rows go out once per key and content: a row read again unchanged is not sent
+    twice; one that changed meanwhile goes out again and replaces the old one by key.
+
+    The stream feeds it every page it parses (`page`) and any total it states (`note`).
     """
 
-    def __init__(self, stream_name: str, page_size: int, records_path: tuple[str, ...], key: str = "id") -> None:
+    MAX_PASSES = 3
+
+    def __init__(self, stream_name: str, key: str = "id") -> None:
         self.stream_name = stream_name
-        self.page_size = page_size
-        self.records_path = records_path
         self.key = key
         self.seen: set[t.Any] = set()
+        self._sent: dict[t.Any, bytes] = {}
         self.stated_total: int | None = None
-
-    def paginator(self) -> HALPageNumberPaginator:
-        return HALPageNumberPaginator(self)
-
-    def read(self, read_pages: Callable[[], Iterable[dict]], logger: logging.Logger) -> Iterator[dict]:
-        """The rows of `read_pages()` (one pass over the pages), each key once, complete or loud."""
-        for attempt in (1, 2):
-            for row in read_pages():
-                key = row.get(self.key)
-                if key is not None:
-                    if key in self.seen:
-                        continue  # shifted onto a later page while the list was read
-                    self.seen.add(key)
-                yield row
-            if self.stated_total is None or len(self.seen) >= self.stated_total:
-                return
-            if attempt == 1:
-                logger.warning("%s: the list states %d rows but %d distinct ones were read (it changed while "
-                               "it was paged); reading it again from page 1", self.stream_name,
-                               self.stated_total, len(self.seen))
-        raise StreamError(
-            self.stream_name,
-            f"the list states {self.stated_total} rows but only {len(self.seen)} distinct ones were read, twice "
-            f"from page 1 at per_page={self.page_size}; the bookmark was not advanced, {REPORT_IT}",
-        )
+        self._totals: list[int] = []
+        self._first_keys: tuple | None = None
+        self._pages = 0
 
     def note(self, body: t.Any) -> None:
         total = whole_number(dig(body, "total"))
         if total is not None:
             self.stated_total = total
+            if not self._totals or self._totals[-1] != total:
+                self._totals.append(total)
+
+    def page(self, rows: t.Sequence[t.Any]) -> None:
+        """A page of the pass being read: the first one's keys are kept to compare."""
+        self._pages += 1
+        if self._pages == 1:
+            self._first_keys = self._keys(rows)
+
+    def read(self, read_pages: Callable[[], Iterable[dict]], logger: logging.Logger,
+             first_page: Callable[[], t.Sequence[t.Any]] | None = None) -> Iterator[dict]:
+        """The rows of `read_pages()` (one pass over the pages), complete or loud; `first_page()`
+        asks the first page again on its own."""
+        for attempt in range(1, self.MAX_PASSES + 1):
+            self._totals, self._first_keys, self._pages = [], None, 0
+            if self.stated_total is not None:
+                self._totals.append(self.stated_total)
+            for row in read_pages():
+                if self._already_sent(row):
+                    continue  # shifted onto a later page, or read again unchanged
+                yield row
+            moved = self._moved(first_page)
+            if moved is None:
+                return
+            if attempt < self.MAX_PASSES:
+                logger.warning("%s: %s (it changed while it was paged); reading it again from the first page",
+                               self.stream_name, moved)
+        raise StreamError(
+            self.stream_name,
+            f"{moved}, {self.MAX_PASSES} times from the first page: the list kept changing while it was read; "
+            f"the rows read were emitted but the bookmark was not advanced; run again later (the next run "
+            f"reads what this one could not), and report it to the vendor if it persists",
+        )
+
+    def _already_sent(self, row: t.Any) -> bool:
+        key = row.get(self.key) if isinstance(row, dict) else None
+        if key is None:
+            return False
+        digest = row_digest(row, ())
+        if self._sent.get(key) == digest:
+            return True
+        self.seen.add(key)
+        self._sent[key] = digest
+        return False
+
+    def _moved(self, first_page: Callable[[], t.Sequence[t.Any]] | None) -> str | None:
+        """Why the pass just read may have missed rows, or None."""
+        if len(self._totals) > 1:
+            return f"the list's total changed from {self._totals[0]} to {self._totals[-1]} while it was read"
+        if self.stated_total is not None and len(self.seen) < self.stated_total:
+            return f"the list states {self.stated_total} rows but only {len(self.seen)} distinct ones were read"
+        if first_page is not None and self._pages > 1 and self._first_keys is not None:
+            again = self._keys(first_page())
+            if again != self._first_keys:
+                return "the list's first page changed while the later pages were read"
+        return None
+
+    def _keys(self, rows: t.Sequence[t.Any]) -> tuple:
+        return tuple(row.get(self.key) if isinstance(row, dict) else None for row in rows)
+
+
+class PageNumberListing(StableListing):
+    """A HAL list read by page number (Talkdesk bulk imports) at the tap's page size."""
+
+    def __init__(self, stream_name: str, page_size: int, records_path: tuple[str, ...], key: str = "id") -> None:
+        super().__init__(stream_name, key)
+        self.page_size = page_size
+        self.records_path = records_path
+
+    def paginator(self) -> HALPageNumberPaginator:
+        return HALPageNumberPaginator(self)
 
 
 class HALPageNumberPaginator(BaseAPIPaginator[int]):

@@ -75,7 +75,8 @@ def test_imports_page_boundaries(make_sandbox, count, pages):
     expected = [row["id"] for row in sandbox.app.data.imports()]
     assert sorted(ids) == sorted(expected)
     assert len(ids) == len(set(ids)) == count
-    assert len(sandbox.app.events("imports_page")) == pages
+    again = 1 if pages > 1 else 0  # page 1 asked again: a list of several pages may move while read
+    assert len(sandbox.app.events("imports_page")) == pages + again
 
 
 @pytest.mark.parametrize(("count", "pages"), [(0, 1), (1, 1), (100, 1), (101, 2), (250, 3)])
@@ -86,7 +87,8 @@ def test_job_statuses_cursor_boundaries(make_sandbox, count, pages):
     ids = [r["id"] for r in run.records("zendesk_job_statuses")]
     assert len(ids) == len(set(ids)) == count
     page_events = sandbox.app.events("zendesk_page")
-    assert len(page_events) == pages
+    again = 1 if pages > 1 else 0  # the first page asked again: a list of several pages may move while read
+    assert len(page_events) == pages + again
     assert all(e["size"] == 100 for e in page_events)
 
 

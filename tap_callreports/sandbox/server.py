@@ -41,6 +41,7 @@ from tap_callreports.sandbox.shapes import (
     empty_file,
     imports_link_query,
     imports_next_page,
+    moved_while_read,
     myreports_members_as_other_types,
     myreports_split,
     myreports_unflag_cut,
@@ -478,11 +479,20 @@ class Sandbox:
         embedded = [self.as_sent({**row, "_links": {k: {"href": host + v["href"]} for k, v in row["_links"].items()}})
                     for row in items]
         self.event("imports_page", page=page, per_page=per_page, count=len(items))
+        self._move_while_read("imports-expire-while-read", page == 1, self._imports())
+        self._move_while_read("imports-move-while-read", page == 2, self._imports())  # noqa: PLR2004
         answer = {"count": len(items), "total": self.count_as_sent(total), "page": page,
                   "per_page": self.count_as_sent(per_page), "_embedded": {"imports": embedded}, "_links": links}
         if not items and self.shape("imports-empty-no-embedded"):
             del answer["_embedded"]
         return _json(answer)
+
+    def _move_while_read(self, shape: str, now: bool, rows: list[dict]) -> None:
+        """Under a list-moving shape, change the served list once, right after the page `now` names."""
+        if now and self.shape_once(shape, "list"):
+            with self._lock:
+                anchor = self.data.list_anchor.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                self.event("fault", fault=shape, id=moved_while_read(rows, shape, anchor))
 
     def td_import(self, request: Request, import_id: str) -> Response:
         if denied := self._td_auth(request):
@@ -859,6 +869,8 @@ class Sandbox:
                 "prev": f"{base}?{urlencode({'page[size]': size, 'page[before]': before_cursor})}" if start else None,
             }
             self.event("zendesk_page", start=start, size=size, count=len(page))
+            with self._lock:
+                self._move_while_read("zendesk-complete-while-read", start == 0, self._statuses_cache or [])
             return _json({"job_statuses": page, "meta": {"has_more": has_more, "after_cursor": after_cursor,
                                                           "before_cursor": before_cursor}, "links": links}, 200, headers)
         # Offset pagination, as Zendesk answers without page[size]; refused past 10,000 records.

@@ -45,9 +45,16 @@ SHAPES: dict[str, str] = {
                                               "for a step): a layout that differs from the tap's expectation",
     # Talkdesk bulk imports
     "imports-empty-no-embedded": "a page without rows has no _embedded member",
+    "imports-expire-while-read": "right after page 1 is first served, its first import expires (leaves the list): "
+                                 "every later page shifts by one and the total drops",
+    "imports-move-while-read": "right after page 2 is first served, the last import moves to the top (its "
+                               "created_at and updated_at now the anchor): the total stays",
     "imports-next-without-per-page": "HAL next/prev/first/last hrefs carry only ?page=N (no per_page)",
     "imports-next-missing": "page 2 has no next link although more pages follow",
     "imports-next-repeated": "page 2's next link points to page 2 again when more pages follow",
+    # Zendesk job statuses
+    "zendesk-complete-while-read": "right after the first page is first served, the list's last job completes and "
+                                   "moves to the top (the doc's sort: completion date first)",
     # MyReports
     "myreports-request-after-data": "the /data body has request and every other member after the data array",
     "myreports-no-timezone": "the /data result's request has no timeZoneId",
@@ -182,6 +189,22 @@ def myreports_unflag_cut(head: dict, returned: int) -> None:
     """A /data result's members when the vendor leaves the cut unsaid (shape myreports-cut-unflagged)."""
     head.pop("rowLimitExceeded", None)
     head["totalCount"] = returned
+
+
+def moved_while_read(rows: list[dict], shape: str, anchor: str) -> str | None:
+    """Change a served list in place as the shape says (imports-expire-while-read,
+    imports-move-while-read, zendesk-complete-while-read); the id it moved or dropped."""
+    if not rows:
+        return None
+    if shape == "imports-expire-while-read":
+        return rows.pop(0)["id"]
+    moved = rows.pop()
+    if shape == "imports-move-while-read":
+        moved.update(created_at=anchor, updated_at=anchor)
+    else:
+        moved.update(status="completed", message=f"Completed at {anchor}")
+    rows.insert(0, moved)
+    return moved["id"]
 
 
 def all_but_last(items: t.Iterable[t.Any], dropped: list) -> t.Iterator[t.Any]:

@@ -26,16 +26,11 @@ class TalkdeskImportsStream(TalkdeskStream):
     records_path = ("_embedded", "imports")
     schema = StreamSchema(SCHEMAS)
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._listing: PageNumberListing | None = None
-
     def get_new_paginator(self) -> HALPageNumberPaginator:
-        if self._listing is None:  # request_records called on its own
-            self._listing = self._new_listing()
-        return self._listing.paginator()
+        listing = self.listing if isinstance(self.listing, PageNumberListing) else self.new_listing()
+        return listing.paginator()
 
-    def _new_listing(self) -> PageNumberListing:
+    def new_listing(self) -> PageNumberListing:
         return PageNumberListing(self.name, self.talkdesk.page_size, self.records_path)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
@@ -47,8 +42,7 @@ class TalkdeskImportsStream(TalkdeskStream):
         has_bookmark = self.get_context_state(context).get("replication_key_value") is not None
         since = self.get_starting_timestamp(context) or self.settings.start_date
         until = self.settings.end_date
-        self._listing = self._new_listing()
-        for row in self._listing.read(lambda: self.request_records(context), self.logger):
+        for row in super().extract_records(context):
             updated = parse_instant(row.get("updated_at"))
             if updated is not None:
                 if updated < since or (has_bookmark and updated == since):

@@ -7,7 +7,7 @@ import typing as t
 from singer_sdk import StreamSchema
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_callreports.pagination import CursorLinksPaginator
+from tap_callreports.pagination import CursorLinksPaginator, StableListing
 from tap_callreports.schemas import SCHEMAS
 from tap_callreports.zendesk.client import ZendeskStream
 
@@ -58,6 +58,11 @@ class ZendeskJobStatusesStream(ZendeskStream):
         if self.zendesk.job_status_ids:
             return IdBatchPaginator(len(self.id_batches))
         return CursorLinksPaginator(self.name)
+
+    def new_listing(self) -> StableListing | None:
+        # The full list is sorted by completion date: a job that completes while it is read moves
+        # to the top, past the cursor. It is read again until one pass is stable.
+        return None if self.zendesk.job_status_ids else StableListing(self.name)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         if self.zendesk.job_status_ids:
