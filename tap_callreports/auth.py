@@ -155,7 +155,7 @@ class OAuthTokenAuth(CallReportsAuth):
     @property
     def fresh_token_tries(self) -> int:
         """Fresh tokens in a row that may be refused on first use before the refusal is fatal."""
-        return max(1, self.retry_policy.max_retries)
+        return max(1, 2 * self.retry_policy.max_retries)
 
     # ---- the token -----------------------------------------------------------------------------
 

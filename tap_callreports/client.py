@@ -27,7 +27,7 @@ from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamE
 from tap_callreports.redact import REGISTRY, is_signed_url
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
 from tap_callreports.reportjobs import AccountFull, note_retry_after
-from tap_callreports.retry import RetryPolicy, parse_retry_after
+from tap_callreports.retry import RetryPolicy, TokenRefreshed, parse_retry_after
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -38,6 +38,23 @@ if t.TYPE_CHECKING:
     from tap_callreports.pagination import StableListing
     from tap_callreports.settings import Settings
     from tap_callreports.tap import TapCallReports
+
+#: Immediate tries after a 401 that earned a new token, within one try of the retry policy: under a
+#: burst of revoked tokens most of a request's 401s are news of other requests' refusals.
+TOKEN_RETRIES_PER_TRY = 20
+
+
+def _with_token_retries(func: t.Callable) -> t.Callable:
+    def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        for _ in range(TOKEN_RETRIES_PER_TRY):
+            try:
+                return func(*args, **kwargs)
+            except TokenRefreshed:
+                continue
+        return func(*args, **kwargs)
+
+    return call
+
 
 def _host(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2]
@@ -121,7 +138,7 @@ class CallReportsStream(RESTStream):
             on_backoff=self.backoff_handler,
             jitter=self.backoff_jitter,
             logger=None,
-        )(func)
+        )(_with_token_retries(func))
 
     def backoff_handler(self, details: t.Mapping[str, t.Any]) -> None:
         exc = details.get("exception")
