@@ -72,3 +72,16 @@ def test_make_demo_takes_a_port_in_time_wait_and_refuses_one_in_use():
         plain.close()
     assert in_time_wait, "the precondition did not hold: no TIME-WAIT on the port"
     assert demo.port_is_free(port)
+
+
+def test_the_readme_shows_the_query_make_demo_prints():
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "scripts"))
+    import demo
+
+    command = demo.query_command(root / "output" / "callreports.duckdb")
+    assert "from callreports.callreports.talkdesk_calls" in command  # fully qualified: DuckDB finds it
+    assert command in (root / "README.md").read_text()
