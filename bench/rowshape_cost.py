@@ -6,7 +6,7 @@ generator, against the tap's whole per-row time.
 
 Prints microseconds per row (median of rounds) for each step on Talkdesk calls rows (new and old
 field names) and MyReports rows, and each step's share of the tap's own per-row time measured by
-`bench/run.py` (pass it with --tap-rows-per-second; default: this machine's last README figure).
+`bench/run.py` (pass it with --tap-rows-per-second; default: this machine's last figure in docs/performance.md).
 """
 
 from __future__ import annotations

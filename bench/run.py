@@ -6,7 +6,7 @@ singer-sdk stream; and (--pipeline) the tap feeding real Singer targets.
     python bench/run.py --profile                # also a pyinstrument profile of the tap
     python bench/run.py --pipeline               # tap | target-jsonl / -duckdb / -postgres, 200,160 rows
 
-Method (README "Performance"):
+Method (docs/performance.md):
 - Bodies come from the sandbox's generator and are served over loopback; Talkdesk calls JSON
   (`entries`) and a MyReports result (`data`, local times converted to UTC), one 10-day window.
 - First a check on a small body: the tap, the orjson baseline and the ijson baseline must write
