@@ -202,7 +202,7 @@ class CallReportsStream(RESTStream):
             raise MalformedBodyError(
                 self.name,
                 f"the response to {request_label(response)} has no list at {'.'.join(self.records_path)}; "
-                "the vendor changed its format, report it",
+                "the vendor changed its format; run again later, and report it to the vendor if it persists",
             )
         yield from records
 
@@ -232,9 +232,28 @@ class CallReportsStream(RESTStream):
         request = super().get_http_request(page=page)
         if isinstance(page.next_page_token, ParseResult):
             # A next link carries every parameter: requests would append ours a second time.
-            request.url = page.next_page_token.geturl()
+            request.url = self.followed_link(page.next_page_token.geturl())
             request.params = {}
         return request
+
+    #: Host suffixes that are the vendor's own (a link there is the same API under another name).
+    vendor_domains: t.ClassVar[tuple[str, ...]] = ()
+
+    def followed_link(self, url: str) -> str:
+        """Where a paging link the vendor gave is asked: on the configured API host as it is; on
+        another host of the same vendor (`vendor_domains`: a host-mapped vs a canonical domain) as
+        the same path and query on the configured API host, with the credentials; a link to any
+        other host stops the stream (no credential goes there)."""
+        if self.may_authenticate(url):
+            return url
+        link, api = urlsplit(url), urlsplit(self.url_base)
+        host = (link.hostname or "").lower()
+        if any(host == domain.lstrip(".") or host.endswith(domain) for domain in self.vendor_domains):
+            return link._replace(scheme=api.scheme, netloc=api.netloc).geturl()
+        raise StreamError(self.name, f"the vendor's paging link points to another host ({_host(url)}), not the API "
+                          f"host {_host(self.url_base)}: the tap sends no credentials there and stopped; the rows "
+                          f"read so far were emitted and the bookmark was not advanced; check {self.vendor}_api_url "
+                          "(a host-mapped domain), then run again")
 
     # ---- requests outside the SDK's paging loop (report jobs, downloads) -------------------------
 

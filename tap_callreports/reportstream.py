@@ -834,7 +834,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             response = self.send("GET", url, stream=True, allow_redirects=False)
         if response.is_redirect:
             response.close()
-            raise StreamError(self.name, f"the download of {_path(url)} kept redirecting ({hops} hops); report it")
+            raise StreamError(self.name, f"the download of {_path(url)} kept redirecting ({hops} hops); no bookmark "
+                              "moved; run again later, and report it to the vendor if it persists")
         response.raw.decode_content = True
         return response
 

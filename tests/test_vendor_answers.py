@@ -223,3 +223,38 @@ def test_a_list_that_moves_while_read_is_read_again_to_every_row(make_sandbox, c
     assert len(keys) == len(set(keys))  # none twice (a moved row changed: it goes out in its new form only)
     assert sorted(keys) == sorted(r["id"] for r in expected.records(spec.stream))  # none skipped
     assert "reading it again from the first page" in caplog.text
+
+
+# ---- a paging link to another host of the same vendor --------------------------------------------------
+
+
+def test_a_next_link_on_the_vendors_canonical_host_is_read_on_the_configured_host(make_sandbox):
+    spec = LISTS["zendesk"]
+    expected = sync(spec.config(make_sandbox(**spec.box)), streams=[spec.stream])
+    sandbox = make_sandbox(shapes=("zendesk-next-canonical-host",), **spec.box)
+    run = sync(spec.config(sandbox), streams=[spec.stream])
+    assert run.error is None, run.error
+    assert [r["id"] for r in run.records(spec.stream)] == [r["id"] for r in expected.records(spec.stream)]
+    pages = sandbox.app.events("zendesk_page")
+    assert [p["start"] for p in pages] == [0, 100, 200, 0]  # the cursor followed, then page 1 again
+    seen = [e for e in sandbox.app.events("auth_seen") if e["path"].startswith("/api/v2/")]
+    assert seen and all(e["authorization"] for e in seen)  # on the configured host, with the credentials
+
+
+def test_a_next_link_to_a_foreign_host_stops_without_sending_credentials(tmp_path, make_sandbox):
+    spec = LISTS["zendesk"]
+    sandbox = make_sandbox(shapes=("zendesk-next-foreign-host",), **spec.box)
+    stopped = run_cli(tmp_path, spec.config(sandbox))
+    assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
+    lines = error_lines(stopped)
+    assert len(lines) == 1, stopped.stderr[-3000:]
+    line = lines[0]
+    assert line.startswith("tap-callreports: error: zendesk_job_statuses: the vendor's paging link points to another "
+                           "host (localhost:"), line
+    assert "sends no credentials there" in line and "zendesk_api_url" in line and "run again" in line
+    api_host = sandbox.url.removeprefix("http://")
+    assert [e for e in sandbox.app.events("auth_seen") if e["host"] != api_host] == []  # never asked there
+    fixed = make_sandbox(**spec.box)
+    resumed = sync(spec.config(fixed), state=stopped.final_state, streams=[spec.stream])
+    assert resumed.error is None, resumed.error
+    assert len(resumed.records(spec.stream)) == 230  # noqa: PLR2004 - the whole list

@@ -287,7 +287,8 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             return ZoneInfo(str(name))
         except (ZoneInfoNotFoundError, ValueError):
             raise StreamError(self.name, f"a result reports the unknown time zone '{name}'; start_utc cannot be "
-                              "computed; report it to MyReports") from None
+                              "computed; no bookmark moved; set the report's time zone at MyReports (or leave the report out of "
+                              "myreports_report_ids), then run again") from None
 
     def _limit_exceeded(self, members: t.Mapping[str, t.Any]) -> bool | None:
         """rowLimitExceeded as a boolean, also when written as text or 0/1; None when it is absent
@@ -337,7 +338,8 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             if not _has_time_zone(members):
                 raise StreamError(self.name, f"the result of {self.describe_job(result)} names no time zone "
                                   "(request.timeZoneId): its local `start` times cannot be turned into start_utc, "
-                                  "and the tap does not guess; report it to MyReports") from None
+                                  "and the tap does not guess; no bookmark moved; set the report's time zone at MyReports (or "
+                                  "leave the report out of myreports_report_ids), then run again") from None
             tz = self._time_zone(members)
             self._split_at_fall_back(tz, result)
             self._check_limit(members, result, document.rows_read)

@@ -48,6 +48,7 @@ from tap_callreports.sandbox.shapes import (
     sent_as_other_types,
     status_word,
     talkdesk_json_frame,
+    zendesk_next_host,
 )
 
 UTC = dt.timezone.utc
@@ -864,8 +865,10 @@ class Sandbox:
 
             after_cursor = cursor(start + len(page) - 1) if page else None
             before_cursor = cursor(start) if page else None
+            next_base = zendesk_next_host(self.config.shapes, self._host(request), self._other_host(request))
             links = {
-                "next": f"{base}?{urlencode({'page[size]': size, 'page[after]': after_cursor})}" if has_more else None,
+                "next": f"{next_base}/api/v2/job_statuses.json?{urlencode({'page[size]': size, 'page[after]': after_cursor})}"
+                if has_more else None,
                 "prev": f"{base}?{urlencode({'page[size]': size, 'page[before]': before_cursor})}" if start else None,
             }
             self.event("zendesk_page", start=start, size=size, count=len(page))

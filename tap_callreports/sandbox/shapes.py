@@ -55,6 +55,9 @@ SHAPES: dict[str, str] = {
     # Zendesk job statuses
     "zendesk-complete-while-read": "right after the first page is first served, the list's last job completes and "
                                    "moves to the top (the doc's sort: completion date first)",
+    "zendesk-next-canonical-host": "links.next names the account's canonical https://sandbox.zendesk.com host "
+                                   "(the API is host-mapped to the sandbox's address)",
+    "zendesk-next-foreign-host": "links.next names another host (the sandbox under another name), not Zendesk's",
     # MyReports
     "myreports-request-after-data": "the /data body has request and every other member after the data array",
     "myreports-no-timezone": "the /data result's request has no timeZoneId",
@@ -205,6 +208,13 @@ def moved_while_read(rows: list[dict], shape: str, anchor: str) -> str | None:
         moved.update(status="completed", message=f"Completed at {anchor}")
     rows.insert(0, moved)
     return moved["id"]
+
+
+def zendesk_next_host(shapes: t.Iterable[str], own: str, other: str) -> str:
+    """Scheme and host the Zendesk list's next links name, per shape."""
+    if "zendesk-next-canonical-host" in shapes:
+        return "https://sandbox.zendesk.com"
+    return other if "zendesk-next-foreign-host" in shapes else own
 
 
 def all_but_last(items: t.Iterable[t.Any], dropped: list) -> t.Iterator[t.Any]:

@@ -21,6 +21,8 @@ if t.TYPE_CHECKING:
 class ZendeskStream(CallReportsStream):
     vendor = "zendesk"
     auth_help = "check zendesk_email + zendesk_api_token (or zendesk_oauth_token) and zendesk_subdomain"
+    #: A host-mapped account's links may name its canonical {subdomain}.zendesk.com, and the reverse.
+    vendor_domains = (".zendesk.com",)
 
     @property
     def zendesk(self) -> ZendeskSettings:
