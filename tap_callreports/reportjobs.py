@@ -337,6 +337,9 @@ class ReportJobEngine:
                 raise JobTimedOut(msg)
             asked = _take_retry_after()
             pause = self.poll.pause(now - started) if asked is None else max(asked, MIN_PAUSE_SECONDS)
+            # A Retry-After is honoured, but never past the deadline: a vendor asking for a day
+            # (or a date far ahead) makes the job time out loudly, not the run hang.
+            pause = min(pause, max(deadline - now, MIN_PAUSE_SECONDS))
 
     def ordered(self, vendor: str, windows: t.Iterable[Window], run_job: t.Callable[[Window, threading.Event], T], *,
                 start_now: bool = False, while_waiting: t.Callable[[], None] | None = None) -> OrderedJobs[T]:

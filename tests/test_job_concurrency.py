@@ -8,11 +8,13 @@ import datetime as dt
 import logging
 import threading
 import time
+import types
 
 import pytest
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, sandbox_config, sync
-from tap_callreports.reportjobs import AccountFull, PollPolicy, ReportJobEngine, Window, note_retry_after
+from tap_callreports import reportjobs
+from tap_callreports.reportjobs import AccountFull, JobTimedOut, PollPolicy, ReportJobEngine, Window, note_retry_after
 from tap_callreports.settings import load_settings
 from tap_callreports.talkdesk.reports import ROW_POLICIES
 from tap_callreports.timeutil import iso_z
@@ -145,6 +147,32 @@ def test_a_retry_after_on_a_poll_sets_the_next_pause():
     stop = RecordingStop()
     assert jobs.wait_for(poll_once, "job", stop) == "done"
     assert stop.pauses == [2, 7.0, 2]  # the schedule, then the vendor's Retry-After, then the schedule
+
+
+class ClockedStop(RecordingStop):
+    """A RecordingStop whose pauses move a fake monotonic clock (what the engine's deadline reads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.now += timeout or 0.0
+        return super().wait(timeout)
+
+
+def test_a_retry_after_past_the_job_timeout_ends_in_a_timeout_not_a_hang(monkeypatch):
+    jobs = ReportJobEngine({"talkdesk": 1}, PollPolicy(2, 60, 30), logging.getLogger("test.jobs"))
+    stop = ClockedStop()
+    monkeypatch.setattr(reportjobs, "time", types.SimpleNamespace(monotonic=lambda: stop.now))
+
+    def poll_once() -> None:
+        note_retry_after(86400.0)  # "come back tomorrow", on every answer
+
+    with pytest.raises(JobTimedOut):
+        jobs.wait_for(poll_once, "job", stop)
+    assert stop.pauses[0] == 2
+    assert all(pause <= 30 for pause in stop.pauses)  # never past the 30 s job timeout
 
 
 def keys(row: dict, key: tuple[str, ...]) -> tuple:
