@@ -5,8 +5,10 @@ generator, against the tap's whole per-row time.
     python bench/rowshape_cost.py [--rows 200000] [--rounds 5]
 
 Prints microseconds per row (median of rounds) for each step on Talkdesk calls rows (new and old
-field names) and MyReports rows, and each step's share of the tap's own per-row time measured by
-`bench/run.py` (pass it with --tap-rows-per-second; default: this machine's last figure in docs/performance.md).
+field names), contacts rows (wall-clock times, Yes/No flags, "None" texts), explore_calls rows (with
+the `_row_key` hash they are keyed by) and MyReports rows, and each step's share of the tap's own
+per-row time measured by `bench/run.py` (pass it with --tap-rows-per-second; default: this
+machine's last figure in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_POLICY
-from tap_callreports.rowshape import KeyGuard, RowShaper
+from tap_callreports.rowshape import ROW_KEY, KeyGuard, RowKeys, RowShaper
 from tap_callreports.sandbox.data import MYREPORTS_REPORTS, SandboxData
 from tap_callreports.schemas import load_schema
 from tap_callreports.talkdesk.reports import ROW_POLICIES
@@ -35,7 +37,7 @@ def rows_of(kind: str, count: int) -> list[dict]:
         return [row for _ts, row in data.myreports_rows(report, START, START + dt.timedelta(hours=hours))]
     cutover = dt.datetime(2099, 1, 1, tzinfo=UTC) if kind == "calls (old names)" else START
     data = SandboxData(seed=1, rows_per_hour=1000, calls_rename_cutover=cutover)
-    return list(data.talkdesk_rows("calls", START, START + dt.timedelta(hours=hours), ZoneInfo("UTC"), START))
+    return list(data.talkdesk_rows(kind.split()[0], START, START + dt.timedelta(hours=hours), ZoneInfo("UTC"), START))
 
 
 def per_row(step, rows: list[dict], rounds: int) -> float:
@@ -57,14 +59,17 @@ def main() -> None:
     args = parser.parse_args()
     tap_us = 1e6 / args.tap_rows_per_second
     print(f"tap per-row time for the shares: {tap_us:.2f} us ({args.tap_rows_per_second:,.0f} rows/s)")
-    for kind in ("calls (new names)", "calls (old names)", "myreports"):
+    for kind in ("calls (new names)", "calls (old names)", "contacts", "explore_calls", "myreports"):
         rows = rows_of(kind, args.rows)
         if kind == "myreports":
             policy, vendor = MYREPORTS_POLICY, load_schema("myreports_call_rows")
         else:
-            policy, vendor = ROW_POLICIES["calls"], load_schema("talkdesk_calls")
+            report_type = kind.split()[0]
+            policy, vendor = ROW_POLICIES[report_type], load_schema(f"talkdesk_{report_type}")
         schema = policy.output_schema(vendor)
         known = frozenset(schema["properties"]) | {"start_utc"}
+        if not vendor["properties"]:  # no declared columns: as after the stream's schema grew
+            known |= {name for row in rows for name in row}
         shaper = RowShaper(policy, vendor["properties"], known=lambda: known, on_unknown=print)
         shaped = [shaper.shape(dict(row), UTC) for row in rows]
 
@@ -81,9 +86,18 @@ def main() -> None:
             for row in batch:
                 add(row)
 
+        def row_keys(batch):
+            add = RowKeys().add
+            for row in batch:
+                add(row)
+
         loop = per_row(copy_only, rows, args.rounds)
-        costs = {"row shaping (names, canonical fields, UTC, new fields)": per_row(shape, rows, args.rounds) - loop,
-                 "key check (KeyGuard)": per_row(keys, shaped, args.rounds) - loop}
+        costs = {"row shaping (names, canonical fields, UTC, new fields)": per_row(shape, rows, args.rounds) - loop}
+        if ROW_KEY in policy.key:
+            costs["_row_key (hash of the row, occurrence)"] = per_row(row_keys, shaped, args.rounds) - loop
+            for row in shaped:
+                row[ROW_KEY] = "x"
+        costs["key check (KeyGuard)"] = per_row(keys, shaped, args.rounds) - loop
         print(f"\n{kind}: {len(rows):,} rows, {args.rounds} rounds (median)")
         for step, cost in costs.items():
             print(f"  {step:54} {cost:6.2f} us/row  {cost / tap_us:6.1%} of the tap's per-row time")

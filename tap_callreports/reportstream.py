@@ -225,6 +225,24 @@ class JobLogStream(Stream):
         return whole_stream_batches(self, batch_config, context)
 
 
+def honour_catalog_keys(catalog: t.Any, declared: t.Mapping[str, t.Sequence[str]]) -> None:
+    """A key given in the catalog is honoured: `key_properties`, or the `table-key-properties`
+    metadata (what Meltano's `metadata` extra sets), whichever differs from the tap's own key
+    (`declared`, per stream). The entry is settled before the stream maps and the streams read
+    it, so the SCHEMA messages and the key checks use the same key."""
+    for entry in catalog.streams:
+        own = declared.get(entry.tap_stream_id or "")
+        if own is None:
+            continue
+        root = entry.metadata.get(())
+        for given in (getattr(root, "table_key_properties", None), entry.key_properties):
+            if given and list(given) != list(own):
+                entry.key_properties = list(given)
+                if root is not None:
+                    root.table_key_properties = list(given)
+                break
+
+
 def _context_key(context: Context | None) -> str:
     return repr(sorted((context or {}).items()))
 

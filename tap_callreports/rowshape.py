@@ -129,14 +129,23 @@ class ColumnNames:
 
 
 class UtcInstants:
-    """Vendor time text -> RFC 3339 UTC text. Offsets are looked up once per local minute."""
+    """Vendor time text -> RFC 3339 UTC text, and UTC text -> wall time in a zone. Offsets are
+    looked up once per minute: a minute seen before is converted by its cached text (zone offsets
+    are whole minutes, so the seconds carry over as written)."""
 
     def __init__(self) -> None:
         self._offsets: dict[tuple[str, t.Any], dt.timedelta] = {}
+        #: (wall 'YYYY-MM-DD HH:MM' as sent, zone) -> its UTC 'YYYY-MM-DDTHH:MM'; and the reverse.
+        self._utc_minutes: dict[tuple[str, t.Any], str] = {}
+        self._wall_minutes: dict[tuple[str, t.Any], str] = {}
 
     def to_utc(self, text: str, zone: dt.tzinfo) -> tuple[str | None, bool]:
         """(UTC text or None if not an ISO 8601 date-time, whether `text` was a local wall time).
         The fraction of a second is kept as written."""
+        if len(text) == 19 and text[16] == ":" and text[17:19] in _SECONDS:  # noqa: PLR2004 - wall text to the second
+            minute = self._utc_minutes.get((text[:16], zone))
+            if minute is not None:
+                return f"{minute}{text[16:]}Z", True
         found = ISO_DATE_TIME.fullmatch(text.strip())
         if found is None:
             return None, False
@@ -156,13 +165,24 @@ class UtcInstants:
             moment = parsed - shift
         except OverflowError:
             return None, False
-        return moment.isoformat(timespec="seconds") + (fraction or "") + "Z", True
+        utc = moment.isoformat(timespec="seconds") + (fraction or "") + "Z"
+        if base == text and len(text) == 19 and shift.total_seconds() % 60 == 0 and text[17:19] in _SECONDS:  # noqa: PLR2004
+            self._utc_minutes[(text[:16], zone)] = utc[:16]
+        return utc, True
 
-
-def _wall(utc_text: str, zone: dt.tzinfo) -> str:
-    """The wall time of a UTC text in `zone`, as `_local` columns write it (as MyReports' start_local)."""
-    moment = dt.datetime.fromisoformat(utc_text[:19] + "+00:00")
-    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S") + utc_text[19:-1]
+    def wall(self, utc: str, zone: dt.tzinfo) -> str:
+        """The wall time of a UTC text in `zone`, as `_local` columns write it (as MyReports'
+        start_local): YYYY-MM-DDTHH:MM:SS, and the fraction as written."""
+        key = (utc[:16], zone)
+        minute = self._wall_minutes.get(key)
+        if minute is None:
+            local = dt.datetime.fromisoformat(utc[:16] + ":00+00:00").astimezone(zone)
+            if local.utcoffset().total_seconds() % 60:  # type: ignore[union-attr]  # a zone of 1900: no cache
+                moment = dt.datetime.fromisoformat(utc[:19] + "+00:00").astimezone(zone)
+                return moment.strftime("%Y-%m-%dT%H:%M:%S") + utc[19:-1]
+            minute = local.strftime("%Y-%m-%dT%H:%M")
+            self._wall_minutes[key] = minute
+        return minute + utc[16:-1]
 
 
 def _wall_text(text: str) -> str:
@@ -241,8 +261,9 @@ class RowShaper:
             self._on_unknown(row)  # typed from the values as sent; the conformer may be new now
             proven = set()
         if self._missing_texts and _has_missing_text(row):
+            none_columns = self._none_columns
             for name, value in row.items():  # same keys: safe while iterating
-                if value == "" or (value == "None" and name in self._none_columns):
+                if value.__class__ is str and (value == "" or (value == "None" and name in none_columns)):
                     row[name] = None
         conformer = self._conformer
         if conformer is not None and tuple(map(type, row.values())) not in proven:
@@ -264,7 +285,7 @@ class RowShaper:
                 row[name] = utc
                 if name in local:
                     row[f"{name}_local"] = (_wall_text(value) if was_local and local_zone is None
-                                            else _wall(utc, local_zone or zone))
+                                            else self.instants.wall(utc, local_zone or zone))
         return row
 
     def schema_changed(self) -> None:

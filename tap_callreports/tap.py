@@ -15,10 +15,11 @@ from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth, ClientCredentialsAuth, RefreshTokenAuth
 from tap_callreports.errors import CallReportsError, ConfigError, TerminatedBySignal
+from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_ROW_POLICY
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
 from tap_callreports.redact import REGISTRY, install_log_redaction
 from tap_callreports.reportjobs import PollPolicy, ReportJobEngine
-from tap_callreports.reportstream import JobJournal, JobLog, JobLogStream, ReportJobStream
+from tap_callreports.reportstream import JobJournal, JobLog, JobLogStream, ReportJobStream, honour_catalog_keys
 from tap_callreports.retry import RetryPolicy
 from tap_callreports.settings import (
     NO_CREDENTIALS,
@@ -30,7 +31,7 @@ from tap_callreports.settings import (
     load_settings,
     secret_values,
 )
-from tap_callreports.talkdesk.reports import TalkdeskReportStream, honour_catalog_keys
+from tap_callreports.talkdesk.reports import ROW_POLICIES, TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
 from tap_callreports.writer import FastSingerWriter
 from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
@@ -191,7 +192,10 @@ class TapCallReports(Tap):
 
     def setup_mapper(self) -> None:
         if self.input_catalog is not None:
-            honour_catalog_keys(self.input_catalog)  # before the maps and streams read the keys
+            # before the maps and streams read the keys
+            honour_catalog_keys(self.input_catalog, {MyReportsCallRowsStream.name: MYREPORTS_ROW_POLICY.key,
+                                                     **{f"talkdesk_{kind}": policy.key
+                                                        for kind, policy in ROW_POLICIES.items()}})
         super().setup_mapper()
 
     def discover_streams(self) -> list[Stream]:

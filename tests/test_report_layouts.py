@@ -278,7 +278,11 @@ def test_a_layout_without_its_key_emits_no_keyless_row_and_the_catalog_key_is_th
         if entry["tap_stream_id"] == stream:
             root = next(item for item in entry["metadata"] if item["breadcrumb"] == [])
             root["metadata"]["table-key-properties"] = ["call_sid", "step_execution_order"]
-    fixed = run_cli(tmp_path, config, catalog=catalog)
+    # Run again from the failed run's state, as a schedule would: its recorded job is read again.
+    failed_state = run.states[-1] if run.states else None
+    again = run_cli(tmp_path, config, catalog=catalog_selecting(config, [stream]), state=failed_state)
+    assert again.returncode != 0 and not again.records(stream)
+    fixed = run_cli(tmp_path, config, catalog=catalog, state=again.states[-1] if again.states else failed_state)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert fixed.schemas()[stream]["key_properties"] == ["call_sid", "step_execution_order"]
     records = fixed.records(stream)
@@ -286,3 +290,39 @@ def test_a_layout_without_its_key_emits_no_keyless_row_and_the_catalog_key_is_th
     assert sorted((r["call_sid"], r["step_execution_order"]) for r in records) == \
         sorted((r["call_sid"], r["step_execution_order"]) for r in sent)
     assert fixed.final_state["bookmarks"][stream]["replication_key_value"] == "2026-10-23T00:00:00Z"
+    # The jobs the failed runs recorded were read again, not created again: nothing stuck on them.
+    assert failed_state and failed_state["bookmarks"][stream].get("report_jobs")
+    assert len(sandbox.app.events("job_created")) == len(failed_state["bookmarks"][stream]["report_jobs"])
+
+
+def test_a_key_given_as_the_catalogs_key_properties_is_honoured_too(make_sandbox):
+    """A hand-edited catalog may change the entry's key_properties and leave the metadata as
+    discovered: whichever of the two differs from the tap's key is the key."""
+    sandbox = make_sandbox(shapes=("talkdesk-studio-without-interaction-id",), job_polls=1)
+    stream = "talkdesk_studio_flow_execution"
+    config = lisbon_config(sandbox, "studio_flow_execution", "csv", start_date=START, end_date="2026-10-23T00:00:00Z")
+    catalog = catalog_selecting(config, [stream])
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == stream)
+    root = next(item for item in entry["metadata"] if item["breadcrumb"] == [])
+    assert root["metadata"]["table-key-properties"] == entry["key_properties"] == list(KEYS["studio_flow_execution"])
+    entry["key_properties"] = ["call_sid", "step_execution_order"]
+    run = sync(config, catalog=catalog)
+    assert run.error is None, run.error
+    assert run.schemas()[stream]["key_properties"] == ["call_sid", "step_execution_order"]
+    assert len(run.records(stream)) == len(sent_rows(sandbox, "studio_flow_execution", START, "2026-10-23T00:00:00Z"))
+
+
+def test_myreports_honours_a_catalog_key_given_as_metadata_too(make_sandbox):
+    """The stop line names the table-key-properties metadata for every report stream: it works
+    for MyReports as well."""
+    sandbox = make_sandbox(job_polls=1)
+    stream = "myreports_call_rows"
+    config = sandbox_config(sandbox, vendors=("myreports",), end_date="2026-10-02T00:00:00Z")
+    catalog = catalog_selecting(config, [stream])
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == stream)
+    root = next(item for item in entry["metadata"] if item["breadcrumb"] == [])
+    root["metadata"]["table-key-properties"] = ["doc_id", "conn_id"]
+    run = sync(config, catalog=catalog)
+    assert run.error is None, run.error
+    assert run.schemas()[stream]["key_properties"] == ["doc_id", "conn_id"]
+    assert run.records(stream)

@@ -98,25 +98,6 @@ ROW_POLICIES: dict[str, RowPolicy] = {
 }
 
 
-def honour_catalog_keys(catalog: t.Any) -> None:
-    """A key given in the catalog is honoured: `key_properties`, or the `table-key-properties`
-    metadata (what Meltano's `metadata` extra sets), whichever differs from the tap's own key. The
-    entry is settled before the stream maps and the streams read it, so the SCHEMA messages and
-    the key checks use the same key."""
-    for entry in catalog.streams:
-        name = entry.tap_stream_id or ""
-        policy = ROW_POLICIES.get(name.removeprefix("talkdesk_")) if name.startswith("talkdesk_") else None
-        if policy is None:
-            continue
-        root = entry.metadata.get(())
-        for given in (getattr(root, "table_key_properties", None), entry.key_properties):
-            if given and list(given) != list(policy.key):
-                entry.key_properties = list(given)
-                if root is not None:
-                    root.table_key_properties = list(given)
-                break
-
-
 class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     """Rows of one Explore report type, keyed by the report's natural id (`ROW_POLICIES`): a row
     read again (lookback, a resumed window) replaces itself in the warehouse. The bookmark is the
