@@ -258,3 +258,23 @@ def test_a_next_link_to_a_foreign_host_stops_without_sending_credentials(tmp_pat
     resumed = sync(spec.config(fixed), state=stopped.final_state, streams=[spec.stream])
     assert resumed.error is None, resumed.error
     assert len(resumed.records(spec.stream)) == 230  # noqa: PLR2004 - the whole list
+
+
+# ---- readings the docs leave open: the dateFilter in the report's own zone ------------------------------
+
+
+def test_a_filter_read_as_wall_time_in_the_reports_zone_gives_the_plain_records(make_sandbox, plain):
+    sandbox = make_sandbox(shapes=("myreports-filter-wall-time",))
+    config = KINDS["myreports"].config(sandbox) | {"myreports_lookback_minutes": 0}  # no row read twice
+    first = sync(config | {"end_date": DAYS[2]}, streams=["myreports_call_rows"])
+    assert first.error is None, first.error
+    # Before a result named the zone, filters went out in UTC: those London requests were read an hour
+    # off and asked again in Europe/London; the zone is kept in the STATE.
+    created = sandbox.app.events("job_created")
+    assert len(created) > 2  # noqa: PLR2004 - two windows, at least one asked again
+    assert json.dumps(first.final_state).count('"report_timezone": "Europe/London"') == 1
+    before = len(created)
+    resumed = sync(config, state=first.final_state, streams=["myreports_call_rows"])
+    assert resumed.error is None, resumed.error
+    assert len(sandbox.app.events("job_created")) == before + 1  # the zone known: one request, none again
+    assert_same_records(TapRun(messages=first.messages + resumed.messages), plain("myreports"), "myreports_call_rows")

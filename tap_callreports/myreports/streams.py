@@ -42,7 +42,7 @@ from tap_callreports.responses import dig, id_from_location, vendor_words
 from tap_callreports.rowshape import RowPolicy, RowShaper
 from tap_callreports.schemas import load_schema
 from tap_callreports.streaming import ReportDocument
-from tap_callreports.timeutil import UTC, LocalTimeConverter, fall_back_transitions, iso_z, utc_now
+from tap_callreports.timeutil import UTC, LocalTimeConverter, fall_back_transitions, iso_z, parse_instant, utc_now
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -60,9 +60,14 @@ def result_members(document: ReportDocument, members: dict) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def offset_iso(moment: dt.datetime) -> str:
-    """ISO 8601 with an explicit offset, as MyReports' dateFilter wants."""
-    return moment.astimezone(dt.timezone.utc).isoformat()
+def offset_iso(moment: dt.datetime, zone: dt.tzinfo = dt.timezone.utc) -> str:
+    """ISO 8601 with an explicit offset, as MyReports' dateFilter wants, in `zone`'s wall time: read
+    with its offset or as a wall time in the report's zone, it is the same instant."""
+    return moment.astimezone(zone).isoformat()
+
+
+#: Where a partition's report time zone is kept in the STATE (known from its first result).
+ZONE_STATE_KEY = "report_timezone"
 
 
 #: The warehouse shape of call rows: snake_case columns (docId -> doc_id), `start` (local wall time in
@@ -127,7 +132,10 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                    stop: threading.Event) -> JobResult:
         assert context is not None
         report_id = context["report_id"]
-        body = {"reportId": report_id, "dateFilter": {"start": offset_iso(window.start), "end": offset_iso(window.end)}}
+        zone_name = self.filter_zone(context)
+        zone = ZoneInfo(zone_name)
+        body = {"reportId": report_id,
+                "dateFilter": {"start": offset_iso(window.start, zone), "end": offset_iso(window.end, zone)}}
         response = self.tap.engine.create(
             self.vendor, lambda: self.send("POST", f"{self.report_url(report_id)}/requests", json=body, creates_job=True),
             f"{self.name}: request for report {report_id} {window}", stop)
@@ -138,7 +146,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                                   "requestId (in its data or a Location header); run again later, and report it to "
                                   "MyReports if it persists")
         return JobResult(job_id=request_id, window=window, attempt=attempt, location="",
-                         details={"report_id": report_id, "created_at": iso_z(utc_now())})
+                         details={"report_id": report_id, "created_at": iso_z(utc_now()), "timezone": zone_name})
 
     def describe_job(self, result: JobResult) -> str:
         message = result.details.get("status_message")
@@ -216,6 +224,8 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                 envelope = document.header
                 members = envelope.get("data") if "requestId" not in envelope else envelope
                 if stated_empty(members, "data", "totalCount") and not self._limit_exceeded(members):
+                    if _has_time_zone(members):  # empty of the window asked for, not of a misread one
+                        self._check_filter_reading(context, self._time_zone(members), members, result)
                     result.details["meta"] = members
                     result.details["verdict"] = verify_counts(0, {"totalCount": 0})
                     return  # no rows, and it says so (`data: null`, totalCount 0)
@@ -226,12 +236,13 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             self._announce_display_fields(meta)
             tz = self._time_zone(meta) if _has_time_zone(meta) else None
             if tz is not None:
+                self._check_filter_reading(context, tz, meta, result)
                 self._split_at_fall_back(tz, result)
             if tz is None or self._limit_exceeded(meta) is None or "totalCount" not in meta:
                 # What decides the window (time zone, rowLimitExceeded, counts) comes after the rows,
                 # or is unclear until the rows are counted: park them on disk, decide, then replay
                 # them -- memory stays flat.
-                rows = self._spooled_rows(document, result, skip)
+                rows = self._spooled_rows(context, document, result, skip)
             else:
                 self._check_limit(meta, result)
                 rows = self._converted(document.rows(skip), tz, result)
@@ -272,6 +283,41 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             row["report_id"] = report_id
             row["request_id"] = request_id
             yield row
+
+    def filter_zone(self, context: Context | None) -> str:
+        """The zone a request's dateFilter is written in: the report's own, once a result (or the
+        STATE) named it; UTC before that."""
+        report_id = (context or {}).get("report_id")
+        known = self._zones.get(report_id)
+        if known is None:
+            known = self.get_context_state(context).get(ZONE_STATE_KEY)
+        return str(known or "UTC")
+
+    @cached_property
+    def _zones(self) -> dict[str, str]:
+        return {}
+
+    def _check_filter_reading(self, context: Context | None, tz: ZoneInfo, members: dict, result: JobResult) -> None:
+        """MyReports may read the dateFilter with its offset or as wall time in the report's zone. A
+        filter written in the report's zone means the same instants either way. A request written in
+        another zone (before the report's zone was known) is asked again in the report's zone when
+        the result's own filter says it selected other instants than the window's (or, without that
+        echo, when the two zones differ at the window's bounds). The zone is kept for this run and in
+        the STATE."""
+        report_id = result.details.get("report_id")
+        self._zones[report_id] = tz.key
+        self.get_context_state(context)[ZONE_STATE_KEY] = tz.key
+        sent = ZoneInfo(str(result.details.get("timezone") or "UTC"))
+        echoed = _filter_bounds(members)
+        if echoed is not None:
+            if echoed == (result.window.start, result.window.end):
+                return
+        elif all(sent.utcoffset(m) == tz.utcoffset(m) for m in (result.window.start, result.window.end)):
+            return
+        if sent.key == tz.key:
+            return  # written in the report's zone already: both readings are the same instants
+        raise SplitWindow([result.window], f"its dateFilter was written in {sent.key} and the result selected "
+                          f"{_shown_bounds(echoed)}: asked again in the report's zone {tz.key}")
 
     def _split_at_fall_back(self, tz: ZoneInfo, result: JobResult) -> None:
         transitions = fall_back_transitions(tz, result.window.start, result.window.end)
@@ -328,7 +374,8 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                               "at MyReports, then run again") from None
         raise SplitWindow(halves, why)
 
-    def _spooled_rows(self, document: ReportDocument, result: JobResult, skip: int) -> t.Iterator[dict]:
+    def _spooled_rows(self, context: Context | None, document: ReportDocument, result: JobResult,
+                      skip: int) -> t.Iterator[dict]:
         """Rows parked on disk until the members after them are read: the time zone (in `request`),
         rowLimitExceeded and totalCount may come after the rows."""
         with tempfile.TemporaryFile() as spool:
@@ -341,6 +388,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                                   "and the tap does not guess; no bookmark moved; set the report's time zone at MyReports (or "
                                   "leave the report out of myreports_report_ids), then run again") from None
             tz = self._time_zone(members)
+            self._check_filter_reading(context, tz, members, result)
             self._split_at_fall_back(tz, result)
             self._check_limit(members, result, document.rows_read)
             spool.seek(0)
@@ -379,3 +427,24 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
 
 def _has_time_zone(members: dict) -> bool:
     return bool(dig(members, "request", "timeZoneId"))
+
+
+def _filter_bounds(members: dict) -> tuple[dt.datetime, dt.datetime] | None:
+    """The bounds the result says it selected (`request.filterConditions`: >= and <), or None when
+    it does not say."""
+    conditions = dig(members, "request", "filterConditions")
+    if not isinstance(conditions, list):
+        return None
+    found: dict[str, dt.datetime] = {}
+    for condition in conditions:
+        if not isinstance(condition, dict) or condition.get("fieldName") not in ("start", "end"):
+            continue  # the doc's example bounds `start` from below and `end` from above
+        values = condition.get("values")
+        moment = parse_instant(values[0]) if isinstance(values, list) and values and isinstance(values[0], str) else None
+        if moment is not None and condition.get("operator") in (">=", "<"):
+            found[condition["operator"]] = moment
+    return (found[">="], found["<"]) if len(found) == 2 else None  # noqa: PLR2004
+
+
+def _shown_bounds(bounds: tuple[dt.datetime, dt.datetime] | None) -> str:
+    return f"{iso_z(bounds[0])}..{iso_z(bounds[1])}" if bounds else "(it does not say which)"

@@ -998,7 +998,10 @@ class Sandbox:
         if not isinstance(body, dict) or body.get("reportId") != rep:
             return _envelope(None, "error", "BadRequest", "reportId must match the report in the path", 400)
         date_filter = body.get("dateFilter") or {}
-        start, end = _parse_moment(date_filter.get("start"), UTC), _parse_moment(date_filter.get("end"), UTC)
+        # The doc leaves open how an offset is read; under the shape, as a wall time in the report's zone.
+        wall = self.shape("myreports-filter-wall-time")
+        zone = ZoneInfo(MYREPORTS_REPORTS[rep][1]) if wall else UTC
+        start, end = _parse_moment(date_filter.get("start"), zone, wall), _parse_moment(date_filter.get("end"), zone, wall)
         if start is None or end is None or end <= start:
             return _envelope(None, "error", "BadRequest",
                              "dateFilter needs start < end, ISO 8601 with offset (presets are not served here)", 400)

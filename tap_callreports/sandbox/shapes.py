@@ -72,6 +72,8 @@ SHAPES: dict[str, str] = {
     "myreports-status-unknown-done": "a complete request's status is a word no doc uses (Generated); its "
                                      "statusMessage says complete",
     "myreports-empty-data-null": "a result without rows has data: null (and totalCount 0)",
+    "myreports-filter-wall-time": "dateFilter start/end are read as wall times in the report's zone, their offsets "
+                                  "ignored (filterConditions echo the instants so read)",
     "myreports-status-upper": "request statuses in upper case (COMPLETE, PROCESSING, ...)",
     "myreports-other-template": "results come from the CallSummaryByUser template: displayFields and rows add "
                                 "talkTime (number), holdCount (integer) and transferredTo (string, in some rows)",
