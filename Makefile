@@ -41,6 +41,7 @@ generate: install
 
 test: install meltano
 	$(BIN)/ruff check tap_callreports tests bench scripts
+	$(BIN)/mypy
 	MELTANO=$(abspath $(MELTANO)) $(BIN)/python -m pytest
 
 # `make test-fast PYTHON=python3.13 VENV=.tmp/venv-3.13`: the fast suite on another Python (.ci/run).

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from tap_callreports.sandbox.server import SandboxConfig, start_sandbox  # noqa: E402
 from tap_callreports.settings import TALKDESK_MAX_CONCURRENT_JOBS, TALKDESK_REPORT_TYPES  # noqa: E402
 
-START = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
 WS = "00000000-0000-0000-0000-000000000001"
 REPORTS = ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"]
 WAIT_LINE = "is at its job limit"
@@ -51,7 +51,7 @@ def iso(moment: dt.datetime) -> str:
 def config_for(url: str, case: str, args: argparse.Namespace) -> dict:
     common = {"start_date": iso(START), "talkdesk_api_url": url, "talkdesk_access_token": "sandbox-talkdesk-token"}
     if case == "backfill":  # the last `--backfill-days` whole days (windows never end after now)
-        end = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return common | {"start_date": iso(end - dt.timedelta(days=args.backfill_days)), "end_date": iso(end),
                          "talkdesk_report_types": ["calls"], "talkdesk_window_days": args.window_days}
     return common | {

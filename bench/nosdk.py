@@ -67,7 +67,7 @@ class Output:
 
     def __init__(self, stream: str) -> None:
         self.head = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":'
-        tail = b',"time_extracted":' + orjson.dumps(dt.datetime.now(dt.timezone.utc)) + b"}\n"
+        tail = b',"time_extracted":' + orjson.dumps(dt.datetime.now(dt.UTC)) + b"}\n"
         self.between = tail + self.head
         self.out = sys.stdout.buffer
         self.rows = 0

@@ -25,7 +25,7 @@ from tap_callreports.sandbox.data import MYREPORTS_REPORTS, SandboxData
 from tap_callreports.schemas import load_schema
 from tap_callreports.talkdesk.reports import ROW_POLICIES
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 START = dt.datetime(2026, 10, 1, tzinfo=UTC)
 
 
@@ -70,18 +70,18 @@ def main() -> None:
         known = frozenset(schema["properties"]) | {"start_utc"}
         if not vendor["properties"]:  # no declared columns: as after the stream's schema grew
             known |= {name for row in rows for name in row}
-        shaper = RowShaper(policy, vendor["properties"], known=lambda: known, on_unknown=print)
+        shaper = RowShaper(policy, vendor["properties"], known=lambda known=known: known, on_unknown=print)
         shaped = [shaper.shape(dict(row), UTC) for row in rows]
 
         def copy_only(batch):  # the floor: the loop itself
-            for row in batch:
+            for _row in batch:
                 pass
 
-        def shape(batch):
+        def shape(batch, shaper=shaper):
             for row in batch:
                 shaper.shape(row, UTC)
 
-        def keys(batch):
+        def keys(batch, policy=policy):
             add = KeyGuard(policy.key).add
             for row in batch:
                 add(row)

@@ -17,7 +17,6 @@ PATH = ROOT / "catalog.example.json"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import sandbox_config  # noqa: E402
-
 from tap_callreports.sandbox import start_sandbox  # noqa: E402
 from tap_callreports.settings import TALKDESK_DEFAULT_REPORT_TYPES  # noqa: E402
 from tap_callreports.tap import TapCallReports  # noqa: E402

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
-import socket
 import time
 from pathlib import Path
 

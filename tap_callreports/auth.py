@@ -222,7 +222,7 @@ class OAuthTokenAuth(CallReportsAuth):
                 self._token = None
                 self._next_on_probation = True
             elif not any(sent == f"Bearer {issued}" for issued in self._issued):
-                return  # the request did not carry one of our tokens: a new token cannot help
+                return None  # the request did not carry one of our tokens: a new token cannot help
             # else: the token the request carried was already replaced; retry with the current one
         raise TokenRefreshed("401 with an OAuth token: retrying with a new token", response)
 
@@ -355,7 +355,7 @@ class RefreshTokenAuth(OAuthTokenAuth):
                 # rotations: one look-up on start, and the same token text elsewhere never matches.
                 "replaces_sha256": self._configured_sha256,
                 "refresh_token": new,
-                "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "saved_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             })
         except OSError as exc:
             self.logger.warning(

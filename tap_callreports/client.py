@@ -25,8 +25,8 @@ from tap_callreports.batches import whole_stream_batches
 from tap_callreports.conform import Conformer
 from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError
 from tap_callreports.redact import REGISTRY, is_signed_url
-from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
 from tap_callreports.reportjobs import AccountFull, note_retry_after
+from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
 from tap_callreports.retry import RetryPolicy, TokenRefreshed, parse_retry_after
 
 if t.TYPE_CHECKING:
@@ -221,7 +221,8 @@ class CallReportsStream(RESTStream):
 
     def first_page_rows(self, context: Context | None) -> list:
         """The list's first page, asked again on its own (a StableListing's check)."""
-        response = self.send("GET", self.get_url(context), params=self.get_url_params(context, None))
+        params = t.cast("dict[str, t.Any]", self.get_url_params(context, None))  # the SDK allows a str; ours are dicts
+        response = self.send("GET", self.get_url(context), params=params)
         try:
             rows = dig(json_body(response, self.name), *self.records_path)
         finally:

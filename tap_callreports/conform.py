@@ -89,7 +89,7 @@ def utc_text(text: str) -> str | None:
     elif ":" not in offset:
         offset = f"{offset[:3]}:{offset[3:]}"
     try:
-        moment = dt.datetime.fromisoformat(base + offset).astimezone(dt.timezone.utc)
+        moment = dt.datetime.fromisoformat(base + offset).astimezone(dt.UTC)
     except (ValueError, OverflowError):  # not a real date, or beyond year 9999 in UTC
         return None
     return moment.replace(tzinfo=None).isoformat(timespec="seconds") + (fraction or "") + "Z"

@@ -89,7 +89,7 @@ class ConnectionTest:
 
     def check_talkdesk(self) -> str:
         imports = self.stream("talkdesk_imports")
-        _get(imports, imports.path, imports.get_url_params(None, None))  # fetches the token first
+        _get(imports, imports.path, t.cast("dict", imports.get_url_params(None, None)))  # fetches the token first
         types = self.settings.talkdesk.report_types  # type: ignore[union-attr]
         for report_type in types:
             stream = self.stream(f"talkdesk_{report_type}")
@@ -109,7 +109,7 @@ class ConnectionTest:
 
     def check_zendesk(self) -> str:
         statuses = self.stream("zendesk_job_statuses")
-        _get(statuses, statuses.path, statuses.get_url_params(None, None))
+        _get(statuses, statuses.path, t.cast("dict", statuses.get_url_params(None, None)))
         return "credentials, job statuses page"
 
     def check_myreports(self) -> str:

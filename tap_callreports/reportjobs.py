@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import logging
 import queue
 import threading
@@ -180,7 +181,7 @@ class JobSlots:
             if not future.set_running_or_notify_cancel():
                 continue  # canceled while it waited in line
             self._started += 1
-            self._run_on_worker(lambda future=future, fn=fn: self._run(future, fn))
+            self._run_on_worker(functools.partial(self._run, future, fn))
 
     def _run(self, future: Future, fn: t.Callable[[], t.Any]) -> None:
         try:

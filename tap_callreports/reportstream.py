@@ -393,7 +393,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         """Start this stream's first jobs now, before its turn to sync (called by the tap for every
         selected report stream when the sync begins): N streams' jobs then take about as long
         as the slowest, not the sum."""
-        for context in self.partitions or [None]:
+        contexts: list[Context | None] = [*self.partitions] if self.partitions else [None]
+        for context in contexts:
             windows = self.plan(context)
             self._prefetched[_context_key(context)] = None  # planned: the sync does not plan (and say why) again
             if windows:
@@ -577,7 +578,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 self.tap.job_journal.created(self, context, result)
             current = result
             what = f"{self.name}: {self.describe_job(current)}"
-            status = self.tap.engine.wait_for(lambda: self.poll_job(context, current), what, stop)
+            status = self.tap.engine.wait_for(lambda: self.poll_job(context, current), what, stop)  # noqa: B023 - called before the loop moves on
             if status.location:
                 result.location = status.location
                 self.logger.info("%s: job %s done after %d polls", self.name, result.job_id,
@@ -714,7 +715,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
 
     @cached_property
     def _lean_write(self) -> t.Callable[[str, dict, t.Any], None] | None:
-        return self.tap.message_writer.write_record if self.lean_records else None
+        return t.cast(FastSingerWriter, self.tap.message_writer).write_record if self.lean_records else None
 
     def _write_record_message(self, record: dict) -> None:
         write = self._lean_write
@@ -756,7 +757,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 counted = 0
                 try:
                     if write_messages:
-                        write = self.tap.message_writer.write_record
+                        write = t.cast(FastSingerWriter, self.tap.message_writer).write_record
                         for counted, record in enumerate(rows, 1):  # noqa: B007 - counted: after the loop
                             for key, value in fill:
                                 if key not in record:
@@ -872,6 +873,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             response = fetch()
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             not_yet = response.status_code == HTTPStatus.ACCEPTED or retry_after is not None
+            problem: str | None
             if not_yet:
                 problem = f"{response.status_code} {response.reason} with Retry-After " \
                           f"{response.headers.get('Retry-After', '(none)')} ({vendor_error_details(response) or 'no body'})"

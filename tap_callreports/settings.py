@@ -193,8 +193,8 @@ def parse_datetime(setting: str, value: t.Any) -> dt.datetime:
         except ValueError:
             raise ConfigError(setting, f"must be an ISO 8601 date or date-time (got '{value}')") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
 
 
 def _pair(config: t.Mapping[str, t.Any], first: str, second: str) -> bool:

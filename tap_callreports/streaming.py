@@ -276,7 +276,7 @@ def _last_row_boundary(pending: bytearray, searched: int) -> tuple[int, int] | N
     if cut >= 0:
         return cut + 1, cut + 2
     last = None
-    for last in _ROW_BOUNDARY.finditer(pending, searched):  # rows with white space between them
+    for last in _ROW_BOUNDARY.finditer(pending, searched):  # noqa: B007 - the last match is wanted: rows with white space between them
         pass
     return (last.start() + 1, last.end() - 1) if last is not None else None
 

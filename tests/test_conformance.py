@@ -25,7 +25,7 @@ from helpers import LONDON_REPORT, NEW_YORK_REPORT, TapRun, catalog_selecting, r
 from tap_callreports.batches import read_batch_file
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAYS = ("2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z", "2026-10-04T00:00:00Z")
 REPORT_TYPES = ["calls", "explore_calls", "user_status", "contacts", "ring_attempts", "studio_flow_execution",
                 "audit_logs", "messaging_contacts"]
@@ -507,9 +507,9 @@ def test_an_empty_instant_is_null_and_a_missing_required_column_is_named():
     policy = RowPolicy(key=("id",), instants=("start_at",))
     schema = policy.output_schema({"properties": {"id": {"type": ["string"]}, "start_at": {"type": ["string", "null"]}}})
     shaper = RowShaper(policy, conformer=lambda: Conformer(schema, "s", policy.instants), stream="s")
-    assert shaper.shape({"id": "a", "start_at": ""}, dt.timezone.utc)["start_at"] is None
+    assert shaper.shape({"id": "a", "start_at": ""}, dt.UTC)["start_at"] is None
     with pytest.raises(ValueNotConformed, match="'start_at' is string/null \\(date-time\\)"):
-        shaper.shape({"id": "b", "start_at": "20260423"}, dt.timezone.utc)  # no ISO date-time: no guess
+        shaper.shape({"id": "b", "start_at": "20260423"}, dt.UTC)  # no ISO date-time: no guess
     with pytest.raises(ValueNotConformed, match="column 'id' .* sent a record without it"):
         Conformer({"properties": {"id": {"type": "string"}}, "required": ["id"]}, "s").conform({})
 

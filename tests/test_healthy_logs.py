@@ -23,7 +23,7 @@ def test_the_connection_test_logs_its_expected_404s_as_succeeded(tmp_path, sandb
 
 
 def test_a_full_sync_and_an_immediate_second_run_log_nothing_alarming(tmp_path, sandbox):
-    start = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z")
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z")
     config = sandbox_config(sandbox, start_date=start, end_date=None)
     first = run_cli(tmp_path, config)
     assert first.returncode == 0, first.stderr[-3000:]

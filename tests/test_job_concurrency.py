@@ -19,7 +19,7 @@ from tap_callreports.settings import load_settings
 from tap_callreports.talkdesk.reports import ROW_POLICIES
 from tap_callreports.timeutil import iso_z
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 OCT1, OCT3 = dt.datetime(2026, 10, 1, tzinfo=UTC), dt.datetime(2026, 10, 3, tzinfo=UTC)
 WAIT_LINE = "is at its job limit"
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / ".tmp" / "meltano-project"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 START, FIRST_END, SECOND_END = "2026-10-01T00:00:00Z", "2026-10-03T00:00:00Z", "2026-10-04T00:00:00Z"
 
 

@@ -18,10 +18,17 @@ from tap_callreports.errors import MalformedBodyError
 from tap_callreports.redact import SecretRegistry
 from tap_callreports.reportjobs import Window, plan_windows
 from tap_callreports.responses import json_body
-from tap_callreports.streaming import BodyInterrupted, BodyMalformed, ReportDocument, csv_rows, ndjson_rows, parse_trailer
+from tap_callreports.streaming import (
+    BodyInterrupted,
+    BodyMalformed,
+    ReportDocument,
+    csv_rows,
+    ndjson_rows,
+    parse_trailer,
+)
 from tap_callreports.timeutil import LocalTimeConverter, fall_back_transitions
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=20),

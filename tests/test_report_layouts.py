@@ -17,7 +17,7 @@ import pytest
 from helpers import TapRun, catalog_selecting, run_cli, sandbox_config, sync
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 LISBON = ZoneInfo("Europe/Lisbon")
 FORMATS = ("json", "csv", "json_bulk")
 # Lisbon leaves summer time on 2026-10-25 at 01:00 UTC: windows within a day of it are requested

@@ -11,7 +11,7 @@ import pytest
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, run_cli, sandbox_config, sync
 from tap_callreports.timeutil import iso_z
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 OCT1, OCT2, OCT3, OCT4, OCT5 = (dt.datetime(2026, 10, d, tzinfo=UTC) for d in range(1, 6))
 
 

@@ -13,7 +13,7 @@ from tap_callreports.rowshape import KeyGuard, RowPolicy, RowShaper, SchemaGrowt
 from tap_callreports.schemas import load_schema
 from tap_callreports.talkdesk.reports import ROW_POLICIES
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SQL = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 

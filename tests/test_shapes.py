@@ -17,7 +17,7 @@ import pytest
 from helpers import TapRun, run_cli, sandbox_config, sync
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAYS = ("2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z", "2026-10-04T00:00:00Z")
 # Fields the tap adds to a vendor row: they name a job or request, which differs between runs.
 ADDED = {"talkdesk_calls": {"report_job_id", "report_window_start", "report_window_end"},

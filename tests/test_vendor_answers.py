@@ -9,10 +9,10 @@ import logging
 import typing as t
 
 import pytest
+from test_shapes import DAYS, assert_same_records, error_lines
 
 from helpers import TapRun, run_cli, sandbox_config, sync
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from test_shapes import DAYS, assert_same_records, error_lines
 
 
 class Kind(t.NamedTuple):

@@ -35,7 +35,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ROOT / ".tmp" / "warehouse-targets"
-UTC = dt.timezone.utc
+UTC = dt.UTC
+UTC_ZONE = ZoneInfo("UTC")
 LISBON = ZoneInfo("Europe/Lisbon")
 PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 #: Per table: its key and the columns that must be `timestamp with time zone`.
@@ -189,7 +190,7 @@ def wall_to_z(wall: str) -> str:
 
 
 def talkdesk_rows(sandbox: RunningSandbox, report_type: str, start: str, end: str,
-                  zone: ZoneInfo = ZoneInfo("UTC")) -> list[dict]:
+                  zone: ZoneInfo = UTC_ZONE) -> list[dict]:
     """The sandbox's rows of one report type in [start, end), wall times written in `zone`."""
     now = dt.datetime.now(UTC)  # after the calls rename: the new field names
     return list(sandbox.app.data.talkdesk_rows(report_type, moment(start), moment(end), zone, now))

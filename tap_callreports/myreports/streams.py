@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from functools import cached_property
-from http import HTTPStatus
 import threading
 import typing as t
+from functools import cached_property
+from http import HTTPStatus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -60,7 +60,7 @@ def result_members(document: ReportDocument, members: dict) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def offset_iso(moment: dt.datetime, zone: dt.tzinfo = dt.timezone.utc) -> str:
+def offset_iso(moment: dt.datetime, zone: dt.tzinfo = dt.UTC) -> str:
     """ISO 8601 with an explicit offset, as MyReports' dateFilter wants, in `zone`'s wall time: read
     with its offset or as a wall time in the report's zone, it is the same instant."""
     return moment.astimezone(zone).isoformat()
@@ -223,7 +223,8 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             if document.array_key is None:
                 envelope = document.header
                 members = envelope.get("data") if "requestId" not in envelope else envelope
-                if stated_empty(members, "data", "totalCount") and not self._limit_exceeded(members):
+                if (stated_empty(members, "data", "totalCount") and isinstance(members, dict)
+                        and not self._limit_exceeded(members)):
                     if _has_time_zone(members):  # empty of the window asked for, not of a misread one
                         self._check_filter_reading(context, self._time_zone(members), members, result)
                     result.details["meta"] = members
@@ -294,7 +295,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         return str(known or "UTC")
 
     @cached_property
-    def _zones(self) -> dict[str, str]:
+    def _zones(self) -> dict[t.Any, str]:  # report id -> its time zone
         return {}
 
     def _check_filter_reading(self, context: Context | None, tz: ZoneInfo, members: dict, result: JobResult) -> None:
@@ -399,7 +400,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     def job_record(self, result: JobResult, rows: int, outcome: str) -> dict:
         meta = result.details.get("meta") or {}
         trailer = result.details.get("trailer") or {}
-        request = meta.get("request") if isinstance(meta.get("request"), dict) else {}
+        request: dict = meta["request"] if isinstance(meta.get("request"), dict) else {}
         return {
             "request_id": result.job_id,
             "report_id": result.details.get("report_id"),

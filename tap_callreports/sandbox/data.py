@@ -17,7 +17,7 @@ from tap_callreports.sandbox.shapes import (
     talkdesk_extra_fields,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 HOUR = 3600
 
 AGENTS = [f"Agent {n:02d}" for n in range(1, 41)]
@@ -135,11 +135,13 @@ class SandboxData:
             completed = created + dt.timedelta(seconds=rng.randint(1, 600)) if status in ("completed", "failed") else None
             kind = rng.choice(["bulk_create", "bulk_update", "permanent_delete", "ticket_update"])
             total = rng.randint(1, 8)
+            stated_total: int | None = total
             results: object
+            progress: int | None
             if status == "queued":
                 results, progress = None, None
             elif kind == "permanent_delete":
-                results, progress, total = {"success": status == "completed"}, None, None
+                results, progress, stated_total = {"success": status == "completed"}, None, None
             elif kind == "bulk_create":
                 results = [{"id": rng.randint(100, 99999), "index": i} for i in range(total)]
                 progress = total
@@ -161,7 +163,7 @@ class SandboxData:
                 "progress": progress,
                 "results": results,
                 "status": status,
-                "total": total,
+                "total": stated_total,
                 "_completed": completed,
                 "_created": created,
             })

@@ -51,7 +51,7 @@ from tap_callreports.sandbox.shapes import (
     zendesk_next_host,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TALKDESK_REPORT_TYPES = {"calls", "explore_calls", "user_status", "contacts", "ring_attempts",
                          "studio_flow_execution", "audit_logs", "messaging_contacts"}
 TALKDESK_ACTIVE = ("created", "processing", "uploading")
@@ -540,7 +540,7 @@ class Sandbox:
         if not isinstance(body, dict) or not body.get("name"):
             fields.append({"name": "name", "description": "is required"})
         body = body if isinstance(body, dict) else {}
-        fmt = body.get("format")
+        fmt = str(body.get("format"))
         if fmt not in ("csv", "json", "json_bulk"):
             fields.append({"name": "format", "description": "must be csv, json or json_bulk"})
         tz_name = body.get("timezone") or "UTC"
@@ -571,7 +571,7 @@ class Sandbox:
             attempt = self._job_attempts[key] = self._job_attempts.get(key, 0) + 1
             job = TalkdeskJob(
                 id=uuid.uuid4().hex, report_type=report_type, name=str(body["name"]), timezone=tz_name, format=fmt,
-                timespan={"from": timespan["from"], "to": timespan["to"]}, window=(start, end),
+                timespan={"from": (timespan or {})["from"], "to": (timespan or {})["to"]}, window=(start, end),
                 created=time.monotonic(), outcome=self._job_outcome(key, attempt, start), attempt=attempt,
             )
             cfg = self.config.talkdesk_file_redirect
@@ -1209,10 +1209,10 @@ def start_sandbox(config: SandboxConfig | None = None) -> RunningSandbox:
     config = config or SandboxConfig()
     app = Sandbox(config)
     server = make_server(config.host, config.port, app, threaded=True, request_handler=_Handler)
-    server.daemon_threads = True
+    server.daemon_threads = True  # type: ignore[attr-defined]  # werkzeug's ThreadedWSGIServer has it
     # A short poll interval: stop() returns within 0.1 s instead of 0.5 s (tests start many sandboxes).
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="callreports-sandbox",
                               daemon=True)
     thread.start()
     host, port = server.server_address[:2]
-    return RunningSandbox(app=app, url=f"http://{host}:{port}", _server=server, _thread=thread)
+    return RunningSandbox(app=app, url=f"http://{host!s}:{port}", _server=server, _thread=thread)

@@ -32,11 +32,11 @@ from tap_callreports.reportstream import (
     StatusWords,
 )
 from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words
-from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
+from tap_callreports.rowshape import ROW_KEY, RowKeys, RowPolicy, RowShaper, SchemaGrowth, text_or_instant
 from tap_callreports.schemas import load_schema
+from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
 from tap_callreports.streaming import ReportDocument, csv_rows, ndjson_rows
 from tap_callreports.talkdesk.client import TalkdeskStream
-from tap_callreports.rowshape import ROW_KEY, RowKeys, RowPolicy, RowShaper, SchemaGrowth, text_or_instant
 from tap_callreports.timeutil import iso_z, offset_changes, utc_now
 
 if t.TYPE_CHECKING:
