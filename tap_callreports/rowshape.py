@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from tap_callreports.conform import ISO_DATE_TIME, Conformer, ValueNotConformed, utc_text
+from tap_callreports.errors import StreamError
+from tap_callreports.redact import REGISTRY
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _NOT_SQL = re.compile(r"[^a-z0-9_]+")
@@ -64,7 +66,7 @@ class RowPolicy:
     strip_prefixes: tuple[str, ...] = ()
     #: Empty text is null in every column: a CSV cell cannot tell "" from null, so no format does.
     empty_text_is_null: bool = False
-    #: The text "None" in a column the schema declares is a missing value (Talkdesk writes both).
+    #: The text "None" is a missing value in every column, known or added (Talkdesk writes both).
     none_text_is_null: bool = False
 
     def output_schema(self, vendor_schema: dict) -> dict:
@@ -211,13 +213,15 @@ class RowShaper:
                  known: t.Callable[[], frozenset[str]] | None = None,
                  on_unknown: t.Callable[[dict[str, t.Any]], None] | None = None,
                  conformer: t.Callable[[], Conformer] | None = None, stream: str = "",
-                 instants: t.Callable[[], t.Sequence[str]] | None = None) -> None:
+                 instants: t.Callable[[], t.Sequence[str]] | None = None,
+                 text_instants: t.Callable[[], t.Collection[str]] | None = None) -> None:
         """`known` gives the columns the stream's schema has; a row with any other column is handed
         to `on_unknown` (schema growth) before it is converted, so a new column is typed from the
-        value as sent. Checked once per set of vendor fields.
+        value as sent (missing texts already null). Checked once per set of vendor fields.
         `conformer` builds the stream's Conformer (again after the schema grows): every row leaves
         with each value of its column's type (`conform.py`). `instants` gives the instant columns
-        (again after the schema grows); by default the policy's."""
+        (again after the schema grows); by default the policy's. `text_instants`: those of them the
+        catalog declares text: a time in them is converted all the same, other text kept as sent."""
         self.policy = policy
         self.stream = stream
         self.names = ColumnNames(policy)
@@ -227,10 +231,9 @@ class RowShaper:
         self._conformer = conformer() if conformer is not None else None
         for name in vendor_names:  # the schema's fields claim their columns first, as in output_schema
             self.names.column(name)
-        #: Columns where the text "None" is a missing value (the schema's own, when the policy says so).
-        self._none_columns = frozenset(self.names.column(name) for name in vendor_names) \
-            if policy.none_text_is_null else frozenset()
-        self._missing_texts = policy.none_text_is_null or policy.empty_text_is_null
+        #: The texts that are a missing value in every column (known or added).
+        self._missing = frozenset(({"None"} if policy.none_text_is_null else set())
+                                  | ({""} if policy.empty_text_is_null else set()))
         self.instants = UtcInstants()
         # Per key tuple seen: (the output names when any differs from the vendor's, else None;
         # whether any output name is unknown to the schema; the value-type patterns proven to
@@ -238,6 +241,8 @@ class RowShaper:
         self._columns_for: dict[tuple[str, ...], tuple[tuple[str, ...] | None, bool, set]] = {}
         self._instant_columns = instants
         self._instants = tuple(instants()) if instants is not None else policy.instants
+        self._text_instant_columns = text_instants
+        self._text_instants = frozenset(text_instants()) if text_instants is not None else frozenset()
         self._local = frozenset(policy.local_instants)
         self._minutes: set[str] = set()  # 'YYYY-MM-DDTHH:MM' prefixes of UTC texts proven valid
 
@@ -257,14 +262,15 @@ class RowShaper:
             self._columns_for[keys] = (columns, unknown, proven)
         if columns is not None:
             row = dict(zip(columns, row.values()))
-        if unknown and self._on_unknown is not None:
-            self._on_unknown(row)  # typed from the values as sent; the conformer may be new now
-            proven = set()
-        if self._missing_texts and _has_missing_text(row):
-            none_columns = self._none_columns
+        if self._missing and _has_missing_text(row):
+            missing = self._missing
             for name, value in row.items():  # same keys: safe while iterating
-                if value.__class__ is str and (value == "" or (value == "None" and name in none_columns)):
+                if value.__class__ is str and value in missing:
                     row[name] = None
+        if unknown and self._on_unknown is not None:
+            # Typed from its first value that is not missing: the same type wherever a run starts.
+            self._on_unknown(row)  # the conformer may be new now
+            proven = set()
         conformer = self._conformer
         if conformer is not None and tuple(map(type, row.values())) not in proven:
             conformer.check(row, proven)
@@ -279,7 +285,11 @@ class RowShaper:
                     continue  # already RFC 3339 UTC: the common case
                 utc, was_local = self.instants.to_utc(value, zone)
                 if utc is None:
-                    raise ValueNotConformed(self.stream, name, ("string", "null"), value, "date-time")
+                    if name in self._text_instants:
+                        continue  # declared text in the catalog: kept as sent
+                    if name in self.policy.instants:
+                        raise ValueNotConformed(self.stream, name, ("string", "null"), value, "date-time")
+                    raise AddedInstantNotATime(self.stream, name, value)
                 if len(utc) == 20:
                     self._minutes.add(utc[:16])
                 row[name] = utc
@@ -295,6 +305,30 @@ class RowShaper:
             self._conformer = self._new_conformer()
         if self._instant_columns is not None:
             self._instants = tuple(self._instant_columns())
+        if self._text_instant_columns is not None:
+            self._text_instants = frozenset(self._text_instant_columns())
+
+
+class AddedInstantNotATime(ValueNotConformed):
+    """A column the tap added as an instant (its first value was a time) gets a value that is not
+    one. Emitting it as null would lose it, and guessing a type from whichever value came first
+    would give another table on another run: the stream stops, and the line names the exact
+    catalog declaration that takes such values (SchemaGrowth honours it)."""
+
+    def __init__(self, stream: str, column: str, value: t.Any) -> None:
+        self.column, self.value = column, value
+        shown = REGISTRY.redact(repr(value))[:_SHOWN_ADDED]
+        StreamError.__init__(  # the message is this class's own, not ValueNotConformed's
+            self, stream,
+            f"column '{column}' (a field the schema did not list) was added as a UTC date-time because its first "
+            f"value was a time, but the vendor sent {shown}, which is not a time; the record was not emitted and "
+            f"no bookmark moved past it. Declare the column as text in the stream's catalog schema: "
+            f'"{column}": {{"type": ["string", "null"]}} under the {stream} entry\'s schema.properties (Meltano: '
+            f'the extractor\'s `schema` extra, {stream}: {{{column}: {{type: [string, "null"]}}}}) and run again; '
+            "times in it still land as UTC text, any other text as sent")
+
+
+_SHOWN_ADDED = 80
 
 
 class RowKeys:
@@ -392,29 +426,50 @@ class SchemaGrowth:
     schema gains it (typed from its first non-null value) and a new SCHEMA goes out before the
     first record carrying it. SQL targets create columns only from SCHEMA messages."""
 
-    def __init__(self, schema: dict, typer: t.Callable[[t.Any], dict[str, t.Any]] | None = None) -> None:
-        """`typer`: the column spec for a new field's first non-null value (default: its JSON type)."""
+    def __init__(self, schema: dict, typer: t.Callable[[t.Any], dict[str, t.Any]] | None = None,
+                 declared: t.Callable[[], t.Mapping[str, dict]] | None = None) -> None:
+        """`typer`: the column spec for a new field's first non-null value (default: its JSON type).
+        `declared`: the columns the catalog declares: a field the catalog types takes that type, not
+        one guessed from a value (the way out AddedInstantNotATime names)."""
         self.schema = schema
         self.known = frozenset(schema.get("properties", {}))
         self.typer = typer or (lambda value: {"type": json_type(value)})
+        self.declared = declared
         #: Added columns that hold instants (format date-time).
         self.instants: list[str] = []
+        #: Added columns the catalog declares text: their times are converted to UTC all the same
+        #: (one zone in one column, whatever zone a window was requested in), other text kept as sent.
+        self.text_instants: list[str] = []
 
     def grow(self, row: t.Mapping[str, t.Any]) -> list[str]:
         """Add the row's unknown non-null fields to the schema; return their names."""
         added = []
         properties = self.schema.setdefault("properties", {})
+        declared = self.declared() if self.declared is not None else {}
         for name, value in row.items():
-            if name not in self.known and value is not None and name not in properties:
-                spec = self.typer(value)
-                properties[name] = {**spec, "description": "Added by the tap: a field the vendor sent that the "
-                                                           "schema did not list."}
-                if spec.get("format") == "date-time":
-                    self.instants.append(name)
-                added.append(name)
+            if name in self.known or name in properties:
+                continue
+            if name in declared:
+                spec = copy.deepcopy(declared[name])
+                if spec.get("format") != "date-time" and "string" in _types_of(spec):
+                    self.text_instants.append(name)
+            elif value is not None:
+                spec = {**self.typer(value), "description": "Added by the tap: a field the vendor sent that the "
+                                                            "schema did not list."}
+            else:
+                continue  # typed by its first value that is not missing
+            properties[name] = spec
+            if spec.get("format") == "date-time" or name in self.text_instants:
+                self.instants.append(name)
+            added.append(name)
         if added:
             self.known = frozenset(properties)
         return added
+
+
+def _types_of(spec: t.Mapping[str, t.Any]) -> tuple[str, ...]:
+    kinds = spec.get("type", ())
+    return (kinds,) if isinstance(kinds, str) else tuple(kinds)
 
 
 def text_or_instant(value: t.Any) -> dict[str, t.Any]:

@@ -326,3 +326,84 @@ def test_myreports_honours_a_catalog_key_given_as_metadata_too(make_sandbox):
     assert run.error is None, run.error
     assert run.schemas()[stream]["key_properties"] == ["doc_id", "conn_id"]
     assert run.records(stream)
+
+
+# ---- a column the schema does not know: typed the same wherever a run starts ---------------------------
+
+ADDED_TIME = ("talkdesk-added-wall-time",)
+
+
+def first_sent_callback_at(sandbox: RunningSandbox, start: dt.datetime) -> str | None:
+    """callback_at of the first contacts row a window starting at `start` holds (in file order)."""
+    rows = sent_rows(sandbox, "contacts", start.strftime("%Y-%m-%dT%H:%M:%SZ"), END)
+    return rows[0]["callback_at"] if rows else None
+
+
+def expected_callback_at(sent: dict) -> str | None:
+    value = sent["callback_at"]
+    return None if value == "None" else value.replace(" ", "T") + "Z"  # sent in UTC: the true instant
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_added_time_column_is_utc_and_the_same_whichever_value_a_run_starts_on(make_sandbox, fmt):
+    """Talkdesk's "None" is null in a column the tap adds too, and the column is typed from its
+    first value that is not missing: a run starting on a "None" and a run starting on a wall time
+    give the same date-time column with the same UTC values (Lisbon, across the DST change)."""
+    sandbox = make_sandbox(shapes=ADDED_TIME, seed=17, job_polls=1)
+    hours = [moment(START) + dt.timedelta(hours=n) for n in range(48)]
+    starts = {"None": next(h for h in hours if first_sent_callback_at(sandbox, h) == "None"),
+              "time": next(h for h in hours if first_sent_callback_at(sandbox, h) not in (None, "None"))}
+    stream = "talkdesk_contacts"
+    runs = {first: sync(lisbon_config(sandbox, "contacts", fmt, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                        streams=[stream]) for first, start in starts.items()}
+    sent = {row["contact_id"]: row for row in sent_rows(sandbox, "contacts", START, END)}
+    assert {row["callback_at"] for row in sent.values()} & {"None"}, "the shape sends the text None"
+    by_key = {}
+    for first, run in runs.items():
+        assert run.error is None, (first, run.error)
+        records = run.records(stream)
+        assert records and (records[0]["callback_at"] is None) == (first == "None"), (first, records[0])
+        spec = run.schemas()[stream]["schema"]["properties"]["callback_at"]
+        assert spec["format"] == "date-time" and "string" in spec["type"], (first, spec)
+        for record in records:
+            assert record["callback_at"] == expected_callback_at(sent[record["contact_id"]]), record
+        by_key[first] = {record["contact_id"]: record for record in records}
+    common = by_key["None"].keys() & by_key["time"].keys()
+    assert common and all(by_key["None"][k]["callback_at"] == by_key["time"][k]["callback_at"] for k in common)
+
+
+def test_a_non_time_in_an_added_time_column_stops_once_and_the_catalog_text_override_completes(tmp_path, make_sandbox):
+    """An added date-time column meets a value that is not a time: the stream stops (not null, not
+    guessed) with one line naming the exact catalog declaration; with it, run again from the failed
+    state, the run completes: the text as sent, every time still as UTC text, every row once."""
+    sandbox = make_sandbox(shapes=(*ADDED_TIME, "untypable-added-wall-time"), seed=17, job_polls=1)
+    stream = "talkdesk_contacts"
+    config = lisbon_config(sandbox, "contacts", "csv")
+    sent = sent_rows(sandbox, "contacts")
+    assert [row for row in sent if row["callback_at"] == "after 6pm"], "the marked row lies in the run's span"
+    catalog = catalog_selecting(config, [stream])
+    run = run_cli(tmp_path, config, catalog=catalog)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    lines = [line for line in run.stderr_lines if line.startswith("tap-callreports: error:")]
+    assert len(lines) == 1, run.stderr[-2000:]
+    override = '"callback_at": {"type": ["string", "null"]}'
+    assert lines[0].startswith(f"tap-callreports: error: {stream}: ") and override in lines[0], lines[0]
+    assert not [r for r in run.records(stream) if r.get("callback_at") == "after 6pm"]
+    # The declaration the line names, in the stream's catalog schema, is the way out.
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == stream)
+    entry["schema"]["properties"].update(json.loads("{" + override + "}"))
+    failed_state = run.states[-1] if run.states else None
+    fixed = run_cli(tmp_path, config, catalog=catalog, state=failed_state)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    spec = fixed.schemas()[stream]["schema"]["properties"]["callback_at"]
+    assert spec["type"] == ["string", "null"] and "format" not in spec, spec
+    records = run.records(stream) + fixed.records(stream)
+    # Every row, each once per run (the failed window is read again: its rows replace themselves).
+    assert {r["contact_id"] for r in records} == {r["contact_id"] for r in sent}
+    assert len({r["contact_id"] for r in fixed.records(stream)}) == len(fixed.records(stream))
+    by_id = {r["contact_id"]: r for r in sent}
+    for record in records:
+        sent_value = by_id[record["contact_id"]]["callback_at"]
+        wanted = sent_value if sent_value == "after 6pm" else expected_callback_at(by_id[record["contact_id"]])
+        assert record["callback_at"] == wanted, (record["contact_id"], record["callback_at"], sent_value)
+    assert fixed.final_state["bookmarks"][stream]["replication_key_value"] == END

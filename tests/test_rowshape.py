@@ -9,7 +9,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS
-from tap_callreports.rowshape import KeyGuard, RowPolicy, RowShaper, SchemaGrowth, sql_name
+from tap_callreports.rowshape import (
+    AddedInstantNotATime,
+    KeyGuard,
+    RowPolicy,
+    RowShaper,
+    SchemaGrowth,
+    sql_name,
+    text_or_instant,
+)
 from tap_callreports.schemas import load_schema
 from tap_callreports.talkdesk.reports import ROW_POLICIES
 
@@ -94,3 +102,50 @@ def test_schema_growth_types_new_fields_from_their_first_value():
     assert schema["properties"]["n"]["type"] == ["number", "null"]  # 4 today, 4.5 tomorrow
     assert schema["properties"]["tags"]["type"] == ["array", "null"]
     assert {"a", "n", "tags"} == growth.known and growth.grow({"a": "y", "n": 5}) == []
+
+
+def added_column_shaper(stream: str, catalog: dict | None = None) -> tuple[RowShaper, SchemaGrowth]:
+    """A Talkdesk shaper whose schema grows as the stream's does (text_or_instant, catalog declarations)."""
+    schema = {"properties": {"contact_id": {"type": ["string"]}}}
+    growth = SchemaGrowth(schema, typer=text_or_instant, declared=lambda: catalog or {})
+    shaper: RowShaper
+
+    def grow(row: dict) -> None:
+        if growth.grow(row):
+            shaper.schema_changed()
+
+    shaper = RowShaper(ROW_POLICIES[stream], known=lambda: growth.known, on_unknown=grow, stream=f"talkdesk_{stream}",
+                       instants=lambda: ROW_POLICIES[stream].instants + tuple(growth.instants),
+                       text_instants=lambda: growth.text_instants)
+    return shaper, growth
+
+
+@pytest.mark.parametrize("stream", ["contacts", "audit_logs"])
+@pytest.mark.parametrize("missing", ["None", ""])
+def test_an_added_column_is_typed_by_its_first_value_that_is_not_missing(stream, missing):
+    lisbon = ZoneInfo("Europe/Lisbon")
+    rows = [{"contact_id": "a", "callback_at": missing}, {"contact_id": "b", "callback_at": "2026-07-01 10:00:00"}]
+    results = []
+    for order in (rows, rows[::-1]):
+        shaper, growth = added_column_shaper(stream)
+        shaped = {row["contact_id"]: shaper.shape(dict(row), lisbon) for row in order}
+        assert growth.schema["properties"]["callback_at"]["format"] == "date-time"
+        results.append(shaped)
+    assert results[0] == results[1]
+    assert results[0]["a"]["callback_at"] is None and results[0]["b"]["callback_at"] == "2026-07-01T09:00:00Z"
+
+
+def test_a_non_time_in_an_added_time_column_names_the_catalog_declaration_that_takes_it():
+    shaper, _ = added_column_shaper("contacts")
+    shaper.shape({"contact_id": "a", "callback_at": "2026-07-01 10:00:00"}, UTC)
+    with pytest.raises(AddedInstantNotATime) as stop:
+        shaper.shape({"contact_id": "b", "callback_at": "after 6pm"}, UTC)
+    assert '"callback_at": {"type": ["string", "null"]}' in str(stop.value)
+    assert str(stop.value).startswith("talkdesk_contacts: column 'callback_at'")
+    # With that declaration in the catalog: the text as sent, times still UTC, "None" still null.
+    shaper, growth = added_column_shaper("contacts", {"callback_at": {"type": ["string", "null"]}})
+    lisbon = ZoneInfo("Europe/Lisbon")
+    texts = [shaper.shape({"contact_id": n, "callback_at": v}, lisbon)["callback_at"]
+             for n, v in enumerate(["after 6pm", "2026-07-01 10:00:00", "None"])]
+    assert texts == ["after 6pm", "2026-07-01T09:00:00Z", None]
+    assert growth.schema["properties"]["callback_at"] == {"type": ["string", "null"]}

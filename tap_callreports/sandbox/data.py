@@ -14,6 +14,7 @@ from tap_callreports.sandbox.shapes import (
     UNTYPABLE_VALUES,
     carries_untypable_value,
     myreports_summary_fields,
+    talkdesk_callback_at,
     talkdesk_extra_fields,
 )
 
@@ -66,6 +67,7 @@ class SandboxData:
     job_statuses_count: int | None = None
     calls_rename_cutover: dt.datetime = dt.datetime(2026, 5, 11, tzinfo=UTC)
     talkdesk_extra_fields: bool = False  # shape talkdesk-extra-field
+    talkdesk_callback_at: bool = False  # shape talkdesk-added-wall-time
     myreports_summary_template: bool = False  # shape myreports-other-template
     untypable: tuple[str, ...] = ()  # shapes untypable-value, untypable-added-column
     # Lists (imports, job statuses) end at the last midnight: recent enough for a demo's start_date,
@@ -196,8 +198,10 @@ class SandboxData:
                 for row in rows:
                     if self.talkdesk_extra_fields:  # times as the report writes its own
                         row.update(talkdesk_extra_fields(bits, _iso_z(at) if report_type in ISO_TIMES else _wall(at, tz)))
-                    if report_type == "calls":
-                        self._mark_untypable(row, "talkdesk-calls", bucket, index)
+                    if self.talkdesk_callback_at:
+                        row.update(talkdesk_callback_at(bits, _iso_z(at) if report_type in ISO_TIMES else _wall(at, tz)))
+                    if report_type in ("calls", "contacts"):
+                        self._mark_untypable(row, f"talkdesk-{report_type}", bucket, index)
                     yield row
 
     # ---- MyReports -------------------------------------------------------------------------------

@@ -200,6 +200,7 @@ class Sandbox:
             job_statuses_count=config.job_statuses_count,
             calls_rename_cutover=dt.datetime.fromisoformat(config.calls_rename_cutover),
             talkdesk_extra_fields="talkdesk-extra-field" in config.shapes,
+            talkdesk_callback_at="talkdesk-added-wall-time" in config.shapes,
             myreports_summary_template="myreports-other-template" in config.shapes,
             untypable=tuple(s for s in config.shapes if any(s == shape for shape, _kind in UNTYPABLE_VALUES)),
         )

@@ -41,6 +41,10 @@ SHAPES: dict[str, str] = {
     "talkdesk-extra-field": "report rows of every type carry fields the tap's schemas do not list: sentiment_score "
                             "(a float, null in some rows), queue_tags (a list of strings) and "
                             "sentiment_scored_at (a time, written as the report writes its times)",
+    "talkdesk-added-wall-time": "report rows of every type carry callback_at, a field the tap's schemas do not "
+                                "list: the row's event time as the report writes its times, or the text \"None\" "
+                                "(the row's own choice, about one row in three), so a window's first value may be "
+                                "either",
     "talkdesk-studio-without-interaction-id": "studio_flow_execution rows carry no interaction_id (the tap's key "
                                               "for a step): a layout that differs from the tap's expectation",
     # Talkdesk bulk imports
@@ -90,6 +94,8 @@ SHAPES: dict[str, str] = {
                        "column: Talkdesk calls talk_time, MyReports callType",
     "untypable-added-column": "with talkdesk-extra-field: that same Talkdesk calls row carries sentiment_scored_at "
                               '"x" (a column the tap adds, typed date-time from its first value)',
+    "untypable-added-wall-time": "with talkdesk-added-wall-time: the week's first Talkdesk contacts row of the hour at "
+                                 'Friday 12:00 UTC carries callback_at "after 6pm" (not a time)',
 }
 
 
@@ -244,6 +250,12 @@ def talkdesk_extra_fields(bits: int, scored_at: str) -> dict[str, t.Any]:
     return {"sentiment_score": score, "queue_tags": tags, "sentiment_scored_at": scored_at if score is not None else None}
 
 
+def talkdesk_callback_at(bits: int, at: str) -> dict[str, str]:
+    """callback_at (shape talkdesk-added-wall-time): the row's event time `at` as the report writes
+    its times, or "None" (Talkdesk's text for a missing value), chosen by the row's own bits."""
+    return {"callback_at": "None" if (bits >> 140) % 3 == 0 else at}
+
+
 #: (template, display fields added to the call list's) of MyReports results, per shape.
 MYREPORTS_TEMPLATES = {
     False: ("CallListByUserSegmented", ()),
@@ -322,4 +334,5 @@ UNTYPABLE_VALUES = {
     ("untypable-value", "talkdesk-calls"): {"talk_time": "N/A"},
     ("untypable-value", "myreports"): {"callType": "N/A"},
     ("untypable-added-column", "talkdesk-calls"): {"sentiment_scored_at": "x"},
+    ("untypable-added-wall-time", "talkdesk-contacts"): {"callback_at": "after 6pm"},
 }

@@ -69,8 +69,9 @@ CALLS_RENAMED = {"interaction_id": "call_id", "call_type": "type", "start_time":
 
 
 def _policy(**how: t.Any) -> RowPolicy:
-    """Any Talkdesk report may come as CSV: empty text is null in every format."""
-    return RowPolicy(empty_text_is_null=True, **how)
+    """Any Talkdesk report may come as CSV: empty text is null in every format; and Talkdesk writes
+    a missing value as null or as the text "None": null in every column, known or added."""
+    return RowPolicy(empty_text_is_null=True, none_text_is_null=True, **how)
 
 
 #: Per report type, the warehouse shape of its rows (docs/talkdesk-report-rows.md documents each).
@@ -79,19 +80,16 @@ def _policy(**how: t.Any) -> RowPolicy:
 #: their key is the tap's `_row_key`. Instants: every time field of the layout; those the vendor
 #: writes as wall-clock text keep a `_local` copy.
 ROW_POLICIES: dict[str, RowPolicy] = {
-    "calls": _policy(key=("call_id",), renamed=CALLS_RENAMED, instants=("start_at", "end_at", "csat_survey_time"),
-                     none_text_is_null=True),
-    "contacts": _policy(key=("contact_id",), instants=_CONTACT_TIMES, local_instants=_CONTACT_TIMES,
-                        none_text_is_null=True),
+    "calls": _policy(key=("call_id",), renamed=CALLS_RENAMED, instants=("start_at", "end_at", "csat_survey_time")),
+    "contacts": _policy(key=("contact_id",), instants=_CONTACT_TIMES, local_instants=_CONTACT_TIMES),
     # One row per status change: a user enters one status at a given instant.
     "user_status": _policy(key=("user_id", "status_start_at"), instants=("status_start_at", "status_end_at"),
-                           local_instants=("status_start_at", "status_end_at"), none_text_is_null=True),
-    "ring_attempts": _policy(key=("ring_attempt_id",), instants=_RING_TIMES, local_instants=_RING_TIMES,
-                             none_text_is_null=True),
+                           local_instants=("status_start_at", "status_end_at")),
+    "ring_attempts": _policy(key=("ring_attempt_id",), instants=_RING_TIMES, local_instants=_RING_TIMES),
     # One row per step of a flow execution, and no execution id: a step is its interaction's nth.
     "studio_flow_execution": _policy(
         key=("interaction_id", "step_execution_order"), strip_prefixes=("studio_flow_executions_aggregated.",),
-        instants=_STUDIO_TIMES, local_instants=_STUDIO_TIMES, none_text_is_null=True),
+        instants=_STUDIO_TIMES, local_instants=_STUDIO_TIMES),
     "explore_calls": _policy(key=(ROW_KEY,), renamed=CALLS_RENAMED),
     "audit_logs": _policy(key=(ROW_KEY,)),
     "messaging_contacts": _policy(key=(ROW_KEY,)),
@@ -124,12 +122,13 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         return RowShaper(self.row_policy, self.vendor_schema["properties"],
                          known=lambda: self.schema_growth.known, on_unknown=self.grow_schema,
                          conformer=lambda: self.new_conformer(self.instant_columns()), stream=self.name,
-                         instants=self.instant_columns)
+                         instants=self.instant_columns, text_instants=lambda: self.schema_growth.text_instants)
 
     @cached_property
     def schema_growth(self) -> SchemaGrowth:
         """Fields the layout does not list are typed the same in every file format (text_or_instant)."""
-        return SchemaGrowth(self.schema, typer=text_or_instant)
+        return SchemaGrowth(self.schema, typer=text_or_instant,
+                            declared=lambda: self.target_schema().get("properties", {}))
 
     def instant_columns(self) -> tuple[str, ...]:
         """The layout's instants and any added column whose values are instants."""
