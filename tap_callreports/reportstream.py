@@ -262,6 +262,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     #: The stream's RowShaper reports fields the schema does not know (`grow_schema`), once per set
     #: of vendor fields; otherwise every row is checked here.
     shaper_checks_fields: t.ClassVar[bool] = False
+    #: Vendor column names a CSV result's header must name one of (none: it must look like a header).
+    report_columns: t.Collection[str] = ()
 
     # ---- vendor hooks ------------------------------------------------------------------------
 
@@ -862,7 +864,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         """The body of a result, once the answer says it is the report (`fetch()` asks for it).
 
         A 202, a Retry-After, or a body whose content type or first bytes are not `fmt` (an HTML
-        page, an XML or JSON error, a job status) is never read as rows: it is waited out (its
+        page, an XML or JSON error, a job status, a line of text or nothing for a CSV, an empty
+        text body for JSON lines) is never read as rows: it is waited out (its
         Retry-After, else the retry policy's backoff) and asked again -- a "not yet" (202 or
         Retry-After) within job_timeout_seconds, any other body up to max_retries times. After
         that the result counts as incomplete: the job is created again, and the run stops
@@ -879,7 +882,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                           f"{response.headers.get('Retry-After', '(none)')} ({vendor_error_details(response) or 'no body'})"
             else:
                 head, response.raw = peek_body(response.raw)
-                problem = not_the_report(fmt, response.headers.get("Content-Type", ""), head)
+                problem = not_the_report(fmt, response.headers.get("Content-Type", ""), head, self.report_columns)
                 if problem is None:
                     return response
             response.close()

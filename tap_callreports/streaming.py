@@ -401,18 +401,51 @@ def peek_body(raw: t.Any) -> tuple[bytes, PeekedBody]:
     return head, PeekedBody(head, raw)
 
 
-def not_the_report(fmt: str, content_type: str, head: bytes) -> str | None:
+def not_the_report(fmt: str, content_type: str, head: bytes, columns: t.Collection[str] = ()) -> str | None:
     """Why a 200 body is not a report in `fmt` (csv, json, json_bulk), or None when it may be.
-    Any text has a CSV header line: an HTML page, an XML error or a JSON error must never be
-    read as rows. The content type and the first bytes both have to fit."""
+    Any text has a CSV header line: an HTML page, an XML or JSON error, a line of status text must
+    never be read as rows. The content type and the first bytes both have to fit; a CSV header must
+    name one of `columns` (the stream's vendor columns; none known: look like a header)."""
     kind = content_type.split(";")[0].strip().lower()
-    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    first = body[:1]
     shown = head.lstrip()[:60].decode("utf-8", "replace").replace("\n", " ")
     if kind in MARKUP_TYPES or first == b"<":
         return f"a {kind or 'markup'} body ({shown!r})"
     is_json = kind == "application/json" or kind.endswith("+json") or first in (b"{", b"[")
     if fmt == "csv" and is_json:
         return f"a JSON body ({shown!r}) for a CSV report"
-    if fmt != "csv" and first and first not in (b"{", b"["):
+    if fmt == "csv":
+        return _not_a_csv_header(body, len(head) < HEAD_BYTES, columns, kind)
+    if not first and not (is_json or kind in EMPTY_JSON_TYPES):
+        # An empty window's ndjson is empty; an empty text/plain answer is no answer.
+        return f"an empty {kind or 'untyped'} body for a JSON report"
+    if first and first not in (b"{", b"["):
         return f"a {kind or 'non-JSON'} body ({shown!r}) for a JSON report"
     return None
+
+
+#: Types an empty JSON-lines body may come as (storage serves objects as octet-streams).
+EMPTY_JSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
+                              "application/x-jsonlines", "application/octet-stream", "binary/octet-stream"})
+#: A column name when the layout is unknown: snake_case or dotted, as every evidenced layout's.
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+
+
+def _not_a_csv_header(body: bytes, whole: bool, columns: t.Collection[str], kind: str) -> str | None:
+    """Why the first line of a CSV body is not the report's header (a Talkdesk CSV always has one)."""
+    if not body:
+        return f"an empty {kind or 'untyped'} body for a CSV report (its header line is missing)"
+    line, newline, _ = body.partition(b"\n")
+    fields = [f.strip().strip('"').strip() for f in line.decode("utf-8", "replace").rstrip("\r").split(",")]
+    if not newline and not whole:
+        fields = fields[:-1]  # a header longer than the bytes looked at: its last name is cut
+    shown = line[:60].decode("utf-8", "replace")
+    if columns:
+        known = {c.lower() for c in columns}
+        if any(f.lower() in known for f in fields):
+            return None
+        return f"a {kind or 'text'} body ({shown!r}) whose first line names none of the report's columns"
+    if len(fields) >= 2 and all(_COLUMN_NAME.fullmatch(f) for f in fields):
+        return None
+    return f"a {kind or 'text'} body ({shown!r}) whose first line is not a CSV header"

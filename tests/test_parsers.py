@@ -19,11 +19,13 @@ from tap_callreports.redact import SecretRegistry
 from tap_callreports.reportjobs import Window, plan_windows
 from tap_callreports.responses import json_body
 from tap_callreports.streaming import (
+    HEAD_BYTES,
     BodyInterrupted,
     BodyMalformed,
     ReportDocument,
     csv_rows,
     ndjson_rows,
+    not_the_report,
     parse_trailer,
 )
 from tap_callreports.timeutil import LocalTimeConverter, fall_back_transitions
@@ -176,3 +178,35 @@ def test_redaction_covers_tokens_headers_and_signed_urls():
     cleaned = registry.redact(text)
     assert "s3cr3t-value" not in cleaned and "abc.def.ghi" not in cleaned and "deadbeef" not in cleaned
     assert "other=1" in cleaned
+
+
+# ---- is a 200 body the report? (streaming.not_the_report) ------------------------------------------
+
+CALLS_COLUMNS = ("call_id", "interaction_id", "start_at", "start_time")
+
+
+@pytest.mark.parametrize(("fmt", "content_type", "head", "columns"), [
+    ("csv", "text/csv", b"call_id,type\r\n", CALLS_COLUMNS),  # header only: an empty window
+    ("csv", "text/csv", b'\xef\xbb\xbf"interaction_id","call_type"\r\nabc,in\r\n', CALLS_COLUMNS),  # old names
+    ("csv", "text/csv", b"call_id" + b",a_column_the_tap_does_not_know" * 30, CALLS_COLUMNS),  # longer than looked at
+    ("csv", "text/csv", b"event_id,occurred_at,studio.step-name\n", ()),  # no layout: looks like a header
+    ("json_bulk", "application/x-ndjson", b"", ()),  # an empty window
+    ("json_bulk", "binary/octet-stream", b"", ()),
+])
+def test_a_report_body_is_taken(fmt, content_type, head, columns):
+    assert not_the_report(fmt, content_type, head[:HEAD_BYTES], columns) is None
+
+
+@pytest.mark.parametrize(("fmt", "content_type", "head", "columns", "says"), [
+    ("csv", "text/plain", b"The report file is being generated\n", CALLS_COLUMNS, "names none of the report's"),
+    ("csv", "text/csv", b"agent,queue\n", CALLS_COLUMNS, "names none of the report's"),
+    ("csv", "text/csv", b"", CALLS_COLUMNS, "empty text/csv body"),
+    ("csv", "text/csv", b"\r\n", (), "empty text/csv body"),
+    ("csv", "text/plain", b"The report file is being generated\n", (), "not a CSV header"),
+    ("csv", "text/plain", b"Not ready, try again later\n", (), "not a CSV header"),
+    ("json_bulk", "text/plain", b"", (), "empty text/plain body"),
+    ("json_bulk", "", b"", (), "empty untyped body"),
+])
+def test_a_status_or_empty_body_is_not_the_report(fmt, content_type, head, columns, says):
+    problem = not_the_report(fmt, content_type, head, columns)
+    assert problem is not None and says in problem, problem

@@ -21,6 +21,7 @@ UTC = dt.UTC
 DAYS = ("2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z", "2026-10-04T00:00:00Z")
 # Fields the tap adds to a vendor row: they name a job or request, which differs between runs.
 ADDED = {"talkdesk_calls": {"report_job_id", "report_window_start", "report_window_end"},
+         "talkdesk_audit_logs": {"report_job_id", "report_window_start", "report_window_end"},
          "myreports_call_rows": {"request_id"}, "talkdesk_imports": set(), "zendesk_job_statuses": set()}
 SANDBOX_URL = re.compile(r"http://(127\.0\.0\.1|localhost):\d+")
 

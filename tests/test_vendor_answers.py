@@ -28,6 +28,10 @@ def _talkdesk(fmt: str, **more: t.Any) -> t.Callable[[RunningSandbox], dict]:
 KINDS = {
     "talkdesk-csv": Kind({}, _talkdesk("csv"), "talkdesk_calls"),
     "talkdesk-json": Kind({}, _talkdesk("json"), "talkdesk_calls"),
+    "talkdesk-json-bulk": Kind({}, _talkdesk("json_bulk"), "talkdesk_calls"),
+    # a report type whose columns the tap does not know (no layout evidenced)
+    "talkdesk-csv-undeclared": Kind({}, _talkdesk("csv", talkdesk_report_types=["audit_logs"]),
+                                    "talkdesk_audit_logs"),
     # every file through a signed link
     "talkdesk-signed": Kind({"talkdesk_file_redirect": "always"}, _talkdesk("csv"), "talkdesk_calls"),
     "myreports": Kind({}, lambda sb: sandbox_config(sb, vendors=("myreports",)), "myreports_call_rows"),
@@ -73,6 +77,12 @@ SAME_RECORDS: dict[str, tuple[str, str | None, int]] = {
     # the same answers for a JSON report: an error body is no report in any format
     "talkdesk-file-html-once/json": ("talkdesk-json", "talkdesk-file-html-once", 3),
     "talkdesk-file-not-ready-once/json": ("talkdesk-json", "talkdesk-file-not-ready-once", 3),
+    # a line of status text is a CSV header, and nothing at all an empty CSV or ndjson
+    "talkdesk-file-text-once": ("talkdesk-csv", "talkdesk-file-text-once", 3),
+    "talkdesk-file-text-once/undeclared": ("talkdesk-csv-undeclared", "talkdesk-file-text-once", 3),
+    "talkdesk-file-text-once/json_bulk": ("talkdesk-json-bulk", "talkdesk-file-text-once", 3),
+    "talkdesk-file-empty-once": ("talkdesk-csv", "talkdesk-file-empty-once", 3),
+    "talkdesk-file-empty-once/json_bulk": ("talkdesk-json-bulk", "talkdesk-file-empty-once", 3),
     "talkdesk-signed-url-expired-once": ("talkdesk-signed", "link-expired", 3),
     # ids from wherever the vendor puts them
     "talkdesk-create-location-only": ("talkdesk-json", None, 0),
@@ -110,6 +120,7 @@ UNKNOWN_WORDS = {"talkdesk-status-words": "Finalizing", "talkdesk-status-unknown
 
 @pytest.mark.parametrize(("shape", "kind", "says"), [
     ("talkdesk-file-html-always", "talkdesk-csv", "answered a text/html body"),
+    ("talkdesk-file-text-always", "talkdesk-csv", "whose first line names none of the report's columns"),
     ("talkdesk-signed-url-expired-always", "talkdesk-signed", "storage refused its download link"),
 ])
 def test_no_report_ever_stops_loudly_and_a_resumed_run_completes(tmp_path, make_sandbox, plain, shape, kind, says):

@@ -175,6 +175,11 @@ class SandboxData:
 
     # ---- Talkdesk Explore reports ------------------------------------------------------------
 
+    def talkdesk_columns(self, report_type: str, tz: ZoneInfo, requested_at: dt.datetime) -> list[str]:
+        """A report type's columns: a CSV without rows is their header line alone."""
+        new_names = requested_at >= self.calls_rename_cutover
+        return list(_talkdesk_rows(report_type, 0, 1, 0, dt.datetime.fromtimestamp(0, UTC), tz, new_names)[0])
+
     def talkdesk_rows(self, report_type: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo,
                       requested_at: dt.datetime) -> Iterator[dict]:
         """Rows of one report type with their event time in [start, end)."""

@@ -681,6 +681,9 @@ class Sandbox:
                         out.write(buffer.getvalue().encode())
                         buffer.seek(0)
                         buffer.truncate()
+                if writer is None:  # as Talkdesk's: a CSV always has its header line
+                    columns = self.data.talkdesk_columns(job.report_type, ZoneInfo(job.timezone), dt.datetime.now(UTC))
+                    csv.writer(buffer, lineterminator="\r\n").writerow(columns)
                 out.write(buffer.getvalue().encode())
         if count == 0 and (empty := empty_file(self.config.shapes, job.format)) is not None:
             with open(path, "wb") as out:

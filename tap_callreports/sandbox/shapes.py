@@ -22,7 +22,12 @@ SHAPES: dict[str, str] = {
                                     "back at uploading",
     "talkdesk-file-html-once": "the first GET of each job's file answers 200 with an HTML error page",
     "talkdesk-file-json-error-once": "the first GET of each job's file answers 200 with a JSON error (for any format)",
+    "talkdesk-file-text-once": "the first GET of each job's file answers 200 text/plain with one line of status text "
+                               "(for any format)",
+    "talkdesk-file-empty-once": "the first GET of each job's file answers 200 text/plain with a 0-byte body "
+                                "(for any format)",
     "talkdesk-file-html-always": "every GET of a job's file answers 200 with an HTML error page",
+    "talkdesk-file-text-always": "every GET of a job's file answers 200 text/plain with one line of status text",
     "talkdesk-signed-url-expired-once": "the first signed download link of each job answers 403 (XML: Request has "
                                         "expired)",
     "talkdesk-signed-url-expired-always": "every signed download link answers 403 (XML: Request has expired)",
@@ -167,8 +172,12 @@ NOT_THE_FILE: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
                                 b"Temporarily Unavailable</title></head><body><h1>503</h1></body></html>\n", {}),
     "talkdesk-file-json-error-once": (200, "application/json", b'{"code":"0000409","message":"The report file is '
                                       b'being generated"}', {}),
+    # Status text and nothing at all: any line is a CSV header, and an empty body an empty ndjson.
+    "talkdesk-file-text-once": (200, "text/plain; charset=utf-8", b"The report file is being generated\n", {}),
+    "talkdesk-file-empty-once": (200, "text/plain; charset=utf-8", b"", {}),
 }
 NOT_THE_FILE["talkdesk-file-html-always"] = NOT_THE_FILE["talkdesk-file-html-once"]
+NOT_THE_FILE["talkdesk-file-text-always"] = NOT_THE_FILE["talkdesk-file-text-once"]
 EXPIRED_LINK = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
 
 

@@ -116,6 +116,10 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         super().__init__(tap, name=f"talkdesk_{report_type}", schema=schema,
                          path=f"/data/reports/{report_type}/jobs")
         self.primary_keys = list(self.row_policy.key)
+        # A CSV is this report only if its header names a column of the layout, old or new name
+        # (types without an evidenced layout declare none: their header must look like one).
+        declared, renamed = self.vendor_schema.get("properties", {}), self.row_policy.renamed
+        self.report_columns = frozenset([*declared, *renamed, *renamed.values()]) if declared else frozenset()
 
     @cached_property
     def shaper(self) -> RowShaper:
