@@ -193,8 +193,10 @@ class CallReportsStream(RESTStream):
     listing: StableListing | None = None
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        records = dig(json_body(response, self.name), *self.records_path)
+        body = json_body(response, self.name)
+        records = dig(body, *self.records_path)
         if self.listing is not None and (records is None or isinstance(records, list)):
+            self.listing.note(body)  # before the page: a read may end with it
             self.listing.page(records or [])
         if records is None:
             return
@@ -214,20 +216,9 @@ class CallReportsStream(RESTStream):
         """The SDK's paged read of the list as passes of `listing`, read again until one is stable."""
         self.listing = listing
         try:
-            yield from listing.read(lambda: self.request_records(context), self.logger,
-                                    first_page=lambda: self.first_page_rows(context))
+            yield from listing.read(lambda: self.request_records(context), self.logger)
         finally:
             self.listing = None
-
-    def first_page_rows(self, context: Context | None) -> list:
-        """The list's first page, asked again on its own (a StableListing's check)."""
-        params = t.cast("dict[str, t.Any]", self.get_url_params(context, None))  # the SDK allows a str; ours are dicts
-        response = self.send("GET", self.get_url(context), params=params)
-        try:
-            rows = dig(json_body(response, self.name), *self.records_path)
-        finally:
-            response.close()
-        return rows if isinstance(rows, list) else []
 
     def get_http_request(self, *, page: PageContext) -> HTTPRequest:
         request = super().get_http_request(page=page)

@@ -26,21 +26,32 @@ REPORT_IT = "run again later, and report it to the vendor if it persists"
 
 
 class StableListing:
-    """A list that may move while it is read, read in passes until one pass is stable.
+    """A list that may move while it is read, read until every entry went out once in its last form.
 
     Entries are added, expire, or move to the top when they are updated or complete (the vendors'
     sort orders allow it: Zendesk sorts job statuses by completion date), so a page read after
-    such a move skips an entry or repeats one. A pass is stable when every `total` it was told is
-    the same, the distinct keys read reach that total, and the first page holds the same keys when
-    it is asked again after the last page (only when the list had more than one page). Otherwise
-    the list is read again from its first page, at most MAX_PASSES times, then the stream stops
-    with one line. Rows go out once per key and content: a row read again unchanged is not sent
-    twice; one that changed meanwhile goes out again and replaces the old one by key.
+    such a move skips an entry or repeats one. Rows go out once per key and content: a row read
+    again unchanged is not sent twice; one that changed meanwhile goes out again and replaces the
+    old one by key.
+
+    After a full pass over the pages, two kinds of movement are told apart:
+    - entries left the list (a `total` that fell, or fewer distinct keys than a steady total, or a
+      first page that lost rows from its top): later entries shifted to earlier pages, past the
+      pages already read, so the whole list is read again, at most MAX_PASSES times, then the
+      stream stops with one line;
+    - entries arrived at or moved to the top (a growing total, a first page that changed): only
+      the head is read again, page by page until a page holds nothing not already sent, which
+      catches every entry that moved before that head read began. The list is settled when a
+      head read finds nothing new; under a top that changes on every read, after MAX_HEAD_READS
+      head reads that each caught up (changes after a read began are the next run's, as any
+      change after the run is: they are newer than every row sent).
+    A list that only grows at the top is never read again in full.
 
     The stream feeds it every page it parses (`page`) and any total it states (`note`).
     """
 
     MAX_PASSES = 3
+    MAX_HEAD_READS = 3
 
     def __init__(self, stream_name: str, key: str = "id") -> None:
         self.stream_name = stream_name
@@ -51,6 +62,10 @@ class StableListing:
         self._totals: list[int] = []
         self._first_keys: tuple | None = None
         self._pages = 0
+        self._head_of: tuple | None = None  # while a head is read: the first page's keys before it
+        self._shifted = False
+        self._page_left = 0
+        self._page_fresh = False
 
     def note(self, body: t.Any) -> None:
         total = whole_number(dig(body, "total"))
@@ -60,24 +75,22 @@ class StableListing:
                 self._totals.append(total)
 
     def page(self, rows: t.Sequence[t.Any]) -> None:
-        """A page of the pass being read: the first one's keys are kept to compare."""
+        """A page of the read in progress (before its rows are taken)."""
         self._pages += 1
+        self._page_left = len(rows)
+        self._page_fresh = not all(self._sent_as(row) for row in rows)
         if self._pages == 1:
+            if self._head_of is not None and not self._grew_at_top(rows, self._head_of):
+                self._shifted = True
             self._first_keys = self._keys(rows)
 
-    def read(self, read_pages: Callable[[], Iterable[dict]], logger: logging.Logger,
-             first_page: Callable[[], t.Sequence[t.Any]] | None = None) -> Iterator[dict]:
-        """The rows of `read_pages()` (one pass over the pages), complete or loud; `first_page()`
-        asks the first page again on its own."""
+    def read(self, read_pages: Callable[[], Iterable[dict]], logger: logging.Logger) -> Iterator[dict]:
+        """The rows of `read_pages()` (one read over the pages from the first), complete or loud."""
         for attempt in range(1, self.MAX_PASSES + 1):
-            self._totals, self._first_keys, self._pages = [], None, 0
-            if self.stated_total is not None:
-                self._totals.append(self.stated_total)
-            for row in read_pages():
-                if self._already_sent(row):
-                    continue  # shifted onto a later page, or read again unchanged
-                yield row
-            moved = self._moved(first_page)
+            yield from self._read_from_top(read_pages, carried=self.stated_total)
+            moved = self._entries_left()
+            if moved is None and (self._pages > 1 or len(self._totals) > 1):
+                moved = yield from self._read_heads(read_pages, logger)
             if moved is None:
                 return
             if attempt < self.MAX_PASSES:
@@ -90,6 +103,70 @@ class StableListing:
             f"reads what this one could not), and report it to the vendor if it persists",
         )
 
+    def _read_heads(self, read_pages: Callable[[], Iterable[dict]],
+                    logger: logging.Logger) -> t.Generator[dict, None, str | None]:
+        """Read the head again until a head read finds nothing new; why the whole list must be read
+        again, or None."""
+        for head in range(1, self.MAX_HEAD_READS + 1):
+            found = yield from self._read_from_top(read_pages, head_of=self._first_keys)
+            if self._shifted:
+                return "the list's first page lost entries while the later pages were read"
+            moved = self._entries_left()
+            if moved is not None or not found:
+                return moved
+            logger.warning("%s: the top of the list changed while it was read; reading its head again "
+                           "(head read %d of at most %d)", self.stream_name, head, self.MAX_HEAD_READS)
+        return None
+
+    def _read_from_top(self, read_pages: Callable[[], Iterable[dict]], *, carried: int | None = None,
+                       head_of: tuple | None = None) -> t.Generator[dict, None, bool]:
+        """One read from the first page: every page, or (`head_of` given) up to the first page that
+        holds nothing new. Whether it sent anything."""
+        self._totals = [] if carried is None else [carried]
+        self._first_keys, self._pages, self._head_of, self._shifted = None, 0, head_of, False
+        found = False
+        rows = iter(read_pages())
+        try:
+            for row in rows:
+                if self._shifted:
+                    break
+                self._page_left -= 1
+                if not self._already_sent(row):
+                    found = True
+                    yield row
+                if head_of is not None and self._page_left <= 0 and not self._page_fresh:
+                    break  # the pages below were read after every move this read can see
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
+            self._head_of = None
+        return found
+
+    def _entries_left(self) -> str | None:
+        """Why the read just done may have skipped entries that shifted up the list, or None."""
+        totals = self._totals
+        if any(later < earlier for earlier, later in zip(totals, totals[1:])):
+            return f"the list's total changed from {totals[0]} to {totals[-1]} while it was read"
+        if totals and len(self.seen) < totals[0]:  # a growing list owes at least what it stated first
+            return f"the list states {totals[0]} rows but only {len(self.seen)} distinct ones were read"
+        return None
+
+    def _grew_at_top(self, rows: t.Sequence[t.Any], before: tuple) -> bool:
+        """Whether a first page is the one before with only new or moved entries on top (entries
+        that arrived, or changed and moved up), rather than one that lost entries."""
+        fresh = 0
+        while fresh < len(rows) and not self._sent_as(rows[fresh]):
+            fresh += 1
+        keys = self._keys(rows)
+        on_top = set(keys[:fresh])
+        below = [key for key in before if key not in on_top]
+        return list(keys[fresh:]) == below[:len(keys) - fresh]
+
+    def _sent_as(self, row: t.Any) -> bool:
+        key = row.get(self.key) if isinstance(row, dict) else None
+        return key is not None and self._sent.get(key) == row_digest(row, ())
+
     def _already_sent(self, row: t.Any) -> bool:
         key = row.get(self.key) if isinstance(row, dict) else None
         if key is None:
@@ -100,18 +177,6 @@ class StableListing:
         self.seen.add(key)
         self._sent[key] = digest
         return False
-
-    def _moved(self, first_page: Callable[[], t.Sequence[t.Any]] | None) -> str | None:
-        """Why the pass just read may have missed rows, or None."""
-        if len(self._totals) > 1:
-            return f"the list's total changed from {self._totals[0]} to {self._totals[-1]} while it was read"
-        if self.stated_total is not None and len(self.seen) < self.stated_total:
-            return f"the list states {self.stated_total} rows but only {len(self.seen)} distinct ones were read"
-        if first_page is not None and self._pages > 1 and self._first_keys is not None:
-            again = self._keys(first_page())
-            if again != self._first_keys:
-                return "the list's first page changed while the later pages were read"
-        return None
 
     def _keys(self, rows: t.Sequence[t.Any]) -> tuple:
         return tuple(row.get(self.key) if isinstance(row, dict) else None for row in rows)

@@ -12,7 +12,7 @@ import requests
 
 from helpers import run_cli, sandbox_config, sync
 from tap_callreports.errors import StreamError
-from tap_callreports.pagination import CursorLinksPaginator, HALPageNumberPaginator, PageNumberListing
+from tap_callreports.pagination import CursorLinksPaginator, HALPageNumberPaginator, PageNumberListing, StableListing
 
 if t.TYPE_CHECKING:
     from tap_callreports.sandbox import RunningSandbox
@@ -231,3 +231,85 @@ def test_cursor_loud_stop_is_one_line_from_the_cli(tmp_path, make_sandbox, monke
     assert last.startswith("tap-callreports: error: zendesk_job_statuses: cannot read the rest of the list: GET ")
     assert "says meta.has_more=true but gives no usable links.next (got null)" in last
     assert len(run.records("zendesk_job_statuses")) == 200  # the two pages read were emitted
+
+
+# ---- lists that move at the top while read: only the head is read again -------------------------------
+
+
+class MovingList:
+    """A newest-first list served in pages of PAGE_SIZE to a listing, with its total; `after_first_page`
+    changes it right after every serve of the first page. Which pages were served, in order."""
+
+    def __init__(self, listing: StableListing, rows: list[str],
+                 after_first_page: t.Callable[[list[dict]], None], *, states_total: bool = True) -> None:
+        self.listing, self.rows = listing, [{"id": key, "v": 0} for key in rows]
+        self.after_first_page = after_first_page
+        self.states_total = states_total
+        self.served: list[int] = []
+
+    def read_pages(self) -> t.Iterator[dict]:
+        number = 1
+        while True:
+            page_rows = [dict(row) for row in self.rows[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]]
+            self.served.append(number)
+            self.listing.note({"total": len(self.rows)} if self.states_total else {})
+            self.listing.page(page_rows)
+            if number == 1:
+                self.after_first_page(self.rows)
+            yield from page_rows
+            if len(page_rows) < PAGE_SIZE:
+                return
+            number += 1
+
+
+def read_moving(rows: list[str], change: t.Callable[[list[dict]], None],
+                states_total: bool = True) -> tuple[list[dict], MovingList]:
+    listing = PageNumberListing("talkdesk_imports", PAGE_SIZE, ("_embedded", "imports"))
+    moving = MovingList(listing, rows, change, states_total=states_total)
+    return list(listing.read(moving.read_pages, logger=logging.getLogger("test"))), moving
+
+
+def test_a_list_growing_at_the_top_on_every_read_is_never_read_again_in_full():
+    arrived = iter(range(1000))
+
+    def arrive(rows: list[dict]) -> None:
+        rows.insert(0, {"id": f"new-{next(arrived)}", "v": 0})
+
+    read, moving = read_moving([f"r{i}" for i in range(23)], arrive)
+    keys = [r["id"] for r in read]
+    assert len(keys) == len(set(keys))  # none twice
+    assert set(keys) >= {f"r{i}" for i in range(23)}  # none of the old ones skipped
+    assert set(keys) >= {row["id"] for row in moving.rows[1:]}  # every arrival before the last read of page 1
+    assert moving.served.count(5) == 1  # the last page once: the whole list was not read again
+
+
+def test_rows_updated_and_moved_to_the_top_on_every_read_go_out_in_their_new_form():
+    """Zendesk's job statuses: no total, a job moves to the top when it completes."""
+    def complete_the_last(rows: list[dict]) -> None:
+        moved = rows.pop()
+        rows.insert(0, {**moved, "v": moved["v"] + 1})
+
+    read, moving = read_moving([f"r{i}" for i in range(23)], complete_the_last, states_total=False)
+    sent = [(r["id"], r["v"]) for r in read]
+    assert len(sent) == len(set(sent))  # none twice with the same content
+    assert {key for key, _ in sent} == {f"r{i}" for i in range(23)}  # every key
+    latest = {key: v for key, v in sent}
+    assert all(latest[row["id"]] == row["v"] for row in moving.rows[1:])  # all but the last move: new form
+    assert moving.served.count(5) == 1
+
+
+def test_an_entry_leaving_the_first_page_without_a_total_reads_the_whole_list_again():
+    """Without a stated total, an entry that expired from page 1 shifted every later page up by one:
+    a row was skipped at each page boundary, so the whole list is read again."""
+    expired: list[str] = []
+
+    def expire_once(rows: list[dict]) -> None:
+        if not expired:
+            expired.append(rows.pop(0)["id"])
+
+    listing = StableListing("zendesk_job_statuses")
+    moving = MovingList(listing, [f"r{i}" for i in range(23)], expire_once, states_total=False)
+    read = list(listing.read(moving.read_pages, logger=logging.getLogger("test")))
+    assert {r["id"] for r in read} == {f"r{i}" for i in range(23)}
+    assert moving.served[:6] == [1, 2, 3, 4, 5, 1]  # the head read saw page 1 lose an entry...
+    assert moving.served[6:] == [1, 2, 3, 4, 5, 1]  # ...so the list was read again in full, then stable

@@ -233,7 +233,40 @@ def test_a_list_that_moves_while_read_is_read_again_to_every_row(make_sandbox, c
     keys = [r["id"] for r in run.records(spec.stream)]
     assert len(keys) == len(set(keys))  # none twice (a moved row changed: it goes out in its new form only)
     assert sorted(keys) == sorted(r["id"] for r in expected.records(spec.stream))  # none skipped
-    assert "reading it again from the first page" in caplog.text
+    # Entries that left the list shift later ones up: read again in full; a move to the top: the head only.
+    again = "reading its head again" if shape.startswith("zendesk") else "reading it again from the first page"
+    assert again in caplog.text
+
+
+COMPLETED_AT_ANCHOR = "Completed at 2026-10-02T00:00:00.000Z"  # a moved job's message (sandbox)
+
+
+def test_a_list_whose_top_changes_on_every_read_completes_without_reading_it_all_again(tmp_path, make_sandbox):
+    """A busy account: a job completes and moves to the top every time the first page is served, so
+    page 1 has changed by the end of every read. Only the head is read again; each run ends."""
+    spec = LISTS["zendesk"]
+    expected = {r["id"] for r in sync(spec.config(make_sandbox(**spec.box)), streams=[spec.stream])
+                .records(spec.stream)}
+    shape = "zendesk-complete-every-read"
+    sandbox = make_sandbox(shapes=(shape,), **spec.box)
+    state, moves_before = None, 0
+    for run_number in (1, 2):
+        (tmp_path / str(run_number)).mkdir()
+        run = run_cli(tmp_path / str(run_number), spec.config(sandbox), state=state)
+        assert run.returncode == 0, run.stderr[-3000:]
+        rows = run.records(spec.stream)
+        assert {r["id"] for r in rows} >= expected  # every key read, none skipped
+        contents = [json.dumps(r, sort_keys=True) for r in rows]
+        assert len(contents) == len(set(contents))  # none twice with the same content
+        moves = faults(sandbox, shape)
+        # Every move before this run's last read of page 1 went out in its new form (the one after it
+        # is the next run's, as any change after a run is).
+        due = {e["id"] for e in moves[max(moves_before - 1, 0):-1]}
+        assert due and {r["id"] for r in rows if r.get("message") == COMPLETED_AT_ANCHOR} >= due
+        moves_before = len(moves)
+        state = run.final_state
+    starts = [p["start"] for p in sandbox.app.events("zendesk_page")]
+    assert starts.count(200) == 2  # the last page once per run: the list was never read again in full
 
 
 # ---- a paging link to another host of the same vendor --------------------------------------------------

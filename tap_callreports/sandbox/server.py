@@ -489,9 +489,10 @@ class Sandbox:
             del answer["_embedded"]
         return _json(answer)
 
-    def _move_while_read(self, shape: str, now: bool, rows: list[dict]) -> None:
-        """Under a list-moving shape, change the served list once, right after the page `now` names."""
-        if now and self.shape_once(shape, "list"):
+    def _move_while_read(self, shape: str, now: bool, rows: list[dict], every: bool = False) -> None:
+        """Under a list-moving shape, change the served list once (or `every` time), right after the
+        page `now` names."""
+        if now and (self.shape(shape) if every else self.shape_once(shape, "list")):
             with self._lock:
                 anchor = self.data.list_anchor.strftime("%Y-%m-%dT%H:%M:%S.000Z")
                 self.event("fault", fault=shape, id=moved_while_read(rows, shape, anchor))
@@ -878,6 +879,8 @@ class Sandbox:
             self.event("zendesk_page", start=start, size=size, count=len(page))
             with self._lock:
                 self._move_while_read("zendesk-complete-while-read", start == 0, self._statuses_cache or [])
+                self._move_while_read("zendesk-complete-every-read", start == 0, self._statuses_cache or [],
+                                      every=True)
             return _json({"job_statuses": page, "meta": {"has_more": has_more, "after_cursor": after_cursor,
                                                           "before_cursor": before_cursor}, "links": links}, 200, headers)
         # Offset pagination, as Zendesk answers without page[size]; refused past 10,000 records.

@@ -64,6 +64,8 @@ SHAPES: dict[str, str] = {
     # Zendesk job statuses
     "zendesk-complete-while-read": "right after the first page is first served, the list's last job completes and "
                                    "moves to the top (the doc's sort: completion date first)",
+    "zendesk-complete-every-read": "every time the first page is served, the list's last job completes and moves "
+                                   "to the top right after it (a busy account: the top changes during every read)",
     "zendesk-next-canonical-host": "links.next names the account's canonical https://sandbox.zendesk.com host "
                                    "(the API is host-mapped to the sandbox's address)",
     "zendesk-next-foreign-host": "links.next names another host (the sandbox under another name), not Zendesk's",
@@ -213,7 +215,7 @@ def myreports_unflag_cut(head: dict, returned: int) -> None:
 
 def moved_while_read(rows: list[dict], shape: str, anchor: str) -> str | None:
     """Change a served list in place as the shape says (imports-expire-while-read,
-    imports-move-while-read, zendesk-complete-while-read); the id it moved or dropped."""
+    imports-move-while-read, zendesk-complete-while-read / -every-read); the id it moved or dropped."""
     if not rows:
         return None
     if shape == "imports-expire-while-read":
