@@ -425,6 +425,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                   "job_id": result.job_id, "created_at": result.details.get("created_at"), "attempt": result.attempt}
         if result.details.get("timezone"):
             record["timezone"] = result.details["timezone"]  # how its rows' wall times must be read
+        if result.details.get("requested_start"):
+            record["requested_start"] = result.details["requested_start"]  # asked from before the window (overlap)
         records.append(record)
         state[JOBS_STATE_KEY] = records
 
@@ -560,7 +562,8 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         """A job an earlier run created and recorded: polled again, not created again."""
         return JobResult(job_id=str(record["job_id"]), window=window, attempt=int(record.get("attempt") or 1),
                          location="", details={**(context or {}), "created_at": record.get("created_at"),
-                                               "timezone": record.get("timezone"), "resumed": True})
+                                               "timezone": record.get("timezone"), "resumed": True,
+                                               "requested_start": record.get("requested_start")})
 
     def run_job(self, context: Context | None, window: Window, stop: threading.Event, *, first_attempt: int = 1,
                 recorded: dict | None = None) -> JobResult:

@@ -4,6 +4,7 @@ correct answer exists, one line, exit 1 and an unmoved bookmark; a resumed run t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import typing as t
@@ -322,3 +323,32 @@ def test_a_filter_read_as_wall_time_in_the_reports_zone_gives_the_plain_records(
     assert resumed.error is None, resumed.error
     assert len(sandbox.app.events("job_created")) == before + 1  # the zone known: one request, none again
     assert_same_records(TapRun(messages=first.messages + resumed.messages), plain("myreports"), "myreports_call_rows")
+
+
+def test_a_filter_on_start_and_end_loses_no_call_that_straddles_a_window_boundary(make_sandbox):
+    stream, box = "myreports_call_rows", {"myreports_rows_per_hour": 30}
+    whole = sync(KINDS["myreports"].config(make_sandbox(**box)), streams=[stream])
+    assert whole.error is None, whole.error
+    expected = {r["doc_id"]: {k: v for k, v in r.items() if k != "request_id"} for r in whole.records(stream)}
+    # Under the shape a call that straddles a request's end is in no request of its own; a row limit
+    # splits each day's window (the halves overlap the window before them too).
+    sandbox = make_sandbox(shapes=("myreports-filter-start-and-end",), myreports_row_limit=200, **box)
+    config = KINDS["myreports"].config(sandbox) | {"myreports_window_days": 1}
+    first = sync(config | {"end_date": DAYS[2]}, streams=[stream, "myreports_requests"])
+    assert first.error is None, first.error
+    requests = first.records("myreports_requests")
+    assert any(r["outcome"] == "split" for r in requests)
+    boundaries = {dt.datetime.fromisoformat(r["window_end"]) for r in requests if r["outcome"] == "emitted"}
+    straddling = [r for r in expected.values() if any(
+        dt.datetime.fromisoformat(r["start_utc"]) < b <= dt.datetime.fromisoformat(r["start_utc"])
+        + dt.timedelta(seconds=r["duration"]) for b in boundaries)]
+    assert len(straddling) > 3, "the data must hold calls over the boundaries for this test to mean anything"  # noqa: PLR2004
+    resumed = sync(config, state=first.final_state, streams=[stream])
+    assert resumed.error is None, resumed.error
+    got: dict[str, dict] = {}
+    for run in (first, resumed):
+        keys = [r["doc_id"] for r in run.records(stream)]
+        assert len(keys) == len(set(keys)), "a call emitted twice in one run"
+        got |= {r["doc_id"]: {k: v for k, v in r.items() if k != "request_id"} for r in run.records(stream)}
+    assert sorted(set(expected) - set(got)) == [], "calls lost"
+    assert got == expected

@@ -134,8 +134,9 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         report_id = context["report_id"]
         zone_name = self.filter_zone(context)
         zone = ZoneInfo(zone_name)
+        asked = self.requested_window(context, window)
         body = {"reportId": report_id,
-                "dateFilter": {"start": offset_iso(window.start, zone), "end": offset_iso(window.end, zone)}}
+                "dateFilter": {"start": offset_iso(asked.start, zone), "end": offset_iso(asked.end, zone)}}
         response = self.tap.engine.create(
             self.vendor, lambda: self.send("POST", f"{self.report_url(report_id)}/requests", json=body, creates_job=True),
             f"{self.name}: request for report {report_id} {window}", stop)
@@ -146,7 +147,47 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                                   "requestId (in its data or a Location header); run again later, and report it to "
                                   "MyReports if it persists")
         return JobResult(job_id=request_id, window=window, attempt=attempt, location="",
-                         details={"report_id": report_id, "created_at": iso_z(utc_now()), "timezone": zone_name})
+                         details={"report_id": report_id, "created_at": iso_z(utc_now()), "timezone": zone_name,
+                                  "requested_start": iso_z(asked.start) if asked != window else None})
+
+    # ---- overlapping requests: a call that straddles a window's end is in the next request ------------
+
+    def plan(self, context: Context | None) -> list[Window]:
+        windows = super().plan(context)
+        if windows:
+            self._run_starts[(context or {}).get("report_id")] = windows[0].start
+        return windows
+
+    @cached_property
+    def _run_starts(self) -> dict[t.Any, dt.datetime]:  # report id -> where this run's first window starts
+        return {}
+
+    def requested_window(self, context: Context | None, window: Window) -> Window:
+        """The span a request asks for. MyReports may select `start >= from AND end < to` (its
+        filterConditions say so): a call that straddles a window's end would be in neither window.
+        So every window after the run's first (which the lookback widens already) is asked from
+        `lookback` before its start; rows already emitted are left out by key (`_converted`)."""
+        first = self._run_starts.get((context or {}).get("report_id"))
+        if first is None or window.start <= first:
+            return window
+        return Window(max(first, window.start - self.lookback), window.end)
+
+    @cached_property
+    def _overlap_keys(self) -> dict[t.Any, dict[tuple, str]]:
+        """Report id -> {key: start_utc} of the rows emitted this run near a committed window's end
+        (within `lookback` of it): the next request reads them again."""
+        return {}
+
+    @cached_property
+    def _window_keys(self) -> dict[t.Any, dict[tuple, str]]:  # the same, of the window being read
+        return {}
+
+    def commit_window(self, context: Context | None, window: Window) -> None:
+        super().commit_window(context, window)
+        report_id = (context or {}).get("report_id")
+        near_end = iso_z(window.end - self.lookback)[:19]
+        kept = {**self._overlap_keys.get(report_id, {}), **self._window_keys.pop(report_id, {})}
+        self._overlap_keys[report_id] = {key: start for key, start in kept.items() if start[:19] >= near_end}
 
     def describe_job(self, result: JobResult) -> str:
         message = result.details.get("status_message")
@@ -276,11 +317,22 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
 
     def _converted(self, rows: t.Iterable[dict], tz: ZoneInfo, result: JobResult) -> t.Iterator[dict]:
         report_id, request_id = result.details["report_id"], result.job_id
+        # A wall time that happened twice is placed in the window itself, not in the overlap before it.
         to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
         shape = self.shaper.shape
+        key_fields = tuple(self.primary_keys or ())
+        emitted_before = self._overlap_keys.get(report_id, {})  # fixed while the window is read: re-reads agree
+        near_end = iso_z(result.window.end - self.lookback)[:19]
+        near_end_keys = self._window_keys.setdefault(report_id, {})
         for row in rows:
             row["start_utc"] = to_utc(row.get("start"))
             row = shape(row, UTC)
+            key = tuple(row.get(name) for name in key_fields)
+            if key in emitted_before:
+                continue  # an earlier window of this run emitted it (the request overlaps it)
+            start = str(row.get("start_utc") or "")
+            if start[:19] >= near_end:
+                near_end_keys[key] = start
             row["report_id"] = report_id
             row["request_id"] = request_id
             yield row
@@ -310,10 +362,11 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         self.get_context_state(context)[ZONE_STATE_KEY] = tz.key
         sent = ZoneInfo(str(result.details.get("timezone") or "UTC"))
         echoed = _filter_bounds(members)
+        asked = (parse_instant(result.details.get("requested_start")) or result.window.start, result.window.end)
         if echoed is not None:
-            if echoed == (result.window.start, result.window.end):
+            if echoed == asked:
                 return
-        elif all(sent.utcoffset(m) == tz.utcoffset(m) for m in (result.window.start, result.window.end)):
+        elif all(sent.utcoffset(m) == tz.utcoffset(m) for m in asked):
             return
         if sent.key == tz.key:
             return  # written in the report's zone already: both readings are the same instants

@@ -1071,6 +1071,9 @@ class Sandbox:
         name, tz_name = MYREPORTS_REPORTS[req.report_id]
         tz = ZoneInfo(tz_name)
         rows = self.data.myreports_rows(req.report_id, req.start, req.end)
+        start_and_end = self.shape("myreports-filter-start-and-end")
+        if start_and_end:  # the call must also have ended before the filter's end
+            rows = [(ts, row) for ts, row in rows if ts + float(row.get("duration") or 0) < req.end.timestamp()]
         total = len(rows)
         limit = self.config.myreports_row_limit
         exceeded = total > limit
@@ -1087,7 +1090,7 @@ class Sandbox:
             "reportId": req.report_id, "reportTemplateName": template,
             "filterConditions": [
                 {"fieldName": "start", "operator": ">=", "values": [req.start.isoformat()]},
-                {"fieldName": "start", "operator": "<", "values": [req.end.isoformat()]},
+                {"fieldName": "end" if start_and_end else "start", "operator": "<", "values": [req.end.isoformat()]},
             ],
             "sortFields": [{"fieldName": "start", "direction": 1}],
             "displayFields": [{"fieldName": f, "mandatory": False} for f in (

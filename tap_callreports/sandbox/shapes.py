@@ -85,6 +85,9 @@ SHAPES: dict[str, str] = {
     "myreports-empty-data-null": "a result without rows has data: null (and totalCount 0)",
     "myreports-filter-wall-time": "dateFilter start/end are read as wall times in the report's zone, their offsets "
                                   "ignored (filterConditions echo the instants so read)",
+    "myreports-filter-start-and-end": "a request selects the calls with start >= dateFilter.start AND end < dateFilter.end "
+                                      "(end = start + duration; filterConditions say so): a call that straddles a "
+                                      "window's end is in neither window",
     "myreports-status-upper": "request statuses in upper case (COMPLETE, PROCESSING, ...)",
     "myreports-other-template": "results come from the CallSummaryByUser template: displayFields and rows add "
                                 "talkTime (number), holdCount (integer) and transferredTo (string, in some rows)",
