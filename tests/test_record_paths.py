@@ -42,6 +42,7 @@ def test_streaming_and_whole_body_parsing_emit_identical_records(make_sandbox):
     assert run.records("talkdesk_calls") == expected_calls  # same rows, same order, same types
 
     expected_rows = []
+    emitted: set[tuple[str, str]] = set()
     for request in run.records("myreports_requests"):
         url = (f"{sandbox.url}/api/v1.0/workspaces/{config['myreports_workspace_id']}/reports/"
                f"{request['report_id']}/requests/{request['request_id']}/data")
@@ -53,6 +54,9 @@ def test_streaming_and_whole_body_parsing_emit_identical_records(make_sandbox):
         to_utc = LocalTimeConverter(tz, start, end).to_utc_text  # its correctness: test_reports' DST tests
         shape = RowShaper(ROW_POLICY).shape  # column names: tests/test_rowshape.py
         for row in body["data"]:
+            if (request["report_id"], row["docId"]) in emitted:
+                continue  # requests overlap the window before them: a row goes out once per run
+            emitted.add((request["report_id"], row["docId"]))
             expected_rows.append(shape(row | {"start_utc": to_utc(row["start"])}, UTC)
                                  | {"report_id": request["report_id"], "request_id": request["request_id"]})
     assert run.records("myreports_call_rows") == expected_rows
