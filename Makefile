@@ -41,6 +41,7 @@ generate: install
 
 test: install meltano
 	$(BIN)/ruff check tap_callreports tests bench scripts
+	$(BIN)/ruff format --check tap_callreports tests bench scripts
 	$(BIN)/mypy
 	MELTANO=$(abspath $(MELTANO)) $(BIN)/python -m pytest
 

@@ -52,28 +52,50 @@ def config_for(url: str, case: str, args: argparse.Namespace) -> dict:
     common = {"start_date": iso(START), "talkdesk_api_url": url, "talkdesk_access_token": "sandbox-talkdesk-token"}
     if case == "backfill":  # the last `--backfill-days` whole days (windows never end after now)
         end = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        return common | {"start_date": iso(end - dt.timedelta(days=args.backfill_days)), "end_date": iso(end),
-                         "talkdesk_report_types": ["calls"], "talkdesk_window_days": args.window_days}
+        return common | {
+            "start_date": iso(end - dt.timedelta(days=args.backfill_days)),
+            "end_date": iso(end),
+            "talkdesk_report_types": ["calls"],
+            "talkdesk_window_days": args.window_days,
+        }
     return common | {
-        "end_date": iso(START + dt.timedelta(days=1)), "talkdesk_report_types": TALKDESK_REPORT_TYPES,
-        "talkdesk_window_days": 1, "myreports_api_url": f"{url}/api", "myreports_token": "sandbox-myreports-token",
-        "myreports_workspace_id": WS, "myreports_report_ids": REPORTS, "myreports_window_days": 1,
+        "end_date": iso(START + dt.timedelta(days=1)),
+        "talkdesk_report_types": TALKDESK_REPORT_TYPES,
+        "talkdesk_window_days": 1,
+        "myreports_api_url": f"{url}/api",
+        "myreports_token": "sandbox-myreports-token",
+        "myreports_workspace_id": WS,
+        "myreports_report_ids": REPORTS,
+        "myreports_window_days": 1,
     }
 
 
 def run_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
     held = args.held if case == "shared" else 0
-    sandbox = start_sandbox(SandboxConfig(
-        seed=1, job_polls=1, job_seconds=args.job_seconds, rows_per_hour=args.rows_per_hour,
-        myreports_rows_per_hour=args.rows_per_hour, talkdesk_max_active_jobs=TALKDESK_MAX_CONCURRENT_JOBS,
-        talkdesk_held_jobs=held, talkdesk_held_seconds=args.job_seconds if held else 0.0))
+    sandbox = start_sandbox(
+        SandboxConfig(
+            seed=1,
+            job_polls=1,
+            job_seconds=args.job_seconds,
+            rows_per_hour=args.rows_per_hour,
+            myreports_rows_per_hour=args.rows_per_hour,
+            talkdesk_max_active_jobs=TALKDESK_MAX_CONCURRENT_JOBS,
+            talkdesk_held_jobs=held,
+            talkdesk_held_seconds=args.job_seconds if held else 0.0,
+        )
+    )
     try:
         config = config_for(sandbox.url, case, args)
         path = workdir / f"config-{case}.json"
         path.write_text(json.dumps(config))
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "tap_callreports", "--config", str(path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tap_callreports", "--config", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         wall = time.monotonic() - started
         app = sandbox.app
         created = len(app.events("job_created"))
@@ -82,10 +104,18 @@ def run_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
         floor = math.ceil(windows / TALKDESK_MAX_CONCURRENT_JOBS) * args.job_seconds
         if held and len(TALKDESK_REPORT_TYPES) > TALKDESK_MAX_CONCURRENT_JOBS - held:
             floor += args.job_seconds  # the jobs that found no slot start when the first ones finish
-        return {"case": case, "exit": proc.returncode, "wall": wall, "floor": floor, "created": created,
-                "refused": len(app.events("job_rejected")), "waits": proc.stderr.count(WAIT_LINE),
-                "polls_per_job": polls / created if created else 0.0, "windows": windows,
-                "stderr_tail": proc.stderr.strip().splitlines()[-1:] if proc.returncode else []}
+        return {
+            "case": case,
+            "exit": proc.returncode,
+            "wall": wall,
+            "floor": floor,
+            "created": created,
+            "refused": len(app.events("job_rejected")),
+            "waits": proc.stderr.count(WAIT_LINE),
+            "polls_per_job": polls / created if created else 0.0,
+            "windows": windows,
+            "stderr_tail": proc.stderr.strip().splitlines()[-1:] if proc.returncode else [],
+        }
     finally:
         sandbox.stop()
 
@@ -99,19 +129,26 @@ def main() -> None:
     parser.add_argument("--rows-per-hour", type=int, default=20, help="rows per hour per report (kept small)")
     parser.add_argument("--cases", default="free,shared,backfill")
     args = parser.parse_args()
-    print(f"latency bench: jobs of J={args.job_seconds:g}s, Talkdesk account limit {TALKDESK_MAX_CONCURRENT_JOBS}, "
-          "default tap settings (python bench/latency.py " + " ".join(sys.argv[1:]) + ")")
-    print(f"{'case':9} {'exit':>4} {'wall s':>7} {'floor s':>7} {'wall/floor':>10} {'jobs':>5} {'429s':>5} "
-          f"{'waits':>5} {'polls/job':>9}")
+    print(
+        f"latency bench: jobs of J={args.job_seconds:g}s, Talkdesk account limit {TALKDESK_MAX_CONCURRENT_JOBS}, "
+        "default tap settings (python bench/latency.py " + " ".join(sys.argv[1:]) + ")"
+    )
+    print(
+        f"{'case':9} {'exit':>4} {'wall s':>7} {'floor s':>7} {'wall/floor':>10} {'jobs':>5} {'429s':>5} "
+        f"{'waits':>5} {'polls/job':>9}"
+    )
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases.split(","):
             r = run_case(case, args, Path(tmp))
             failed |= r["exit"] != 0
-            print(f"{case:9} {r['exit']:>4} {r['wall']:>7.1f} {r['floor']:>7.0f} {r['wall'] / r['floor']:>10.2f} "
-                  f"{r['created']:>5} {r['refused']:>5} {r['waits']:>5} {r['polls_per_job']:>9.1f}"
-                  + (f"   ({r['windows']} windows)" if case == "backfill" else "")
-                  + (f"   {r['stderr_tail']}" if r["stderr_tail"] else ""), flush=True)
+            print(
+                f"{case:9} {r['exit']:>4} {r['wall']:>7.1f} {r['floor']:>7.0f} {r['wall'] / r['floor']:>10.2f} "
+                f"{r['created']:>5} {r['refused']:>5} {r['waits']:>5} {r['polls_per_job']:>9.1f}"
+                + (f"   ({r['windows']} windows)" if case == "backfill" else "")
+                + (f"   {r['stderr_tail']}" if r["stderr_tail"] else ""),
+                flush=True,
+            )
     sys.exit(1 if failed else 0)
 
 

@@ -1,6 +1,6 @@
 """The straightforward singer-sdk stream: GET the body, `response.json()`, yield the rows.
 
-    python bench/naive_tap.py talkdesk|myreports URL TOKEN   (Singer messages on stdout)
+python bench/naive_tap.py talkdesk|myreports URL TOKEN   (Singer messages on stdout)
 """
 
 from __future__ import annotations

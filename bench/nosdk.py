@@ -39,8 +39,11 @@ from tap_callreports.timeutil import UTC, LocalTimeConverter, parse_instant
 
 # The tap's row policies for these two streams (talkdesk/reports.py, myreports/streams.py), copied
 # so this script never imports the SDK; the bench's check fails if they drift apart.
-CALLS_POLICY = RowPolicy(key=("call_id",), instants=("start_at", "end_at"), renamed={
-    "interaction_id": "call_id", "call_type": "type", "start_time": "start_at", "end_time": "end_at"})
+CALLS_POLICY = RowPolicy(
+    key=("call_id",),
+    instants=("start_at", "end_at"),
+    renamed={"interaction_id": "call_id", "call_type": "type", "start_time": "start_at", "end_time": "end_at"},
+)
 MYREPORTS_POLICY = RowPolicy(key=("doc_id",), renamed={"start": "start_local"})
 
 CHUNK = 1 << 20
@@ -54,8 +57,9 @@ class Malformed(Exception):
 def open_body(url: str, token: str) -> t.Any:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
-    conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
-                 headers={"Authorization": f"Bearer {token}"})
+    conn.request(
+        "GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers={"Authorization": f"Bearer {token}"}
+    )
     response = conn.getresponse()
     if response.status != 200:
         raise SystemExit(f"nosdk: GET {url}: HTTP {response.status}")
@@ -79,7 +83,7 @@ class Output:
         buffer = bytearray(self.head)
         for row in rows:
             buffer += dumps(row) + between
-        del buffer[-len(self.head):]
+        del buffer[-len(self.head) :]
         self.out.write(buffer)
         self.rows += len(rows)
 
@@ -93,8 +97,7 @@ class Vendor:
         self.start, self.end = window
         if vendor == "talkdesk":  # /data/reports/<type>/files/<job id>
             self.stream, self.array = "talkdesk_calls", "entries"
-            self.origin = {"report_job_id": path[-1], "report_window_start": self.start,
-                           "report_window_end": self.end}
+            self.origin = {"report_job_id": path[-1], "report_window_start": self.start, "report_window_end": self.end}
         else:  # /api/v1.0/workspaces/<ws>/reports/<report id>/requests/<request id>/data
             self.stream, self.array = "myreports_call_rows", "data"
             self.report_id, self.request_id = path[-4], path[-2]
@@ -160,7 +163,7 @@ def read_header(body: t.Any, array: str) -> tuple[dict, bytearray]:
                 continue
             if isinstance(header, dict):
                 header.pop(array, None)
-                return header, buffer[match.end():]
+                return header, buffer[match.end() :]
         searched = len(buffer)
         if searched > BATCH_LIMIT:
             raise Malformed(f"no {array} array in the first {BATCH_LIMIT} bytes")
@@ -185,7 +188,7 @@ def orjson_rows(body: t.Any, vendor: Vendor, out: Output) -> None:
                 raise Malformed("no parsable row batch in 64 MB") from None
             continue
         out.write(vendor.finish(rows))
-        del pending[1: cut + 2]  # keep the `[`; the next row's `{` follows it
+        del pending[1 : cut + 2]  # keep the `[`; the next row's `{` follows it
     # The last rows and the trailer: `[row,...]` + `,"total":...}` closes as one object.
     try:
         document = orjson.loads(b'{"":' + pending)

@@ -70,7 +70,7 @@ def target_ready(name: str) -> str:
     exe = TARGETS / name / "bin" / ("target-postgres" if name == "postgres" else f"target-{name}")
     if exe.exists():
         return ""
-    return (f"not installed; python3 -m venv {TARGETS / name} && {TARGETS / name}/bin/pip install {INSTALL[name]}")
+    return f"not installed; python3 -m venv {TARGETS / name} && {TARGETS / name}/bin/pip install {INSTALL[name]}"
 
 
 def postgres_running() -> bool:
@@ -115,12 +115,16 @@ def count_rows(setup: Setup, run_dir: Path, schema: str) -> tuple[int, int]:
     venv_python = str(TARGETS / setup.target / "bin" / "python")
     query = f"select count(*), count(distinct call_id) from {schema}.talkdesk_calls"
     if setup.target == "duckdb":
-        code = (f"import duckdb; c = duckdb.connect({str(run_dir / 'out.duckdb')!r}); "
-                f"print(*c.execute({query!r}).fetchone())")
+        code = (
+            f"import duckdb; c = duckdb.connect({str(run_dir / 'out.duckdb')!r}); "
+            f"print(*c.execute({query!r}).fetchone())"
+        )
     else:
-        code = ("import psycopg, sys; c = psycopg.connect(host='127.0.0.1', port=55432, user='postgres', "
-                f"dbname='postgres', autocommit=True); print(*c.execute({query!r}).fetchone()); "
-                f"c.execute('drop schema {schema} cascade')")
+        code = (
+            "import psycopg, sys; c = psycopg.connect(host='127.0.0.1', port=55432, user='postgres', "
+            f"dbname='postgres', autocommit=True); print(*c.execute({query!r}).fetchone()); "
+            f"c.execute('drop schema {schema} cascade')"
+        )
     out = subprocess.run([venv_python, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return int(out[0]), int(out[1])
 
@@ -142,9 +146,11 @@ def run_once(sandbox: Sandbox, setup: Setup, workdir: Path, run_no: int, rows: i
     schema = f"bench_{run_no}"
     tap_config: dict = {}
     if setup.batch is not None:
-        tap_config["batch_config"] = {"encoding": {"format": "jsonl", "compression": "gzip"},
-                                      "storage": {"root": f"file://{run_dir / 'batches'}", "prefix": "bench-"},
-                                      **setup.batch}
+        tap_config["batch_config"] = {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": f"file://{run_dir / 'batches'}", "prefix": "bench-"},
+            **setup.batch,
+        }
         (run_dir / "batches").mkdir()
     tap_args = tap_files(sandbox, "talkdesk", run_dir, tap_config)
     events_before = len(sandbox.events(None))  # type: ignore[arg-type]
@@ -152,8 +158,7 @@ def run_once(sandbox: Sandbox, setup: Setup, workdir: Path, run_no: int, rows: i
     start = time.time()
     tap_err = open(run_dir / "tap.err", "wb")
     if setup.target is None:
-        tap, tap_report = spawn_timed(tap_argv(tap_args), stdout=subprocess.DEVNULL, stderr=tap_err,
-                                      env=setup.tap_env)
+        tap, tap_report = spawn_timed(tap_argv(tap_args), stdout=subprocess.DEVNULL, stderr=tap_err, env=setup.tap_env)
         target = target_report = None
     else:
         config = dict(setup.target_config)
@@ -162,17 +167,30 @@ def run_once(sandbox: Sandbox, setup: Setup, workdir: Path, run_no: int, rows: i
             config |= {"destination_path": str(run_dir / "jsonl"), "do_timestamp_file": False}
             (run_dir / "jsonl").mkdir()
         elif setup.target == "duckdb":
-            config |= {"filepath": str(run_dir / "out.duckdb"), "default_target_schema": schema,
-                       "primary_key_required": False}
+            config |= {
+                "filepath": str(run_dir / "out.duckdb"),
+                "default_target_schema": schema,
+                "primary_key_required": False,
+            }
         else:
             config |= PG | {"default_target_schema": schema}
             env = {"PGTZ": "UTC"}  # as meltano.yml runs it
         config_path = run_dir / "target.json"
         config_path.write_text(json.dumps(config))
-        exe = TARGETS / setup.target / "bin" / ("target-postgres" if setup.target == "postgres" else f"target-{setup.target}")
+        exe = (
+            TARGETS
+            / setup.target
+            / "bin"
+            / ("target-postgres" if setup.target == "postgres" else f"target-{setup.target}")
+        )
         tap, tap_report = spawn_timed(tap_argv(tap_args), stdout=subprocess.PIPE, stderr=tap_err, env=setup.tap_env)
-        target, target_report = spawn_timed([str(exe), "--config", str(config_path)], stdin=tap.stdout, env=env,
-                                            stdout=subprocess.DEVNULL, stderr=open(run_dir / "target.err", "wb"))
+        target, target_report = spawn_timed(
+            [str(exe), "--config", str(config_path)],
+            stdin=tap.stdout,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(run_dir / "target.err", "wb"),
+        )
         assert tap.stdout is not None
         tap.stdout.close()  # the target holds the pipe now: its exit must reach the tap
     tap_usage = wait_timed(tap, tap_report)
@@ -181,18 +199,25 @@ def run_once(sandbox: Sandbox, setup: Setup, workdir: Path, run_no: int, rows: i
     pg_after = postgres_cpu() if pg_before is not None else None
     if tap_usage.code != 0 or (target_usage is not None and target_usage.code != 0):
         errors = (run_dir / "tap.err").read_text()[-300:] + (
-            (run_dir / "target.err").read_text()[-300:] if target is not None else "")
+            (run_dir / "target.err").read_text()[-300:] if target is not None else ""
+        )
         setup.failed = f"tap exit {tap_usage.code}, target exit {getattr(target_usage, 'code', '-')}: {errors.strip()}"
         return
     landed, keys = count_rows(setup, run_dir, schema)
     if landed not in (-1, rows) or keys != landed:
         setup.failed = f"{landed:,} rows ({keys:,} distinct keys) landed, {rows:,} expected"
         return
-    setup.results.append(Result(
-        end - start, tap_usage.cpu, target_usage.cpu if target_usage else 0.0,
-        pg_after - pg_before if pg_after is not None and pg_before is not None else None,
-        tap_usage.rss_mb, target_usage.rss_mb if target_usage else 0.0,
-        phases(sandbox, events_before, start, tap_usage.end, end)))  # type: ignore[arg-type]
+    setup.results.append(
+        Result(
+            end - start,
+            tap_usage.cpu,
+            target_usage.cpu if target_usage else 0.0,
+            pg_after - pg_before if pg_after is not None and pg_before is not None else None,
+            tap_usage.rss_mb,
+            target_usage.rss_mb if target_usage else 0.0,
+            phases(sandbox, events_before, start, tap_usage.end, end),
+        )
+    )  # type: ignore[arg-type]
 
 
 def all_setups() -> tuple[list[Setup], list[str]]:
@@ -214,10 +239,15 @@ def all_setups() -> tuple[list[Setup], list[str]]:
             Setup("tap | target-postgres validate_records=false", "postgres", {"validate_records": False}),
             Setup("tap | target-postgres, meltano.yml's loader", "postgres", MELTANO_YML_LOADER),
             Setup("tap (batch_config) | target-postgres (defaults)", "postgres", batch={"batch_size": 10_000}),
-            Setup("tap (batch_config), meltano.yml's setup", "postgres", MELTANO_YML_LOADER,
-                  batch={"batch_size": 10_000}),
-            Setup("tap (batch_config 50k) | meltano.yml's loader", "postgres", MELTANO_YML_LOADER,
-                  batch={"batch_size": 50_000}),
+            Setup(
+                "tap (batch_config), meltano.yml's setup", "postgres", MELTANO_YML_LOADER, batch={"batch_size": 10_000}
+            ),
+            Setup(
+                "tap (batch_config 50k) | meltano.yml's loader",
+                "postgres",
+                MELTANO_YML_LOADER,
+                batch={"batch_size": 50_000},
+            ),
         ]
     return setups, notes
 
@@ -240,7 +270,7 @@ def run_pipelines(rows_wanted: int, rounds: int, workdir: Path, only: list[str] 
     try:
         for round_no in range(rounds):
             loads.append(f"{load():.2f}")
-            for setup in setups[round_no % len(setups):] + setups[:round_no % len(setups)]:
+            for setup in setups[round_no % len(setups) :] + setups[: round_no % len(setups)]:
                 if setup.failed:
                     continue
                 run_no += 1
@@ -248,12 +278,18 @@ def run_pipelines(rows_wanted: int, rounds: int, workdir: Path, only: list[str] 
             print(f"  pipeline round {round_no + 1}/{rounds} done (load {load():.2f})", flush=True)
     finally:
         sandbox.stop()
-    print(f"\nPipelines, Talkdesk calls JSON {rows:,} rows, {rounds} rounds; 1-minute load before each round: "
-          f"{', '.join(loads)}")
-    print("wall = tap start to the last exit (start-up and the sandbox's job included); CPU and RSS per process;\n"
-          "PG CPU = the PostgreSQL server's CPU during the run (other clients and autovacuum included)")
-    print(f"{'setup':60} {'n':>2} {'wall med':>8} {'rows/s med':>10} {'rows/s min':>10} {'tap CPU':>7} "
-          f"{'target CPU':>10} {'PG CPU':>6} {'tap RSS':>7} {'target RSS':>10}")
+    print(
+        f"\nPipelines, Talkdesk calls JSON {rows:,} rows, {rounds} rounds; 1-minute load before each round: "
+        f"{', '.join(loads)}"
+    )
+    print(
+        "wall = tap start to the last exit (start-up and the sandbox's job included); CPU and RSS per process;\n"
+        "PG CPU = the PostgreSQL server's CPU during the run (other clients and autovacuum included)"
+    )
+    print(
+        f"{'setup':60} {'n':>2} {'wall med':>8} {'rows/s med':>10} {'rows/s min':>10} {'tap CPU':>7} "
+        f"{'target CPU':>10} {'PG CPU':>6} {'tap RSS':>7} {'target RSS':>10}"
+    )
     for setup in setups:
         if not setup.results:
             print(f"{setup.name:60}  failed: {setup.failed or 'not run'}")
@@ -262,12 +298,16 @@ def run_pipelines(rows_wanted: int, rounds: int, workdir: Path, only: list[str] 
         wall, worst = median([r.wall for r in res]), max(r.wall for r in res)
         pg = [r.pg_cpu for r in res if r.pg_cpu is not None]
         pg_text = f"{median(pg):>5.2f}s" if pg else f"{'-':>6}"
-        print(f"{setup.name:60} {len(res):>2} {wall:>7.2f}s {rows / wall:>10,.0f} {rows / worst:>10,.0f} "
-              f"{median([r.tap_cpu for r in res]):>6.2f}s {median([r.target_cpu for r in res]):>9.2f}s {pg_text} "
-              f"{max(r.tap_rss for r in res):>5.0f}MB {max(r.target_rss for r in res):>8.0f}MB"
-              + (f"  (failed later: {setup.failed[:80]})" if setup.failed else ""))
-    print("\nWhere the wall goes (medians, s): the tap's start-up to its job created; the sandbox building the\n"
-          "file; the file ready to the tap's exit (polling, download, rows out); the target's tail after the tap's exit")
+        print(
+            f"{setup.name:60} {len(res):>2} {wall:>7.2f}s {rows / wall:>10,.0f} {rows / worst:>10,.0f} "
+            f"{median([r.tap_cpu for r in res]):>6.2f}s {median([r.target_cpu for r in res]):>9.2f}s {pg_text} "
+            f"{max(r.tap_rss for r in res):>5.0f}MB {max(r.target_rss for r in res):>8.0f}MB"
+            + (f"  (failed later: {setup.failed[:80]})" if setup.failed else "")
+        )
+    print(
+        "\nWhere the wall goes (medians, s): the tap's start-up to its job created; the sandbox building the\n"
+        "file; the file ready to the tap's exit (polling, download, rows out); the target's tail after the tap's exit"
+    )
     print(f"{'setup':60} {'start-up':>8} {'file built':>10} {'tap reads':>9} {'target tail':>11}")
     for setup in setups:
         if setup.results:

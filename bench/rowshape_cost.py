@@ -54,8 +54,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--tap-rows-per-second", type=float, default=157_000,
-                        help="the tap's own rate (bench/run.py) to express each step as a share of its per-row time")
+    parser.add_argument(
+        "--tap-rows-per-second",
+        type=float,
+        default=157_000,
+        help="the tap's own rate (bench/run.py) to express each step as a share of its per-row time",
+    )
     args = parser.parse_args()
     tap_us = 1e6 / args.tap_rows_per_second
     print(f"tap per-row time for the shares: {tap_us:.2f} us ({args.tap_rows_per_second:,.0f} rows/s)")

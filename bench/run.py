@@ -53,12 +53,15 @@ REPORT = "00000000-0000-0000-0000-000000000001"
 TALKDESK_TOKEN = "sandbox-talkdesk-token"  # noqa: S105 - the sandbox's public demo token
 MYREPORTS_TOKEN = "sandbox-myreports-token"  # noqa: S105
 GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
-VENDORS = {"talkdesk": ("Talkdesk calls JSON", "talkdesk_calls", TALKDESK_TOKEN),
-           "myreports": ("MyReports result", "myreports_call_rows", MYREPORTS_TOKEN)}
+VENDORS = {
+    "talkdesk": ("Talkdesk calls JSON", "talkdesk_calls", TALKDESK_TOKEN),
+    "myreports": ("MyReports result", "myreports_call_rows", MYREPORTS_TOKEN),
+}
 RECORD_TIME = re.compile(rb'"time_extracted":"[^"]*"')
 
 
 # ---- processes --------------------------------------------------------------------------------
+
 
 @dataclass
 class Usage:
@@ -68,8 +71,13 @@ class Usage:
     code: int
 
 
-def run_timed(argv: list[str], stdout: object = subprocess.DEVNULL, stdin: object = None,
-              stderr: object = subprocess.DEVNULL, env: dict | None = None) -> Usage:
+def run_timed(
+    argv: list[str],
+    stdout: object = subprocess.DEVNULL,
+    stdin: object = None,
+    stderr: object = subprocess.DEVNULL,
+    env: dict | None = None,
+) -> Usage:
     proc, report = spawn_timed(argv, stdout=stdout, stdin=stdin, stderr=stderr, env=env)
     return wait_timed(proc, report)
 
@@ -109,15 +117,32 @@ def free_port() -> int:
 
 # ---- the sandbox --------------------------------------------------------------------------------
 
+
 class Sandbox:
     def __init__(self, rows_per_hour: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [PY, "-m", "tap_callreports.sandbox", "--port", str(self.port), "--job-polls", "1",
-             "--talkdesk-file-redirect", "never", "--rows-per-hour", str(rows_per_hour),
-             "--myreports-rows-per-hour", str(rows_per_hour), "--myreports-row-limit", "100000000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                PY,
+                "-m",
+                "tap_callreports.sandbox",
+                "--port",
+                str(self.port),
+                "--job-polls",
+                "1",
+                "--talkdesk-file-redirect",
+                "never",
+                "--rows-per-hour",
+                str(rows_per_hour),
+                "--myreports-rows-per-hour",
+                str(rows_per_hour),
+                "--myreports-row-limit",
+                "100000000",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(200):
             try:
                 requests.get(f"{self.url}/_sandbox/health", timeout=1)
@@ -142,17 +167,32 @@ class Sandbox:
         """Run one job (outside any measurement) and return its file's URL."""
         if vendor == "talkdesk":
             headers = {"Authorization": f"Bearer {TALKDESK_TOKEN}"}
-            job = requests.post(f"{self.url}/data/reports/calls/jobs", headers=headers, timeout=600, json={
-                "name": "bench", "timezone": "UTC", "format": "json",
-                "timespan": {"from": WINDOW_START, "to": WINDOW_END}}).json()["job"]
-            requests.get(f"{self.url}/data/reports/calls/jobs/{job['id']}", headers=headers,
-                         allow_redirects=False, timeout=600)
+            job = requests.post(
+                f"{self.url}/data/reports/calls/jobs",
+                headers=headers,
+                timeout=600,
+                json={
+                    "name": "bench",
+                    "timezone": "UTC",
+                    "format": "json",
+                    "timespan": {"from": WINDOW_START, "to": WINDOW_END},
+                },
+            ).json()["job"]
+            requests.get(
+                f"{self.url}/data/reports/calls/jobs/{job['id']}", headers=headers, allow_redirects=False, timeout=600
+            )
             return self.file_url(vendor, job["id"])
         headers = {"Authorization": f"Bearer {MYREPORTS_TOKEN}"}
         base = f"{self.url}/api/v1.0/workspaces/{WS}/reports/{REPORT}/requests"
-        created = requests.post(base, headers=headers, timeout=600, json={
-            "reportId": REPORT, "dateFilter": {"start": WINDOW_START.replace("Z", "+00:00"),
-                                               "end": WINDOW_END.replace("Z", "+00:00")}}).json()
+        created = requests.post(
+            base,
+            headers=headers,
+            timeout=600,
+            json={
+                "reportId": REPORT,
+                "dateFilter": {"start": WINDOW_START.replace("Z", "+00:00"), "end": WINDOW_END.replace("Z", "+00:00")},
+            },
+        ).json()
         request_id = created["data"]["requestId"]
         requests.get(f"{base}/{request_id}", headers=headers, timeout=600)
         return self.file_url(vendor, request_id)
@@ -160,15 +200,27 @@ class Sandbox:
 
 def tap_files(sandbox: Sandbox, vendor: str, workdir: Path, extra: dict | None = None) -> list[str]:
     """Config and catalog arguments for the tap, selecting only the vendor's row stream."""
-    config = {"start_date": WINDOW_START, "end_date": WINDOW_END, "job_poll_interval_seconds": 0.05,
-              "job_poll_max_interval_seconds": 0.2}
+    config = {
+        "start_date": WINDOW_START,
+        "end_date": WINDOW_END,
+        "job_poll_interval_seconds": 0.05,
+        "job_poll_max_interval_seconds": 0.2,
+    }
     if vendor == "talkdesk":
-        config |= {"talkdesk_api_url": sandbox.url, "talkdesk_access_token": TALKDESK_TOKEN,
-                   "talkdesk_report_types": ["calls"], "talkdesk_window_days": WINDOW_DAYS}
+        config |= {
+            "talkdesk_api_url": sandbox.url,
+            "talkdesk_access_token": TALKDESK_TOKEN,
+            "talkdesk_report_types": ["calls"],
+            "talkdesk_window_days": WINDOW_DAYS,
+        }
     else:
-        config |= {"myreports_api_url": f"{sandbox.url}/api", "myreports_token": MYREPORTS_TOKEN,
-                   "myreports_workspace_id": WS, "myreports_report_ids": [REPORT],
-                   "myreports_window_days": WINDOW_DAYS}
+        config |= {
+            "myreports_api_url": f"{sandbox.url}/api",
+            "myreports_token": MYREPORTS_TOKEN,
+            "myreports_workspace_id": WS,
+            "myreports_report_ids": [REPORT],
+            "myreports_window_days": WINDOW_DAYS,
+        }
     config |= extra or {}
     name = f"{vendor}-{abs(hash(json.dumps(config, sort_keys=True)))}"
     config_path, catalog_path = workdir / f"config-{name}.json", workdir / f"catalog-{name}.json"
@@ -185,15 +237,29 @@ def tap_argv(args: list[str]) -> list[str]:
 
 
 def nosdk_argv(mode: str, vendor: str, url: str, *extra: str) -> list[str]:
-    return [PY, str(BENCH / "nosdk.py"), mode, vendor, url, VENDORS[vendor][2],
-            "--window", WINDOW_START, WINDOW_END, *extra]
+    return [
+        PY,
+        str(BENCH / "nosdk.py"),
+        mode,
+        vendor,
+        url,
+        VENDORS[vendor][2],
+        "--window",
+        WINDOW_START,
+        WINDOW_END,
+        *extra,
+    ]
 
 
 # ---- the same bytes in, the same bytes out --------------------------------------------------------
 
+
 def record_lines(data: bytes) -> list[bytes]:
-    return [RECORD_TIME.sub(b'"time_extracted":"-"', line) for line in data.splitlines()
-            if line.startswith(b'{"type":"RECORD"')]
+    return [
+        RECORD_TIME.sub(b'"time_extracted":"-"', line)
+        for line in data.splitlines()
+        if line.startswith(b'{"type":"RECORD"')
+    ]
 
 
 def check(vendor: str, workdir: Path) -> bool:
@@ -215,22 +281,30 @@ def check(vendor: str, workdir: Path) -> bool:
             out = subprocess.run(nosdk_argv(mode, vendor, url), capture_output=True)
             same = out.returncode == 0 and record_lines(out.stdout) == expected
             ok &= same
-            print(f"check {label}: {mode} baseline {'writes the same' if same else 'DIFFERS FROM the'} "
-                  f"{len(expected):,} RECORD lines as the tap")
+            print(
+                f"check {label}: {mode} baseline {'writes the same' if same else 'DIFFERS FROM the'} "
+                f"{len(expected):,} RECORD lines as the tap"
+            )
             if not same:
                 got = record_lines(out.stdout)
                 first = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
-                print(f"  exit {out.returncode}, {len(got):,} lines; first difference at line {first + 1}:\n"
-                      f"  tap:      {expected[first][:400] if first < len(expected) else b'(none)'}\n"
-                      f"  baseline: {got[first][:400] if first < len(got) else out.stderr[-300:]}")
+                print(
+                    f"  exit {out.returncode}, {len(got):,} lines; first difference at line {first + 1}:\n"
+                    f"  tap:      {expected[first][:400] if first < len(expected) else b'(none)'}\n"
+                    f"  baseline: {got[first][:400] if first < len(got) else out.stderr[-300:]}"
+                )
         body = requests.get(url, headers={"Authorization": f"Bearer {VENDORS[vendor][2]}"}, timeout=60).content
         cut = body.index(b'":"', len(body) // 2) + 2  # drop a string's opening quote mid-body
-        for name, bad in (("truncated", body[:-25]), ("corrupted", body[:cut] + body[cut + 1:])):
+        for name, bad in (("truncated", body[:-25]), ("corrupted", body[:cut] + body[cut + 1 :])):
             path = workdir / f"{vendor}-{name}.json"
             path.write_bytes(bad)
             for mode in ("orjson", "ijson"):
-                failed = subprocess.run(nosdk_argv(mode, vendor, url, "--body-file", str(path)),
-                                        capture_output=True).returncode != 0
+                failed = (
+                    subprocess.run(
+                        nosdk_argv(mode, vendor, url, "--body-file", str(path)), capture_output=True
+                    ).returncode
+                    != 0
+                )
                 ok &= failed
                 print(f"check {label}: {mode} baseline {'fails' if failed else 'DOES NOT FAIL'} on a {name} body")
         return ok
@@ -239,6 +313,7 @@ def check(vendor: str, workdir: Path) -> bool:
 
 
 # ---- measured runs ------------------------------------------------------------------------------
+
 
 @dataclass
 class Variant:
@@ -268,8 +343,9 @@ def measure(sandbox: Sandbox, variant: Variant) -> None:
     variant.results.append((usage.end - downloads[0]["wall"], usage.cpu, usage.rss_mb))
 
 
-def bench_size(rows_wanted: int, rounds: int, naive_rounds: int, workdir: Path, vendors: list[str],
-               loads: list[str]) -> list[Body]:
+def bench_size(
+    rows_wanted: int, rounds: int, naive_rounds: int, workdir: Path, vendors: list[str], loads: list[str]
+) -> list[Body]:
     per_hour = math.ceil(rows_wanted / HOURS)
     rows = per_hour * HOURS
     sandbox = Sandbox(per_hour)
@@ -285,21 +361,29 @@ def bench_size(rows_wanted: int, rounds: int, naive_rounds: int, workdir: Path, 
             variants = [
                 Variant("baseline: orjson row batches, no SDK", nosdk_argv("orjson", vendor, url)),
                 Variant("baseline: ijson C, no SDK", nosdk_argv("ijson", vendor, url)),
-                Variant("same bytes, no parse (1 MB blocks)", nosdk_argv("copy", vendor, url, "--rendered", str(rendered))),
-                Variant("same bytes, no parse (line by line)",
-                        nosdk_argv("copy-lines", vendor, url, "--rendered", str(rendered))),
+                Variant(
+                    "same bytes, no parse (1 MB blocks)", nosdk_argv("copy", vendor, url, "--rendered", str(rendered))
+                ),
+                Variant(
+                    "same bytes, no parse (line by line)",
+                    nosdk_argv("copy-lines", vendor, url, "--rendered", str(rendered)),
+                ),
                 Variant("socket read only", nosdk_argv("socket", vendor, url)),
                 Variant("tap-callreports", tap_argv(tap_files(sandbox, vendor, workdir))),
             ]
             if naive_rounds:
-                variants.append(Variant("naive singer-sdk (response.json)",
-                                        [PY, str(BENCH / "naive_tap.py"), vendor, url, VENDORS[vendor][2]],
-                                        rounds=naive_rounds))
+                variants.append(
+                    Variant(
+                        "naive singer-sdk (response.json)",
+                        [PY, str(BENCH / "naive_tap.py"), vendor, url, VENDORS[vendor][2]],
+                        rounds=naive_rounds,
+                    )
+                )
             bodies.append((Body(f"{VENDORS[vendor][0]}", rows, variants), sandbox))
         for round_no in range(rounds):
             loads.append(f"{rows:,} rows, round {round_no + 1}: {load():.2f}")
             for body, box in bodies:
-                order = body.variants[round_no % len(body.variants):] + body.variants[:round_no % len(body.variants)]
+                order = body.variants[round_no % len(body.variants) :] + body.variants[: round_no % len(body.variants)]
                 for variant in order:
                     if variant.failed or (variant.rounds is not None and round_no >= variant.rounds):
                         continue
@@ -314,17 +398,20 @@ def bench_size(rows_wanted: int, rounds: int, naive_rounds: int, workdir: Path, 
 
 def startup(rounds: int) -> list[str]:
     lines = []
-    for name, argv in (("python -c pass", [PY, "-c", "pass"]),
-                       ("python -c 'import singer_sdk'", [PY, "-c", "import singer_sdk"]),
-                       ("tap-callreports --about", tap_argv(["--about"]))):
+    for name, argv in (
+        ("python -c pass", [PY, "-c", "pass"]),
+        ("python -c 'import singer_sdk'", [PY, "-c", "import singer_sdk"]),
+        ("tap-callreports --about", tap_argv(["--about"])),
+    ):
         walls, rss = [], []
         for _ in range(rounds):
             start = time.time()
             usage = run_timed(argv)
             walls.append(usage.end - start)
             rss.append(usage.rss_mb)
-        lines.append(f"  {name:32} median {statistics.median(walls):.3f} s, min {min(walls):.3f} s, "
-                     f"peak RSS {max(rss):.0f} MB")
+        lines.append(
+            f"  {name:32} median {statistics.median(walls):.3f} s, min {min(walls):.3f} s, peak RSS {max(rss):.0f} MB"
+        )
     return lines
 
 
@@ -332,14 +419,18 @@ def rss_method_check() -> str:
     proc = subprocess.Popen([PY, "-c", "pass"])
     _pid, _status, usage = os.wait4(proc.pid, 0)
     own = run_timed([PY, "-c", "pass"]).rss_mb
-    return (f"RSS method: `python -c pass` peaks at {own:.0f} MB via {'GNU time' if GNU_TIME else 'wait4'}; "
-            f"via wait4 from this {usage.ru_maxrss / 1024:.0f} MB-floored parent it would read "
-            f"{usage.ru_maxrss / 1024:.0f} MB")
+    return (
+        f"RSS method: `python -c pass` peaks at {own:.0f} MB via {'GNU time' if GNU_TIME else 'wait4'}; "
+        f"via wait4 from this {usage.ru_maxrss / 1024:.0f} MB-floored parent it would read "
+        f"{usage.ru_maxrss / 1024:.0f} MB"
+    )
 
 
 def print_table(bodies: list[Body]) -> None:
-    print(f"\n{'body':22} {'variant':38} {'rows':>10} {'n':>2} {'med s':>7} {'rows/s med':>11} {'rows/s min':>11} "
-          f"{'vs orjson':>9} {'CPU s':>6} {'peak RSS':>9}")
+    print(
+        f"\n{'body':22} {'variant':38} {'rows':>10} {'n':>2} {'med s':>7} {'rows/s med':>11} {'rows/s min':>11} "
+        f"{'vs orjson':>9} {'CPU s':>6} {'peak RSS':>9}"
+    )
     for body in bodies:
         strong = next((v for v in body.variants if v.name.startswith("baseline: orjson") and v.results), None)
         strong_rate = body.rows / statistics.median(r[0] for r in strong.results) if strong else float("nan")
@@ -349,9 +440,11 @@ def print_table(bodies: list[Body]) -> None:
                 continue
             secs = statistics.median(r[0] for r in v.results)
             rate, worst = body.rows / secs, body.rows / max(r[0] for r in v.results)
-            print(f"{body.label:22} {v.name:38} {body.rows:>10,} {len(v.results):>2} {secs:>7.2f} {rate:>11,.0f} "
-                  f"{worst:>11,.0f} {rate / strong_rate:>8.2f}x {statistics.median(r[1] for r in v.results):>6.2f} "
-                  f"{max(r[2] for r in v.results):>6.0f} MB")
+            print(
+                f"{body.label:22} {v.name:38} {body.rows:>10,} {len(v.results):>2} {secs:>7.2f} {rate:>11,.0f} "
+                f"{worst:>11,.0f} {rate / strong_rate:>8.2f}x {statistics.median(r[1] for r in v.results):>6.2f} "
+                f"{max(r[2] for r in v.results):>6.0f} MB"
+            )
 
 
 def profile(workdir: Path, rows_wanted: int) -> None:
@@ -359,11 +452,25 @@ def profile(workdir: Path, rows_wanted: int) -> None:
     sandbox = Sandbox(per_hour)
     try:
         out = workdir / "profile.txt"
-        subprocess.run([PY, "-m", "pyinstrument", "-o", str(out), "-m", "tap_callreports",
-                        *tap_files(sandbox, "talkdesk", workdir)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        print(f"\n--- pyinstrument profile of tap-callreports, Talkdesk calls JSON {per_hour * HOURS:,} rows "
-              "(the wait is the sandbox building the file) ---")
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "pyinstrument",
+                "-o",
+                str(out),
+                "-m",
+                "tap_callreports",
+                *tap_files(sandbox, "talkdesk", workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+        print(
+            f"\n--- pyinstrument profile of tap-callreports, Talkdesk calls JSON {per_hour * HOURS:,} rows "
+            "(the wait is the sandbox building the file) ---"
+        )
         print("\n".join(out.read_text().splitlines()[:70]))
     finally:
         sandbox.stop()
@@ -371,8 +478,10 @@ def profile(workdir: Path, rows_wanted: int) -> None:
 
 def describe_machine() -> None:
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("singer-sdk", "orjson", "ijson"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.platform()}; {versions}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}; {versions}"
+    )
     print(f"load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         print("catalog_example.py: catalog.example.json is current")
         return 0
     if args.check:
-        print("catalog_example.py: catalog.example.json is stale; run python scripts/catalog_example.py",
-              file=sys.stderr)
+        print(
+            "catalog_example.py: catalog.example.json is stale; run python scripts/catalog_example.py", file=sys.stderr
+        )
         return 1
     PATH.write_text(wanted)
     print("catalog_example.py: wrote catalog.example.json")

@@ -57,14 +57,18 @@ def wait_for(url: str, seconds: float = 20) -> None:
 
 # A query to paste after the demo. Tables are named database.schema.table: target-duckdb's schema
 # is `callreports` inside the database file `callreports`, so `callreports.talkdesk_calls` alone is ambiguous.
-EXAMPLE_QUERY = ("select type, count(*) as calls, round(avg(talk_time)) as avg_talk_seconds "
-                 "from callreports.callreports.talkdesk_calls group by type order by calls desc")
+EXAMPLE_QUERY = (
+    "select type, count(*) as calls, round(avg(talk_time)) as avg_talk_seconds "
+    "from callreports.callreports.talkdesk_calls group by type order by calls desc"
+)
 
 
 def query_command(db_path: Path) -> str:
     """The query as a shell command to paste in the repo, with the .venv's duckdb (no duckdb CLI needed)."""
-    return (f".venv/bin/python -c \"import duckdb; duckdb.connect('{db_path.relative_to(ROOT)}', read_only=True)"
-            f".sql('{EXAMPLE_QUERY}').show()\"")
+    return (
+        f".venv/bin/python -c \"import duckdb; duckdb.connect('{db_path.relative_to(ROOT)}', read_only=True)"
+        f".sql('{EXAMPLE_QUERY}').show()\""
+    )
 
 
 def print_counts(db_path: Path) -> None:
@@ -91,16 +95,23 @@ def main() -> None:
     args = parser.parse_args()
 
     if not port_is_free(args.port):
-        sys.exit(f"demo: error: port {args.port} on {HOST} is in use; stop what listens there or run "
-                 f"make demo PORT=<another port>")
+        sys.exit(
+            f"demo: error: port {args.port} on {HOST} is in use; stop what listens there or run "
+            f"make demo PORT=<another port>"
+        )
     url = f"http://{HOST}:{args.port}"
     sandbox_bin = Path(sys.executable).parent / "callreports-sandbox"
-    sandbox = subprocess.Popen([str(sandbox_bin), "--port", str(args.port), "--seed", "1", "--job-polls", "2"],
-                               cwd=ROOT)
+    sandbox = subprocess.Popen(
+        [str(sandbox_bin), "--port", str(args.port), "--seed", "1", "--job-polls", "2"], cwd=ROOT
+    )
     try:
         wait_for(url)
-        env = {**os.environ, "MELTANO_ENVIRONMENT": "sandbox", "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-               **sandbox_env(url)}
+        env = {
+            **os.environ,
+            "MELTANO_ENVIRONMENT": "sandbox",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            **sandbox_env(url),
+        }
         (ROOT / "output").mkdir(exist_ok=True)
         subprocess.run([args.meltano, "install"], cwd=ROOT, env=env, check=True)
         subprocess.run([args.meltano, "run", "tap-callreports", "target-duckdb"], cwd=ROOT, env=env, check=True)

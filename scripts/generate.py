@@ -59,8 +59,11 @@ def settings_group_validation() -> list[list[str]]:
 
 def about() -> dict:
     info = TapCallReports._get_about_info()
-    return {"capabilities": [str(c) for c in info.capabilities], "settings": info.settings["properties"],
-            "required": info.settings.get("required", [])}
+    return {
+        "capabilities": [str(c) for c in info.capabilities],
+        "settings": info.settings["properties"],
+        "required": info.settings.get("required", []),
+    }
 
 
 def meltano_kind(spec: dict) -> str:
@@ -228,8 +231,10 @@ def _rows(properties: dict, required: list[str]) -> list[str]:
     for name, spec in properties.items():
         default = f"`{_cell(spec['default'])}`" if spec.get("default") not in (None, []) else ""
         secret = " (secret)" if spec.get("secret") else ""
-        rows.append(f"| `{name}` | {'yes' if name in required else ''} | {default} | "
-                    f"{_cell(spec.get('description', ''))}{secret} |")
+        rows.append(
+            f"| `{name}` | {'yes' if name in required else ''} | {default} | "
+            f"{_cell(spec.get('description', ''))}{secret} |"
+        )
         if spec.get("properties"):
             nested = {f"{name}.{k}": v for k, v in spec["properties"].items()}
             rows.extend(_rows(nested, []))
@@ -242,13 +247,22 @@ def settings_tables() -> str:
     ours = SETTINGS_SCHEMA["properties"]
     out = []
     for title, prefix in GROUPS:
-        group = {name: spec for name, spec in ours.items()
-                 if (name.startswith(prefix) if prefix else not name.startswith(tuple(p for _, p in GROUPS if p)))}
+        group = {
+            name: spec
+            for name, spec in ours.items()
+            if (name.startswith(prefix) if prefix else not name.startswith(tuple(p for _, p in GROUPS if p)))
+        }
         out += [f"### {title}", "", *header, *_rows(group, info["required"]), ""]
     sdk = {name: spec for name, spec in info["settings"].items() if name not in ours}
-    out += ["### The Singer SDK's built-in settings", "",
-            "Stream maps, flattening and BATCH files, as every SDK tap has them "
-            "([SDK docs](https://sdk.meltano.com/en/latest/)).", "", *header, *_rows(sdk, [])]
+    out += [
+        "### The Singer SDK's built-in settings",
+        "",
+        "Stream maps, flattening and BATCH files, as every SDK tap has them "
+        "([SDK docs](https://sdk.meltano.com/en/latest/)).",
+        "",
+        *header,
+        *_rows(sdk, []),
+    ]
     return "\n".join(out)
 
 

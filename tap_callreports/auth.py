@@ -187,22 +187,30 @@ class OAuthTokenAuth(CallReportsAuth):
             return min(known)
         if not self._said_no_lifetime:
             self._said_no_lifetime = True
-            self.logger.info("token from %s: no expires_in and no future exp in the token; assuming it lives "
-                             "%d s (a 401 renews it sooner)", host_path(self.token_url), DEFAULT_TOKEN_SECONDS)
+            self.logger.info(
+                "token from %s: no expires_in and no future exp in the token; assuming it lives "
+                "%d s (a 401 renews it sooner)",
+                host_path(self.token_url),
+                DEFAULT_TOKEN_SECONDS,
+            )
         return DEFAULT_TOKEN_SECONDS
 
     def post_token_form(self, form: dict[str, str], basic: tuple[str, str] | None) -> requests.Response:
         """POST the token URL; 429, 5xx and network failures raise RetriableAPIError."""
         try:
             response = requests.post(
-                self.token_url, data=form, auth=basic, timeout=self._timeout,
+                self.token_url,
+                data=form,
+                auth=basic,
+                timeout=self._timeout,
                 headers={"Accept": "application/json", "User-Agent": self._user_agent},
             )
         except requests.RequestException as exc:
             raise RetriableAPIError(type(exc).__name__) from None
         if response.status_code == 429 or response.status_code >= 500:  # noqa: PLR2004
-            raise RetriableAPIError(f"{response.status_code} {response.reason} {_vendor_error(response)}".strip(),
-                                    response)
+            raise RetriableAPIError(
+                f"{response.status_code} {response.reason} {_vendor_error(response)}".strip(), response
+            )
         return response
 
     # ---- answers -------------------------------------------------------------------------------
@@ -217,8 +225,10 @@ class OAuthTokenAuth(CallReportsAuth):
                     # their first use say the credentials themselves are refused.
                     self._fresh_refused += 1
                     if self._fresh_refused >= self.fresh_token_tries:
-                        return (f"{self._fresh_refused} fresh token(s) in a row were refused before any request "
-                                "succeeded with them")
+                        return (
+                            f"{self._fresh_refused} fresh token(s) in a row were refused before any request "
+                            "succeeded with them"
+                        )
                 self._token = None
                 self._next_on_probation = True
             elif not any(sent == f"Bearer {issued}" for issued in self._issued):
@@ -242,8 +252,16 @@ class OAuthTokenAuth(CallReportsAuth):
 class ClientCredentialsAuth(OAuthTokenAuth):
     """OAuth2 client credentials: HTTP Basic client_id:client_secret, grant_type=client_credentials."""
 
-    def __init__(self, hosts: t.Iterable[str], token_url: str, client_id: str, client_secret: str, *,
-                 scope: str | None = None, **kwargs: t.Any) -> None:
+    def __init__(
+        self,
+        hosts: t.Iterable[str],
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str | None = None,
+        **kwargs: t.Any,
+    ) -> None:
         super().__init__(hosts, token_url, **kwargs)
         self._basic = (client_id, client_secret)
         self._scope = scope
@@ -276,8 +294,17 @@ class RefreshTokenAuth(OAuthTokenAuth):
 
     setting = "myreports_refresh_token"
 
-    def __init__(self, hosts: t.Iterable[str], token_url: str, refresh_token: str, client_id: str | None,
-                 client_secret: str | None, *, saved_path: Path | None = None, **kwargs: t.Any) -> None:
+    def __init__(
+        self,
+        hosts: t.Iterable[str],
+        token_url: str,
+        refresh_token: str,
+        client_id: str | None,
+        client_secret: str | None,
+        *,
+        saved_path: Path | None = None,
+        **kwargs: t.Any,
+    ) -> None:
         super().__init__(hosts, token_url, **kwargs)
         self._client_id = client_id
         self._client_secret = client_secret
@@ -290,8 +317,11 @@ class RefreshTokenAuth(OAuthTokenAuth):
         if saved is not None:
             self._refresh_tokens.append(saved)
             self._used_saved = True
-            self.logger.info("myreports: using the refresh token saved in %s (it replaced the configured %s)",
-                             self.saved_path, self.setting)
+            self.logger.info(
+                "myreports: using the refresh token saved in %s (it replaced the configured %s)",
+                self.saved_path,
+                self.setting,
+            )
             self._warn_stale()
 
     @property
@@ -322,8 +352,10 @@ class RefreshTokenAuth(OAuthTokenAuth):
 
     def _refused(self, response: requests.Response) -> str:
         error = _vendor_error(response)
-        message = (f"the MyReports token URL {host_path(self.token_url)} refused {self.setting} "
-                   f"({error or response.status_code}); get a new refresh token and set {self.setting}")
+        message = (
+            f"the MyReports token URL {host_path(self.token_url)} refused {self.setting} "
+            f"({error or response.status_code}); get a new refresh token and set {self.setting}"
+        )
         if response.status_code == 401 or "invalid_client" in error:  # noqa: PLR2004
             message += " (and check myreports_client_id and myreports_client_secret)"
         if self._used_saved:
@@ -339,8 +371,9 @@ class RefreshTokenAuth(OAuthTokenAuth):
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            self.logger.warning("myreports: ignoring %s, which cannot be read (%s)", self.saved_path,
-                                type(exc).__name__)
+            self.logger.warning(
+                "myreports: ignoring %s, which cannot be read (%s)", self.saved_path, type(exc).__name__
+            )
             return None
         if not isinstance(saved, dict) or saved.get("replaces_sha256") != self._configured_sha256:
             return None  # a newer configured refresh token wins over the file
@@ -350,18 +383,24 @@ class RefreshTokenAuth(OAuthTokenAuth):
     def _rotate(self, new: str) -> None:
         self._refresh_tokens.append(new)
         try:
-            _write_private_json(self.saved_path, {
-                # Keyed on the configured token at its token URL and client, through any number of
-                # rotations: one look-up on start, and the same token text elsewhere never matches.
-                "replaces_sha256": self._configured_sha256,
-                "refresh_token": new,
-                "saved_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            })
+            _write_private_json(
+                self.saved_path,
+                {
+                    # Keyed on the configured token at its token URL and client, through any number of
+                    # rotations: one look-up on start, and the same token text elsewhere never matches.
+                    "replaces_sha256": self._configured_sha256,
+                    "refresh_token": new,
+                    "saved_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                },
+            )
         except OSError as exc:
             self.logger.warning(
                 "myreports: the token URL rotated the refresh token and it could not be saved to %s (%s): "
-                "the configured %s is stale, the next run will need a new one", self.saved_path,
-                type(exc).__name__, self.setting)
+                "the configured %s is stale, the next run will need a new one",
+                self.saved_path,
+                type(exc).__name__,
+                self.setting,
+            )
             self._warned_stale = True
             return
         self._warn_stale()
@@ -373,9 +412,13 @@ class RefreshTokenAuth(OAuthTokenAuth):
         path = self.saved_path
         self.logger.warning(
             "myreports: the configured %s is now stale, the new one is saved in %s; store it with "
-            "`meltano config set tap-callreports %s \"$(jq -r .refresh_token %s)\"` (or the "
+            '`meltano config set tap-callreports %s "$(jq -r .refresh_token %s)"` (or the '
             "TAP_CALLREPORTS_MYREPORTS_REFRESH_TOKEN variable) and delete the file",
-            self.setting, path, self.setting, path)
+            self.setting,
+            path,
+            self.setting,
+            path,
+        )
 
     def secrets(self) -> list[str]:
         extra = list(self._refresh_tokens)

@@ -48,13 +48,16 @@ class WindowBatches:
     """One stream's batch files: rows go in with `write`, `finish_window` closes the window's files
     and returns their URLs (the BATCH manifest)."""
 
-    def __init__(self, stream_name: str, batch_config: BatchConfig,
-                 on_full: t.Callable[[list[str]], None] | None = None) -> None:
+    def __init__(
+        self, stream_name: str, batch_config: BatchConfig, on_full: t.Callable[[list[str]], None] | None = None
+    ) -> None:
         """`on_full` gets the URL of each file that filled up mid-window (to announce it at once)."""
         encoding = batch_config.encoding
         if encoding.format != "jsonl" or encoding.compression not in ("gzip", None, "none"):
-            raise ConfigError("batch_config.encoding", f"must be format jsonl with compression gzip or none "
-                              f"(got {encoding.format}, {encoding.compression})")
+            raise ConfigError(
+                "batch_config.encoding",
+                f"must be format jsonl with compression gzip or none (got {encoding.format}, {encoding.compression})",
+            )
         self.stream_name = stream_name
         self.storage = batch_config.storage
         self.batch_size = max(1, int(batch_config.batch_size or 10_000))
@@ -129,8 +132,9 @@ class WindowBatches:
         self._file = None
 
 
-def whole_stream_batches(stream: t.Any, batch_config: BatchConfig,
-                         context: t.Any = None) -> t.Iterator[tuple[t.Any, list[str]]]:
+def whole_stream_batches(
+    stream: t.Any, batch_config: BatchConfig, context: t.Any = None
+) -> t.Iterator[tuple[t.Any, list[str]]]:
     """BATCH mode for the streams without windows (imports, job statuses, job records): their rows
     in the same files as report streams (same names, same clean-up by the next run), one BATCH
     at the end, then the SDK writes the STATE. Selection and stream maps apply as in RECORD mode."""

@@ -48,17 +48,20 @@ def check_input_files(argv: list[str]) -> list[str]:
             text = path.read_text(encoding="utf-8")
             if what == "state" and not text.strip():
                 note(f"state: {path} is empty: no state, so every stream starts at start_date")
-                args[index:index + (1 if inline else 2)] = [None] * (1 if inline else 2)
+                args[index : index + (1 if inline else 2)] = [None] * (1 if inline else 2)
                 continue
             document = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputFileError(f"{what}: {path} is not valid JSON (line {exc.lineno} col {exc.colno}: "
-                                 f"{exc.msg}); fix the file") from None
+            raise InputFileError(
+                f"{what}: {path} is not valid JSON (line {exc.lineno} col {exc.colno}: {exc.msg}); fix the file"
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputFileError(f"{what}: {path} cannot be read ({type(exc).__name__}); fix the file") from None
         if not isinstance(document, dict):
-            raise InputFileError(f"{what}: {path} holds a JSON {JSON_KINDS[type(document)]}, not an object "
-                                 f"({EXPECTED[what]}); fix the file")
+            raise InputFileError(
+                f"{what}: {path} holds a JSON {JSON_KINDS[type(document)]}, not an object "
+                f"({EXPECTED[what]}); fix the file"
+            )
     return [arg for arg in args if arg is not None]
 
 
@@ -104,8 +107,9 @@ def sandbox_main() -> None:
     try:
         import werkzeug  # noqa: F401
     except ImportError:
-        sys.stderr.write("callreports-sandbox: error: the sandbox needs its extra: "
-                         "pip install 'tap-callreports[sandbox]'\n")
+        sys.stderr.write(
+            "callreports-sandbox: error: the sandbox needs its extra: pip install 'tap-callreports[sandbox]'\n"
+        )
         sys.exit(1)
     from tap_callreports.sandbox.__main__ import main as run_sandbox
 

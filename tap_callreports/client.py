@@ -132,8 +132,14 @@ class CallReportsStream(RESTStream):
         retry once, with its reason."""
         return backoff.on_exception(
             self.backoff_wait_generator,
-            (ConnectionResetError, RetriableAPIError, requests.exceptions.Timeout, requests.exceptions.ConnectionError,
-             requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError),
+            (
+                ConnectionResetError,
+                RetriableAPIError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ),
             max_tries=self.backoff_max_tries,
             on_backoff=self.backoff_handler,
             jitter=self.backoff_jitter,
@@ -150,19 +156,30 @@ class CallReportsStream(RESTStream):
         )
         self.logger.warning(
             "%s: retrying in %.1fs (attempt %d of %d) after %s",
-            self.name, details.get("wait") or 0.0, details.get("tries", 0) + 1, self.backoff_max_tries(), what,
+            self.name,
+            details.get("wait") or 0.0,
+            details.get("tries", 0) + 1,
+            self.backoff_max_tries(),
+            what,
         )
 
     # ---- answers -------------------------------------------------------------------------
 
     def validate_response(self, response: requests.Response) -> None:
         status = response.status_code
-        if status >= HTTPStatus.BAD_REQUEST and status != HTTPStatus.TOO_MANY_REQUESTS and status < 500 \
-                and not self.may_authenticate(response.url):
+        if (
+            status >= HTTPStatus.BAD_REQUEST
+            and status != HTTPStatus.TOO_MANY_REQUESTS
+            and status < 500
+            and not self.may_authenticate(response.url)
+        ):
             # A host our credentials are not for (signed storage, another host in a Location) was
             # sent none: its refusal says nothing about them.
-            raise VendorRefused(f"{status} {response.reason} for {request_label(response)} on {_host(response.url)}, "
-                                f"a host the tap sends no credentials to: {vendor_error_details(response)}", response)
+            raise VendorRefused(
+                f"{status} {response.reason} for {request_label(response)} on {_host(response.url)}, "
+                f"a host the tap sends no credentials to: {vendor_error_details(response)}",
+                response,
+            )
         if status == HTTPStatus.UNAUTHORIZED:
             why = self.authenticator.unauthorized(response)  # raises TokenRefreshed when a retry can help
             raise FatalAPIError(
@@ -242,10 +259,13 @@ class CallReportsStream(RESTStream):
         host = (link.hostname or "").lower()
         if any(host == domain.lstrip(".") or host.endswith(domain) for domain in self.vendor_domains):
             return link._replace(scheme=api.scheme, netloc=api.netloc).geturl()
-        raise StreamError(self.name, f"the vendor's paging link points to another host ({_host(url)}), not the API "
-                          f"host {_host(self.url_base)}: the tap sends no credentials there and stopped; the rows "
-                          f"read so far were emitted and the bookmark was not advanced; check {self.vendor}_api_url "
-                          "(a host-mapped domain), then run again")
+        raise StreamError(
+            self.name,
+            f"the vendor's paging link points to another host ({_host(url)}), not the API "
+            f"host {_host(self.url_base)}: the tap sends no credentials there and stopped; the rows "
+            f"read so far were emitted and the bookmark was not advanced; check {self.vendor}_api_url "
+            "(a host-mapped domain), then run again",
+        )
 
     # ---- requests outside the SDK's paging loop (report jobs, downloads) -------------------------
 
@@ -290,15 +310,19 @@ class CallReportsStream(RESTStream):
                 prepared, timeout=self.timeout, allow_redirects=allow_redirects, stream=stream
             )
             self._write_request_duration_log(
-                endpoint=self.path or urlsplit(url).path, response=response, context=context,
-                extra_tags={"status": "succeeded"} if response.status_code == expected_status else None)
+                endpoint=self.path or urlsplit(url).path,
+                response=response,
+                context=context,
+                extra_tags={"status": "succeeded"} if response.status_code == expected_status else None,
+            )
             try:
                 self.validate_response(response)
             except RetriableAPIError:
                 response.close()
                 if creates_job and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
-                    raise AccountFull(f"429 for {request_label(response)}",
-                                      parse_retry_after(response.headers.get("Retry-After"))) from None
+                    raise AccountFull(
+                        f"429 for {request_label(response)}", parse_retry_after(response.headers.get("Retry-After"))
+                    ) from None
                 raise
             except Exception:
                 response.close()
@@ -318,8 +342,11 @@ class CallReportsStream(RESTStream):
         except (FatalAPIError, RetriableAPIError) as exc:
             raise StreamError(self.name, self._explain(exc)) from None
         except requests.RequestException as exc:
-            raise StreamError(self.name, f"network error after {self.backoff_max_tries()} attempts: "
-                              f"{type(exc).__name__}; check the API URL and network, then run again") from None
+            raise StreamError(
+                self.name,
+                f"network error after {self.backoff_max_tries()} attempts: "
+                f"{type(exc).__name__}; check the API URL and network, then run again",
+            ) from None
 
     def extract_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """The stream's records; the default follows the SDK's request/paginate loop."""

@@ -81,8 +81,7 @@ def stated_empty(members: t.Any, rows_key: str, count_key: str) -> bool:
     """A result that has no row array but says it is empty: its rows member absent or null and its
     count stated as 0 (MyReports `data: null` with `totalCount: 0`, a Talkdesk file `{"total": 0}`).
     Without a stated zero, a missing array is no result (an error envelope, another document)."""
-    return (isinstance(members, dict) and members.get(rows_key) is None
-            and stated_count(members.get(count_key)) == 0)
+    return isinstance(members, dict) and members.get(rows_key) is None and stated_count(members.get(count_key)) == 0
 
 
 def missing_rows(what: str, body_says: str = "") -> IncompleteResult:
@@ -93,8 +92,9 @@ def missing_rows(what: str, body_says: str = "") -> IncompleteResult:
 def row_digest(row: t.Mapping[str, t.Any], ignore: t.Container[str]) -> bytes:
     """A digest of a vendor row, without the fields the tap adds (job ids differ between jobs)."""
     vendor = {k: v for k, v in row.items() if k not in ignore}
-    return hashlib.blake2b(orjson.dumps(vendor, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
-                           digest_size=12).digest()
+    return hashlib.blake2b(
+        orjson.dumps(vendor, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS), digest_size=12
+    ).digest()
 
 
 class EmittedRows:

@@ -34,10 +34,12 @@ from tap_callreports.redact import REGISTRY
 _NULL = type(None)
 _RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z")
 #: ISO 8601 date-time text: (date and time to the second, the fraction, the offset).
-ISO_DATE_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2})?)(\.[0-9]+)?"
-                       r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?")
+ISO_DATE_TIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2})?)(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?"
+)
 #: Above this a float no longer holds every integer: such a float may not be the number sent.
-_EXACT_FLOAT = 2.0 ** 53
+_EXACT_FLOAT = 2.0**53
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 _SHOWN = 60  # characters of a refused value shown in the error line
@@ -46,21 +48,34 @@ _SHOWN = 60  # characters of a refused value shown in the error line
 class ValueNotConformed(StreamError):
     """A vendor value that is not of its column's type and cannot become it without loss."""
 
-    def __init__(self, stream: str, column: str, types: t.Sequence[str], value: t.Any, fmt: str | None = None,
-                 *, missing: bool = False) -> None:
+    def __init__(
+        self,
+        stream: str,
+        column: str,
+        types: t.Sequence[str],
+        value: t.Any,
+        fmt: str | None = None,
+        *,
+        missing: bool = False,
+    ) -> None:
         self.column = column
         self.value = value
         if missing:
             sent = "a record without it"
         else:
-            shown = REGISTRY.redact(repr(value) if isinstance(value, str) else orjson.dumps(value, default=str).decode())
+            shown = REGISTRY.redact(
+                repr(value) if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+            )
             sent = shown[:_SHOWN] + "..." if len(shown) > _SHOWN else shown
         wanted = "/".join(types) + (f" ({fmt})" if fmt else "")
-        super().__init__(stream, f"column '{column}' is {wanted} in the schema but the vendor sent {sent}, which "
-                         "cannot become one without loss; the record was not emitted, the stream stopped and no "
-                         "bookmark moved past it. If the vendor now sends such values, override the column's type "
-                         "in the catalog (Meltano: the extractor's `schema` extra, e.g. type [string, \"null\"]) "
-                         "and run again")
+        super().__init__(
+            stream,
+            f"column '{column}' is {wanted} in the schema but the vendor sent {sent}, which "
+            "cannot become one without loss; the record was not emitted, the stream stopped and no "
+            "bookmark moved past it. If the vendor now sends such values, override the column's type "
+            'in the catalog (Meltano: the extractor\'s `schema` extra, e.g. type [string, "null"]) '
+            "and run again",
+        )
 
 
 def _types(spec: t.Mapping[str, t.Any]) -> tuple[str, ...]:
@@ -248,8 +263,9 @@ class Conformer:
         """The row with every value of its column's type (converted in place), or ValueNotConformed."""
         for name in self.required:
             if name not in row:
-                raise ValueNotConformed(self.stream, name, self.rules[name].types if name in self.rules else (),
-                                        None, missing=True)
+                raise ValueNotConformed(
+                    self.stream, name, self.rules[name].types if name in self.rules else (), None, missing=True
+                )
         return self.conform_mapping(row, self.rules, self.stream)
 
     def check(self, row: dict[str, t.Any], proven: set[tuple[type, ...]]) -> dict[str, t.Any]:
@@ -265,5 +281,8 @@ class Conformer:
         return row
 
     def _has_nested(self, row: t.Mapping[str, t.Any]) -> bool:
-        return any(rule.nested or rule.items is not None or rule.date_time for name in row
-                   if (rule := self.rules.get(name)) is not None)
+        return any(
+            rule.nested or rule.items is not None or rule.date_time
+            for name in row
+            if (rule := self.rules.get(name)) is not None
+        )

@@ -24,6 +24,7 @@ if t.TYPE_CHECKING:
     from tap_callreports.client import CallReportsStream
     from tap_callreports.tap import TapCallReports
 
+
 class CheckRefused(Exception):
     """One vendor's check failed: the reason, in one line."""
 
@@ -55,8 +56,9 @@ def _reason(exc: BaseException) -> str:
     return REGISTRY.redact(text).replace("\n", " ")
 
 
-def _get(stream: CallReportsStream, path: str, params: dict | None = None,
-         expected_status: int | None = None) -> requests.Response:
+def _get(
+    stream: CallReportsStream, path: str, params: dict | None = None, expected_status: int | None = None
+) -> requests.Response:
     response = stream.send("GET", f"{stream.url_base}{path}", params=params, expected_status=expected_status)
     response.close()
     return response
@@ -77,8 +79,7 @@ class ConnectionTest:
                 continue
             try:
                 detail = check()
-            except (FatalAPIError, RetriableAPIError, CallReportsError, CheckRefused,
-                    requests.RequestException) as exc:
+            except (FatalAPIError, RetriableAPIError, CallReportsError, CheckRefused, requests.RequestException) as exc:
                 results.append(VendorResult(vendor, False, _reason(exc)))
             else:
                 results.append(VendorResult(vendor, True, detail))
@@ -99,12 +100,15 @@ class ConnectionTest:
                 if exc.status == 404:  # no such job: the type exists and the credentials may read it
                     continue
                 if exc.status == 400:
-                    raise CheckRefused(f"report type '{report_type}' is refused ({_reason(exc)}); "
-                                        "remove it from talkdesk_report_types") from None
+                    raise CheckRefused(
+                        f"report type '{report_type}' is refused ({_reason(exc)}); remove it from talkdesk_report_types"
+                    ) from None
                 raise
             # A job with a random id exists only if the API ignores the id: the check proved nothing.
-            raise CheckRefused(f"GET /data/reports/{report_type}/jobs/<random id> did not answer 404; "
-                                "the report API is not the one the tap expects")
+            raise CheckRefused(
+                f"GET /data/reports/{report_type}/jobs/<random id> did not answer 404; "
+                "the report API is not the one the tap expects"
+            )
         return f"token, imports page, report types {', '.join(types)}"
 
     def check_zendesk(self) -> str:
@@ -126,9 +130,11 @@ class ConnectionTest:
         ids = {str(item.get("id")) for item in listed or [] if isinstance(item, dict)}
         missing = [report_id for report_id in myreports.report_ids if report_id not in ids]
         if missing:
-            raise CheckRefused(f"report(s) {', '.join(missing)} are not in workspace {myreports.workspace_id} "
-                                "(or this token may not see them); check myreports_report_ids and "
-                                "myreports_workspace_id")
+            raise CheckRefused(
+                f"report(s) {', '.join(missing)} are not in workspace {myreports.workspace_id} "
+                "(or this token may not see them); check myreports_report_ids and "
+                "myreports_workspace_id"
+            )
         return f"token, workspace {myreports.workspace_id}, reports {', '.join(myreports.report_ids) or '(none)'}"
 
 

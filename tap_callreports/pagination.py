@@ -94,8 +94,11 @@ class StableListing:
             if moved is None:
                 return
             if attempt < self.MAX_PASSES:
-                logger.warning("%s: %s (it changed while it was paged); reading it again from the first page",
-                               self.stream_name, moved)
+                logger.warning(
+                    "%s: %s (it changed while it was paged); reading it again from the first page",
+                    self.stream_name,
+                    moved,
+                )
         raise StreamError(
             self.stream_name,
             f"{moved}, {self.MAX_PASSES} times from the first page: the list kept changing while it was read; "
@@ -103,8 +106,9 @@ class StableListing:
             f"reads what this one could not), and report it to the vendor if it persists",
         )
 
-    def _read_heads(self, read_pages: Callable[[], Iterable[dict]],
-                    logger: logging.Logger) -> t.Generator[dict, None, str | None]:
+    def _read_heads(
+        self, read_pages: Callable[[], Iterable[dict]], logger: logging.Logger
+    ) -> t.Generator[dict, None, str | None]:
         """Read the head again until a head read finds nothing new; why the whole list must be read
         again, or None."""
         for head in range(1, self.MAX_HEAD_READS + 1):
@@ -114,12 +118,18 @@ class StableListing:
             moved = self._entries_left()
             if moved is not None or not found:
                 return moved
-            logger.warning("%s: the top of the list changed while it was read; reading its head again "
-                           "(head read %d of at most %d)", self.stream_name, head, self.MAX_HEAD_READS)
+            logger.warning(
+                "%s: the top of the list changed while it was read; reading its head again "
+                "(head read %d of at most %d)",
+                self.stream_name,
+                head,
+                self.MAX_HEAD_READS,
+            )
         return None
 
-    def _read_from_top(self, read_pages: Callable[[], Iterable[dict]], *, carried: int | None = None,
-                       head_of: tuple | None = None) -> t.Generator[dict, None, bool]:
+    def _read_from_top(
+        self, read_pages: Callable[[], Iterable[dict]], *, carried: int | None = None, head_of: tuple | None = None
+    ) -> t.Generator[dict, None, bool]:
         """One read from the first page: every page, or (`head_of` given) up to the first page that
         holds nothing new. Whether it sent anything."""
         self._totals = [] if carried is None else [carried]
@@ -161,7 +171,7 @@ class StableListing:
         keys = self._keys(rows)
         on_top = set(keys[:fresh])
         below = [key for key in before if key not in on_top]
-        return list(keys[fresh:]) == below[:len(keys) - fresh]
+        return list(keys[fresh:]) == below[: len(keys) - fresh]
 
     def _sent_as(self, row: t.Any) -> bool:
         key = row.get(self.key) if isinstance(row, dict) else None
@@ -232,7 +242,9 @@ class HALPageNumberPaginator(BaseAPIPaginator[int]):
         rows = dig(body, *listing.records_path) or []
         keys = tuple(row.get(listing.key) for row in rows if isinstance(row, dict))
         if keys and keys == self._previous_keys:
-            self._stop(f"{where} holds the same {len(keys)} rows as page {asked - 1}: the vendor ignores the page number")
+            self._stop(
+                f"{where} holds the same {len(keys)} rows as page {asked - 1}: the vendor ignores the page number"
+            )
         self._previous_keys = keys
 
         if dig(body, "_links", "next", "href"):
@@ -243,8 +255,10 @@ class HALPageNumberPaginator(BaseAPIPaginator[int]):
         by_total = asked < math.ceil(total / per_page) if total is not None else None
         by_last = asked < last if last is not None else None
         if by_total is not None and by_last is not None and by_total != by_last:
-            self._stop(f"{where} has no next link, and total={total} at per_page={per_page} and the last link "
-                       f"(page {last}) disagree on whether more pages exist")
+            self._stop(
+                f"{where} has no next link, and total={total} at per_page={per_page} and the last link "
+                f"(page {last}) disagree on whether more pages exist"
+            )
         if by_total is not None:
             return by_total
         if by_last is not None:
@@ -254,9 +268,11 @@ class HALPageNumberPaginator(BaseAPIPaginator[int]):
         return len(rows) >= per_page
 
     def _stop(self, what: str) -> t.NoReturn:
-        raise StreamError(self.listing.stream_name,
-                          f"cannot tell how to read the rest of the list: {what}; nothing after it was read and the "
-                          f"bookmark was not advanced, {REPORT_IT}")
+        raise StreamError(
+            self.listing.stream_name,
+            f"cannot tell how to read the rest of the list: {what}; nothing after it was read and the "
+            f"bookmark was not advanced, {REPORT_IT}",
+        )
 
 
 class CursorLinksPaginator(BaseHATEOASPaginator):
@@ -283,16 +299,19 @@ class CursorLinksPaginator(BaseHATEOASPaginator):
         self._followed.add(unquote(response.url))
         url = urljoin(response.url, href.strip()) if isinstance(href, str) else ""
         if not href or urlsplit(url).scheme not in ("http", "https"):
-            self._stop(f"{request_label(response)} says meta.has_more=true but gives no usable links.next "
-                       f"(got {_shown(href)})")
+            self._stop(
+                f"{request_label(response)} says meta.has_more=true but gives no usable links.next (got {_shown(href)})"
+            )
         if unquote(url) in self._followed:
             self._stop(f"{request_label(response)} gives a links.next that was already read: following it would loop")
         self._followed.add(unquote(url))
         return url
 
     def _stop(self, what: str) -> t.NoReturn:
-        raise StreamError(self.stream_name, f"cannot read the rest of the list: {what}; the rows read so far were "
-                          f"emitted, {REPORT_IT}")
+        raise StreamError(
+            self.stream_name,
+            f"cannot read the rest of the list: {what}; the rows read so far were emitted, {REPORT_IT}",
+        )
 
 
 def _page_of(href: t.Any) -> int | None:

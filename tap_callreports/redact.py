@@ -8,7 +8,9 @@ import threading
 import typing as t
 
 # Query strings of signed storage URLs (S3/GCS/Azure style) carry credentials.
-_SIGNED_QUERY = re.compile(r"(?i)([?&](?:x-amz-[a-z-]+|signature|sig|se|sp|sv|token|access_token|expires|key-pair-id|policy)=)[^&\s\"']+")
+_SIGNED_QUERY = re.compile(
+    r"(?i)([?&](?:x-amz-[a-z-]+|signature|sig|se|sp|sv|token|access_token|expires|key-pair-id|policy)=)[^&\s\"']+"
+)
 _SIGNATURE_PARAMETER = re.compile(r"(?i)(?:^|&)(?:x-amz-signature|x-goog-signature|signature|sig)=")
 _AUTH_HEADER = re.compile(r"(?i)(authori[sz]ation['\"]?\s*[:=]\s*['\"]?(?:bearer|basic)?\s*)[A-Za-z0-9._~+/=-]+")
 

@@ -152,8 +152,9 @@ class JobSlots:
     holds, for the rest of the run, and the refused job waits for one of them to finish (or a
     backoff) before it asks again."""
 
-    def __init__(self, vendor: str, ceiling: int, logger: logging.Logger,
-                 run: t.Callable[[t.Callable[[], None]], None]) -> None:
+    def __init__(
+        self, vendor: str, ceiling: int, logger: logging.Logger, run: t.Callable[[t.Callable[[], None]], None]
+    ) -> None:
         self.vendor = vendor
         self.ceiling = ceiling
         self.logger = logger
@@ -211,7 +212,8 @@ class JobSlots:
                     raise CallReportsError(
                         f"{what}: the {self.vendor} account stayed at its job limit for {waited:.1f}s "
                         f"({self.refusals} refusals this run, last: {full.answer}); raise job_timeout_seconds, "
-                        "or run again when fewer jobs run on the account") from None
+                        "or run again when fewer jobs run on the account"
+                    ) from None
                 pause = poll.pause(waited) if full.retry_after is None else max(full.retry_after, MIN_PAUSE_SECONDS)
                 pause = min(pause, poll.timeout_seconds - waited)
                 with self._cond:
@@ -223,8 +225,13 @@ class JobSlots:
                     ceiling = self.ceiling
                 self.logger.info(
                     "%s: the %s account is at its job limit (%s); waiting for a job of this run to finish, or "
-                    "%.3gs, before asking again%s", what, self.vendor, full.answer, pause,
-                    f"; at most {ceiling} {self.vendor} job(s) at once for the rest of the run" if lowered else "")
+                    "%.3gs, before asking again%s",
+                    what,
+                    self.vendor,
+                    full.answer,
+                    pause,
+                    f"; at most {ceiling} {self.vendor} job(s) at once for the rest of the run" if lowered else "",
+                )
                 self._wait_for_a_slot(pause, first_refusal + poll.timeout_seconds, stop)
                 if stop.is_set():
                     raise JobAborted(what) from None
@@ -333,8 +340,10 @@ class ReportJobEngine:
                 return result
             now = time.monotonic()
             if now > deadline:
-                msg = (f"{what}: still not ready after {self.poll.timeout_seconds:g}s ({polls} polls); "
-                       "raise job_timeout_seconds or run again later")
+                msg = (
+                    f"{what}: still not ready after {self.poll.timeout_seconds:g}s ({polls} polls); "
+                    "raise job_timeout_seconds or run again later"
+                )
                 raise JobTimedOut(msg)
             asked = _take_retry_after()
             pause = self.poll.pause(now - started) if asked is None else max(asked, MIN_PAUSE_SECONDS)
@@ -342,8 +351,15 @@ class ReportJobEngine:
             # (or a date far ahead) makes the job time out loudly, not the run hang.
             pause = min(pause, max(deadline - now, MIN_PAUSE_SECONDS))
 
-    def ordered(self, vendor: str, windows: t.Iterable[Window], run_job: t.Callable[[Window, threading.Event], T], *,
-                start_now: bool = False, while_waiting: t.Callable[[], None] | None = None) -> OrderedJobs[T]:
+    def ordered(
+        self,
+        vendor: str,
+        windows: t.Iterable[Window],
+        run_job: t.Callable[[Window, threading.Event], T],
+        *,
+        start_now: bool = False,
+        while_waiting: t.Callable[[], None] | None = None,
+    ) -> OrderedJobs[T]:
         """`vendor`'s jobs for `windows`, consumed in order; `start_now` submits the first ones at
         once (a stream that syncs later gets its jobs running while earlier streams are read);
         `while_waiting` is called on the consuming thread while it waits for a result."""
@@ -381,16 +397,22 @@ class OrderedJobs(t.Generic[T]):
     #: How often the consumer wakes while it waits, to do `while_waiting` (e.g. record new jobs).
     WAKE_SECONDS = 0.2
 
-    def __init__(self, engine: ReportJobEngine, vendor: str, windows: list[Window],
-                 run_job: t.Callable[[Window, threading.Event], T],
-                 while_waiting: t.Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: ReportJobEngine,
+        vendor: str,
+        windows: list[Window],
+        run_job: t.Callable[[Window, threading.Event], T],
+        while_waiting: t.Callable[[], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.vendor = vendor
         self.run_job = run_job
         self.while_waiting = while_waiting
         self.stop = threading.Event()
         self._pending: collections.deque[tuple[Window, Future[T] | None]] = collections.deque(
-            (w, None) for w in windows)
+            (w, None) for w in windows
+        )
 
     def _submit_ahead(self) -> None:
         submitted, ahead = 0, self.engine.ceiling(self.vendor)

@@ -92,12 +92,46 @@ class JobPhase(enum.Enum):
 
 #: Words most job APIs use, beyond the documented ones; a vendor's table adds its own.
 COMMON_STATUS_WORDS: dict[str, JobPhase] = {
-    **dict.fromkeys(("created", "new", "queued", "pending", "scheduled", "waiting", "accepted", "submitted",
-                     "processing", "running", "in_progress", "started", "generating", "uploading"), JobPhase.RUNNING),
-    **dict.fromkeys(("done", "complete", "completed", "succeeded", "success", "successful", "finished",
-                     "ready", "available"), JobPhase.DONE),
-    **dict.fromkeys(("failed", "failure", "error", "errored", "canceled", "cancelled", "aborted", "deleted",
-                     "expired", "rejected", "timeout", "timed_out"), JobPhase.ENDED),
+    **dict.fromkeys(
+        (
+            "created",
+            "new",
+            "queued",
+            "pending",
+            "scheduled",
+            "waiting",
+            "accepted",
+            "submitted",
+            "processing",
+            "running",
+            "in_progress",
+            "started",
+            "generating",
+            "uploading",
+        ),
+        JobPhase.RUNNING,
+    ),
+    **dict.fromkeys(
+        ("done", "complete", "completed", "succeeded", "success", "successful", "finished", "ready", "available"),
+        JobPhase.DONE,
+    ),
+    **dict.fromkeys(
+        (
+            "failed",
+            "failure",
+            "error",
+            "errored",
+            "canceled",
+            "cancelled",
+            "aborted",
+            "deleted",
+            "expired",
+            "rejected",
+            "timeout",
+            "timed_out",
+        ),
+        JobPhase.ENDED,
+    ),
 }
 
 
@@ -126,9 +160,15 @@ class StatusWords:
                 first = normal not in self._unknown_said
                 self._unknown_said.add(normal)
             if first:
-                logger.warning("%s: %s answered the job status %r, which the tap does not know; it judges the "
-                               "job by the rest of the answer (%s) and keeps polling until job_timeout_seconds "
-                               "otherwise", stream, self.vendor, word, REGISTRY.redact(str(answer))[:400])
+                logger.warning(
+                    "%s: %s answered the job status %r, which the tap does not know; it judges the "
+                    "job by the rest of the answer (%s) and keeps polling until job_timeout_seconds "
+                    "otherwise",
+                    stream,
+                    self.vendor,
+                    word,
+                    REGISTRY.redact(str(answer))[:400],
+                )
         return phase
 
 
@@ -217,8 +257,13 @@ class JobLogStream(Stream):
                 rule = self.conformer.rules.get(refused.column)
                 if refused.column not in row or rule is None or "null" not in rule.types:
                     raise
-                self.logger.warning("%s: %s is %r, not %s: left empty in this job record", self.name,
-                                    refused.column, refused.value, "/".join(rule.types))
+                self.logger.warning(
+                    "%s: %s is %r, not %s: left empty in this job record",
+                    self.name,
+                    refused.column,
+                    refused.value,
+                    "/".join(rule.types),
+                )
                 row[refused.column] = None
 
     def get_batches(self, batch_config: BatchConfig, context: Context | None = None) -> t.Iterable[t.Any]:
@@ -276,8 +321,7 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     def data_lag(self) -> dt.timedelta: ...
 
     @abc.abstractmethod
-    def create_job(self, context: Context | None, window: Window, attempt: int,
-                   stop: threading.Event) -> JobResult:
+    def create_job(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
         """Create one job at the vendor (any thread)."""
 
     @abc.abstractmethod
@@ -343,15 +387,24 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         reused: dict[Window, dict] = {}
         for record in records:
             window = _record_window(record)
-            if (window is None or window.start < looked_back or window.end > end
-                    or (kept and window.start < kept[-1].end)):
+            if (
+                window is None
+                or window.start < looked_back
+                or window.end > end
+                or (kept and window.start < kept[-1].end)
+            ):
                 continue
             kept.append(window)
             reused[window] = record
         stale = [r for r in records if _record_window(r) not in reused]
         if stale:
-            self.logger.info("%s%s: %d recorded job(s) no longer match the plan; they are dropped (and deleted "
-                             "at the vendor where it allows)", self.name, where, len(stale))
+            self.logger.info(
+                "%s%s: %d recorded job(s) no longer match the plan; they are dropped (and deleted "
+                "at the vendor where it allows)",
+                self.name,
+                where,
+                len(stale),
+            )
             self.forget_recorded(context, stale)
             for record in stale:
                 window = _record_window(record)
@@ -368,9 +421,14 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         minimum = dt.timedelta(minutes=self.settings.jobs.min_window_minutes)
         if bookmark is not None and end - max(cursor, bookmark) < minimum:
             if end > cursor:
-                self.logger.info("%s%s: only %s of new data since %s, under min_window_minutes (%d): no new job "
-                                 "this run", self.name, where, end - cursor, iso_z(cursor),
-                                 self.settings.jobs.min_window_minutes)
+                self.logger.info(
+                    "%s%s: only %s of new data since %s, under min_window_minutes (%d): no new job this run",
+                    self.name,
+                    where,
+                    end - cursor,
+                    iso_z(cursor),
+                    self.settings.jobs.min_window_minutes,
+                )
             elif not windows:
                 self._log_nothing_to_extract(where)
             return windows
@@ -382,8 +440,13 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 windows.append(Window(looked_back, cursor))
         windows += fresh
         if bookmark is not None and looked_back < bookmark:
-            self.logger.info("%s%s: re-reading %s before the bookmark %s (lookback)", self.name, where,
-                             bookmark - looked_back, iso_z(bookmark))
+            self.logger.info(
+                "%s%s: re-reading %s before the bookmark %s (lookback)",
+                self.name,
+                where,
+                bookmark - looked_back,
+                iso_z(bookmark),
+            )
         if not windows:
             self._log_nothing_to_extract(where)
         return windows
@@ -401,8 +464,12 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             self._prefetched[_context_key(context)] = None  # planned: the sync does not plan (and say why) again
             if windows:
                 self._prefetched[_context_key(context)] = self.tap.engine.ordered(
-                    self.vendor, windows, self._job_runner(context), start_now=True,
-                    while_waiting=self.tap.job_journal.record)
+                    self.vendor,
+                    windows,
+                    self._job_runner(context),
+                    start_now=True,
+                    while_waiting=self.tap.job_journal.record,
+                )
 
     def _job_runner(self, context: Context | None) -> t.Callable[[Window, threading.Event], JobResult]:
         recorded = self._recorded.setdefault(_context_key(context), {})
@@ -421,8 +488,13 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         """Main thread: record a created job in its partition's state (replacing its window's old one)."""
         state = self.get_context_state(context)
         records = [r for r in state.get(JOBS_STATE_KEY) or [] if _record_window(r) != result.window]
-        record = {"window_start": iso_z(result.window.start), "window_end": iso_z(result.window.end),
-                  "job_id": result.job_id, "created_at": result.details.get("created_at"), "attempt": result.attempt}
+        record = {
+            "window_start": iso_z(result.window.start),
+            "window_end": iso_z(result.window.end),
+            "job_id": result.job_id,
+            "created_at": result.details.get("created_at"),
+            "attempt": result.attempt,
+        }
         if result.details.get("timezone"):
             record["timezone"] = result.details["timezone"]  # how its rows' wall times must be read
         if result.details.get("requested_start"):
@@ -466,18 +538,27 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             windows = [] if planned_already else self.plan(context)
             if not windows:
                 return  # the plan said why
-            jobs = self.tap.engine.ordered(self.vendor, windows, self._job_runner(context),
-                                           while_waiting=self.tap.job_journal.record)
+            jobs = self.tap.engine.ordered(
+                self.vendor, windows, self._job_runner(context), while_waiting=self.tap.job_journal.record
+            )
         planned = jobs.windows
-        self.logger.info("%s%s: %d window(s) planned, %s .. %s, up to %d jobs at once", self.name, where,
-                         len(planned), iso_z(planned[0].start), iso_z(planned[-1].end), self.tap.engine.ceiling(self.vendor))
+        self.logger.info(
+            "%s%s: %d window(s) planned, %s .. %s, up to %d jobs at once",
+            self.name,
+            where,
+            len(planned),
+            iso_z(planned[0].start),
+            iso_z(planned[-1].end),
+            self.tap.engine.ceiling(self.vendor),
+        )
         progress = _Progress()
         for window, result in jobs:
             try:
                 rows = yield from self._read_window(context, result, jobs.stop)
             except SplitWindow as split:
-                self.logger.info("%s%s: window %s split in %d (%s)", self.name, where, window, len(split.windows),
-                                 split.reason)
+                self.logger.info(
+                    "%s%s: window %s split in %d (%s)", self.name, where, window, len(split.windows), split.reason
+                )
                 self.tap.job_log.add(self.job_stream_name, self.job_record(result, 0, "split"))
                 self._forget_window(context, window, through_end=False)
                 jobs.push_front(split.windows)
@@ -485,9 +566,16 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             self.tap.job_log.add(self.job_stream_name, self.job_record(result, rows, "emitted"))
             self.commit_window(context, result.window)
             progress.window_done(rows)
-            self.logger.info("%s%s: window %d of %d %s done: %s; %s", self.name, where, progress.windows,
-                             progress.windows + len(jobs.windows), result.window, result.details.get("verdict"),
-                             progress.describe(len(jobs.windows)))
+            self.logger.info(
+                "%s%s: window %d of %d %s done: %s; %s",
+                self.name,
+                where,
+                progress.windows,
+                progress.windows + len(jobs.windows),
+                result.window,
+                result.details.get("verdict"),
+                progress.describe(len(jobs.windows)),
+            )
 
     # ---- rows a warehouse can take ----------------------------------------------------------------
 
@@ -502,9 +590,12 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         if not maps_identity:
             if not getattr(self, "_growth_warned", False):
                 self._growth_warned = True
-                self.logger.warning("%s: rows carry fields the schema does not list (%s); with stream maps or "
-                                    "flattening on they are not added as columns", self.name,
-                                    ", ".join(sorted(set(row) - self.schema_growth.known)))
+                self.logger.warning(
+                    "%s: rows carry fields the schema does not list (%s); with stream maps or "
+                    "flattening on they are not added as columns",
+                    self.name,
+                    ", ".join(sorted(set(row) - self.schema_growth.known)),
+                )
             self.schema_growth.known = self.schema_growth.known | set(row)
             added = []
         else:
@@ -514,59 +605,84 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 mapped = maps[0].transformed_schema.setdefault("properties", {})
                 for name in added:
                     mapped[name] = self.schema["properties"][name]
-                self.logger.info("%s: new field(s) %s: a new SCHEMA adds them as columns", self.name,
-                                 ", ".join(added))
+                self.logger.info("%s: new field(s) %s: a new SCHEMA adds them as columns", self.name, ", ".join(added))
                 self._write_schema_message()
         shaper = getattr(self, "shaper", None)
         if shaper is not None and (added or not maps_identity):
             shaper.schema_changed()  # (nothing added: a field that is null so far; nothing to redo)
 
-    KEY_OVERRIDE = ("give the stream a key its rows do carry in the catalog: key_properties, or the "
-                    "table-key-properties metadata (Meltano: the extractor's `metadata` extra, "
-                    "{stream}: {{table-key-properties: [...]}}), and run again")
+    KEY_OVERRIDE = (
+        "give the stream a key its rows do carry in the catalog: key_properties, or the "
+        "table-key-properties metadata (Meltano: the extractor's `metadata` extra, "
+        "{stream}: {{table-key-properties: [...]}}), and run again"
+    )
 
     def _keyless(self, row: dict, result: JobResult) -> StreamError:
-        carried = sorted(name for name, value in row.items()
-                         if value not in (None, "") and name not in self.origin_fields)
+        carried = sorted(
+            name for name, value in row.items() if value not in (None, "") and name not in self.origin_fields
+        )
         shown = ", ".join(carried[:12]) + (", ..." if len(carried) > 12 else "")
         return StreamError(
-            self.name, f"a row of {self.describe_job(result)} has no value for the key ({', '.join(self.primary_keys)}): "
+            self.name,
+            f"a row of {self.describe_job(result)} has no value for the key ({', '.join(self.primary_keys)}): "
             f"the report's layout differs from what the tap expects (the row carries {shown}). No row without its "
             f"key was emitted and no bookmark moved past {iso_z(result.window.start)}; "
-            + self.KEY_OVERRIDE.format(stream=self.name))
+            + self.KEY_OVERRIDE.format(stream=self.name),
+        )
 
     def _check_keys(self, keys: KeyGuard, result: JobResult) -> None:
         """A row without its key or two rows with one key would be dropped or merged by the warehouse."""
         duplicates = keys.duplicates()
         if keys.missing or duplicates:
             raise StreamError(
-                self.name, f"the result of {self.describe_job(result)} has {keys.missing} row(s) without the key "
+                self.name,
+                f"the result of {self.describe_job(result)} has {keys.missing} row(s) without the key "
                 f"({', '.join(self.primary_keys)}) and {duplicates} row(s) repeating another row's key; a warehouse "
                 f"would drop or merge them, so no bookmark moved past {iso_z(result.window.start)}; "
-                + self.KEY_OVERRIDE.format(stream=self.name))
+                + self.KEY_OVERRIDE.format(stream=self.name),
+            )
 
-    def _run_job_in_worker(self, context: Context | None, window: Window, stop: threading.Event,
-                           recorded: dict | None) -> JobResult:
+    def _run_job_in_worker(
+        self, context: Context | None, window: Window, stop: threading.Event, recorded: dict | None
+    ) -> JobResult:
         return self._run_job_loudly(context, window, stop, recorded=recorded)
 
-    def _run_job_loudly(self, context: Context | None, window: Window, stop: threading.Event,
-                        **how: t.Any) -> JobResult:
+    def _run_job_loudly(
+        self, context: Context | None, window: Window, stop: threading.Event, **how: t.Any
+    ) -> JobResult:
         try:
             return self.run_job(context, window, stop, **how)
         except JobTimedOut as exc:
             # Its text starts with the stream's name; the job stays in the STATE for the next run.
-            raise CallReportsError(f"{exc}; the job stays recorded in the STATE, so the next run polls it "
-                                   "instead of creating it again") from None
+            raise CallReportsError(
+                f"{exc}; the job stays recorded in the STATE, so the next run polls it instead of creating it again"
+            ) from None
 
     def resume_job(self, context: Context | None, window: Window, record: dict) -> JobResult:
         """A job an earlier run created and recorded: polled again, not created again."""
-        return JobResult(job_id=str(record["job_id"]), window=window, attempt=int(record.get("attempt") or 1),
-                         location="", details={**(context or {}), "created_at": record.get("created_at"),
-                                               "timezone": record.get("timezone"), "resumed": True,
-                                               "requested_start": record.get("requested_start")})
+        return JobResult(
+            job_id=str(record["job_id"]),
+            window=window,
+            attempt=int(record.get("attempt") or 1),
+            location="",
+            details={
+                **(context or {}),
+                "created_at": record.get("created_at"),
+                "timezone": record.get("timezone"),
+                "resumed": True,
+                "requested_start": record.get("requested_start"),
+            },
+        )
 
-    def run_job(self, context: Context | None, window: Window, stop: threading.Event, *, first_attempt: int = 1,
-                recorded: dict | None = None) -> JobResult:
+    def run_job(
+        self,
+        context: Context | None,
+        window: Window,
+        stop: threading.Event,
+        *,
+        first_attempt: int = 1,
+        recorded: dict | None = None,
+    ) -> JobResult:
         """Create (or resume) and poll a job until its rows can be read. A job that ended failed,
         canceled or deleted, or that the vendor no longer has, is created again, up to
         job_max_attempts."""
@@ -586,22 +702,32 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             status = self.tap.engine.wait_for(lambda: self.poll_job(context, current), what, stop)  # noqa: B023 - called before the loop moves on
             if status.location:
                 result.location = status.location
-                self.logger.info("%s: job %s done after %d polls", self.name, result.job_id,
-                                 result.details.get("polls", 0))
+                self.logger.info(
+                    "%s: job %s done after %d polls", self.name, result.job_id, result.details.get("polls", 0)
+                )
                 return result
             self.tap.job_log.add(self.job_stream_name, self.job_record(result, 0, str(status.ended)))
             if attempt >= attempts:
                 raise ReportJobFailed(
-                    self.name, f"{self.describe_job(result)} ended '{status.ended}' ({attempts} attempts); the bookmark "
+                    self.name,
+                    f"{self.describe_job(result)} ended '{status.ended}' ({attempts} attempts); the bookmark "
                     f"stays at {iso_z(window.start)}, the end of the last complete window; run again later, or check "
-                    "the report at the vendor")
-            self.logger.warning("%s: %s ended '%s'; creating it again (attempt %d of %d)", self.name,
-                                self.describe_job(result), status.ended, attempt + 1, attempts)
+                    "the report at the vendor",
+                )
+            self.logger.warning(
+                "%s: %s ended '%s'; creating it again (attempt %d of %d)",
+                self.name,
+                self.describe_job(result),
+                status.ended,
+                attempt + 1,
+                attempts,
+            )
             attempt += 1
             result = None
 
-    def _read_window(self, context: Context | None, result: JobResult,
-                     stop: threading.Event) -> t.Generator[dict, None, int]:
+    def _read_window(
+        self, context: Context | None, result: JobResult, stop: threading.Event
+    ) -> t.Generator[dict, None, int]:
         """Yield every row of one window exactly once, from a result proved complete.
 
         A connection broken mid-body downloads the same result again and skips, by position, the
@@ -658,19 +784,30 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             except BodyInterrupted as exc:
                 breaks += 1
                 if breaks > self.settings.max_retries:
-                    raise StreamError(self.name, f"the download of job {result.job_id} ({window}) broke "
-                                      f"{breaks} times, last after {exc.rows_read} rows; no bookmark moved past "
-                                      f"{iso_z(window.start)}; run again later") from None
+                    raise StreamError(
+                        self.name,
+                        f"the download of job {result.job_id} ({window}) broke "
+                        f"{breaks} times, last after {exc.rows_read} rows; no bookmark moved past "
+                        f"{iso_z(window.start)}; run again later",
+                    ) from None
                 wait = self.retry_policy.wait_seconds(None, breaks)
-                self.logger.warning("%s: download of job %s broke after %d rows; downloading again in %.1fs, "
-                                    "skipping the %d rows already handled", self.name, result.job_id,
-                                    exc.rows_read, wait, handled)
+                self.logger.warning(
+                    "%s: download of job %s broke after %d rows; downloading again in %.1fs, "
+                    "skipping the %d rows already handled",
+                    self.name,
+                    result.job_id,
+                    exc.rows_read,
+                    wait,
+                    handled,
+                )
                 time.sleep(wait)
             except BodyMalformed as exc:
                 raise MalformedBodyError(
-                    self.name, f"the result of job {result.job_id} ({window}) at {_path(result.location)} is "
+                    self.name,
+                    f"the result of job {result.job_id} ({window}) at {_path(result.location)} is "
                     f"malformed: {exc}; rows before it were emitted but the bookmark stays at the window start; "
-                    "run again, and report it to the vendor if it persists") from None
+                    "run again, and report it to the vendor if it persists",
+                ) from None
             except IncompleteResult as exc:
                 downloads += 1
                 if memory is None:
@@ -680,20 +817,34 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 attempts = self.settings.jobs.max_attempts
                 if downloads <= INCOMPLETE_REFETCHES:
                     wait = self.retry_policy.wait_seconds(None, downloads)
-                    self.logger.warning("%s: the result of %s is incomplete: %s (%s); downloading it again in %.1fs",
-                                        self.name, self.describe_job(result), exc.problem, exc.counts, wait)
+                    self.logger.warning(
+                        "%s: the result of %s is incomplete: %s (%s); downloading it again in %.1fs",
+                        self.name,
+                        self.describe_job(result),
+                        exc.problem,
+                        exc.counts,
+                        wait,
+                    )
                     time.sleep(wait)
                     continue
                 if result.attempt >= attempts or len(memory) < emitted:
                     # Out of attempts, or rows went out that the re-read could not learn: a new job
                     # could send them twice. The bookmark stays; a later run reads the window again.
                     raise StreamError(
-                        self.name, f"the result of {self.describe_job(result)} stayed incomplete: {exc.problem} "
+                        self.name,
+                        f"the result of {self.describe_job(result)} stayed incomplete: {exc.problem} "
                         f"({exc.counts}) after {result.attempt} job(s); no bookmark moved past "
-                        f"{iso_z(window.start)}; run again later, and report it to the vendor if it persists") from None
-                self.logger.warning("%s: the result of %s is incomplete: %s (%s); creating the job again "
-                                    "(attempt %d of %d)", self.name, self.describe_job(result), exc.problem,
-                                    exc.counts, result.attempt + 1, attempts)
+                        f"{iso_z(window.start)}; run again later, and report it to the vendor if it persists",
+                    ) from None
+                self.logger.warning(
+                    "%s: the result of %s is incomplete: %s (%s); creating the job again (attempt %d of %d)",
+                    self.name,
+                    self.describe_job(result),
+                    exc.problem,
+                    exc.counts,
+                    result.attempt + 1,
+                    attempts,
+                )
                 self.tap.job_log.add(self.job_stream_name, self.job_record(result, 0, "incomplete"))
                 self.delete_job(result)
                 result = self._run_job_loudly(context, window, stop, first_attempt=result.attempt + 1)
@@ -713,7 +864,9 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         return (
             isinstance(self.tap.message_writer, FastSingerWriter)
             and self.TYPE_CONFORMANCE_LEVEL is TypeConformanceLevel.NONE
-            and len(maps) == 1 and type(maps[0]) is SameRecordTransform and maps[0].stream_alias == self.name
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
             and all(self.mask.values())
             and self.replication_method != "FULL_TABLE"  # no ACTIVATE_VERSION versions to stamp
         )
@@ -737,8 +890,9 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     #: Rows between two updates of the SDK's record counter on the lean path (it logs on a timer).
     COUNT_EVERY = 4096
 
-    def _sync_records(self, context: Context | None = None, *,
-                      write_messages: bool = True) -> t.Generator[dict, t.Any, t.Any]:
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> t.Generator[dict, t.Any, t.Any]:
         """The SDK's record loop, lean where it can be (`lean_records`): the same RECORD and STATE
         messages, metrics and state finalisation, without the per-row calls that do nothing for a
         report stream (post-processing and child contexts: none; per-row bookmark: the window's;
@@ -798,8 +952,10 @@ class ReportJobStream(CallReportsStream, abc.ABC):
         last file, then its STATE. Yields nothing to the SDK's loop."""
         self._batch_encoding = batch_config.encoding
         self._batches = WindowBatches(
-            self.name, batch_config,
-            on_full=lambda manifest: self._write_batch_message(encoding=self._batch_encoding, manifest=manifest))
+            self.name,
+            batch_config,
+            on_full=lambda manifest: self._write_batch_message(encoding=self._batch_encoding, manifest=manifest),
+        )
         deleted = self._batches.delete_earlier_runs()
         if deleted:
             self.logger.info("%s: deleted %d batch file(s) of earlier runs", self.name, deleted)
@@ -858,8 +1014,11 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             response = self.send("GET", url, stream=True, allow_redirects=False)
         if response.is_redirect:
             response.close()
-            raise StreamError(self.name, f"the download of {_path(url)} kept redirecting ({hops} hops); no bookmark "
-                              "moved; run again later, and report it to the vendor if it persists")
+            raise StreamError(
+                self.name,
+                f"the download of {_path(url)} kept redirecting ({hops} hops); no bookmark "
+                "moved; run again later, and report it to the vendor if it persists",
+            )
         response.raw.decode_content = True
         return response
 
@@ -881,8 +1040,10 @@ class ReportJobStream(CallReportsStream, abc.ABC):
             not_yet = response.status_code == HTTPStatus.ACCEPTED or retry_after is not None
             problem: str | None
             if not_yet:
-                problem = f"{response.status_code} {response.reason} with Retry-After " \
-                          f"{response.headers.get('Retry-After', '(none)')} ({vendor_error_details(response) or 'no body'})"
+                problem = (
+                    f"{response.status_code} {response.reason} with Retry-After "
+                    f"{response.headers.get('Retry-After', '(none)')} ({vendor_error_details(response) or 'no body'})"
+                )
             else:
                 head, response.raw = peek_body(response.raw)
                 problem = not_the_report(fmt, response.headers.get("Content-Type", ""), head, self.report_columns)
@@ -890,12 +1051,20 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                     return response
             response.close()
             tries += 1
-            wait = (min(retry_after, RETRY_AFTER_CAP_SECONDS) if retry_after is not None
-                    else self.retry_policy.wait_seconds(None, tries))
+            wait = (
+                min(retry_after, RETRY_AFTER_CAP_SECONDS)
+                if retry_after is not None
+                else self.retry_policy.wait_seconds(None, tries)
+            )
             if time.monotonic() + wait > deadline or (not not_yet and tries > self.settings.max_retries):
                 raise IncompleteResult(f"{_path(response.url)} answered {problem}, not the report, {tries} time(s)", 0)
-            self.logger.warning("%s: %s answered %s, not the report; asking again in %.1fs", self.name,
-                                _path(response.url), problem, wait)
+            self.logger.warning(
+                "%s: %s answered %s, not the report; asking again in %.1fs",
+                self.name,
+                _path(response.url),
+                problem,
+                wait,
+            )
             time.sleep(wait)
 
 

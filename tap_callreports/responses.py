@@ -44,8 +44,11 @@ def vendor_words(body: t.Any) -> str:
     """What a small JSON document that is not the expected one says (an error envelope, usually)."""
     if not isinstance(body, dict) or not body:
         return f"the body is {type(body).__name__}" if body not in ({}, None) else "the body is empty"
-    said = [f"{key}={body[key]}" for key in ("status", "error", "code", "message", "description")
-            if body.get(key) not in (None, "", [], {})]
+    said = [
+        f"{key}={body[key]}"
+        for key in ("status", "error", "code", "message", "description")
+        if body.get(key) not in (None, "", [], {})
+    ]
     return ", ".join(said)[:MAX_ERROR_DETAIL] if said else "members: " + ", ".join(list(body)[:8])
 
 

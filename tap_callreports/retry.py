@@ -99,8 +99,9 @@ class RetryPolicy:
                         "run again later or raise max_retries"
                     ) from None
                 wait = self.wait_seconds(exc, number)
-                logger.warning("%s: retrying in %.1fs (attempt %d of %d) after %s",
-                               what, wait, number + 1, self.max_tries, reason)
+                logger.warning(
+                    "%s: retrying in %.1fs (attempt %d of %d) after %s", what, wait, number + 1, self.max_tries, reason
+                )
                 time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 

@@ -37,15 +37,17 @@ _NOT_SQL = re.compile(r"[^a-z0-9_]+")
 _SECONDS = frozenset(f"{second:02d}" for second in range(60))
 #: The key of rows that carry no id of their own (RowKeys).
 ROW_KEY = "_row_key"
-ROW_KEY_DESCRIPTION = ("Added by the tap: a hash of the row's fields and its occurrence among identical rows of its "
-                       "window; the same every time the same window is read.")
+ROW_KEY_DESCRIPTION = (
+    "Added by the tap: a hash of the row's fields and its occurrence among identical rows of its "
+    "window; the same every time the same window is read."
+)
 
 
 def sql_name(name: str, strip_prefixes: t.Sequence[str] = ()) -> str:
     """A column name no SQL warehouse needs quoted."""
     for prefix in strip_prefixes:
         if name.startswith(prefix) and len(name) > len(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
             break
     name = _NOT_SQL.sub("_", _CAMEL.sub(r"_\1", name).lower()).strip("_") or "column"
     return f"_{name}" if name[0].isdigit() else name
@@ -85,17 +87,24 @@ class RowPolicy:
         for column in self.instants:
             spec = properties.setdefault(column, {})
             description = spec.get("description", "")
-            properties[column] = {"type": ["string", "null"], "format": "date-time",
-                                  "description": (description + " " if description else "") + "UTC."}
+            properties[column] = {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": (description + " " if description else "") + "UTC.",
+            }
             if column in self.local_instants:
                 properties[f"{column}_local"] = {
                     "type": ["string", "null"],
                     "description": f"{column} as wall-clock time in the report's configured time zone "
-                                   "(YYYY-MM-DDTHH:MM:SS, whatever zone a window was requested in)."}
+                    "(YYYY-MM-DDTHH:MM:SS, whatever zone a window was requested in).",
+                }
         for column in self.key:
             if column not in properties:
-                properties[column] = ({"type": ["string"], "description": ROW_KEY_DESCRIPTION} if column == ROW_KEY
-                                      else {"type": ["string"]})
+                properties[column] = (
+                    {"type": ["string"], "description": ROW_KEY_DESCRIPTION}
+                    if column == ROW_KEY
+                    else {"type": ["string"]}
+                )
         schema["properties"] = properties
         if "required" in schema:
             schema["required"] = list(dict.fromkeys(names.column(name) for name in schema["required"]))
@@ -209,12 +218,17 @@ def _has_missing_text(row: dict[str, t.Any]) -> bool:
 class RowShaper:
     """Applies a RowPolicy to rows, in place where it can (the hot path)."""
 
-    def __init__(self, policy: RowPolicy, vendor_names: t.Iterable[str] = (),
-                 known: t.Callable[[], frozenset[str]] | None = None,
-                 on_unknown: t.Callable[[dict[str, t.Any]], None] | None = None,
-                 conformer: t.Callable[[], Conformer] | None = None, stream: str = "",
-                 instants: t.Callable[[], t.Sequence[str]] | None = None,
-                 text_instants: t.Callable[[], t.Collection[str]] | None = None) -> None:
+    def __init__(
+        self,
+        policy: RowPolicy,
+        vendor_names: t.Iterable[str] = (),
+        known: t.Callable[[], frozenset[str]] | None = None,
+        on_unknown: t.Callable[[dict[str, t.Any]], None] | None = None,
+        conformer: t.Callable[[], Conformer] | None = None,
+        stream: str = "",
+        instants: t.Callable[[], t.Sequence[str]] | None = None,
+        text_instants: t.Callable[[], t.Collection[str]] | None = None,
+    ) -> None:
         """`known` gives the columns the stream's schema has; a row with any other column is handed
         to `on_unknown` (schema growth) before it is converted, so a new column is typed from the
         value as sent (missing texts already null). Checked once per set of vendor fields.
@@ -232,8 +246,9 @@ class RowShaper:
         for name in vendor_names:  # the schema's fields claim their columns first, as in output_schema
             self.names.column(name)
         #: The texts that are a missing value in every column (known or added).
-        self._missing = frozenset(({"None"} if policy.none_text_is_null else set())
-                                  | ({""} if policy.empty_text_is_null else set()))
+        self._missing = frozenset(
+            ({"None"} if policy.none_text_is_null else set()) | ({""} if policy.empty_text_is_null else set())
+        )
         self.instants = UtcInstants()
         # Per key tuple seen: (the output names when any differs from the vendor's, else None;
         # whether any output name is unknown to the schema; the value-type patterns proven to
@@ -280,8 +295,15 @@ class RowShaper:
             if value == "":
                 row[name] = None  # no instant (instant columns take null)
             elif value.__class__ is str:
-                if (len(value) == 20 and value[19] == "Z" and value[10] == "T" and name not in local
-                        and value[:16] in self._minutes and value[16] == ":" and value[17:19] in _SECONDS):
+                if (
+                    len(value) == 20
+                    and value[19] == "Z"
+                    and value[10] == "T"
+                    and name not in local
+                    and value[:16] in self._minutes
+                    and value[16] == ":"
+                    and value[17:19] in _SECONDS
+                ):
                     continue  # already RFC 3339 UTC: the common case
                 utc, was_local = self.instants.to_utc(value, zone)
                 if utc is None:
@@ -294,8 +316,11 @@ class RowShaper:
                     self._minutes.add(utc[:16])
                 row[name] = utc
                 if name in local:
-                    row[f"{name}_local"] = (_wall_text(value) if was_local and local_zone is None
-                                            else self.instants.wall(utc, local_zone or zone))
+                    row[f"{name}_local"] = (
+                        _wall_text(value)
+                        if was_local and local_zone is None
+                        else self.instants.wall(utc, local_zone or zone)
+                    )
         return row
 
     def schema_changed(self) -> None:
@@ -319,13 +344,15 @@ class AddedInstantNotATime(ValueNotConformed):
         self.column, self.value = column, value
         shown = REGISTRY.redact(repr(value))[:_SHOWN_ADDED]
         StreamError.__init__(  # the message is this class's own, not ValueNotConformed's
-            self, stream,
+            self,
+            stream,
             f"column '{column}' (a field the schema did not list) was added as a UTC date-time because its first "
             f"value was a time, but the vendor sent {shown}, which is not a time; the record was not emitted and "
             f"no bookmark moved past it. Declare the column as text in the stream's catalog schema: "
             f'"{column}": {{"type": ["string", "null"]}} under the {stream} entry\'s schema.properties (Meltano: '
             f'the extractor\'s `schema` extra, {stream}: {{{column}: {{type: [string, "null"]}}}}) and run again; '
-            "times in it still land as UTC text, any other text as sent")
+            "times in it still land as UTC text, any other text as sent",
+        )
 
 
 _SHOWN_ADDED = 80
@@ -341,8 +368,7 @@ class RowKeys:
         self._seen: dict[bytes, int] = {}
 
     def add(self, row: dict[str, t.Any]) -> None:
-        digest = hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str),
-                                 digest_size=16).digest()
+        digest = hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str), digest_size=16).digest()
         occurrence = self._seen.get(digest, 0)
         self._seen[digest] = occurrence + 1
         row[ROW_KEY] = f"{digest.hex()}-{occurrence}"
@@ -426,8 +452,12 @@ class SchemaGrowth:
     schema gains it (typed from its first non-null value) and a new SCHEMA goes out before the
     first record carrying it. SQL targets create columns only from SCHEMA messages."""
 
-    def __init__(self, schema: dict, typer: t.Callable[[t.Any], dict[str, t.Any]] | None = None,
-                 declared: t.Callable[[], t.Mapping[str, dict]] | None = None) -> None:
+    def __init__(
+        self,
+        schema: dict,
+        typer: t.Callable[[t.Any], dict[str, t.Any]] | None = None,
+        declared: t.Callable[[], t.Mapping[str, dict]] | None = None,
+    ) -> None:
         """`typer`: the column spec for a new field's first non-null value (default: its JSON type).
         `declared`: the columns the catalog declares: a field the catalog types takes that type, not
         one guessed from a value (the way out AddedInstantNotATime names)."""
@@ -454,8 +484,10 @@ class SchemaGrowth:
                 if spec.get("format") != "date-time" and "string" in _types_of(spec):
                     self.text_instants.append(name)
             elif value is not None:
-                spec = {**self.typer(value), "description": "Added by the tap: a field the vendor sent that the "
-                                                            "schema did not list."}
+                spec = {
+                    **self.typer(value),
+                    "description": "Added by the tap: a field the vendor sent that the schema did not list.",
+                }
             else:
                 continue  # typed by its first value that is not missing
             properties[name] = spec

@@ -66,7 +66,7 @@ class CountingReader:
         size = READ_SIZE if size is None or size < 0 else size
         if self._replay:
             chunk = bytes(self._replay[:size])
-            self._replay = self._replay[len(chunk):]
+            self._replay = self._replay[len(chunk) :]
         else:
             try:
                 chunk = self._raw.read(size)
@@ -109,7 +109,7 @@ def parse_trailer(tail: bytes, array_key: str = "data") -> dict[str, t.Any]:
     opening = b"".join(b"{" + orjson.dumps(parent) + b":" for parent in array_key.split(".")[:-1]) + b"{"
     position = stripped.find(b"]")
     while position != -1:
-        rest = stripped[position + 1:].lstrip()
+        rest = stripped[position + 1 :].lstrip()
         candidate = opening + (rest[1:] if rest.startswith(b",") else rest) if rest.startswith((b",", b"}")) else b""
         if candidate:
             try:
@@ -151,8 +151,7 @@ class ReportDocument:
                     break
                 builder.event(event, value)
                 if probe.consumed > HEADER_LIMIT:
-                    raise BodyMalformed(f"no {names} list in the first {HEADER_LIMIT} bytes",
-                                        probe.consumed, 0)
+                    raise BodyMalformed(f"no {names} list in the first {HEADER_LIMIT} bytes", probe.consumed, 0)
         except _Transport as exc:
             raise BodyInterrupted(0, exc.cause) from None
         except ijson.JSONError as exc:
@@ -426,8 +425,16 @@ def not_the_report(fmt: str, content_type: str, head: bytes, columns: t.Collecti
 
 
 #: Types an empty JSON-lines body may come as (storage serves objects as octet-streams).
-EMPTY_JSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
-                              "application/x-jsonlines", "application/octet-stream", "binary/octet-stream"})
+EMPTY_JSON_TYPES = frozenset(
+    {
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/octet-stream",
+        "binary/octet-stream",
+    }
+)
 #: A column name when the layout is unknown: snake_case or dotted, as every evidenced layout's.
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 

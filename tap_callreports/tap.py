@@ -42,8 +42,12 @@ if t.TYPE_CHECKING:
 
 #: Every stream the tap can produce, for some config.
 ALL_STREAM_NAMES = [
-    "talkdesk_imports", *(f"talkdesk_{report_type}" for report_type in TALKDESK_REPORT_TYPES), "talkdesk_report_jobs",
-    "zendesk_job_statuses", "myreports_call_rows", "myreports_requests",
+    "talkdesk_imports",
+    *(f"talkdesk_{report_type}" for report_type in TALKDESK_REPORT_TYPES),
+    "talkdesk_report_jobs",
+    "zendesk_job_statuses",
+    "myreports_call_rows",
+    "myreports_requests",
 ]
 
 
@@ -144,8 +148,9 @@ class TapCallReports(Tap):
         Token URLs get only the client credentials or refresh token, with the tap's retry policy."""
         settings = self.settings
         token_flow = {
-            "retry_policy": RetryPolicy(max_retries=settings.max_retries,
-                                        base_seconds=settings.retry_backoff_base_seconds),
+            "retry_policy": RetryPolicy(
+                max_retries=settings.max_retries, base_seconds=settings.retry_backoff_base_seconds
+            ),
             "timeout": settings.request_timeout_seconds,
             "logger": self.logger,
         }
@@ -157,7 +162,10 @@ class TapCallReports(Tap):
                 return BearerTokenAuth(talkdesk.access_token, "talkdesk_access_token", hosts)
             assert talkdesk.token_url and talkdesk.client_id and talkdesk.client_secret
             auth = ClientCredentialsAuth(
-                hosts, talkdesk.token_url, talkdesk.client_id, talkdesk.client_secret,
+                hosts,
+                talkdesk.token_url,
+                talkdesk.client_id,
+                talkdesk.client_secret,
                 credential_settings="talkdesk_client_id and talkdesk_client_secret (and talkdesk_account_name or talkdesk_token_url)",
                 **token_flow,
             )
@@ -178,7 +186,11 @@ class TapCallReports(Tap):
             if myreports.refresh_token:  # wins over a static myreports_token
                 assert myreports.token_url
                 auth = RefreshTokenAuth(
-                    hosts, myreports.token_url, myreports.refresh_token, myreports.client_id, myreports.client_secret,
+                    hosts,
+                    myreports.token_url,
+                    myreports.refresh_token,
+                    myreports.client_id,
+                    myreports.client_secret,
                     credential_settings="myreports_refresh_token (with myreports_client_id and myreports_client_secret)",
                     **token_flow,
                 )
@@ -193,9 +205,13 @@ class TapCallReports(Tap):
     def setup_mapper(self) -> None:
         if self.input_catalog is not None:
             # before the maps and streams read the keys
-            honour_catalog_keys(self.input_catalog, {MyReportsCallRowsStream.name: MYREPORTS_ROW_POLICY.key,
-                                                     **{f"talkdesk_{kind}": policy.key
-                                                        for kind, policy in ROW_POLICIES.items()}})
+            honour_catalog_keys(
+                self.input_catalog,
+                {
+                    MyReportsCallRowsStream.name: MYREPORTS_ROW_POLICY.key,
+                    **{f"talkdesk_{kind}": policy.key for kind, policy in ROW_POLICIES.items()},
+                },
+            )
         super().setup_mapper()
 
     def discover_streams(self) -> list[Stream]:
@@ -230,11 +246,15 @@ class TapCallReports(Tap):
         vendor = name.split("_", 1)[0]
         if vendor in VENDOR_CREDENTIALS and name in ALL_STREAM_NAMES:
             if getattr(self.settings, vendor) is None:
-                return (f"the config has no {VENDOR_LABELS[vendor]} credentials; set {VENDOR_CREDENTIALS[vendor]}, "
-                        "or deselect the stream")
+                return (
+                    f"the config has no {VENDOR_LABELS[vendor]} credentials; set {VENDOR_CREDENTIALS[vendor]}, "
+                    "or deselect the stream"
+                )
             return f"talkdesk_report_types does not include {name.removeprefix('talkdesk_')}; add it, or deselect the stream"
-        return (f"tap-callreports has no such stream{_did_you_mean(name, ALL_STREAM_NAMES)}; "
-                "run --discover for a current catalog")
+        return (
+            f"tap-callreports has no such stream{_did_you_mean(name, ALL_STREAM_NAMES)}; "
+            "run --discover for a current catalog"
+        )
 
     def sync_all(self) -> None:  # type: ignore[misc]
         self.check_selection()
@@ -247,7 +267,9 @@ class TapCallReports(Tap):
             if "engine" in self.__dict__:
                 self.engine.shutdown()
             self.job_journal.record()  # jobs created but not yet in a STATE: the next run polls them
-            t.cast(FastSingerWriter, self.message_writer).flush()  # records written before a failure still reach the target
+            t.cast(
+                FastSingerWriter, self.message_writer
+            ).flush()  # records written before a failure still reach the target
 
     def run_connection_test(self) -> bool:  # type: ignore[misc]
         """`--test`: check each configured vendor cheaply, creating no report job (not the SDK's

@@ -75,7 +75,7 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
 
     def _end_run(self) -> None:
         if self._open:
-            del self._buffer[-len(self._open):]
+            del self._buffer[-len(self._open) :]
             self._stream = self._stamp = None
             self._open = b""
 

@@ -18,16 +18,23 @@ from tap_callreports.sandbox import RunningSandbox
 #: The throwaway PostgreSQL of `make postgres` (loopback, trust auth).
 PG = {"host": "127.0.0.1", "port": os.environ.get("PGPORT", "55432"), "user": "postgres", "database": "postgres"}
 
-SANDBOX_SECRETS = ("sandbox-client-secret", "sandbox-talkdesk-token", "sandbox-zendesk-token",
-                   "sandbox-zendesk-oauth", "sandbox-myreports-token", "sandbox-myreports-secret",
-                   "sandbox-myreports-refresh")
+SANDBOX_SECRETS = (
+    "sandbox-client-secret",
+    "sandbox-talkdesk-token",
+    "sandbox-zendesk-token",
+    "sandbox-zendesk-oauth",
+    "sandbox-myreports-token",
+    "sandbox-myreports-secret",
+    "sandbox-myreports-refresh",
+)
 MYREPORTS_WS = "00000000-0000-0000-0000-000000000001"
 LONDON_REPORT = "00000000-0000-0000-0000-000000000001"
 NEW_YORK_REPORT = "00000000-0000-0000-0000-000000000002"
 
 
-def sandbox_config(sandbox: RunningSandbox, vendors: t.Iterable[str] = ("talkdesk", "zendesk", "myreports"),
-                   **overrides: t.Any) -> dict[str, t.Any]:
+def sandbox_config(
+    sandbox: RunningSandbox, vendors: t.Iterable[str] = ("talkdesk", "zendesk", "myreports"), **overrides: t.Any
+) -> dict[str, t.Any]:
     """A tap config pointing every configured vendor at the sandbox."""
     config: dict[str, t.Any] = {
         "start_date": "2026-10-01T00:00:00Z",
@@ -47,12 +54,19 @@ def sandbox_config(sandbox: RunningSandbox, vendors: t.Iterable[str] = ("talkdes
             "talkdesk_report_types": ["calls"],
         }
     if "zendesk" in vendors:
-        config |= {"zendesk_api_url": sandbox.url, "zendesk_email": "agent@example.com",
-                   "zendesk_api_token": "sandbox-zendesk-token"}
+        config |= {
+            "zendesk_api_url": sandbox.url,
+            "zendesk_email": "agent@example.com",
+            "zendesk_api_token": "sandbox-zendesk-token",
+        }
     if "myreports" in vendors:
-        config |= {"myreports_api_url": f"{sandbox.url}/api", "myreports_token": "sandbox-myreports-token",
-                   "myreports_workspace_id": MYREPORTS_WS, "myreports_report_ids": [LONDON_REPORT],
-                   "myreports_window_days": 1}
+        config |= {
+            "myreports_api_url": f"{sandbox.url}/api",
+            "myreports_token": "sandbox-myreports-token",
+            "myreports_workspace_id": MYREPORTS_WS,
+            "myreports_report_ids": [LONDON_REPORT],
+            "myreports_window_days": 1,
+        }
     config.update(overrides)
     return config
 
@@ -100,8 +114,9 @@ def catalog_selecting(config: dict, streams: t.Iterable[str]) -> dict:
     return catalog
 
 
-def sync(config: dict, state: dict | None = None, catalog: dict | None = None,
-         streams: t.Iterable[str] | None = None) -> TapRun:
+def sync(
+    config: dict, state: dict | None = None, catalog: dict | None = None, streams: t.Iterable[str] | None = None
+) -> TapRun:
     """Run a sync in this process and collect its Singer messages; errors are kept, not raised."""
     from tap_callreports.tap import TapCallReports
 
@@ -118,8 +133,15 @@ def sync(config: dict, state: dict | None = None, catalog: dict | None = None,
     return TapRun(messages=_parse(out.getvalue()), error=error, returncode=1 if error else 0)
 
 
-def run_cli(tmp_path: Path, config: dict | None, *args: str, state: dict | None = None,
-            catalog: dict | None = None, env: dict | None = None, timeout: float = 120) -> TapRun:
+def run_cli(
+    tmp_path: Path,
+    config: dict | None,
+    *args: str,
+    state: dict | None = None,
+    catalog: dict | None = None,
+    env: dict | None = None,
+    timeout: float = 120,
+) -> TapRun:
     """Run the real `tap-callreports` command."""
     argv = [sys.executable, "-m", "tap_callreports"]
     if config is not None:
@@ -132,8 +154,9 @@ def run_cli(tmp_path: Path, config: dict | None, *args: str, state: dict | None 
         (tmp_path / "catalog.json").write_text(json.dumps(catalog))
         argv += ["--catalog", str(tmp_path / "catalog.json")]
     argv += list(args)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, check=False)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False
+    )
     plain_json = "--about" in args or "--discover" in args
     messages = [] if plain_json else _parse(proc.stdout)
     run = TapRun(messages=messages, stderr=proc.stderr, returncode=proc.returncode)
@@ -143,9 +166,30 @@ def run_cli(tmp_path: Path, config: dict | None, *args: str, state: dict | None 
 
 def psql(sql: str) -> list[list[str]]:
     """Run SQL on the `make postgres` server; rows as lists of text."""
-    result = subprocess.run(["psql", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-d", PG["database"],
-                             "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [
+            "psql",
+            "-h",
+            PG["host"],
+            "-p",
+            PG["port"],
+            "-U",
+            PG["user"],
+            "-d",
+            PG["database"],
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-F",
+            "\t",
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return [line.split("\t") for line in result.stdout.splitlines() if line]
 
@@ -154,9 +198,16 @@ def require_postgres() -> None:
     """Skip without the `make postgres` server; in CI (CI_REQUIRE_POSTGRES) fail instead."""
     import pytest
 
-    if shutil.which("psql") is None or subprocess.run(
+    if (
+        shutil.which("psql") is None
+        or subprocess.run(
             ["psql", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-c", "select 1"],
-            capture_output=True, timeout=30, check=False).returncode != 0:
+            capture_output=True,
+            timeout=30,
+            check=False,
+        ).returncode
+        != 0
+    ):
         if os.environ.get("CI_REQUIRE_POSTGRES"):
             pytest.fail("PostgreSQL is not running on 127.0.0.1:55432: `make postgres` starts it")
         pytest.skip("PostgreSQL is not running (`make postgres` starts one on 127.0.0.1:55432)")

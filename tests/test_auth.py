@@ -31,8 +31,14 @@ class SequentialTokens(OAuthTokenAuth):
     """token-1, token-2, ... from a token URL that always answers."""
 
     def __init__(self) -> None:
-        super().__init__([API], "https://id.example.com/oauth/token", credential_settings="the client",
-                         retry_policy=RetryPolicy(max_retries=0), timeout=1, logger=logging.getLogger("test"))
+        super().__init__(
+            [API],
+            "https://id.example.com/oauth/token",
+            credential_settings="the client",
+            retry_policy=RetryPolicy(max_retries=0),
+            timeout=1,
+            logger=logging.getLogger("test"),
+        )
         self.fetched = 0
 
     def request_token(self) -> tuple[str, float]:
@@ -158,15 +164,18 @@ def test_a_401_on_a_request_without_our_token_is_fatal():
 # ---- credentials only to their own host ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("url", "belongs"), [
-    ("https://api.example.com/bulk-imports/users?page=2", True),
-    ("https://API.example.com:443/x", True),
-    ("http://api.example.com/x", False),  # another scheme
-    ("https://api.example.com:8443/x", False),  # another port
-    ("https://storage.example.com/file?sig=1", False),
-    ("https://api.example.com.evil.test/x", False),
-    ("https://user@api.example.com/x", True),
-])
+@pytest.mark.parametrize(
+    ("url", "belongs"),
+    [
+        ("https://api.example.com/bulk-imports/users?page=2", True),
+        ("https://API.example.com:443/x", True),
+        ("http://api.example.com/x", False),  # another scheme
+        ("https://api.example.com:8443/x", False),  # another port
+        ("https://storage.example.com/file?sig=1", False),
+        ("https://api.example.com.evil.test/x", False),
+        ("https://user@api.example.com/x", True),
+    ],
+)
 def test_credentials_go_only_to_their_own_host(url, belongs):
     auth = BearerTokenAuth("t0ken", "x_token", [f"{API}/api"])
     assert auth.belongs_to(url) is belongs
@@ -194,8 +203,10 @@ def test_a_failing_token_endpoint_is_retried_then_gives_up_in_one_line(tmp_path,
     run = run_cli(tmp_path, config, catalog=catalog_selecting(config, ["talkdesk_imports"]))
     assert run.returncode == 1 and "Traceback" not in run.stderr
     last = run.stderr_lines[-1]
-    assert last.startswith("tap-callreports: error: talkdesk_imports: gave up after 3 attempts: token request to "
-                           f"{sandbox.url.removeprefix('http://')}/oauth/token failed: 500 ")
+    assert last.startswith(
+        "tap-callreports: error: talkdesk_imports: gave up after 3 attempts: token request to "
+        f"{sandbox.url.removeprefix('http://')}/oauth/token failed: 500 "
+    )
     assert last.endswith("; run again later or raise max_retries")
     token_requests = [e for e in sandbox.app.events("request") if e["path"] == "/oauth/token"]
     assert len(token_requests) == 3
@@ -224,30 +235,43 @@ def test_token_retries_wait_retry_after_exactly_else_back_off(monkeypatch):
         return "token"
 
     policy = RetryPolicy(max_retries=2, base_seconds=1.0)
-    assert policy.call(attempt, what="token request to id.example.com/oauth/token",
-                       logger=logging.getLogger("test")) == "token"
+    assert (
+        policy.call(attempt, what="token request to id.example.com/oauth/token", logger=logging.getLogger("test"))
+        == "token"
+    )
     assert waits[0] == 7  # the vendor's Retry-After, no jitter
     assert 1.0 <= waits[1] <= 2.0  # second retry: base x 2, jittered down to half
 
 
 # ---- MyReports: refresh tokens over HTTP -------------------------------------------------------------
 
-REFRESH = {"myreports_refresh_token": "sandbox-myreports-refresh", "myreports_client_id": "sandbox-myreports-client",
-           "myreports_client_secret": "sandbox-myreports-secret"}
+REFRESH = {
+    "myreports_refresh_token": "sandbox-myreports-refresh",
+    "myreports_client_id": "sandbox-myreports-client",
+    "myreports_client_secret": "sandbox-myreports-secret",
+}
 
 
 def refresh_config(sandbox: RunningSandbox, **overrides: t.Any) -> dict:
     """Four daily windows, jobs slower than the 2-second access tokens: tokens expire mid-run."""
-    config = sandbox_config(sandbox, vendors=("myreports",), start_date="2026-09-30T00:00:00Z",
-                            job_poll_interval_seconds=0.2, job_poll_max_interval_seconds=0.4, max_concurrent_jobs=2,
-                            myreports_token_url=f"{sandbox.url}/myreports/oauth/token", **REFRESH)
+    config = sandbox_config(
+        sandbox,
+        vendors=("myreports",),
+        start_date="2026-09-30T00:00:00Z",
+        job_poll_interval_seconds=0.2,
+        job_poll_max_interval_seconds=0.4,
+        max_concurrent_jobs=2,
+        myreports_token_url=f"{sandbox.url}/myreports/oauth/token",
+        **REFRESH,
+    )
     del config["myreports_token"]
     config.update(overrides)
     return config
 
 
-def slow_sandbox(make_sandbox: t.Callable[..., RunningSandbox], monkeypatch: pytest.MonkeyPatch,
-                 **overrides: t.Any) -> tuple[RunningSandbox, list[str]]:
+def slow_sandbox(
+    make_sandbox: t.Callable[..., RunningSandbox], monkeypatch: pytest.MonkeyPatch, **overrides: t.Any
+) -> tuple[RunningSandbox, list[str]]:
     """A sandbox whose access tokens live 2 s; also the API requests it refused (token expired)."""
     from tap_callreports.sandbox.server import Sandbox
 
@@ -300,9 +324,18 @@ def test_jwt_exp_is_read_without_verifying():
         part = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
         return f"eyJhbGciOiJIUzI1NiJ9.{part}.c2ln"
 
-    auth = RefreshTokenAuth([API], "https://id.example.com/token", "r", None, None, credential_settings="x",
-                            retry_policy=RetryPolicy(), timeout=1, logger=logging.getLogger("test"),
-                            saved_path=None)
+    auth = RefreshTokenAuth(
+        [API],
+        "https://id.example.com/token",
+        "r",
+        None,
+        None,
+        credential_settings="x",
+        retry_policy=RetryPolicy(),
+        timeout=1,
+        logger=logging.getLogger("test"),
+        saved_path=None,
+    )
     assert 95 < auth.lifetime({"access_token": jwt({"exp": time.time() + 100})}) <= 100
     assert auth.lifetime({"access_token": jwt({"exp": time.time() + 100}), "expires_in": 50}) == 50
     assert 95 < auth.lifetime({"access_token": jwt({"exp": time.time() + 100}), "expires_in": 500}) <= 100
@@ -319,13 +352,16 @@ def test_rotated_refresh_token_is_saved_privately_and_used_by_the_next_run(make_
     saved_path = tmp_path / ".callreports" / "myreports_refresh_token.json"
     saved = json.loads(saved_path.read_text())
     assert stat.S_IMODE(saved_path.stat().st_mode) == 0o600
-    assert saved["replaces_sha256"] == saved_token_key(config["myreports_token_url"], config.get("myreports_client_id"),
-                                                       "sandbox-myreports-refresh")
+    assert saved["replaces_sha256"] == saved_token_key(
+        config["myreports_token_url"], config.get("myreports_client_id"), "sandbox-myreports-refresh"
+    )
     used = [e["refresh_token"] for e in sandbox.app.events("myreports_refresh_used")]
     assert len(used) >= 2 and saved["refresh_token"] not in used  # the last one issued, never used yet
     warnings = [line for line in run.stderr_lines if "is now stale" in line]
     assert len(warnings) == 1
-    assert str(saved_path) in warnings[0] and "meltano config set tap-callreports myreports_refresh_token" in warnings[0]
+    assert (
+        str(saved_path) in warnings[0] and "meltano config set tap-callreports myreports_refresh_token" in warnings[0]
+    )
     tokens = [e["token"] for e in sandbox.app.events("myreports_token_issued")]
     refresh_tokens = [*used, saved["refresh_token"]]
     output = run.stdout + run.stderr  # type: ignore[attr-defined]
@@ -334,7 +370,7 @@ def test_rotated_refresh_token_is_saved_privately_and_used_by_the_next_run(make_
     # The configured token is dead now (rotation): the next run goes on from the saved one.
     second = run_cli(tmp_path, config)
     assert second.returncode == 0, second.stderr[-2000:]
-    used_next = [e["refresh_token"] for e in sandbox.app.events("myreports_refresh_used")][len(used):]
+    used_next = [e["refresh_token"] for e in sandbox.app.events("myreports_refresh_used")][len(used) :]
     assert used_next[0] == saved["refresh_token"]
     again = json.loads(saved_path.read_text())
     assert again["replaces_sha256"] == saved["replaces_sha256"]  # still keyed on the configured token
@@ -344,14 +380,30 @@ def test_rotated_refresh_token_is_saved_privately_and_used_by_the_next_run(make_
 def test_a_new_configured_refresh_token_wins_over_the_saved_file(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".callreports").mkdir()
-    (tmp_path / ".callreports" / "myreports_refresh_token.json").write_text(json.dumps(
-        {"replaces_sha256": saved_token_key("https://id.example.com/token", "client", "older"),
-         "refresh_token": "saved", "saved_at": "x"}))
+    (tmp_path / ".callreports" / "myreports_refresh_token.json").write_text(
+        json.dumps(
+            {
+                "replaces_sha256": saved_token_key("https://id.example.com/token", "client", "older"),
+                "refresh_token": "saved",
+                "saved_at": "x",
+            }
+        )
+    )
 
-    def auth_for(configured: str, token_url: str = "https://id.example.com/token",
-                 client_id: str | None = "client") -> RefreshTokenAuth:
-        return RefreshTokenAuth([API], token_url, configured, client_id, "secret", credential_settings="x",
-                                retry_policy=RetryPolicy(), timeout=1, logger=logging.getLogger("test"))
+    def auth_for(
+        configured: str, token_url: str = "https://id.example.com/token", client_id: str | None = "client"
+    ) -> RefreshTokenAuth:
+        return RefreshTokenAuth(
+            [API],
+            token_url,
+            configured,
+            client_id,
+            "secret",
+            credential_settings="x",
+            retry_policy=RetryPolicy(),
+            timeout=1,
+            logger=logging.getLogger("test"),
+        )
 
     assert auth_for("newer").refresh_token == "newer"
     assert auth_for("older").refresh_token == "saved"
@@ -383,8 +435,9 @@ def test_a_refused_client_names_the_client_settings(tmp_path, sandbox, monkeypat
 def test_a_token_endpoint_503_once_is_retried_for_talkdesk_and_myreports(make_sandbox, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     sandbox = make_sandbox(shapes=("token-fault-first",))
-    config = refresh_config(sandbox) | {k: v for k, v in sandbox_config(sandbox, vendors=("talkdesk",)).items()
-                                        if k.startswith("talkdesk_")}
+    config = refresh_config(sandbox) | {
+        k: v for k, v in sandbox_config(sandbox, vendors=("talkdesk",)).items() if k.startswith("talkdesk_")
+    }
     run = sync(config, streams=["talkdesk_imports", "myreports_call_rows"])
     assert run.error is None, run.error
     assert sandbox.app.events("imports_page") and run.records("myreports_call_rows")  # both got through

@@ -20,9 +20,11 @@ def error_lines(run) -> list[str]:
 
 # ---- unknown settings ---------------------------------------------------------------------------------
 
-UNKNOWN_SETTING_WARNING = ("config: unknown setting(s) ignored (their defaults apply): "
-                           "'talkdesk_windows_days' (did you mean talkdesk_window_days?), 'colour'; "
-                           "see docs/settings.md")
+UNKNOWN_SETTING_WARNING = (
+    "config: unknown setting(s) ignored (their defaults apply): "
+    "'talkdesk_windows_days' (did you mean talkdesk_window_days?), 'colour'; "
+    "see docs/settings.md"
+)
 
 
 def test_unknown_settings_are_one_warning_naming_each_and_the_closest_valid_one(tmp_path, sandbox):
@@ -37,7 +39,10 @@ def test_unknown_settings_are_one_warning_naming_each_and_the_closest_valid_one(
 
 def test_known_settings_and_the_sdks_own_are_not_warned_about(tmp_path, sandbox):
     config = sandbox_config(sandbox, vendors=("zendesk",)) | {
-        "flattening_enabled": False, "emit_activate_version_messages": False, "stream_maps": {}}
+        "flattening_enabled": False,
+        "emit_activate_version_messages": False,
+        "stream_maps": {},
+    }
     run = run_cli(tmp_path, config, "--discover")
     assert run.returncode == 0, run.stderr[-2000:]
     assert "unknown setting" not in run.stderr
@@ -54,27 +59,46 @@ def test_emit_activate_version_messages_is_a_declared_setting_that_works(tmp_pat
 # ---- a catalog selecting what the config does not produce ---------------------------------------------
 
 SELECTION_ERRORS = [
-    ("a stream that does not exist", "talkdesk_callz", ("talkdesk",),
-     "catalog: stream 'talkdesk_callz' is selected but tap-callreports has no such stream "
-     "(did you mean talkdesk_calls?); run --discover for a current catalog"),
-    ("a stream whose vendor has no credentials", "zendesk_job_statuses", ("talkdesk",),
-     "catalog: stream 'zendesk_job_statuses' is selected but the config has no Zendesk credentials; set "
-     "zendesk_email + zendesk_api_token or zendesk_oauth_token (+ zendesk_subdomain), or deselect the stream"),
-    ("a report type the config does not ask for", "talkdesk_audit_logs", ("talkdesk",),
-     "catalog: stream 'talkdesk_audit_logs' is selected but talkdesk_report_types does not include "
-     "audit_logs; add it, or deselect the stream"),
+    (
+        "a stream that does not exist",
+        "talkdesk_callz",
+        ("talkdesk",),
+        "catalog: stream 'talkdesk_callz' is selected but tap-callreports has no such stream "
+        "(did you mean talkdesk_calls?); run --discover for a current catalog",
+    ),
+    (
+        "a stream whose vendor has no credentials",
+        "zendesk_job_statuses",
+        ("talkdesk",),
+        "catalog: stream 'zendesk_job_statuses' is selected but the config has no Zendesk credentials; set "
+        "zendesk_email + zendesk_api_token or zendesk_oauth_token (+ zendesk_subdomain), or deselect the stream",
+    ),
+    (
+        "a report type the config does not ask for",
+        "talkdesk_audit_logs",
+        ("talkdesk",),
+        "catalog: stream 'talkdesk_audit_logs' is selected but talkdesk_report_types does not include "
+        "audit_logs; add it, or deselect the stream",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("what", "stream", "vendors", "line"), SELECTION_ERRORS, ids=[e[0] for e in SELECTION_ERRORS])
-def test_a_selected_stream_the_config_does_not_produce_is_one_line_and_exit_1(tmp_path, sandbox, what, stream,
-                                                                               vendors, line):
+def test_a_selected_stream_the_config_does_not_produce_is_one_line_and_exit_1(
+    tmp_path, sandbox, what, stream, vendors, line
+):
     everything = sandbox_config(sandbox, talkdesk_report_types=["calls", "audit_logs"])
     catalog = catalog_selecting(everything, ["talkdesk_imports", stream] if stream != "talkdesk_callz" else [])
     if stream == "talkdesk_callz":
         entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "talkdesk_calls")
-        catalog["streams"].append(entry | {"tap_stream_id": stream, "stream": stream, "metadata": [
-            {"breadcrumb": [], "metadata": {"selected": True}}]})
+        catalog["streams"].append(
+            entry
+            | {
+                "tap_stream_id": stream,
+                "stream": stream,
+                "metadata": [{"breadcrumb": [], "metadata": {"selected": True}}],
+            }
+        )
     config = sandbox_config(sandbox, vendors=vendors, talkdesk_report_types=["calls"])
     run = run_cli(tmp_path, config, catalog=catalog)
     assert run.returncode == 1
@@ -94,16 +118,34 @@ def test_a_deselected_stream_the_config_does_not_produce_is_fine(tmp_path, sandb
 # ---- input files ---------------------------------------------------------------------------------------
 
 NOT_AN_OBJECT = [
-    ("config", "[1]", "config: {path} holds a JSON array, not an object (settings by name, e.g. "
-                      '{{"start_date": "2026-01-01T00:00:00Z", ...}}); fix the file'),
-    ("config", '"hello"', "config: {path} holds a JSON string, not an object (settings by name, e.g. "
-                          '{{"start_date": "2026-01-01T00:00:00Z", ...}}); fix the file'),
-    ("state", "[1]", 'state: {path} holds a JSON array, not an object (a Singer state, e.g. {{"bookmarks": '
-                     "{{...}}}}); fix the file"),
-    ("state", "null", 'state: {path} holds a JSON null, not an object (a Singer state, e.g. {{"bookmarks": '
-                      "{{...}}}}); fix the file"),
-    ("catalog", "42", 'catalog: {path} holds a JSON number, not an object (a Singer catalog, e.g. {{"streams": '
-                      "[...]}}, as --discover writes it); fix the file"),
+    (
+        "config",
+        "[1]",
+        "config: {path} holds a JSON array, not an object (settings by name, e.g. "
+        '{{"start_date": "2026-01-01T00:00:00Z", ...}}); fix the file',
+    ),
+    (
+        "config",
+        '"hello"',
+        "config: {path} holds a JSON string, not an object (settings by name, e.g. "
+        '{{"start_date": "2026-01-01T00:00:00Z", ...}}); fix the file',
+    ),
+    (
+        "state",
+        "[1]",
+        'state: {path} holds a JSON array, not an object (a Singer state, e.g. {{"bookmarks": {{...}}}}); fix the file',
+    ),
+    (
+        "state",
+        "null",
+        'state: {path} holds a JSON null, not an object (a Singer state, e.g. {{"bookmarks": {{...}}}}); fix the file',
+    ),
+    (
+        "catalog",
+        "42",
+        'catalog: {path} holds a JSON number, not an object (a Singer catalog, e.g. {{"streams": '
+        "[...]}}, as --discover writes it); fix the file",
+    ),
 ]
 
 
@@ -126,8 +168,10 @@ def test_an_empty_state_file_is_no_state_with_an_info_line(tmp_path, sandbox):
     empty.write_bytes(b"")
     run = run_cli(tmp_path, None, "--config", str(tmp_path / "config.json"), f"--state={empty}")
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stderr_lines[0] == f"tap-callreports: info: state: {empty} is empty: no state, so every stream " \
-                                  "starts at start_date"
+    assert (
+        run.stderr_lines[0] == f"tap-callreports: info: state: {empty} is empty: no state, so every stream "
+        "starts at start_date"
+    )
     assert len(run.records("talkdesk_imports")) == len(sandbox.app.data.imports())  # from start_date
     assert error_lines(run) == []
 
@@ -137,8 +181,11 @@ def test_an_empty_state_file_is_no_state_with_an_info_line(tmp_path, sandbox):
 
 def test_docs_error_table_quotes_every_bad_input_line():
     text = ERRORS_DOC.read_text()
-    lines = [UNKNOWN_SETTING_WARNING, *(line for *_, line in SELECTION_ERRORS),
-             *(line.format(path=f"{what}.json") for what, _c, line in NOT_AN_OBJECT),
-             "state: state.json is empty: no state, so every stream starts at start_date"]
+    lines = [
+        UNKNOWN_SETTING_WARNING,
+        *(line for *_, line in SELECTION_ERRORS),
+        *(line.format(path=f"{what}.json") for what, _c, line in NOT_AN_OBJECT),
+        "state: state.json is empty: no state, so every stream starts at start_date",
+    ]
     missing = [line for line in lines if line not in text]
     assert missing == []

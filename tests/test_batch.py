@@ -16,8 +16,11 @@ KEYS = {"talkdesk_calls": "call_id", "myreports_call_rows": "doc_id"}
 
 
 def batch_config(root, size: int = 40) -> dict:
-    return {"encoding": {"format": "jsonl", "compression": "gzip"},
-            "storage": {"root": root.as_uri()}, "batch_size": size}
+    return {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": root.as_uri()},
+        "batch_size": size,
+    }
 
 
 def batch_rows(run) -> dict[str, list[dict]]:
@@ -77,10 +80,12 @@ def test_batch_and_record_runs_give_the_same_rows(runs):
     for stream in STREAMS:
         assert not batch_run.records(stream)  # no RECORD messages in BATCH mode
         strip = ("report_job_id", "request_id")
-        as_records = collections.Counter(repr(sorted((k, v) for k, v in r.items() if k not in strip))
-                                         for r in record_run.records(stream))
-        as_batches = collections.Counter(repr(sorted((k, v) for k, v in r.items() if k not in strip))
-                                         for r in in_files[stream])
+        as_records = collections.Counter(
+            repr(sorted((k, v) for k, v in r.items() if k not in strip)) for r in record_run.records(stream)
+        )
+        as_batches = collections.Counter(
+            repr(sorted((k, v) for k, v in r.items() if k not in strip)) for r in in_files[stream]
+        )
         assert as_batches == as_records and sum(as_records.values()) > 100, stream
     assert batch_run.final_state == record_run.final_state
 
@@ -120,8 +125,12 @@ def test_files_rotate_by_batch_size_and_are_cleaned_up_by_the_next_run(make_sand
 
 def test_stream_maps_apply_in_batch_mode(make_sandbox, tmp_path):
     sandbox = make_sandbox()
-    config = sandbox_config(sandbox, vendors=("talkdesk",), batch_config=batch_config(tmp_path / "b"),
-                            stream_maps={"talkdesk_calls": {"user_name": None, "__filter__": "type == 'inbound'"}})
+    config = sandbox_config(
+        sandbox,
+        vendors=("talkdesk",),
+        batch_config=batch_config(tmp_path / "b"),
+        stream_maps={"talkdesk_calls": {"user_name": None, "__filter__": "type == 'inbound'"}},
+    )
     run = sync(config, streams=["talkdesk_calls"])
     assert run.error is None, run.error
     rows = batch_rows(run)["talkdesk_calls"]
@@ -133,8 +142,14 @@ def test_streams_without_windows_batch_into_the_same_files_and_are_cleaned_up(ma
     report streams' (so the next run deletes them too), each BATCH before the STATE after it."""
     sandbox = make_sandbox(seed=4, imports_count=30, list_anchor="2026-10-03T00:00:00Z")
     root = tmp_path / "batches"
-    streams = ["talkdesk_imports", "zendesk_job_statuses", "talkdesk_report_jobs", "myreports_requests",
-               "talkdesk_calls", "myreports_call_rows"]
+    streams = [
+        "talkdesk_imports",
+        "zendesk_job_statuses",
+        "talkdesk_report_jobs",
+        "myreports_requests",
+        "talkdesk_calls",
+        "myreports_call_rows",
+    ]
     config = sandbox_config(sandbox, myreports_report_ids=[LONDON_REPORT])
     record_run = sync(config, streams=streams)
     first = sync(config | {"batch_config": batch_config(root)}, streams=streams)
@@ -149,7 +164,7 @@ def test_streams_without_windows_batch_into_the_same_files_and_are_cleaned_up(ma
     files = {p.name for p in root.iterdir()}
     assert {name.split("--")[1] for name in files} == set(streams)  # one naming scheme for every stream
     kinds = [m["type"] for m in first.messages if m.get("stream") == "talkdesk_imports" or m["type"] == "STATE"]
-    assert "STATE" in kinds[kinds.index("BATCH"):]
+    assert "STATE" in kinds[kinds.index("BATCH") :]
 
     second = sync(config | {"batch_config": batch_config(root)}, streams=streams)
     assert second.error is None, second.error

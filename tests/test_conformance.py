@@ -27,8 +27,16 @@ from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 
 UTC = dt.UTC
 DAYS = ("2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z", "2026-10-04T00:00:00Z")
-REPORT_TYPES = ["calls", "explore_calls", "user_status", "contacts", "ring_attempts", "studio_flow_execution",
-                "audit_logs", "messaging_contacts"]
+REPORT_TYPES = [
+    "calls",
+    "explore_calls",
+    "user_status",
+    "contacts",
+    "ring_attempts",
+    "studio_flow_execution",
+    "audit_logs",
+    "messaging_contacts",
+]
 # Imports spread over the 30 days before the anchor: 200 put a dozen in a two-day run.
 BOX = {"imports_count": 200, "job_statuses_count": 60, "list_anchor": DAYS[2], "job_polls": 1}
 SANDBOX_URL = re.compile(r"http://(127\.0\.0\.1|localhost):\d+")
@@ -57,8 +65,12 @@ def is_rfc3339(value: object) -> bool:
 
 FORMATS = FormatChecker(formats=())
 FORMATS.checks("date-time")(is_rfc3339)
-StrictDraft7 = validators.extend(Draft7Validator, type_checker=Draft7Validator.TYPE_CHECKER.redefine(
-    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
+StrictDraft7 = validators.extend(
+    Draft7Validator,
+    type_checker=Draft7Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
 
 
 def validator(schema: dict) -> Draft7Validator:
@@ -66,12 +78,27 @@ def validator(schema: dict) -> Draft7Validator:
 
 
 def test_the_validator_checks_date_times_and_integers():
-    check = validator({"type": "object", "properties": {
-        "at": {"type": ["string", "null"], "format": "date-time"}, "n": {"type": ["integer", "null"]}}})
+    check = validator(
+        {
+            "type": "object",
+            "properties": {
+                "at": {"type": ["string", "null"], "format": "date-time"},
+                "n": {"type": ["integer", "null"]},
+            },
+        }
+    )
     for good in ("2026-10-01T12:00:00Z", "2026-10-01T12:00:00.123+02:00", "2026-12-31t23:59:60z", None):
         assert check.is_valid({"at": good, "n": 12}), good
-    for bad in ("abc", "2026-10-01", "2026-10-01T12:00:00", "2026-10-01 12:00:00Z", "2026-02-30T00:00:00Z",
-                "2026-10-01T24:00:00Z", "2026-10-01T12:00:00+2:00", "12:00:00Z"):
+    for bad in (
+        "abc",
+        "2026-10-01",
+        "2026-10-01T12:00:00",
+        "2026-10-01 12:00:00Z",
+        "2026-02-30T00:00:00Z",
+        "2026-10-01T24:00:00Z",
+        "2026-10-01T12:00:00+2:00",
+        "12:00:00Z",
+    ):
         assert not check.is_valid({"at": bad}), bad
     for bad in (12.0, True, "12", ""):
         assert not check.is_valid({"n": bad}), bad
@@ -84,9 +111,17 @@ def all_streams(sandbox: RunningSandbox, fmt: str, **overrides: t.Any) -> dict:
     """Every stream of every vendor over two days; Talkdesk files in `fmt` (only Talkdesk with csv
     and json_bulk: the other vendors' bodies are the same whatever the format)."""
     vendors = ("talkdesk", "zendesk", "myreports") if fmt == "json" else ("talkdesk",)
-    return sandbox_config(sandbox, vendors=vendors, talkdesk_report_types=REPORT_TYPES, talkdesk_report_format=fmt,
-                          talkdesk_page_size=20, myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT],
-                          start_date=DAYS[0], end_date=DAYS[2], **overrides)
+    return sandbox_config(
+        sandbox,
+        vendors=vendors,
+        talkdesk_report_types=REPORT_TYPES,
+        talkdesk_report_format=fmt,
+        talkdesk_page_size=20,
+        myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT],
+        start_date=DAYS[0],
+        end_date=DAYS[2],
+        **overrides,
+    )
 
 
 FORMATS_RUN = ("json", "csv", "json_bulk")
@@ -127,7 +162,11 @@ def nonconforming(messages: list[dict]) -> tuple[list[str], collections.Counter[
             problems.append(f"{stream}: a {kind} before any SCHEMA")
             continue
         check, declared = checks[stream]
-        rows = [message["record"]] if kind == "RECORD" else [r for url in message["manifest"] for r in read_batch_file(url)]
+        rows = (
+            [message["record"]]
+            if kind == "RECORD"
+            else [r for url in message["manifest"] for r in read_batch_file(url)]
+        )
         for row in rows:
             checked[stream] += 1
             for error in check.iter_errors(row):
@@ -161,8 +200,10 @@ def test_every_record_conforms_to_its_schema(runs, shape, fmt):
 
 # The job streams' own ids differ between runs: their rows are matched by what they describe.
 UNTYPED_STREAMS = {"talkdesk_explore_calls", "talkdesk_audit_logs", "talkdesk_messaging_contacts"}
-MATCHED_BY = {"talkdesk_report_jobs": ("report_type", "window_start", "window_end"),
-              "myreports_requests": ("report_id", "window_start", "window_end")}
+MATCHED_BY = {
+    "talkdesk_report_jobs": ("report_type", "window_start", "window_end"),
+    "myreports_requests": ("report_id", "window_start", "window_end"),
+}
 # Fields that name a job or the moment a run saw it, or how its file came: they differ between runs.
 RUN_FIELDS = {"report_job_id", "request_id", "id", "finished_at", "file_delivery", "links"}
 
@@ -204,11 +245,16 @@ def test_wrong_json_types_give_the_plain_records(runs, fmt):
     for stream in [s for s in streams_of(fmt) if s not in UNTYPED_STREAMS]:
         expected, got = by_key(plain, stream), by_key(run, stream)
         assert expected, f"{stream}: the plain run has no rows to compare"
-        assert got.keys() == expected.keys(), (f"{stream}: {len(expected.keys() - got.keys())} row(s) lost, "
-                                               f"{len(got.keys() - expected.keys())} not in the plain run")
-        differing = [(ident, column, expected[ident].get(column), row.get(column))
-                     for ident, row in got.items() for column in expected[ident].keys() | row.keys()
-                     if expected[ident].get(column) != row.get(column)]
+        assert got.keys() == expected.keys(), (
+            f"{stream}: {len(expected.keys() - got.keys())} row(s) lost, "
+            f"{len(got.keys() - expected.keys())} not in the plain run"
+        )
+        differing = [
+            (ident, column, expected[ident].get(column), row.get(column))
+            for ident, row in got.items()
+            for column in expected[ident].keys() | row.keys()
+            if expected[ident].get(column) != row.get(column)
+        ]
         assert not differing, f"{stream}: {len(differing)} value(s) differ (key, column, plain, got): {differing[:6]}"
     assert run.final_state == plain.final_state
 
@@ -220,17 +266,26 @@ def test_the_wrong_json_types_shape_sends_every_kind_of_other_type(make_sandbox)
 
     start, end = (dt.datetime.fromisoformat(d.replace("Z", "+00:00")) for d in DAYS[:2])
     data = sandbox.app.data
-    sent = [sent_as_other_types(row) for kind in ("calls", "contacts")
-            for row in data.talkdesk_rows(kind, start, end, UTC, dt.datetime.now(UTC))]
+    sent = [
+        sent_as_other_types(row)
+        for kind in ("calls", "contacts")
+        for row in data.talkdesk_rows(kind, start, end, UTC, dt.datetime.now(UTC))
+    ]
     sent += [sent_as_other_types(row) for _ts, row in data.myreports_rows(LONDON_REPORT, start, end)]
     sent += [sent_as_other_types(row) for row in [*data.job_statuses(), *data.imports()]]
     values = collections.defaultdict(set)
     for row in sent:
         for column, value in row.items():
             values[column].add(repr(value) if not isinstance(value, (list, dict)) else "")
-    forms = {"talk_time": [r"'\d+'", r"' \d+ '", r"\d+\.0", r"'\d+\.0'", r"\d+"], "is_transfer": ["'true'", "1|0", "'Yes'|'No'"],
-             "user_voice_rating": ["''", "None"], "ring": [r"'\d+\.\d+'"], "userNum": [r"'\d+'", r"\d+"], "total": ["''"],
-             "total_records": [r"'\d+'", r"\d+\.0"]}
+    forms = {
+        "talk_time": [r"'\d+'", r"' \d+ '", r"\d+\.0", r"'\d+\.0'", r"\d+"],
+        "is_transfer": ["'true'", "1|0", "'Yes'|'No'"],
+        "user_voice_rating": ["''", "None"],
+        "ring": [r"'\d+\.\d+'"],
+        "userNum": [r"'\d+'", r"\d+"],
+        "total": ["''"],
+        "total_records": [r"'\d+'", r"\d+\.0"],
+    }
     for column, patterns in forms.items():
         for pattern in patterns:
             assert any(re.fullmatch(pattern, v) for v in values[column]), (column, pattern, sorted(values[column])[:10])
@@ -254,12 +309,17 @@ def marked_window(sandbox: RunningSandbox, vendor: str) -> dt.datetime:
     start, end = (dt.datetime.fromisoformat(d.replace("Z", "+00:00")) for d in (DAYS[0], DAYS[-1]))
     data = sandbox.app.data
     if vendor == "talkdesk":
-        found = [dt.datetime.fromisoformat(r["start_at"].replace("Z", "+00:00"))
-                 for r in data.talkdesk_rows("calls", start, end, UTC, dt.datetime.now(UTC))
-                 if r.get("talk_time") == "N/A" or r.get("sentiment_scored_at") == "x"]
+        found = [
+            dt.datetime.fromisoformat(r["start_at"].replace("Z", "+00:00"))
+            for r in data.talkdesk_rows("calls", start, end, UTC, dt.datetime.now(UTC))
+            if r.get("talk_time") == "N/A" or r.get("sentiment_scored_at") == "x"
+        ]
     else:
-        found = [dt.datetime.fromtimestamp(ts, UTC) for ts, r in data.myreports_rows(LONDON_REPORT, start, end)
-                 if r.get("callType") == "N/A"]
+        found = [
+            dt.datetime.fromtimestamp(ts, UTC)
+            for ts, r in data.myreports_rows(LONDON_REPORT, start, end)
+            if r.get("callType") == "N/A"
+        ]
     assert len(found) == 1, found
     return found[0].replace(hour=0, minute=0, second=0)
 
@@ -268,8 +328,12 @@ UNTYPABLE = {
     # case: (vendor, stream, shapes, the column the line names (as output or as sent))
     "talkdesk-integer": ("talkdesk", "talkdesk_calls", ("untypable-value",), ("talk_time",)),
     "myreports-integer": ("myreports", "myreports_call_rows", ("untypable-value",), ("call_type", "callType")),
-    "talkdesk-added-column": ("talkdesk", "talkdesk_calls", ("talkdesk-extra-field", "untypable-added-column"),
-                              ("sentiment_scored_at",)),
+    "talkdesk-added-column": (
+        "talkdesk",
+        "talkdesk_calls",
+        ("talkdesk-extra-field", "untypable-added-column"),
+        ("sentiment_scored_at",),
+    ),
 }
 
 
@@ -307,8 +371,11 @@ def test_an_untypable_value_stops_the_stream_with_its_bookmark_before_the_window
 
 
 def batch_config(root) -> dict:
-    return {"encoding": {"format": "jsonl", "compression": "gzip"}, "storage": {"root": root.as_uri()},
-            "batch_size": 50}
+    return {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": root.as_uri()},
+        "batch_size": 50,
+    }
 
 
 @pytest.mark.parametrize("shape", ["plain", "wrong-json-types"])
@@ -323,10 +390,16 @@ def test_rows_in_batch_files_conform_to_the_schema(make_sandbox, tmp_path, shape
 
 # ---- the conformer's unit: a valid row out, or the error ----------------------------------------------
 
-BASE_TYPES = {"integer": {"type": ["integer"]}, "number": {"type": ["number"]}, "boolean": {"type": ["boolean"]},
-              "string": {"type": ["string"]}, "date_time": {"type": ["string"], "format": "date-time"},
-              "object": {"type": ["object"]}, "array": {"type": ["array"]},
-              "array_or_object": {"type": ["array", "object"]}}
+BASE_TYPES = {
+    "integer": {"type": ["integer"]},
+    "number": {"type": ["number"]},
+    "boolean": {"type": ["boolean"]},
+    "string": {"type": ["string"]},
+    "date_time": {"type": ["string"], "format": "date-time"},
+    "object": {"type": ["object"]},
+    "array": {"type": ["array"]},
+    "array_or_object": {"type": ["array", "object"]},
+}
 
 
 def column_spec(base: str, nullable: bool) -> dict:
@@ -337,23 +410,64 @@ def column_spec(base: str, nullable: bool) -> dict:
 
 
 #: One column per type and nullability: every combination the tap's schemas use.
-UNIT_SCHEMA = {"type": "object", "properties": {
-    f"{base}_{'nullable' if nullable else 'required'}": column_spec(base, nullable)
-    for base in BASE_TYPES for nullable in (True, False)}}
+UNIT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        f"{base}_{'nullable' if nullable else 'required'}": column_spec(base, nullable)
+        for base in BASE_TYPES
+        for nullable in (True, False)
+    },
+}
 UNIT_CHECK = validator(UNIT_SCHEMA)
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-    max_leaves=6)
+    max_leaves=6,
+)
 # Text that is nearly another type: where a conformer has to decide.
-TRICKY_TEXT = (st.sampled_from(["", " ", "12", " 12 ", "12.0", "12.5", "-3", "1e3", "0x1A", "true", "False", "T", "f",
-                                "YES", "no", "1", "0", "N/A", "abc", "null", "[]", "{}", "NaN", "Infinity",
-                                "2026-10-01T12:00:00Z", "2026-10-01T12:00:00+02:00", "2026-10-01T12:00:00",
-                                "2026-13-01T00:00:00Z", "2026-10-01"])
-               | st.integers(-(2**63), 2**63 - 1).map(str) | st.floats(allow_nan=False).map(repr)
-               | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat().replace("+00:00", "Z")))
+TRICKY_TEXT = (
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "12",
+            " 12 ",
+            "12.0",
+            "12.5",
+            "-3",
+            "1e3",
+            "0x1A",
+            "true",
+            "False",
+            "T",
+            "f",
+            "YES",
+            "no",
+            "1",
+            "0",
+            "N/A",
+            "abc",
+            "null",
+            "[]",
+            "{}",
+            "NaN",
+            "Infinity",
+            "2026-10-01T12:00:00Z",
+            "2026-10-01T12:00:00+02:00",
+            "2026-10-01T12:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-10-01",
+        ]
+    )
+    | st.integers(-(2**63), 2**63 - 1).map(str)
+    | st.floats(allow_nan=False).map(repr)
+    | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat().replace("+00:00", "Z"))
+)
 ROWS = st.fixed_dictionaries({}, optional={column: JSON_VALUES | TRICKY_TEXT for column in UNIT_SCHEMA["properties"]})
 
 
@@ -391,19 +505,39 @@ def test_a_conformed_row_validates_or_the_column_is_named(row):
 
 # The contract's conversions, value by value: (column type, sent, emitted).
 CONVERTED = [
-    ("integer", "12", 12), ("integer", " 12 ", 12), ("integer", "12.0", 12), ("integer", 12.0, 12),
-    ("integer", True, 1), ("integer", False, 0), ("integer", "", None),
-    ("number", "12.5", 12.5), ("number", "12", 12), ("number", "", None),
+    ("integer", "12", 12),
+    ("integer", " 12 ", 12),
+    ("integer", "12.0", 12),
+    ("integer", 12.0, 12),
+    ("integer", True, 1),
+    ("integer", False, 0),
+    ("integer", "", None),
+    ("number", "12.5", 12.5),
+    ("number", "12", 12),
+    ("number", "", None),
     *[("boolean", sent, True) for sent in ("true", "TRUE", "t", "T", "yes", "Yes", "1", 1)],
     *[("boolean", sent, False) for sent in ("false", "False", "f", "F", "no", "NO", "0", 0)],
     ("boolean", "", None),
-    ("string", 12, "12"), ("string", 12.5, "12.5"), ("string", True, "true"),
-    ("string", {"a": [1, "x"]}, '{"a":[1,"x"]}'), ("string", [1, 2], "[1,2]"),
+    ("string", 12, "12"),
+    ("string", 12.5, "12.5"),
+    ("string", True, "true"),
+    ("string", {"a": [1, "x"]}, '{"a":[1,"x"]}'),
+    ("string", [1, 2], "[1,2]"),
 ]
-REFUSED = [("integer_nullable", "N/A"), ("integer_nullable", "12.5"), ("integer_required", None),
-           ("integer_required", ""), ("number_nullable", "abc"), ("boolean_nullable", "maybe"),
-           ("boolean_nullable", 2), ("date_time_nullable", "abc"), ("date_time_nullable", "2026-13-01T00:00:00Z"),
-           ("object_nullable", "x"), ("array_nullable", "x"), ("string_required", None)]
+REFUSED = [
+    ("integer_nullable", "N/A"),
+    ("integer_nullable", "12.5"),
+    ("integer_required", None),
+    ("integer_required", ""),
+    ("number_nullable", "abc"),
+    ("boolean_nullable", "maybe"),
+    ("boolean_nullable", 2),
+    ("date_time_nullable", "abc"),
+    ("date_time_nullable", "2026-13-01T00:00:00Z"),
+    ("object_nullable", "x"),
+    ("array_nullable", "x"),
+    ("string_required", None),
+]
 
 
 @pytest.mark.parametrize(("base", "sent", "emitted"), CONVERTED)
@@ -428,17 +562,43 @@ def test_a_value_that_cannot_be_converted_is_refused_naming_stream_and_column(co
 
 # ---- counts and flags the vendors may write as another JSON type --------------------------------
 
-@pytest.mark.parametrize(("value", "count"), [(12, 12), (12.0, 12), ("12", 12), (" 12 ", 12), ("12.0", 12),
-                                              (12.5, None), ("12.5", None), ("N/A", None), (True, None), (-1.0, None)])
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [
+        (12, 12),
+        (12.0, 12),
+        ("12", 12),
+        (" 12 ", 12),
+        ("12.0", 12),
+        (12.5, None),
+        ("12.5", None),
+        ("N/A", None),
+        (True, None),
+        (-1.0, None),
+    ],
+)
 def test_stated_counts_read_in_any_lossless_form(value, count):
     from tap_callreports.completeness import stated_count
 
     assert stated_count(value) == count
 
 
-@pytest.mark.parametrize(("value", "exceeded"), [(True, True), (False, False), (None, None), ("true", True),
-                                                 ("False", False), (1, True), (0, False), ("1", True),
-                                                 ("maybe", None), ("", None)])
+@pytest.mark.parametrize(
+    ("value", "exceeded"),
+    [
+        (True, True),
+        (False, False),
+        (None, None),
+        ("true", True),
+        ("False", False),
+        (1, True),
+        (0, False),
+        ("1", True),
+        ("maybe", None),
+        ("", None),
+    ],
+)
 def test_row_limit_exceeded_read_in_any_lossless_form(value, exceeded):
     from tap_callreports.myreports.streams import MyReportsCallRowsStream
 
@@ -451,6 +611,7 @@ class _StreamName:
 
 # ---- what the review of the conformer found (each pinned) ------------------------------------------
 
+
 def _column(types, fmt=None):
     from tap_callreports.conform import Conformer
 
@@ -458,12 +619,15 @@ def _column(types, fmt=None):
     return Conformer({"properties": {"c": spec}}, "s")
 
 
-@pytest.mark.parametrize(("types", "value", "expected"), [
-    (["integer"], "12345678901234567890.0", 12345678901234567890),
-    (["integer"], "1e3", 1000),
-    (["number"], "12345678901234567891.5", "12345678901234567891.5"),  # exact digits, not a float's
-    (["number"], "0.1", "0.1"),
-])
+@pytest.mark.parametrize(
+    ("types", "value", "expected"),
+    [
+        (["integer"], "12345678901234567890.0", 12345678901234567890),
+        (["integer"], "1e3", 1000),
+        (["number"], "12345678901234567891.5", "12345678901234567891.5"),  # exact digits, not a float's
+        (["number"], "0.1", "0.1"),
+    ],
+)
 def test_numbers_written_as_text_keep_every_digit(types, value, expected):
     from tap_callreports.writer import dumps
 
@@ -471,13 +635,19 @@ def test_numbers_written_as_text_keep_every_digit(types, value, expected):
     assert (row["c"] if isinstance(expected, int) else dumps(row["c"]).decode()) == expected
 
 
-@pytest.mark.parametrize(("types", "value"), [
-    (["integer"], "1.0000000000000000001"),  # not whole: no integer
-    (["integer"], 1.2345678901234568e29),  # a float this big may be another integer, rounded by the parser
-    (["string"], 1.2345678901234568e29),
-    (["number", "null"], "NaN"), (["number"], "inf"), (["number"], "1e400x"), (["number"], float("nan")),
-    (["string", "null"], "2026-04-23"),
-])
+@pytest.mark.parametrize(
+    ("types", "value"),
+    [
+        (["integer"], "1.0000000000000000001"),  # not whole: no integer
+        (["integer"], 1.2345678901234568e29),  # a float this big may be another integer, rounded by the parser
+        (["string"], 1.2345678901234568e29),
+        (["number", "null"], "NaN"),
+        (["number"], "inf"),
+        (["number"], "1e400x"),
+        (["number"], float("nan")),
+        (["string", "null"], "2026-04-23"),
+    ],
+)
 def test_values_that_would_change_meaning_are_refused(types, value):
     from tap_callreports.conform import ValueNotConformed
 
@@ -486,14 +656,17 @@ def test_values_that_would_change_meaning_are_refused(types, value):
         conformer.conform({"c": value})
 
 
-@pytest.mark.parametrize(("text", "utc"), [
-    ("2026-04-23T10:22:26.123456789+02:00", "2026-04-23T08:22:26.123456789Z"),  # the fraction as written
-    ("2026-04-23T10:22:26.123456789Z", "2026-04-23T10:22:26.123456789Z"),
-    ("2026-04-23 10:22:26", "2026-04-23T10:22:26Z"),
-    ("2026-04-23T10:22:26.\u0661\u0662Z", None),  # digits that are not ASCII
-    ("9999-12-31T23:59:59-05:00", None),  # beyond year 9999 in UTC: no crash, no time
-    ("2026-02-30T10:00:00Z", None),
-])
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("2026-04-23T10:22:26.123456789+02:00", "2026-04-23T08:22:26.123456789Z"),  # the fraction as written
+        ("2026-04-23T10:22:26.123456789Z", "2026-04-23T10:22:26.123456789Z"),
+        ("2026-04-23 10:22:26", "2026-04-23T10:22:26Z"),
+        ("2026-04-23T10:22:26.\u0661\u0662Z", None),  # digits that are not ASCII
+        ("9999-12-31T23:59:59-05:00", None),  # beyond year 9999 in UTC: no crash, no time
+        ("2026-02-30T10:00:00Z", None),
+    ],
+)
 def test_date_time_text_to_utc(text, utc):
     from tap_callreports.conform import utc_text
 
@@ -505,7 +678,9 @@ def test_an_empty_instant_is_null_and_a_missing_required_column_is_named():
     from tap_callreports.rowshape import RowPolicy, RowShaper
 
     policy = RowPolicy(key=("id",), instants=("start_at",))
-    schema = policy.output_schema({"properties": {"id": {"type": ["string"]}, "start_at": {"type": ["string", "null"]}}})
+    schema = policy.output_schema(
+        {"properties": {"id": {"type": ["string"]}, "start_at": {"type": ["string", "null"]}}}
+    )
     shaper = RowShaper(policy, conformer=lambda: Conformer(schema, "s", policy.instants), stream="s")
     assert shaper.shape({"id": "a", "start_at": ""}, dt.UTC)["start_at"] is None
     with pytest.raises(ValueNotConformed, match="'start_at' is string/null \\(date-time\\)"):
@@ -523,13 +698,19 @@ def test_a_dry_run_in_batch_mode_writes_its_rows(sandbox, tmp_path):
     from tap_callreports.batches import read_batch_file
     from tap_callreports.tap import TapCallReports
 
-    config = sandbox_config(sandbox, ("talkdesk",), end_date="2026-10-02T00:00:00Z", batch_config={
-        "encoding": {"format": "jsonl", "compression": "gzip"}, "storage": {"root": tmp_path.as_uri()}})
+    config = sandbox_config(
+        sandbox,
+        ("talkdesk",),
+        end_date="2026-10-02T00:00:00Z",
+        batch_config={"encoding": {"format": "jsonl", "compression": "gzip"}, "storage": {"root": tmp_path.as_uri()}},
+    )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         tap = TapCallReports(config=config, catalog=catalog_selecting(config, ["talkdesk_calls"]))
         tap.run_sync_dry_run(dry_run_record_limit=100_000, streams=[tap.streams["talkdesk_calls"]])
-    rows = [r for m in _parse(out.getvalue()) if m["type"] == "BATCH" for u in m["manifest"] for r in read_batch_file(u)]
+    rows = [
+        r for m in _parse(out.getvalue()) if m["type"] == "BATCH" for u in m["manifest"] for r in read_batch_file(u)
+    ]
     assert len(rows) == len({r["call_id"] for r in rows}) > 10
 
 
@@ -543,9 +724,18 @@ def test_job_records_leave_an_unfitting_vendor_field_empty_but_never_their_own_f
 
     tap = TapCallReports(config=sandbox_config(sandbox, ("myreports",)))
     stream = tap.streams["myreports_requests"]
-    record = {"request_id": "r1", "report_id": "p1", "window_start": "2026-10-01T00:00:00Z",
-              "window_end": "2026-10-02T00:00:00Z", "rows_read": 3, "outcome": "emitted", "attempt": 1,
-              "finished_at": "2026-10-02T00:05:00Z", "query_duration": 12.5, "total_count": "3"}
+    record = {
+        "request_id": "r1",
+        "report_id": "p1",
+        "window_start": "2026-10-01T00:00:00Z",
+        "window_end": "2026-10-02T00:00:00Z",
+        "rows_read": 3,
+        "outcome": "emitted",
+        "attempt": 1,
+        "finished_at": "2026-10-02T00:05:00Z",
+        "query_duration": 12.5,
+        "total_count": "3",
+    }
     with caplog.at_level("WARNING"):
         out = stream.post_process(dict(record))
     assert out["query_duration"] is None and out["total_count"] == 3 and out["rows_read"] == 3

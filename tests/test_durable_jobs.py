@@ -36,8 +36,12 @@ def job_scope(event: dict) -> tuple[str, str, str]:
 
 
 def durable_config(sandbox, **overrides):
-    settings = {"talkdesk_report_types": ["calls"], "myreports_report_ids": [LONDON_REPORT, NEW_YORK_REPORT],
-                "end_date": "2026-10-05T00:00:00Z", "max_concurrent_jobs": 4} | overrides
+    settings = {
+        "talkdesk_report_types": ["calls"],
+        "myreports_report_ids": [LONDON_REPORT, NEW_YORK_REPORT],
+        "end_date": "2026-10-05T00:00:00Z",
+        "max_concurrent_jobs": 4,
+    } | overrides
     return sandbox_config(sandbox, vendors=("talkdesk", "myreports"), **settings)
 
 
@@ -48,8 +52,11 @@ def run_until_jobs_recorded(tmp_path: Path, config: dict, jobs_wanted: int) -> t
     """Run the CLI and SIGKILL it at the first STATE that records `jobs_wanted` jobs."""
     (tmp_path / "config.json").write_text(json.dumps(config))
     messages: list[dict] = []
-    with subprocess.Popen([sys.executable, "-m", "tap_callreports", "--config", str(tmp_path / "config.json")],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "tap_callreports", "--config", str(tmp_path / "config.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             message = json.loads(line)
@@ -97,8 +104,7 @@ def test_a_killed_run_leaves_its_jobs_to_the_next_one(tmp_path, make_sandbox, jo
 
 def test_a_job_that_timed_out_is_read_by_the_next_run(tmp_path, make_sandbox):
     sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
-    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-02T00:00:00Z",
-                            job_timeout_seconds=0.3)
+    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-02T00:00:00Z", job_timeout_seconds=0.3)
     first = run_cli(tmp_path, config)
     assert first.returncode == 1
     last = first.stderr_lines[-1]
@@ -116,8 +122,9 @@ def test_a_job_that_timed_out_is_read_by_the_next_run(tmp_path, make_sandbox):
 
 def test_a_recorded_job_the_vendor_forgot_is_created_again(tmp_path, make_sandbox):
     sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
-    config = sandbox_config(sandbox, vendors=("talkdesk", "myreports"), end_date="2026-10-02T00:00:00Z",
-                            job_timeout_seconds=0.3)
+    config = sandbox_config(
+        sandbox, vendors=("talkdesk", "myreports"), end_date="2026-10-02T00:00:00Z", job_timeout_seconds=0.3
+    )
     first = run_cli(tmp_path, config)
     assert first.returncode == 1
     recorded = recorded_jobs(first.final_state)
@@ -154,16 +161,27 @@ def test_a_killed_incremental_run_with_lookback_leaves_its_jobs_to_the_next_one(
     jobs must still be recognised by the next run."""
     sandbox = make_sandbox(job_seconds=2.0, job_polls=1)
     settings = {"talkdesk_report_types": ["calls"], "max_concurrent_jobs": 4}
-    first = run_cli(tmp_path, sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-03T00:00:00Z",
-                                             **settings))
+    first = run_cli(
+        tmp_path, sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-03T00:00:00Z", **settings)
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-05T00:00:00Z", **settings)
     (tmp_path / "state.json").write_text(json.dumps(first.final_state))
     (tmp_path / "config.json").write_text(json.dumps(config))
     state = None
-    with subprocess.Popen([sys.executable, "-m", "tap_callreports", "--config", str(tmp_path / "config.json"),
-                           "--state", str(tmp_path / "state.json")],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tap_callreports",
+            "--config",
+            str(tmp_path / "config.json"),
+            "--state",
+            str(tmp_path / "state.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             message = json.loads(line)
@@ -191,8 +209,9 @@ def test_a_recorded_job_the_plan_no_longer_uses_is_deleted_at_talkdesk(tmp_path,
     assert first.returncode == 1
     [recorded] = recorded_jobs(first.final_state)
     # The user narrowed end_date: the recorded window [10-01, 10-02) is not part of this run's plan.
-    second = run_cli(tmp_path, config | {"end_date": "2026-10-01T12:00:00Z", "job_timeout_seconds": 30},
-                     state=first.final_state)
+    second = run_cli(
+        tmp_path, config | {"end_date": "2026-10-01T12:00:00Z", "job_timeout_seconds": 30}, state=first.final_state
+    )
     assert second.returncode == 0, second.stderr[-2000:]
     assert [e["job_id"] for e in sandbox.app.events("job_deleted")] == [recorded["job_id"]]
     assert recorded_jobs(second.final_state) == []
@@ -202,8 +221,9 @@ def test_a_recorded_later_window_is_reused_even_when_earlier_ones_were_not_recor
     """Jobs are recorded in the order they were created: a kill can leave window 3 recorded and
     windows 1 and 2 not. The next run creates 1 and 2 and polls 3."""
     sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
-    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-04T00:00:00Z",
-                            job_timeout_seconds=0.3, max_concurrent_jobs=4)
+    config = sandbox_config(
+        sandbox, vendors=("talkdesk",), end_date="2026-10-04T00:00:00Z", job_timeout_seconds=0.3, max_concurrent_jobs=4
+    )
     first = run_cli(tmp_path, config)
     assert first.returncode == 1
     state = first.final_state

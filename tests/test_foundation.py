@@ -10,10 +10,25 @@ import requests
 from helpers import run_cli, sandbox_config, sync
 
 SETTING_NAMES = {
-    "start_date", "end_date", "talkdesk_region", "talkdesk_api_url", "talkdesk_token_url", "talkdesk_account_name",
-    "talkdesk_client_id", "talkdesk_client_secret", "talkdesk_access_token", "zendesk_subdomain", "zendesk_api_url",
-    "zendesk_email", "zendesk_api_token", "zendesk_oauth_token", "myreports_api_url", "myreports_token",
-    "myreports_workspace_id", "myreports_report_ids", "zendesk_job_status_ids",
+    "start_date",
+    "end_date",
+    "talkdesk_region",
+    "talkdesk_api_url",
+    "talkdesk_token_url",
+    "talkdesk_account_name",
+    "talkdesk_client_id",
+    "talkdesk_client_secret",
+    "talkdesk_access_token",
+    "zendesk_subdomain",
+    "zendesk_api_url",
+    "zendesk_email",
+    "zendesk_api_token",
+    "zendesk_oauth_token",
+    "myreports_api_url",
+    "myreports_token",
+    "myreports_workspace_id",
+    "myreports_report_ids",
+    "zendesk_job_status_ids",
 }
 
 
@@ -24,8 +39,15 @@ def test_about_lists_every_setting_and_marks_secrets(tmp_path):
     properties = about["settings"]["properties"]
     assert SETTING_NAMES <= set(properties)
     secret = {name for name, spec in properties.items() if spec.get("secret")}
-    assert secret == {"talkdesk_client_secret", "talkdesk_access_token", "zendesk_api_token",
-                      "zendesk_oauth_token", "myreports_token", "myreports_refresh_token", "myreports_client_secret"}
+    assert secret == {
+        "talkdesk_client_secret",
+        "talkdesk_access_token",
+        "zendesk_api_token",
+        "zendesk_oauth_token",
+        "myreports_token",
+        "myreports_refresh_token",
+        "myreports_client_secret",
+    }
     assert about["settings"]["required"] == ["start_date"]
 
 
@@ -39,13 +61,27 @@ def test_discover_lists_streams_with_keys(tmp_path, sandbox):
     imports = by_name["talkdesk_imports"]
     assert imports["key_properties"] == ["id"]
     assert imports["replication_key"] == "updated_at"
-    assert {"id", "filename", "total_records", "failed_records", "completed_records", "status", "type",
-            "created_by", "created_at", "updated_by", "updated_at", "canceled_by", "canceled_at",
-            "_links"} <= set(imports["schema"]["properties"])
+    assert {
+        "id",
+        "filename",
+        "total_records",
+        "failed_records",
+        "completed_records",
+        "status",
+        "type",
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+        "canceled_by",
+        "canceled_at",
+        "_links",
+    } <= set(imports["schema"]["properties"])
     statuses = by_name["zendesk_job_statuses"]
     assert statuses["key_properties"] == ["id"]
     assert {"id", "job_type", "message", "progress", "results", "status", "total", "url"} <= set(
-        statuses["schema"]["properties"])
+        statuses["schema"]["properties"]
+    )
 
 
 def test_discovery_follows_credentials(sandbox):
@@ -67,8 +103,9 @@ def test_no_credentials_is_one_clear_line(tmp_path):
 @pytest.mark.parametrize(("count", "pages"), [(0, 1), (1, 1), (5, 1), (6, 2), (11, 3)])
 def test_imports_page_boundaries(make_sandbox, count, pages):
     sandbox = make_sandbox(imports_count=count)
-    config = sandbox_config(sandbox, vendors=("talkdesk",), talkdesk_page_size=5, start_date="2025-01-01T00:00:00Z",
-                            end_date=None)
+    config = sandbox_config(
+        sandbox, vendors=("talkdesk",), talkdesk_page_size=5, start_date="2025-01-01T00:00:00Z", end_date=None
+    )
     run = sync(config, streams=["talkdesk_imports"])
     assert run.error is None, run.error
     ids = [r["id"] for r in run.records("talkdesk_imports")]
@@ -146,12 +183,18 @@ def test_imports_before_start_date_are_not_emitted(sandbox):
     assert {r["id"] for r in emitted} == {r["id"] for r in all_rows if r["updated_at"] >= cut}
 
 
-@pytest.mark.parametrize(("vendor", "override", "hint"), [
-    ("talkdesk", {"talkdesk_client_secret": "wrong-secret-123"}, "talkdesk_client_id and talkdesk_client_secret"),
-    ("talkdesk", {"talkdesk_client_id": None, "talkdesk_client_secret": None,
-                  "talkdesk_access_token": "wrong-token-123"}, "talkdesk_client_id / talkdesk_client_secret"),
-    ("zendesk", {"zendesk_api_token": "wrong-token-456"}, "zendesk_email + zendesk_api_token"),
-])
+@pytest.mark.parametrize(
+    ("vendor", "override", "hint"),
+    [
+        ("talkdesk", {"talkdesk_client_secret": "wrong-secret-123"}, "talkdesk_client_id and talkdesk_client_secret"),
+        (
+            "talkdesk",
+            {"talkdesk_client_id": None, "talkdesk_client_secret": None, "talkdesk_access_token": "wrong-token-123"},
+            "talkdesk_client_id / talkdesk_client_secret",
+        ),
+        ("zendesk", {"zendesk_api_token": "wrong-token-456"}, "zendesk_email + zendesk_api_token"),
+    ],
+)
 def test_bad_credentials_one_line_no_secret(tmp_path, sandbox, vendor, override, hint):
     config = {k: v for k, v in sandbox_config(sandbox, vendors=(vendor,), **override).items() if v is not None}
     run = run_cli(tmp_path, config)

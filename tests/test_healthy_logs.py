@@ -10,8 +10,11 @@ from helpers import run_cli, sandbox_config
 
 
 def alarming(run) -> list[str]:
-    return [line for line in run.stderr_lines
-            if "| WARNING" in line or "| ERROR" in line or '"status":"failed"' in line or "Traceback" in line]
+    return [
+        line
+        for line in run.stderr_lines
+        if "| WARNING" in line or "| ERROR" in line or '"status":"failed"' in line or "Traceback" in line
+    ]
 
 
 def test_the_connection_test_logs_its_expected_404s_as_succeeded(tmp_path, sandbox):
@@ -40,7 +43,9 @@ def test_a_full_sync_and_an_immediate_second_run_log_nothing_alarming(tmp_path, 
     said = collections.Counter(line.split(" | ")[-1] for line in second.stderr_lines if "METRIC" not in line)
     assert [line for line, times in said.items() if times > 1] == []
     for stream in ("talkdesk_calls", "myreports_call_rows"):
-        assert sum(1 for line in said if line.startswith(stream) and ("no new job" in line or "nothing to" in line)) == 1
+        assert (
+            sum(1 for line in said if line.startswith(stream) and ("no new job" in line or "nothing to" in line)) == 1
+        )
 
 
 def test_make_demo_takes_a_port_in_time_wait_and_refuses_one_in_use():

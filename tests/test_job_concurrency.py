@@ -109,8 +109,13 @@ def test_a_job_refused_with_none_of_this_run_to_wait_for_asks_again_after_a_paus
 
 def test_vendors_have_separate_ceilings():
     """Talkdesk jobs and MyReports requests do not share a limit; max_concurrent_jobs bounds both."""
-    base = {"start_date": "2026-10-01T00:00:00Z", "talkdesk_access_token": "t", "myreports_token": "m",
-            "myreports_workspace_id": "w", "myreports_report_ids": ["r"]}
+    base = {
+        "start_date": "2026-10-01T00:00:00Z",
+        "talkdesk_access_token": "t",
+        "myreports_token": "m",
+        "myreports_workspace_id": "w",
+        "myreports_report_ids": ["r"],
+    }
     assert load_settings(base).jobs.ceilings() == {"talkdesk": 15, "myreports": 10}
     assert load_settings(base | {"max_concurrent_jobs": 3}).jobs.ceilings() == {"talkdesk": 3, "myreports": 3}
 
@@ -181,8 +186,13 @@ def keys(row: dict, key: tuple[str, ...]) -> tuple:
 
 def run_all_report_streams(sandbox) -> tuple:
     types = sorted(ROW_POLICIES)
-    config = sandbox_config(sandbox, vendors=("talkdesk", "myreports"), end_date=iso_z(OCT3),
-                            talkdesk_report_types=types, myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT])
+    config = sandbox_config(
+        sandbox,
+        vendors=("talkdesk", "myreports"),
+        end_date=iso_z(OCT3),
+        talkdesk_report_types=types,
+        myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT],
+    )
     streams = [f"talkdesk_{t}" for t in types] + ["myreports_call_rows"]
     return sync(config, streams=streams), types
 
@@ -221,8 +231,9 @@ def test_another_client_holding_slots_makes_the_run_wait_not_fail(make_sandbox, 
     assert expected.error is None, expected.error
     assert not free.app.events("job_rejected")
 
-    shared = make_sandbox(job_polls=1, job_seconds=0.6, talkdesk_max_active_jobs=15, talkdesk_held_jobs=10,
-                          talkdesk_held_seconds=1.0)
+    shared = make_sandbox(
+        job_polls=1, job_seconds=0.6, talkdesk_max_active_jobs=15, talkdesk_held_jobs=10, talkdesk_held_seconds=1.0
+    )
     with caplog.at_level(logging.INFO):
         run, types = run_all_report_streams(shared)
     assert run.error is None, run.error
@@ -248,7 +259,11 @@ def test_another_client_holding_slots_makes_the_run_wait_not_fail(make_sandbox, 
 def test_myreports_requests_wait_at_their_own_limit(make_sandbox, caplog):
     """MyReports states no limit; a server that answers 429 at request creation gets the same
     treatment as Talkdesk's account limit, on its own ceiling: every row once, no error."""
-    config = {"vendors": ("myreports",), "end_date": iso_z(OCT3), "myreports_report_ids": [LONDON_REPORT, NEW_YORK_REPORT]}
+    config = {
+        "vendors": ("myreports",),
+        "end_date": iso_z(OCT3),
+        "myreports_report_ids": [LONDON_REPORT, NEW_YORK_REPORT],
+    }
     free = make_sandbox(job_polls=1, job_seconds=0.2)
     expected = sync(sandbox_config(free, **config), streams=["myreports_call_rows"])
     assert expected.error is None, expected.error
@@ -262,5 +277,7 @@ def test_myreports_requests_wait_at_their_own_limit(make_sandbox, caplog):
     assert all("the myreports account" in line for line in waits)
     assert "at most 1 myreports job(s) at once for the rest of the run" in " ".join(waits)
     rows = [row["doc_id"] for row in run.records("myreports_call_rows")]
-    assert len(rows) == len(set(rows)) and sorted(rows) == sorted(r["doc_id"] for r in expected.records("myreports_call_rows"))
+    assert len(rows) == len(set(rows)) and sorted(rows) == sorted(
+        r["doc_id"] for r in expected.records("myreports_call_rows")
+    )
     assert window_order(run) == window_order(expected) and bookmarks(run) == bookmarks(expected)

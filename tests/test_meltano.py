@@ -49,34 +49,60 @@ def project() -> Path:
         path = PROJECT / stale
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     (PROJECT / "output").mkdir()
-    subprocess.run([binary, "install"], cwd=PROJECT, check=True, env=meltano_env({}),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=1800)
+    subprocess.run(
+        [binary, "install"],
+        cwd=PROJECT,
+        check=True,
+        env=meltano_env({}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=1800,
+    )
     return PROJECT
 
 
 def meltano_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_CALLREPORTS_", "VIRTUAL_ENV"))}
-    return env | {"MELTANO_ENVIRONMENT": "sandbox", "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-                  "MELTANO_DISABLE_TRACKING": "true"} | extra
+    return (
+        env
+        | {
+            "MELTANO_ENVIRONMENT": "sandbox",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_DISABLE_TRACKING": "true",
+        }
+        | extra
+    )
 
 
 def tap_env(sandbox, end_date: str) -> dict[str, str]:
     url = sandbox.url
     return {
-        "TAP_CALLREPORTS_START_DATE": START, "TAP_CALLREPORTS_END_DATE": end_date,
-        "TAP_CALLREPORTS_TALKDESK_API_URL": url, "TAP_CALLREPORTS_TALKDESK_TOKEN_URL": f"{url}/oauth/token",
-        "TAP_CALLREPORTS_ZENDESK_API_URL": url, "TAP_CALLREPORTS_MYREPORTS_API_URL": f"{url}/api",
-        "TAP_CALLREPORTS_TALKDESK_REPORT_TYPES": '["calls"]', "TAP_CALLREPORTS_TALKDESK_WINDOW_DAYS": "1",
+        "TAP_CALLREPORTS_START_DATE": START,
+        "TAP_CALLREPORTS_END_DATE": end_date,
+        "TAP_CALLREPORTS_TALKDESK_API_URL": url,
+        "TAP_CALLREPORTS_TALKDESK_TOKEN_URL": f"{url}/oauth/token",
+        "TAP_CALLREPORTS_ZENDESK_API_URL": url,
+        "TAP_CALLREPORTS_MYREPORTS_API_URL": f"{url}/api",
+        "TAP_CALLREPORTS_TALKDESK_REPORT_TYPES": '["calls"]',
+        "TAP_CALLREPORTS_TALKDESK_WINDOW_DAYS": "1",
         "TAP_CALLREPORTS_MYREPORTS_REPORT_IDS": json.dumps([LONDON_REPORT]),
         "TAP_CALLREPORTS_MYREPORTS_WINDOW_DAYS": "1",
         # seconds settings are `kind: string` (Meltano 4.4 cannot pass a `kind: decimal` read from here)
-        "TAP_CALLREPORTS_JOB_POLL_INTERVAL_SECONDS": "0.1", "TAP_CALLREPORTS_REQUEST_TIMEOUT_SECONDS": "120",
+        "TAP_CALLREPORTS_JOB_POLL_INTERVAL_SECONDS": "0.1",
+        "TAP_CALLREPORTS_REQUEST_TIMEOUT_SECONDS": "120",
     }
 
 
 def meltano_run(project: Path, loader: str, env: dict[str, str]) -> str:
-    result = subprocess.run([meltano_bin(), "run", "tap-callreports", loader], cwd=project, env=meltano_env(env),
-                            capture_output=True, text=True, timeout=900, check=False)
+    result = subprocess.run(
+        [meltano_bin(), "run", "tap-callreports", loader],
+        cwd=project,
+        env=meltano_env(env),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stderr
 
@@ -108,7 +134,9 @@ def pipeline_sandbox():
 
 
 def add_imports(sandbox, count: int, at: str) -> None:
-    requests.post(f"{sandbox.url}/_sandbox/talkdesk/imports", params={"count": count, "at": at}, timeout=10).raise_for_status()
+    requests.post(
+        f"{sandbox.url}/_sandbox/talkdesk/imports", params={"count": count, "at": at}, timeout=10
+    ).raise_for_status()
 
 
 def test_duckdb_and_jsonl_pipelines_and_incremental_state(project, pipeline_sandbox):
@@ -158,7 +186,8 @@ def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox,
     assert counts() == first
     types = collections.defaultdict(dict)
     for table, column, data_type in postgres(
-            "select table_name, column_name, data_type from information_schema.columns where table_schema='callreports'"):
+        "select table_name, column_name, data_type from information_schema.columns where table_schema='callreports'"
+    ):
         types[table][column] = data_type
     assert types["talkdesk_imports"]["updated_at"].startswith("timestamp")
     assert types["talkdesk_imports"]["total_records"] in ("bigint", "integer", "numeric")
@@ -167,12 +196,16 @@ def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox,
     assert types["myreports_call_rows"]["start_utc"].startswith("timestamp")
     assert types["myreports_call_rows"]["duration"] in ("numeric", "double precision", "real")
     assert types["talkdesk_calls"]["talk_time"] in ("bigint", "integer", "numeric")
-    keys = {(t, c) for t, c in postgres(
-        "select tc.table_name, kcu.column_name from information_schema.table_constraints tc "
-        "join information_schema.key_column_usage kcu using (constraint_schema, constraint_name) "
-        "where tc.table_schema='callreports' and tc.constraint_type='PRIMARY KEY'")}
+    keys = {
+        (t, c)
+        for t, c in postgres(
+            "select tc.table_name, kcu.column_name from information_schema.table_constraints tc "
+            "join information_schema.key_column_usage kcu using (constraint_schema, constraint_name) "
+            "where tc.table_schema='callreports' and tc.constraint_type='PRIMARY KEY'"
+        )
+    }
     assert {("talkdesk_imports", "id"), ("zendesk_job_statuses", "id"), ("myreports_call_rows", "doc_id")} <= keys
-    duplicates = postgres('select count(*) - count(distinct doc_id) from callreports.myreports_call_rows')
+    duplicates = postgres("select count(*) - count(distinct doc_id) from callreports.myreports_call_rows")
     assert duplicates == [["0"]]
 
     add_imports(sandbox, 3, "2026-10-03T06:00:00Z")
@@ -211,8 +244,16 @@ def duckdb_counts(project: Path, tables) -> dict[str, int]:
 def repo_copy(dest: Path) -> Path:
     """The repository as a fresh clone has it (tracked and new files, not ignored ones), with the
     venvs `make test` already built linked in: `make demo` and the README then run there."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         if (ROOT / name).is_file():  # a tracked file deleted in the work tree is not copied
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -236,9 +277,23 @@ def test_the_newcomers_path_on_a_fresh_copy(tmp_path, pipeline_sandbox):
     clone = repo_copy(tmp_path / "tap-callreports")
 
     # make demo (its install steps are done: the linked venvs are those `make test` built)
-    demo = subprocess.run(["make", "demo", f"PORT={free_port()}", "-o", ".venv/bin/.installed",
-                           "-o", ".venv-meltano/.installed-4.4.1-postgres"], cwd=clone, env=meltano_env({}),
-                          capture_output=True, text=True, timeout=1200, check=False)
+    demo = subprocess.run(
+        [
+            "make",
+            "demo",
+            f"PORT={free_port()}",
+            "-o",
+            ".venv/bin/.installed",
+            "-o",
+            ".venv-meltano/.installed-4.4.1-postgres",
+        ],
+        cwd=clone,
+        env=meltano_env({}),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     assert demo.returncode == 0, (demo.stdout[-3000:], demo.stderr[-3000:])
     pasted = demo.stdout.strip().splitlines()[-1]  # the query it prints, pasted as printed
     assert pasted.startswith(".venv/bin/python -c "), demo.stdout[-2000:]
@@ -251,31 +306,46 @@ def test_the_newcomers_path_on_a_fresh_copy(tmp_path, pipeline_sandbox):
     env = tap_env(sandbox, FIRST_END)
     binary = meltano_bin()
     for state_id in ("sandbox:tap-callreports-to-target-duckdb", "sandbox:tap-callreports-to-target-jsonl"):
-        subprocess.run([binary, "state", "clear", "--force", state_id], cwd=clone, env=meltano_env(env),
-                       capture_output=True, timeout=300, check=False)
+        subprocess.run(
+            [binary, "state", "clear", "--force", state_id],
+            cwd=clone,
+            env=meltano_env(env),
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
     shutil.rmtree(clone / "output")
     (clone / "output").mkdir()
 
     checks = {
         "install": lambda out: True,
-        "config list tap-callreports": lambda out: f"'{FIRST_END}' (from the TAP_CALLREPORTS_END_DATE" in out
-        and "Earliest moment to extract" in out,
-        "config set tap-callreports talkdesk_window_days 14": lambda out: yaml.safe_load(
-            (clone / "meltano.yml").read_text())["environments"][0]["config"]["plugins"]["extractors"][0]
-        ["config"]["talkdesk_window_days"] == 14,
-        "invoke tap-callreports --test": lambda out: all(f"connection test: {v}: ok" in out
-                                                         for v in ("talkdesk", "zendesk", "myreports"))
-        and not sandbox.app.events("job_created"),
+        "config list tap-callreports": lambda out: (
+            f"'{FIRST_END}' (from the TAP_CALLREPORTS_END_DATE" in out and "Earliest moment to extract" in out
+        ),
+        "config set tap-callreports talkdesk_window_days 14": lambda out: (
+            yaml.safe_load((clone / "meltano.yml").read_text())["environments"][0]["config"]["plugins"]["extractors"][
+                0
+            ]["config"]["talkdesk_window_days"]
+            == 14
+        ),
+        "invoke tap-callreports --test": lambda out: (
+            all(f"connection test: {v}: ok" in out for v in ("talkdesk", "zendesk", "myreports"))
+            and not sandbox.app.events("job_created")
+        ),
         "config test tap-callreports": lambda out: "Plugin configuration is valid" in out,
         "select tap-callreports --list --all": lambda out: "talkdesk_calls" in out and "myreports_call_rows" in out,
-        "invoke tap-callreports --discover": lambda out: {"talkdesk_calls", "zendesk_job_statuses"}
-        <= {s["tap_stream_id"] for s in json.loads(out[out.index("{"):])["streams"]},
+        "invoke tap-callreports --discover": lambda out: (
+            {"talkdesk_calls", "zendesk_job_statuses"}
+            <= {s["tap_stream_id"] for s in json.loads(out[out.index("{") :])["streams"]}
+        ),
         "run tap-callreports target-duckdb": lambda out: duckdb_counts(clone, expected) == expected,
         "run tap-callreports target-jsonl": lambda out: (clone / "output" / "talkdesk_calls.jsonl").exists(),
-        "state list": lambda out: "sandbox:tap-callreports-to-target-duckdb" in out
-        and "sandbox:tap-callreports-to-target-jsonl" in out,
-        "state get sandbox:tap-callreports-to-target-duckdb": lambda out: "talkdesk_calls"
-        in json.loads(out[out.index("{"):])["singer_state"]["bookmarks"],
+        "state list": lambda out: (
+            "sandbox:tap-callreports-to-target-duckdb" in out and "sandbox:tap-callreports-to-target-jsonl" in out
+        ),
+        "state get sandbox:tap-callreports-to-target-duckdb": lambda out: (
+            "talkdesk_calls" in json.loads(out[out.index("{") :])["singer_state"]["bookmarks"]
+        ),
     }
     expected = expected_counts(sandbox, START, FIRST_END)
     commands = readme_commands()
@@ -286,30 +356,56 @@ def test_the_newcomers_path_on_a_fresh_copy(tmp_path, pipeline_sandbox):
         assert key in checks, f"README command without a check here: meltano {' '.join(argv)}"
         if "config test" in key:  # Meltano's own test runs a sync: it creates report jobs
             before = len(sandbox.app.events("job_created"))
-        result = subprocess.run([binary, *argv], cwd=clone, env=meltano_env(env | extra_env),
-                                capture_output=True, text=True, timeout=900, check=False)
+        result = subprocess.run(
+            [binary, *argv],
+            cwd=clone,
+            env=meltano_env(env | extra_env),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
         output = result.stdout + result.stderr
         assert result.returncode == 0, (argv, output[-3000:])
         assert "Traceback" not in output and "deprecated" not in output.lower(), (argv, output[-3000:])
-        assert checks[key](result.stdout if "discover" in key or "state get" in key else output), \
-            (argv, output[-3000:])
+        assert checks[key](result.stdout if "discover" in key or "state get" in key else output), (argv, output[-3000:])
         if "config test" in key:
             assert len(sandbox.app.events("job_created")) >= before
     rewritten = (clone / "meltano.yml").read_text()
-    assert "requires_meltano: '>=4.0'" in rewritten and 'requires_meltano: ">=4.0"' in (ROOT / "meltano.yml").read_text()
+    assert (
+        "requires_meltano: '>=4.0'" in rewritten and 'requires_meltano: ">=4.0"' in (ROOT / "meltano.yml").read_text()
+    )
 
     # make test's checks of the generated files, on the rewritten meltano.yml
-    generate = subprocess.run([sys.executable, "scripts/generate.py", "--check"], cwd=clone,
-                              capture_output=True, text=True, timeout=300, check=False)
+    generate = subprocess.run(
+        [sys.executable, "scripts/generate.py", "--check"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert generate.returncode == 0, generate.stderr
     settings_tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_operator.py::test_generated_meltano_entry_hub_definition_and_settings_doc_are_current",
-         "tests/test_operator.py::test_every_setting_is_described_with_its_range_and_no_kind_meltano_mishandles",
-         "tests/test_singer_messages.py::test_hub_definition_matches_the_tap",
-         "tests/test_singer_messages.py::test_settings_doc_tables_are_current",
-         "tests/test_packaging.py::test_a_rewritten_meltano_yml_is_current_and_regenerates_in_place"],
-        cwd=clone, capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_operator.py::test_generated_meltano_entry_hub_definition_and_settings_doc_are_current",
+            "tests/test_operator.py::test_every_setting_is_described_with_its_range_and_no_kind_meltano_mishandles",
+            "tests/test_singer_messages.py::test_hub_definition_matches_the_tap",
+            "tests/test_singer_messages.py::test_settings_doc_tables_are_current",
+            "tests/test_packaging.py::test_a_rewritten_meltano_yml_is_current_and_regenerates_in_place",
+        ],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert settings_tests.returncode == 0, settings_tests.stdout[-3000:]
     assert "5 passed in" in settings_tests.stdout, settings_tests.stdout[-1000:]
 
@@ -324,16 +420,26 @@ TALKDESK_EXTRACTOR_JOBS = 10  # meltano.yml: tap-callreports--talkdesk max_concu
 def scale_counts(sandbox, start: str, end: str) -> dict[str, int]:
     lo, hi = (dt.datetime.fromisoformat(x.replace("Z", "+00:00")) for x in (start, end))
     data, now = sandbox.app.data, dt.datetime.now(UTC)
-    counts = {f"talkdesk_{kind}": sum(1 for _ in data.talkdesk_rows(kind, lo, hi, ZoneInfo("UTC"), now))
-              for kind in SCALE_TYPES}
+    counts = {
+        f"talkdesk_{kind}": sum(1 for _ in data.talkdesk_rows(kind, lo, hi, ZoneInfo("UTC"), now))
+        for kind in SCALE_TYPES
+    }
     counts["myreports_call_rows"] = sum(len(data.myreports_rows(r, lo, hi)) for r in (LONDON_REPORT, NEW_YORK_REPORT))
     return counts
 
 
 def run_jobs_in_parallel(project: Path, env: dict[str, str]) -> None:
-    procs = [subprocess.Popen([meltano_bin(), "--environment=sandbox", "run", job], cwd=project,
-                              env=meltano_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for job in ("talkdesk-reports", "myreports")]
+    procs = [
+        subprocess.Popen(
+            [meltano_bin(), "--environment=sandbox", "run", job],
+            cwd=project,
+            env=meltano_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for job in ("talkdesk-reports", "myreports")
+    ]
     outputs = [proc.communicate(timeout=900)[0] for proc in procs]
     for proc, output in zip(procs, outputs):
         assert proc.returncode == 0, output[-4000:]
@@ -344,16 +450,30 @@ def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project
     postgres(f"drop database if exists {database}")
     postgres(f"create database {database}")
     postgres("create schema callreports")  # the two loaders would race to create it
-    sandbox = start_sandbox(SandboxConfig(seed=7, list_anchor=SCALE_END, job_polls=2, job_seconds=1.0,
-                                          talkdesk_max_active_jobs=TALKDESK_EXTRACTOR_JOBS))
+    sandbox = start_sandbox(
+        SandboxConfig(
+            seed=7,
+            list_anchor=SCALE_END,
+            job_polls=2,
+            job_seconds=1.0,
+            talkdesk_max_active_jobs=TALKDESK_EXTRACTOR_JOBS,
+        )
+    )
     try:
         env = tap_env(sandbox, SCALE_END) | {
             "MELTANO_DATABASE_URI": f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{database}",
             "TAP_CALLREPORTS_TALKDESK_REPORT_TYPES": json.dumps(SCALE_TYPES),
             "TAP_CALLREPORTS_MYREPORTS_REPORT_IDS": json.dumps([LONDON_REPORT, NEW_YORK_REPORT]),
         }
-        migrate = subprocess.run([meltano_bin(), "--environment=sandbox", "state", "list"], cwd=project,
-                                 env=meltano_env(env), capture_output=True, text=True, timeout=300, check=False)
+        migrate = subprocess.run(
+            [meltano_bin(), "--environment=sandbox", "state", "list"],
+            cwd=project,
+            env=meltano_env(env),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert migrate.returncode == 0, migrate.stderr[-3000:]
 
         run_jobs_in_parallel(project, env)
@@ -377,8 +497,15 @@ def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project
         myreports = [e["wall"] for e in active if e["vendor"] == "myreports"]
         assert max(min(talkdesk), min(myreports)) < min(max(talkdesk), max(myreports)), "the runs did not overlap"
         assert sandbox.app.events("job_rejected") == []  # never above the account's job limit
-        listed = subprocess.run([meltano_bin(), "--environment=sandbox", "state", "list"], cwd=project,
-                                env=meltano_env(env), capture_output=True, text=True, timeout=300, check=True).stdout
+        listed = subprocess.run(
+            [meltano_bin(), "--environment=sandbox", "state", "list"],
+            cwd=project,
+            env=meltano_env(env),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
         assert "sandbox:tap-callreports--talkdesk-to-target-postgres" in listed
         assert "sandbox:tap-callreports--myreports-to-target-postgres" in listed
 

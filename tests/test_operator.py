@@ -28,9 +28,11 @@ def error_lines(run) -> list[str]:
 
 
 def test_connection_test_checks_every_vendor_and_creates_no_report_job(tmp_path, sandbox):
-    config = sandbox_config(sandbox, talkdesk_report_types=["calls", "audit_logs"],
-                            myreports_report_ids=["00000000-0000-0000-0000-000000000001",
-                                                  "00000000-0000-0000-0000-000000000002"])
+    config = sandbox_config(
+        sandbox,
+        talkdesk_report_types=["calls", "audit_logs"],
+        myreports_report_ids=["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"],
+    )
     run = run_cli(tmp_path, config, "--test")
     assert run.returncode == 0, run.stderr[-2000:]
     ok = [line.split("connection test: ", 1)[1] for line in run.stderr_lines if "connection test: " in line]
@@ -43,12 +45,21 @@ def test_connection_test_checks_every_vendor_and_creates_no_report_job(tmp_path,
     assert polled == set()  # the probes asked for job ids that do not exist
 
 
-@pytest.mark.parametrize(("wrong", "refused", "reason"), [
-    ({"zendesk_api_token": "wrong-token", "myreports_token": "expired-token"},
-     ["zendesk", "myreports"], ["401 Unauthorized", "401 Unauthorized"]),
-    ({"talkdesk_client_secret": "wrong-secret", "myreports_report_ids": ["not-a-report"]},
-     ["talkdesk", "myreports"], ["refused the client credentials", "not-a-report are not in workspace"]),
-])
+@pytest.mark.parametrize(
+    ("wrong", "refused", "reason"),
+    [
+        (
+            {"zendesk_api_token": "wrong-token", "myreports_token": "expired-token"},
+            ["zendesk", "myreports"],
+            ["401 Unauthorized", "401 Unauthorized"],
+        ),
+        (
+            {"talkdesk_client_secret": "wrong-secret", "myreports_report_ids": ["not-a-report"]},
+            ["talkdesk", "myreports"],
+            ["refused the client credentials", "not-a-report are not in workspace"],
+        ),
+    ],
+)
 def test_connection_test_names_each_vendor_that_refused(tmp_path, sandbox, wrong, refused, reason):
     run = run_cli(tmp_path, sandbox_config(sandbox, **wrong), "--test")
     assert run.returncode == 1
@@ -74,24 +85,29 @@ def test_a_config_file_that_is_not_json_is_one_line_naming_it(tmp_path):
     for args in (["--discover"], []):
         run = run_cli(tmp_path, None, "--config", str(path), *args)
         assert run.returncode == 1
-        assert run.stderr_lines == [f"tap-callreports: error: config: {path} is not valid JSON "
-                                    "(line 2 col 24: Expecting value); fix the file"]
+        assert run.stderr_lines == [
+            f"tap-callreports: error: config: {path} is not valid JSON (line 2 col 24: Expecting value); fix the file"
+        ]
 
 
 def test_a_missing_config_file_is_one_line_naming_it(tmp_path):
     missing = tmp_path / "nowhere" / "config.json"
     run = run_cli(tmp_path, None, f"--config={missing}", "--discover")
     assert run.returncode == 1
-    assert run.stderr_lines == [f"tap-callreports: error: config: {missing} does not exist; "
-                                "give the path of a JSON file"]
+    assert run.stderr_lines == [
+        f"tap-callreports: error: config: {missing} does not exist; give the path of a JSON file"
+    ]
 
 
 # ---- settings as Meltano passes them ------------------------------------------------------------------
 
 
 def test_seconds_settings_take_numbers_and_numeric_strings():
-    base = {"start_date": "2026-10-01T00:00:00Z", "zendesk_api_url": "https://x.zendesk.com",
-            "zendesk_oauth_token": "t"}
+    base = {
+        "start_date": "2026-10-01T00:00:00Z",
+        "zendesk_api_url": "https://x.zendesk.com",
+        "zendesk_oauth_token": "t",
+    }
     for given, expected in (("120", 120.0), ("0.25", 0.25), (7, 7.0), (1.5, 1.5)):
         assert load_settings(base | {"request_timeout_seconds": given}).request_timeout_seconds == expected
     for bad in ("soon", "0", "-3", "nan", True):
@@ -116,25 +132,35 @@ def test_every_setting_is_described_with_its_range_and_no_kind_meltano_mishandle
 
 
 def test_generated_meltano_entry_hub_definition_and_settings_doc_are_current():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--check"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "generate.py"), "--check"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
 
 
 SAMPLE_VALUES = {
-    "talkdesk_client_id": "id", "talkdesk_client_secret": "secret", "talkdesk_account_name": "acme",
-    "talkdesk_token_url": "https://acme.talkdeskid.com/oauth/token", "talkdesk_access_token": "token",
-    "zendesk_email": "a@example.com", "zendesk_api_token": "token", "zendesk_oauth_token": "token",
-    "zendesk_subdomain": "acme", "zendesk_api_url": "https://acme.zendesk.com",
-    "myreports_token": "token", "myreports_refresh_token": "refresh",
+    "talkdesk_client_id": "id",
+    "talkdesk_client_secret": "secret",
+    "talkdesk_account_name": "acme",
+    "talkdesk_token_url": "https://acme.talkdeskid.com/oauth/token",
+    "talkdesk_access_token": "token",
+    "zendesk_email": "a@example.com",
+    "zendesk_api_token": "token",
+    "zendesk_oauth_token": "token",
+    "zendesk_subdomain": "acme",
+    "zendesk_api_url": "https://acme.zendesk.com",
+    "myreports_token": "token",
+    "myreports_refresh_token": "refresh",
     "myreports_token_url": "https://auth.myreports.cloud/oauth/token",
-    "myreports_workspace_id": "ws", "myreports_report_ids": ["r1"],
+    "myreports_workspace_id": "ws",
+    "myreports_report_ids": ["r1"],
 }
 
 
-@pytest.mark.parametrize(("vendor", "group"), [
-    (vendor, group) for vendor, groups in generate.VENDOR_REQUIREMENTS.items() for group in groups
-])
+@pytest.mark.parametrize(
+    ("vendor", "group"),
+    [(vendor, group) for vendor, groups in generate.VENDOR_REQUIREMENTS.items() for group in groups],
+)
 def test_each_meltano_settings_group_is_enough_for_its_vendor(vendor, group):
     config = {"start_date": "2026-10-01T00:00:00Z"} | {name: SAMPLE_VALUES[name] for name in group}
     settings = load_settings(config)
@@ -147,10 +173,12 @@ def test_each_meltano_settings_group_is_enough_for_its_vendor(vendor, group):
 
 def test_the_tap_imports_and_answers_about_without_the_sandbox_extra():
     # werkzeug is the sandbox extra's; the tap must not need it.
-    script = ("import sys; sys.modules['werkzeug'] = None\n"
-              "from tap_callreports.cli import main, sandbox_main\n"
-              "try:\n    main(['--about', '--format=json'])\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
-              "try:\n    sandbox_main()\nexcept SystemExit as exit:\n    assert exit.code == 1\n")
+    script = (
+        "import sys; sys.modules['werkzeug'] = None\n"
+        "from tap_callreports.cli import main, sandbox_main\n"
+        "try:\n    main(['--about', '--format=json'])\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "try:\n    sandbox_main()\nexcept SystemExit as exit:\n    assert exit.code == 1\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert '"capabilities"' in result.stdout

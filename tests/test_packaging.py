@@ -32,17 +32,42 @@ HUB_SETTING = {
     "required": ["name"],
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string"}, "aliases": _STRINGS, "label": {"type": "string"}, "value": {},
-        "placeholder": {"type": "string"}, "description": {"type": "string"}, "tooltip": {"type": "string"},
-        "documentation": {"type": "string"}, "env": {"type": "string"}, "docs": {"type": "string"},
-        "kind": {"enum": ["oauth", "hidden", "password", "date_iso8601", "file", "email", "integer", "options",
-                          "object", "array", "boolean", "string", "decimal"]},
+        "name": {"type": "string"},
+        "aliases": _STRINGS,
+        "label": {"type": "string"},
+        "value": {},
+        "placeholder": {"type": "string"},
+        "description": {"type": "string"},
+        "tooltip": {"type": "string"},
+        "documentation": {"type": "string"},
+        "env": {"type": "string"},
+        "docs": {"type": "string"},
+        "kind": {
+            "enum": [
+                "oauth",
+                "hidden",
+                "password",
+                "date_iso8601",
+                "file",
+                "email",
+                "integer",
+                "options",
+                "object",
+                "array",
+                "boolean",
+                "string",
+                "decimal",
+            ]
+        },
         "value_processor": {"enum": ["upcase_string", "nest_object", "stringify"]},
         "value_post_processor": {"enum": ["upcase_string", "nest_object", "stringify"]},
         "oauth": {"type": "object", "required": ["provider"]},
-        "options": {"type": "array", "items": {"type": "object", "properties": {
-            "label": {"type": "string"}, "value": {"type": "string"}}}},
-        "hidden": {"type": "boolean"}, "sensitive": {"type": "boolean"},
+        "options": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"label": {"type": "string"}, "value": {"type": "string"}}},
+        },
+        "hidden": {"type": "boolean"},
+        "sensitive": {"type": "boolean"},
     },
 }
 HUB_EXTRACTOR = {
@@ -50,24 +75,53 @@ HUB_EXTRACTOR = {
     "required": ["name", "namespace", "variant", "quality"],
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string"}, "variant": {"type": "string"}, "namespace": {"type": "string"},
-        "label": {"type": "string"}, "description": {"type": "string"}, "pip_url": {"type": "string"},
-        "executable": {"type": "string"}, "docs": {"type": "string"}, "repo": {"type": "string"},
-        "logo_url": {"type": ["string", "null"]}, "hidden": {"type": "boolean"}, "python": {"type": "string"},
+        "name": {"type": "string"},
+        "variant": {"type": "string"},
+        "namespace": {"type": "string"},
+        "label": {"type": "string"},
+        "description": {"type": "string"},
+        "pip_url": {"type": "string"},
+        "executable": {"type": "string"},
+        "docs": {"type": "string"},
+        "repo": {"type": "string"},
+        "logo_url": {"type": ["string", "null"]},
+        "hidden": {"type": "boolean"},
+        "python": {"type": "string"},
         "settings": {"type": "array", "items": HUB_SETTING},
         "settings_group_validation": {"type": "array", "items": _STRINGS},
-        "commands": {"type": "object"}, "metadata": {"type": "object"}, "schema": {"type": "object"},
+        "commands": {"type": "object"},
+        "metadata": {"type": "object"},
+        "schema": {"type": "object"},
         "select": _STRINGS,
-        "capabilities": {"type": "array", "items": {"enum": [
-            "properties", "catalog", "discover", "state", "about", "stream-maps", "schema-flattening",
-            "activate-version", "batch", "test", "log-based", "structured-logging"]}},
+        "capabilities": {
+            "type": "array",
+            "items": {
+                "enum": [
+                    "properties",
+                    "catalog",
+                    "discover",
+                    "state",
+                    "about",
+                    "stream-maps",
+                    "schema-flattening",
+                    "activate-version",
+                    "batch",
+                    "test",
+                    "log-based",
+                    "structured-logging",
+                ]
+            },
+        },
         "maintenance_status": {"enum": ["active", "beta", "development", "inactive", "unknown"]},
         "quality": {"enum": ["gold", "silver", "bronze", "unknown"]},
         "domain_url": {"type": ["string", "null"], "format": "uri"},
         "keywords": _STRINGS,
         "requires": {"type": "object"},
-        "definition": {"type": "string"}, "next_steps": {"type": "string"},
-        "settings_preamble": {"type": "string"}, "usage": {"type": "string"}, "prereq": {"type": "string"},
+        "definition": {"type": "string"},
+        "next_steps": {"type": "string"},
+        "settings_preamble": {"type": "string"},
+        "usage": {"type": "string"},
+        "prereq": {"type": "string"},
         "supported_python_versions": {"type": "array", "items": {"type": "string", "pattern": r"^3\.\d+$"}},
         "log_parser": {"type": "string"},
     },
@@ -148,7 +202,7 @@ def test_the_entry_is_found_among_comments_and_other_extractors():
     assert (first, end, indent) == (5, 8, "  ")
     rendered = generate.render_meltano(text)
     assert "  # the next plugin's comment stays\n  - name: tap-last\n" in rendered
-    assert rendered.startswith(text[:text.index("  - name: tap-callreports")])
+    assert rendered.startswith(text[: text.index("  - name: tap-callreports")])
     assert generate.current_entry(rendered) == generate.meltano_entry()
 
 

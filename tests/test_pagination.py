@@ -22,8 +22,14 @@ PAGE_SIZE = 5  # 23 rows: pages of 5, 5, 5, 5, 3
 
 
 def imports_config(sandbox: RunningSandbox, **overrides: t.Any) -> dict:
-    return sandbox_config(sandbox, vendors=("talkdesk",), talkdesk_page_size=PAGE_SIZE,
-                          start_date="2025-01-01T00:00:00Z", end_date=None, **overrides)
+    return sandbox_config(
+        sandbox,
+        vendors=("talkdesk",),
+        talkdesk_page_size=PAGE_SIZE,
+        start_date="2025-01-01T00:00:00Z",
+        end_date=None,
+        **overrides,
+    )
 
 
 def imports_ids(make_sandbox: t.Callable[..., RunningSandbox], shapes: tuple[str, ...]) -> tuple[list, list[dict]]:
@@ -89,12 +95,15 @@ def test_next_link_means_one_more_page_by_number():
     assert walk([page(1, full(1), links=NEXT), page(2, full(2), links=NEXT), page(3, ["3-0"])]) == [1, 2, 3]
 
 
-@pytest.mark.parametrize(("stated", "pages_read"), [
-    ({"total": 12, "per_page": PAGE_SIZE}, 3),  # 5 + 5 + 2
-    ({"total": 10}, 2),  # per_page not stated: ours
-    ({"_links": {"last": {"href": "/bulk-imports/users?page=2"}}}, 2),
-    ({}, 3),  # nothing stated: full pages go on, the short one ends it
-])
+@pytest.mark.parametrize(
+    ("stated", "pages_read"),
+    [
+        ({"total": 12, "per_page": PAGE_SIZE}, 3),  # 5 + 5 + 2
+        ({"total": 10}, 2),  # per_page not stated: ours
+        ({"_links": {"last": {"href": "/bulk-imports/users?page=2"}}}, 2),
+        ({}, 3),  # nothing stated: full pages go on, the short one ends it
+    ],
+)
 def test_without_next_links_the_stated_numbers_decide(stated, pages_read):
     links = stated.pop("_links", None)
     bodies = [page(n, full(n) if n < 3 else ["3-0", "3-1"], links=links, **stated) for n in (1, 2, 3, 4)]
@@ -145,7 +154,9 @@ def test_a_list_still_short_after_the_last_read_stops_with_both_counts():
     assert "states 4 rows but only 2 distinct" in str(caught.value)
 
 
-def test_a_list_shorter_than_its_total_over_http_reads_three_times_then_stops_in_one_line(tmp_path, make_sandbox, monkeypatch):
+def test_a_list_shorter_than_its_total_over_http_reads_three_times_then_stops_in_one_line(
+    tmp_path, make_sandbox, monkeypatch
+):
     """The sandbox states the real total; we make the tap see one row fewer on every read."""
     sandbox = make_sandbox(imports_count=IMPORTS, list_anchor="2026-10-02T00:00:00Z")
     from tap_callreports.talkdesk.streams import TalkdeskImportsStream
@@ -167,13 +178,16 @@ def test_a_list_shorter_than_its_total_over_http_reads_three_times_then_stops_in
 # ---- Zendesk cursors --------------------------------------------------------------------------------
 
 
-def cursor_page(has_more: t.Any, next_link: t.Any, url: str = "https://x.zendesk.com/api/v2/job_statuses?page%5Bsize%5D=100") -> requests.Response:
+def cursor_page(
+    has_more: t.Any, next_link: t.Any, url: str = "https://x.zendesk.com/api/v2/job_statuses?page%5Bsize%5D=100"
+) -> requests.Response:
     response = requests.Response()
     response.status_code = 200
     response.url = url
     response.request = requests.Request("GET", url).prepare()
-    response._content = json.dumps({"job_statuses": [{"id": "1"}], "meta": {"has_more": has_more},
-                                    "links": {"next": next_link}}).encode()
+    response._content = json.dumps(
+        {"job_statuses": [{"id": "1"}], "meta": {"has_more": has_more}, "links": {"next": next_link}}
+    ).encode()
     return response
 
 
@@ -240,8 +254,14 @@ class MovingList:
     """A newest-first list served in pages of PAGE_SIZE to a listing, with its total; `after_first_page`
     changes it right after every serve of the first page. Which pages were served, in order."""
 
-    def __init__(self, listing: StableListing, rows: list[str],
-                 after_first_page: t.Callable[[list[dict]], None], *, states_total: bool = True) -> None:
+    def __init__(
+        self,
+        listing: StableListing,
+        rows: list[str],
+        after_first_page: t.Callable[[list[dict]], None],
+        *,
+        states_total: bool = True,
+    ) -> None:
         self.listing, self.rows = listing, [{"id": key, "v": 0} for key in rows]
         self.after_first_page = after_first_page
         self.states_total = states_total
@@ -250,7 +270,7 @@ class MovingList:
     def read_pages(self) -> t.Iterator[dict]:
         number = 1
         while True:
-            page_rows = [dict(row) for row in self.rows[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]]
+            page_rows = [dict(row) for row in self.rows[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]]
             self.served.append(number)
             self.listing.note({"total": len(self.rows)} if self.states_total else {})
             self.listing.page(page_rows)
@@ -262,8 +282,9 @@ class MovingList:
             number += 1
 
 
-def read_moving(rows: list[str], change: t.Callable[[list[dict]], None],
-                states_total: bool = True) -> tuple[list[dict], MovingList]:
+def read_moving(
+    rows: list[str], change: t.Callable[[list[dict]], None], states_total: bool = True
+) -> tuple[list[dict], MovingList]:
     listing = PageNumberListing("talkdesk_imports", PAGE_SIZE, ("_embedded", "imports"))
     moving = MovingList(listing, rows, change, states_total=states_total)
     return list(listing.read(moving.read_pages, logger=logging.getLogger("test"))), moving
@@ -285,6 +306,7 @@ def test_a_list_growing_at_the_top_on_every_read_is_never_read_again_in_full():
 
 def test_rows_updated_and_moved_to_the_top_on_every_read_go_out_in_their_new_form():
     """Zendesk's job statuses: no total, a job moves to the top when it completes."""
+
     def complete_the_last(rows: list[dict]) -> None:
         moved = rows.pop()
         rows.insert(0, {**moved, "v": moved["v"] + 1})

@@ -33,8 +33,13 @@ from tap_callreports.timeutil import LocalTimeConverter, fall_back_transitions
 UTC = dt.UTC
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=20),
-                    st.floats(allow_nan=False, allow_infinity=False, width=32))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.text(max_size=20),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+)
 rows = st.lists(st.dictionaries(st.text(min_size=1, max_size=8), scalars, max_size=6), max_size=30)
 
 
@@ -72,7 +77,11 @@ def test_cut_documents_fail_only_with_the_clear_error(entries, data):
 @FUZZ
 @given(st.binary(max_size=400))
 def test_random_bytes_fail_only_with_the_clear_error(blob):
-    for parse in (lambda b: read_all(b), lambda b: list(csv_rows(io.BytesIO(b))), lambda b: list(ndjson_rows(io.BytesIO(b)))):
+    for parse in (
+        lambda b: read_all(b),
+        lambda b: list(csv_rows(io.BytesIO(b))),
+        lambda b: list(ndjson_rows(io.BytesIO(b))),
+    ):
         try:
             parse(blob)
         except BodyMalformed:
@@ -107,7 +116,7 @@ class BreaksAfter(io.RawIOBase):
             raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
         if size == 0:
             return b""
-        chunk = self.body[self.sent: min(self.limit, self.sent + size)]
+        chunk = self.body[self.sent : min(self.limit, self.sent + size)]
         self.sent += len(chunk)
         return chunk
 
@@ -126,9 +135,12 @@ def test_a_broken_connection_is_retriable_and_says_how_far_it_got():
 
 
 def test_envelope_and_bare_results_are_both_read():
-    bare = orjson.dumps({"requestId": "r", "rowLimitExceeded": False, "data": [{"docId": "a"}], "summary": [{"ans": 1}]})
-    wrapped = orjson.dumps({"data": {"requestId": "r", "rowLimitExceeded": False, "data": [{"docId": "a"}]},
-                            "status": "success"})
+    bare = orjson.dumps(
+        {"requestId": "r", "rowLimitExceeded": False, "data": [{"docId": "a"}], "summary": [{"ans": 1}]}
+    )
+    wrapped = orjson.dumps(
+        {"data": {"requestId": "r", "rowLimitExceeded": False, "data": [{"docId": "a"}]}, "status": "success"}
+    )
     for body, key in ((bare, "data"), (wrapped, "data.data")):
         doc = ReportDocument(io.BytesIO(body), ["data", "data.data"])
         assert doc.array_key == key and list(doc.rows()) == [{"docId": "a"}]
@@ -173,8 +185,10 @@ def test_local_time_is_placed_by_its_window():
 def test_redaction_covers_tokens_headers_and_signed_urls():
     registry = SecretRegistry()
     registry.add("s3cr3t-value")
-    text = ("token s3cr3t-value; Authorization: Bearer abc.def.ghi; "
-            "GET https://bucket/file.json?X-Amz-Expires=60&X-Amz-Signature=deadbeef&other=1")
+    text = (
+        "token s3cr3t-value; Authorization: Bearer abc.def.ghi; "
+        "GET https://bucket/file.json?X-Amz-Expires=60&X-Amz-Signature=deadbeef&other=1"
+    )
     cleaned = registry.redact(text)
     assert "s3cr3t-value" not in cleaned and "abc.def.ghi" not in cleaned and "deadbeef" not in cleaned
     assert "other=1" in cleaned
@@ -185,28 +199,39 @@ def test_redaction_covers_tokens_headers_and_signed_urls():
 CALLS_COLUMNS = ("call_id", "interaction_id", "start_at", "start_time")
 
 
-@pytest.mark.parametrize(("fmt", "content_type", "head", "columns"), [
-    ("csv", "text/csv", b"call_id,type\r\n", CALLS_COLUMNS),  # header only: an empty window
-    ("csv", "text/csv", b'\xef\xbb\xbf"interaction_id","call_type"\r\nabc,in\r\n', CALLS_COLUMNS),  # old names
-    ("csv", "text/csv", b"call_id" + b",a_column_the_tap_does_not_know" * 30, CALLS_COLUMNS),  # longer than looked at
-    ("csv", "text/csv", b"event_id,occurred_at,studio.step-name\n", ()),  # no layout: looks like a header
-    ("json_bulk", "application/x-ndjson", b"", ()),  # an empty window
-    ("json_bulk", "binary/octet-stream", b"", ()),
-])
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "head", "columns"),
+    [
+        ("csv", "text/csv", b"call_id,type\r\n", CALLS_COLUMNS),  # header only: an empty window
+        ("csv", "text/csv", b'\xef\xbb\xbf"interaction_id","call_type"\r\nabc,in\r\n', CALLS_COLUMNS),  # old names
+        (
+            "csv",
+            "text/csv",
+            b"call_id" + b",a_column_the_tap_does_not_know" * 30,
+            CALLS_COLUMNS,
+        ),  # longer than looked at
+        ("csv", "text/csv", b"event_id,occurred_at,studio.step-name\n", ()),  # no layout: looks like a header
+        ("json_bulk", "application/x-ndjson", b"", ()),  # an empty window
+        ("json_bulk", "binary/octet-stream", b"", ()),
+    ],
+)
 def test_a_report_body_is_taken(fmt, content_type, head, columns):
     assert not_the_report(fmt, content_type, head[:HEAD_BYTES], columns) is None
 
 
-@pytest.mark.parametrize(("fmt", "content_type", "head", "columns", "says"), [
-    ("csv", "text/plain", b"The report file is being generated\n", CALLS_COLUMNS, "names none of the report's"),
-    ("csv", "text/csv", b"agent,queue\n", CALLS_COLUMNS, "names none of the report's"),
-    ("csv", "text/csv", b"", CALLS_COLUMNS, "empty text/csv body"),
-    ("csv", "text/csv", b"\r\n", (), "empty text/csv body"),
-    ("csv", "text/plain", b"The report file is being generated\n", (), "not a CSV header"),
-    ("csv", "text/plain", b"Not ready, try again later\n", (), "not a CSV header"),
-    ("json_bulk", "text/plain", b"", (), "empty text/plain body"),
-    ("json_bulk", "", b"", (), "empty untyped body"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "head", "columns", "says"),
+    [
+        ("csv", "text/plain", b"The report file is being generated\n", CALLS_COLUMNS, "names none of the report's"),
+        ("csv", "text/csv", b"agent,queue\n", CALLS_COLUMNS, "names none of the report's"),
+        ("csv", "text/csv", b"", CALLS_COLUMNS, "empty text/csv body"),
+        ("csv", "text/csv", b"\r\n", (), "empty text/csv body"),
+        ("csv", "text/plain", b"The report file is being generated\n", (), "not a CSV header"),
+        ("csv", "text/plain", b"Not ready, try again later\n", (), "not a CSV header"),
+        ("json_bulk", "text/plain", b"", (), "empty text/plain body"),
+        ("json_bulk", "", b"", (), "empty untyped body"),
+    ],
+)
 def test_a_status_or_empty_body_is_not_the_report(fmt, content_type, head, columns, says):
     problem = not_the_report(fmt, content_type, head, columns)
     assert problem is not None and says in problem, problem

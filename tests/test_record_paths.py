@@ -26,8 +26,12 @@ def whole_body(url: str, token: str) -> dict:
 
 def test_streaming_and_whole_body_parsing_emit_identical_records(make_sandbox):
     sandbox = make_sandbox(talkdesk_file_redirect="never")
-    config = sandbox_config(sandbox, myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT],
-                            start_date="2026-10-24T00:00:00Z", end_date="2026-10-27T00:00:00Z")
+    config = sandbox_config(
+        sandbox,
+        myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT],
+        start_date="2026-10-24T00:00:00Z",
+        end_date="2026-10-27T00:00:00Z",
+    )
     run = sync(config, streams=STREAMS)
     assert run.error is None, run.error
 
@@ -36,16 +40,26 @@ def test_streaming_and_whole_body_parsing_emit_identical_records(make_sandbox):
     for job in run.records("talkdesk_report_jobs"):
         body = whole_body(job["links"]["files"]["href"], token)
         for row in body["entries"]:
-            row = {k: (None if v == "" else v) for k, v in row.items()}  # empty text is null (docs/talkdesk-report-rows.md)
-            expected_calls.append(row | {"report_job_id": job["id"], "report_window_start": job["window_start"],
-                                         "report_window_end": job["window_end"]})
+            row = {
+                k: (None if v == "" else v) for k, v in row.items()
+            }  # empty text is null (docs/talkdesk-report-rows.md)
+            expected_calls.append(
+                row
+                | {
+                    "report_job_id": job["id"],
+                    "report_window_start": job["window_start"],
+                    "report_window_end": job["window_end"],
+                }
+            )
     assert run.records("talkdesk_calls") == expected_calls  # same rows, same order, same types
 
     expected_rows = []
     emitted: set[tuple[str, str]] = set()
     for request in run.records("myreports_requests"):
-        url = (f"{sandbox.url}/api/v1.0/workspaces/{config['myreports_workspace_id']}/reports/"
-               f"{request['report_id']}/requests/{request['request_id']}/data")
+        url = (
+            f"{sandbox.url}/api/v1.0/workspaces/{config['myreports_workspace_id']}/reports/"
+            f"{request['report_id']}/requests/{request['request_id']}/data"
+        )
         body = whole_body(url, sandbox.app.config.myreports_token)
         tz = ZoneInfo(body["request"]["timeZoneId"])
         start, end = parse_instant(request["window_start"]), parse_instant(request["window_end"])
@@ -57,8 +71,10 @@ def test_streaming_and_whole_body_parsing_emit_identical_records(make_sandbox):
             if (request["report_id"], row["docId"]) in emitted:
                 continue  # requests overlap the window before them: a row goes out once per run
             emitted.add((request["report_id"], row["docId"]))
-            expected_rows.append(shape(row | {"start_utc": to_utc(row["start"])}, UTC)
-                                 | {"report_id": request["report_id"], "request_id": request["request_id"]})
+            expected_rows.append(
+                shape(row | {"start_utc": to_utc(row["start"])}, UTC)
+                | {"report_id": request["report_id"], "request_id": request["request_id"]}
+            )
     assert run.records("myreports_call_rows") == expected_rows
     assert any(r["outcome"] == "split" for r in run.records("myreports_requests"))  # London's DST change
 
@@ -72,8 +88,11 @@ def test_lean_record_path_equals_the_sdk_path(make_sandbox, monkeypatch):
 
     def rows(run, stream):
         strip = ("report_job_id", "request_id")
-        return [{k: v for k, v in m["record"].items() if k not in strip}
-                for m in run.messages if m["type"] == "RECORD" and m["stream"] == stream]
+        return [
+            {k: v for k, v in m["record"].items() if k not in strip}
+            for m in run.messages
+            if m["type"] == "RECORD" and m["stream"] == stream
+        ]
 
     for stream in ("talkdesk_calls", "myreports_call_rows"):
         assert rows(lean, stream) == rows(plain, stream) and rows(lean, stream)
@@ -84,10 +103,13 @@ def test_lean_record_path_equals_the_sdk_path(make_sandbox, monkeypatch):
 
 
 def test_deselected_fields_and_stream_maps_still_apply(sandbox):
-    config = sandbox_config(sandbox, stream_maps={
-        "talkdesk_calls": {"user_name": None, "__filter__": "type == 'inbound'"},
-        "myreports_call_rows": {"caller": "record.get('cli')", "cli": None},  # rows are sparse
-    })
+    config = sandbox_config(
+        sandbox,
+        stream_maps={
+            "talkdesk_calls": {"user_name": None, "__filter__": "type == 'inbound'"},
+            "myreports_call_rows": {"caller": "record.get('cli')", "cli": None},  # rows are sparse
+        },
+    )
     catalog = catalog_selecting(config, ["talkdesk_calls", "myreports_call_rows"])
     for entry in catalog["streams"]:
         if entry["tap_stream_id"] == "myreports_call_rows":

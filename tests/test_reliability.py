@@ -22,27 +22,57 @@ ERRORS_DOC = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 
 # (what is wrong, config change, what the user sees) — docs/errors.md's bad-settings table lists these.
 BAD_CONFIG = [
-    ("client id without its secret", {"talkdesk_client_secret": None},
-     "config: setting 'talkdesk_client_secret' is missing: it is needed together with 'talkdesk_client_id'"),
-    ("email without its API token", {"zendesk_api_token": None},
-     "config: setting 'zendesk_api_token' is missing: it is needed together with 'zendesk_email'"),
+    (
+        "client id without its secret",
+        {"talkdesk_client_secret": None},
+        "config: setting 'talkdesk_client_secret' is missing: it is needed together with 'talkdesk_client_id'",
+    ),
+    (
+        "email without its API token",
+        {"zendesk_api_token": None},
+        "config: setting 'zendesk_api_token' is missing: it is needed together with 'zendesk_email'",
+    ),
     ("unknown region", {"talkdesk_region": "mars"}, "config: setting 'talkdesk_region' must be one of us, eu, ca"),
-    ("plain http to a remote host", {"zendesk_api_url": "http://example.com"},
-     "config: setting 'zendesk_api_url' must use https"),
-    ("end_date before start_date", {"end_date": "2026-09-01T00:00:00Z"},
-     "config: setting 'end_date' must be after start_date"),
-    ("unknown report type", {"talkdesk_report_types": ["calls", "weather"]},
-     "config: setting 'talkdesk_report_types' has unknown report type(s) weather"),
-    ("window over 31 days", {"talkdesk_window_days": 45},
-     "config: setting 'talkdesk_window_days' must be a whole number from 1 to 31"),
-    ("more than 15 concurrent Talkdesk jobs", {"max_concurrent_jobs": 20},
-     "config: setting 'max_concurrent_jobs' must be at most 15 with Talkdesk"),
-    ("unknown time zone", {"talkdesk_report_timezone": "Mars/Olympus"},
-     "config: setting 'talkdesk_report_timezone' must be an IANA time zone"),
-    ("start_date that is not a date", {"start_date": "last tuesday"},
-     "config: setting 'start_date' must be an ISO 8601 date or date-time"),
-    ("report ids without a workspace", {"myreports_workspace_id": None},
-     "config: setting 'myreports_workspace_id' is missing"),
+    (
+        "plain http to a remote host",
+        {"zendesk_api_url": "http://example.com"},
+        "config: setting 'zendesk_api_url' must use https",
+    ),
+    (
+        "end_date before start_date",
+        {"end_date": "2026-09-01T00:00:00Z"},
+        "config: setting 'end_date' must be after start_date",
+    ),
+    (
+        "unknown report type",
+        {"talkdesk_report_types": ["calls", "weather"]},
+        "config: setting 'talkdesk_report_types' has unknown report type(s) weather",
+    ),
+    (
+        "window over 31 days",
+        {"talkdesk_window_days": 45},
+        "config: setting 'talkdesk_window_days' must be a whole number from 1 to 31",
+    ),
+    (
+        "more than 15 concurrent Talkdesk jobs",
+        {"max_concurrent_jobs": 20},
+        "config: setting 'max_concurrent_jobs' must be at most 15 with Talkdesk",
+    ),
+    (
+        "unknown time zone",
+        {"talkdesk_report_timezone": "Mars/Olympus"},
+        "config: setting 'talkdesk_report_timezone' must be an IANA time zone",
+    ),
+    (
+        "start_date that is not a date",
+        {"start_date": "last tuesday"},
+        "config: setting 'start_date' must be an ISO 8601 date or date-time",
+    ),
+    (
+        "report ids without a workspace",
+        {"myreports_workspace_id": None},
+        "config: setting 'myreports_workspace_id' is missing",
+    ),
 ]
 
 
@@ -70,14 +100,20 @@ def test_docs_list_every_bad_input():
 
 @pytest.mark.parametrize("profile", ["rate-limit", "server-errors", "slow"])
 def test_transient_faults_are_retried_to_the_same_records(make_sandbox, profile):
-    clean = sync(sandbox_config(make_sandbox(), vendors=("zendesk", "talkdesk")), streams=["zendesk_job_statuses", "talkdesk_calls"])
+    clean = sync(
+        sandbox_config(make_sandbox(), vendors=("zendesk", "talkdesk")),
+        streams=["zendesk_job_statuses", "talkdesk_calls"],
+    )
     sandbox = make_sandbox(faults=profile, slow_seconds=1.0)
-    faulty = sync(sandbox_config(sandbox, vendors=("zendesk", "talkdesk"), request_timeout_seconds=0.5, max_retries=4),
-                  streams=["zendesk_job_statuses", "talkdesk_calls"])
+    faulty = sync(
+        sandbox_config(sandbox, vendors=("zendesk", "talkdesk"), request_timeout_seconds=0.5, max_retries=4),
+        streams=["zendesk_job_statuses", "talkdesk_calls"],
+    )
     assert faulty.error is None, faulty.error
     assert len(sandbox.app.faults.injected) >= 3
     assert sorted(r["id"] for r in faulty.records("zendesk_job_statuses")) == sorted(
-        r["id"] for r in clean.records("zendesk_job_statuses"))
+        r["id"] for r in clean.records("zendesk_job_statuses")
+    )
     assert len(faulty.records("talkdesk_calls")) == len(clean.records("talkdesk_calls"))
 
 
@@ -93,7 +129,7 @@ def test_retry_after_is_waited_exactly():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: go now
     assert parse_retry_after("soon") is None
     waits = [policy.wait_seconds(None, n) for n in (1, 2, 3, 4)]
-    assert all(0.5 * 2 ** i <= w <= 2 ** i for i, w in enumerate(waits))  # exponential with jitter
+    assert all(0.5 * 2**i <= w <= 2**i for i, w in enumerate(waits))  # exponential with jitter
 
 
 def test_retries_give_up_with_the_vendors_words(tmp_path, make_sandbox):
@@ -169,14 +205,19 @@ def test_myreports_401_says_token_missing_or_expired(tmp_path, sandbox):
 
 def test_truncated_talkdesk_file_is_a_clear_error(tmp_path, make_sandbox):
     sandbox = make_sandbox(faults="malformed")
-    run = run_cli(tmp_path, sandbox_config(sandbox, vendors=("talkdesk",)),
-                  catalog=catalog_selecting(sandbox_config(sandbox, vendors=("talkdesk",)), ["talkdesk_calls"]))
+    run = run_cli(
+        tmp_path,
+        sandbox_config(sandbox, vendors=("talkdesk",)),
+        catalog=catalog_selecting(sandbox_config(sandbox, vendors=("talkdesk",)), ["talkdesk_calls"]),
+    )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     last = run.stderr_lines[-1]
     assert last.startswith("tap-callreports: error: talkdesk_calls: the result of job ")
     assert "/data/reports/calls/files/" in last and "malformed JSON" in last and "near byte" in last
-    assert not any("talkdesk_calls" in s.get("bookmarks", {}) and s["bookmarks"]["talkdesk_calls"].get(
-        "replication_key_value") for s in run.states)
+    assert not any(
+        "talkdesk_calls" in s.get("bookmarks", {}) and s["bookmarks"]["talkdesk_calls"].get("replication_key_value")
+        for s in run.states
+    )
 
 
 def test_malformed_page_names_stream_path_and_position(sandbox, monkeypatch):
@@ -191,7 +232,8 @@ def test_malformed_page_names_stream_path_and_position(sandbox, monkeypatch):
         json_body(response, "zendesk_job_statuses")
     position = response._content.index(b"]")  # the value that is missing
     assert str(caught.value).startswith(
-        f"zendesk_job_statuses: malformed JSON in the response to GET /api/v2/job_statuses at byte {position} (")
+        f"zendesk_job_statuses: malformed JSON in the response to GET /api/v2/job_statuses at byte {position} ("
+    )
 
 
 # ---- secrets ---------------------------------------------------------------------------------------
@@ -199,8 +241,7 @@ def test_malformed_page_names_stream_path_and_position(sandbox, monkeypatch):
 
 def test_no_secret_in_logs_even_at_debug(tmp_path, make_sandbox):
     sandbox = make_sandbox(faults="heavy", talkdesk_file_redirect="always", slow_seconds=0.6)
-    config = sandbox_config(sandbox, request_timeout_seconds=0.4, max_retries=6,
-                            myreports_report_ids=[LONDON_REPORT])
+    config = sandbox_config(sandbox, request_timeout_seconds=0.4, max_retries=6, myreports_report_ids=[LONDON_REPORT])
     run = run_cli(tmp_path, config, env={"TAP_CALLREPORTS_LOG_LEVEL": "debug", "LOGLEVEL": "DEBUG"})
     assert run.returncode == 0, run.stderr[-2000:]
     assert "DEBUG" in run.stderr
@@ -208,6 +249,7 @@ def test_no_secret_in_logs_even_at_debug(tmp_path, make_sandbox):
     secrets += [e["token"] for e in sandbox.app.events("token_issued")]
     secrets += [e["signature"] for e in sandbox.app.events("file_redirect")]
     import base64
+
     secrets.append(base64.b64encode(b"sandbox-client-id:sandbox-client-secret").decode())
     secrets.append(base64.b64encode(b"agent@example.com/token:sandbox-zendesk-token").decode())
     assert len(secrets) > 10
@@ -220,8 +262,13 @@ def test_no_secret_in_logs_even_at_debug(tmp_path, make_sandbox):
 
 # ---- whole runs under faults --------------------------------------------------------------------------
 
-ALL_STREAMS = ["talkdesk_imports", "talkdesk_calls", "talkdesk_user_status", "zendesk_job_statuses",
-               "myreports_call_rows"]
+ALL_STREAMS = [
+    "talkdesk_imports",
+    "talkdesk_calls",
+    "talkdesk_user_status",
+    "zendesk_job_statuses",
+    "myreports_call_rows",
+]
 ORIGIN_IDS = ("report_job_id", "request_id")
 # A resumed run re-reads its lookback: a row read again carries the re-read window (and replaces
 # itself by key); the vendor's fields are what must match.
@@ -235,16 +282,23 @@ def comparable(run, also_without: tuple[str, ...] = ()) -> dict[str, collections
     for stream in ALL_STREAMS:
         rows = [{k: v for k, v in r.items() if k not in left_out} for r in run.records(stream)]
         # links embed the sandbox's address, which differs between sandboxes
-        out[stream] = collections.Counter(re.sub(r"http://127\.0\.0\.1:\d+", "SANDBOX", json.dumps(r, sort_keys=True))
-                                          for r in rows)
+        out[stream] = collections.Counter(
+            re.sub(r"http://127\.0\.0\.1:\d+", "SANDBOX", json.dumps(r, sort_keys=True)) for r in rows
+        )
     return out
 
 
 def heavy_config(sandbox):
-    return sandbox_config(sandbox, talkdesk_report_types=["calls", "user_status"],
-                          myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT], start_date="2026-09-29T00:00:00Z",
-                          end_date="2026-10-03T00:00:00Z", request_timeout_seconds=0.5, max_retries=6,
-                          job_max_attempts=3)
+    return sandbox_config(
+        sandbox,
+        talkdesk_report_types=["calls", "user_status"],
+        myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT],
+        start_date="2026-09-29T00:00:00Z",
+        end_date="2026-10-03T00:00:00Z",
+        request_timeout_seconds=0.5,
+        max_retries=6,
+        job_max_attempts=3,
+    )
 
 
 def test_heavy_faults_give_the_clean_run(make_sandbox):
@@ -317,12 +371,22 @@ def test_killed_runs_resume_without_gaps(tmp_path, make_sandbox, seed):
 
 def test_sigterm_exits_non_zero_with_state_that_resumes(tmp_path, make_sandbox):
     sandbox = make_sandbox(job_polls=3)
-    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-09T00:00:00Z",
-                            job_poll_interval_seconds=0.2, job_poll_max_interval_seconds=0.2, max_concurrent_jobs=1,
-                            talkdesk_lookback_minutes=0)
+    config = sandbox_config(
+        sandbox,
+        vendors=("talkdesk",),
+        end_date="2026-10-09T00:00:00Z",
+        job_poll_interval_seconds=0.2,
+        job_poll_max_interval_seconds=0.2,
+        max_concurrent_jobs=1,
+        talkdesk_lookback_minutes=0,
+    )
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with subprocess.Popen([sys.executable, "-m", "tap_callreports", "--config", str(tmp_path / "config.json")],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "tap_callreports", "--config", str(tmp_path / "config.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         assert proc.stdout is not None
         messages = []
         for line in proc.stdout:
@@ -365,12 +429,15 @@ def test_a_signal_during_logging_is_not_swallowed(sandbox):
     assert caught.value.signum == signal.SIGTERM
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"X-Rate-Limit-Remaining": "1", "ratelimit-reset": "0"}, [0.0]),  # the window just reset: go on
-    ({"X-Rate-Limit-Remaining": "1", "ratelimit-reset": "3"}, [3.0]),
-    ({"X-Rate-Limit-Remaining": "0"}, [60.0]),  # no reset header: a whole window
-    ({"X-Rate-Limit-Remaining": "2", "ratelimit-reset": "3"}, []),  # above the floor: no pause
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"X-Rate-Limit-Remaining": "1", "ratelimit-reset": "0"}, [0.0]),  # the window just reset: go on
+        ({"X-Rate-Limit-Remaining": "1", "ratelimit-reset": "3"}, [3.0]),
+        ({"X-Rate-Limit-Remaining": "0"}, [60.0]),  # no reset header: a whole window
+        ({"X-Rate-Limit-Remaining": "2", "ratelimit-reset": "3"}, []),  # above the floor: no pause
+    ],
+)
 def test_zendesk_rate_limit_pause(sandbox, monkeypatch, headers, expected):
     from tap_callreports.tap import TapCallReports
     from tap_callreports.zendesk import client

@@ -31,21 +31,21 @@ ORIGIN = ("report_job_id", "report_window_start", "report_window_end")
 EVIDENCE: dict[str, dict[str, str]] = {
     "calls": {
         "string": "call_id callsid type talkdesk_phone_number talkdesk_phone_display_name contact_phone_number "
-                  "user_id user_name user_email disposition_code notes ring_groups ivr_options handling_user_name "
-                  "handling_user_id handling_user_email recording_url mood team_id team_name",
+        "user_id user_name user_email disposition_code notes ring_groups ivr_options handling_user_name "
+        "handling_user_id handling_user_email recording_url mood team_id team_name",
         "integer": "total_time talk_time wait_time hold_time abandon_time total_ringing_time user_voice_rating "
-                   "csat_score",
+        "csat_score",
         "boolean": "is_in_business_hours is_callback_from_queue is_call_forwarding is_if_no_answer is_transfer "
-                   "is_external_transfer is_mood_prompted",
+        "is_external_transfer is_mood_prompted",
         "iso": "start_at end_at csat_survey_time",
     },
     "contacts": {
         "string": "interaction_id contact_id company_number contact_person_number phone_display_name "
-                  "external_phone_number direction contact_type transfer_out_type transfer_in transfer_in_type "
-                  "callback ring_groups handling_ring_groups user_name user_id team_name team_id "
-                  "direct_assignment_user direct_assignment_ids",
+        "external_phone_number direction contact_type transfer_out_type transfer_in transfer_in_type "
+        "callback ring_groups handling_ring_groups user_name user_id team_name team_id "
+        "direct_assignment_user direct_assignment_ids",
         "integer": "wait_time time_to_missed abandon_time short_abandon_time time_to_voicemail ring_time connect_time "
-                   "talk_time hard_hold_time soft_hold_time hold_time after_call_work_time duration handle_time",
+        "talk_time hard_hold_time soft_hold_time hold_time after_call_work_time duration handle_time",
         "yes/no": "inside_business_hours inside_service_level within_service_level_threshold transfer_out",
         "wall": "started_at answered_at connected_at finished_at",
     },
@@ -62,18 +62,37 @@ EVIDENCE: dict[str, dict[str, str]] = {
     },
     "studio_flow_execution": {
         "string": "call_sid interaction_id destination_number origin_number flow_name flow_id component_title "
-                  "step_name exit",
+        "step_name exit",
         "number": "time_in_step",
         "integer": "step_execution_order",
         "wall": "timestamp flow_execution_finished_time",
     },
 }
-KEYS = {"calls": ("call_id",), "contacts": ("contact_id",), "ring_attempts": ("ring_attempt_id",),
-        "user_status": ("user_id", "status_start_at"), "studio_flow_execution": ("interaction_id", "step_execution_order")}
-COLUMN_TYPE = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
-               "yes/no": "boolean", "wall": "string", "iso": "string"}
-PYTHON_TYPE = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "yes/no": bool,
-               "wall": str, "iso": str}
+KEYS = {
+    "calls": ("call_id",),
+    "contacts": ("contact_id",),
+    "ring_attempts": ("ring_attempt_id",),
+    "user_status": ("user_id", "status_start_at"),
+    "studio_flow_execution": ("interaction_id", "step_execution_order"),
+}
+COLUMN_TYPE = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "yes/no": "boolean",
+    "wall": "string",
+    "iso": "string",
+}
+PYTHON_TYPE = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "yes/no": bool,
+    "wall": str,
+    "iso": str,
+}
 DOTTED = "studio_flow_executions_aggregated."
 
 
@@ -88,9 +107,10 @@ def fields(report_type: str) -> dict[str, str]:
 
 def sent_rows(sandbox: RunningSandbox, report_type: str, start: str = START, end: str = END) -> list[dict]:
     """The rows the sandbox holds, written in UTC: their wall-clock texts are the true UTC instants."""
-    rows = sandbox.app.data.talkdesk_rows(report_type, moment(start), moment(end), ZoneInfo("UTC"),
-                                          dt.datetime.now(UTC))
-    return [{(k[len(DOTTED):] if k.startswith(DOTTED) else k): v for k, v in row.items()} for row in rows]
+    rows = sandbox.app.data.talkdesk_rows(
+        report_type, moment(start), moment(end), ZoneInfo("UTC"), dt.datetime.now(UTC)
+    )
+    return [{(k[len(DOTTED) :] if k.startswith(DOTTED) else k): v for k, v in row.items()} for row in rows]
 
 
 def expected_record(report_type: str, sent: dict) -> dict:
@@ -105,8 +125,9 @@ def expected_record(report_type: str, sent: dict) -> dict:
         if kind == "wall":
             utc = value.replace(" ", "T") + "Z" if value is not None else None
             value = utc
-            out[f"{name}_local"] = (moment(utc).astimezone(LISBON).strftime("%Y-%m-%dT%H:%M:%S")
-                                    if utc is not None else None)
+            out[f"{name}_local"] = (
+                moment(utc).astimezone(LISBON).strftime("%Y-%m-%dT%H:%M:%S") if utc is not None else None
+            )
         out[name] = value
     return out
 
@@ -123,10 +144,19 @@ def layout_box() -> t.Iterator[RunningSandbox]:
 
 
 def lisbon_config(sandbox: RunningSandbox, report_type: str, fmt: str, **more: t.Any) -> dict:
-    return sandbox_config(sandbox, vendors=("talkdesk",), **{
-        "talkdesk_report_types": [report_type], "talkdesk_report_format": fmt,
-        "talkdesk_report_timezone": "Europe/Lisbon", "talkdesk_lookback_minutes": 0, "start_date": START,
-        "end_date": END, **more})
+    return sandbox_config(
+        sandbox,
+        vendors=("talkdesk",),
+        **{
+            "talkdesk_report_types": [report_type],
+            "talkdesk_report_format": fmt,
+            "talkdesk_report_timezone": "Europe/Lisbon",
+            "talkdesk_lookback_minutes": 0,
+            "start_date": START,
+            "end_date": END,
+            **more,
+        },
+    )
 
 
 def run_then_resume(sandbox: RunningSandbox, report_type: str, fmt: str) -> tuple[TapRun, TapRun]:
@@ -183,8 +213,10 @@ def test_evidenced_layouts_land_typed_in_utc_once_across_dst_and_a_resume(layout
     assert zones >= {"Europe/Lisbon", "UTC"}, zones
     records = first.records(stream) + second.records(stream)
     # Every row exactly once by key, and no other.
-    expected = {key_of(report_type, e): e for e in map(lambda r: expected_record(report_type, r),
-                                                         sent_rows(layout_box, report_type))}
+    expected = {
+        key_of(report_type, e): e
+        for e in map(lambda r: expected_record(report_type, r), sent_rows(layout_box, report_type))
+    }
     keys = [key_of(report_type, r) for r in records]
     assert len(keys) == len(set(keys)), f"{len(keys) - len(set(keys))} row(s) twice"
     assert set(keys) == set(expected), (len(set(expected) - set(keys)), len(set(keys) - set(expected)))
@@ -215,10 +247,13 @@ def test_every_format_gives_the_same_schema_and_records(layout_runs, report_type
     seen = {}
     for fmt in FORMATS:
         first, second = layout_runs(report_type, fmt)
-        schemas = [m["schema"] for m in first.messages + second.messages
-                   if m["type"] == "SCHEMA" and m["stream"] == stream]
-        records = {json.dumps(key_of(report_type, r)): {k: v for k, v in r.items() if k != "report_job_id"}
-                   for r in first.records(stream) + second.records(stream)}
+        schemas = [
+            m["schema"] for m in first.messages + second.messages if m["type"] == "SCHEMA" and m["stream"] == stream
+        ]
+        records = {
+            json.dumps(key_of(report_type, r)): {k: v for k, v in r.items() if k != "report_job_id"}
+            for r in first.records(stream) + second.records(stream)
+        }
         seen[fmt] = (schemas, records)
     json_schemas, json_records = seen["json"]
     for fmt in ("csv", "json_bulk"):
@@ -239,8 +274,10 @@ def test_rows_without_an_id_get_a_row_key_stable_across_readings_and_formats(lay
     sent = sent_rows(layout_box, report_type, start, end)
     identical = len(sent) - len({json.dumps(r, sort_keys=True) for r in sent})
     assert identical > 0, "the sandbox sends some rows twice, identical"
-    runs = {fmt: sync(lisbon_config(layout_box, report_type, fmt, start_date=start, end_date=end), streams=[stream])
-            for fmt in FORMATS}
+    runs = {
+        fmt: sync(lisbon_config(layout_box, report_type, fmt, start_date=start, end_date=end), streams=[stream])
+        for fmt in FORMATS
+    }
     again = sync(lisbon_config(layout_box, report_type, "json", start_date=start, end_date=end), streams=[stream])
     for run in (*runs.values(), again):
         assert run.error is None, run.error
@@ -287,8 +324,9 @@ def test_a_layout_without_its_key_emits_no_keyless_row_and_the_catalog_key_is_th
     assert fixed.schemas()[stream]["key_properties"] == ["call_sid", "step_execution_order"]
     records = fixed.records(stream)
     sent = sent_rows(sandbox, "studio_flow_execution", START, "2026-10-23T00:00:00Z")
-    assert sorted((r["call_sid"], r["step_execution_order"]) for r in records) == \
-        sorted((r["call_sid"], r["step_execution_order"]) for r in sent)
+    assert sorted((r["call_sid"], r["step_execution_order"]) for r in records) == sorted(
+        (r["call_sid"], r["step_execution_order"]) for r in sent
+    )
     assert fixed.final_state["bookmarks"][stream]["replication_key_value"] == "2026-10-23T00:00:00Z"
     # The jobs the failed runs recorded were read again, not created again: nothing stuck on them.
     assert failed_state and failed_state["bookmarks"][stream].get("report_jobs")
@@ -351,11 +389,17 @@ def test_an_added_time_column_is_utc_and_the_same_whichever_value_a_run_starts_o
     give the same date-time column with the same UTC values (Lisbon, across the DST change)."""
     sandbox = make_sandbox(shapes=ADDED_TIME, seed=17, job_polls=1)
     hours = [moment(START) + dt.timedelta(hours=n) for n in range(48)]
-    starts = {"None": next(h for h in hours if first_sent_callback_at(sandbox, h) == "None"),
-              "time": next(h for h in hours if first_sent_callback_at(sandbox, h) not in (None, "None"))}
+    starts = {
+        "None": next(h for h in hours if first_sent_callback_at(sandbox, h) == "None"),
+        "time": next(h for h in hours if first_sent_callback_at(sandbox, h) not in (None, "None")),
+    }
     stream = "talkdesk_contacts"
-    runs = {first: sync(lisbon_config(sandbox, "contacts", fmt, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ")),
-                        streams=[stream]) for first, start in starts.items()}
+    runs = {
+        first: sync(
+            lisbon_config(sandbox, "contacts", fmt, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ")), streams=[stream]
+        )
+        for first, start in starts.items()
+    }
     sent = {row["contact_id"]: row for row in sent_rows(sandbox, "contacts", START, END)}
     assert {row["callback_at"] for row in sent.values()} & {"None"}, "the shape sends the text None"
     by_key = {}

@@ -31,8 +31,10 @@ def row_key(row):
 
 
 def test_every_talkdesk_row_once_in_window_order(sandbox):
-    run = sync(sandbox_config(sandbox, talkdesk_report_types=["calls", "contacts"]),
-               streams=["talkdesk_calls", "talkdesk_contacts", "talkdesk_report_jobs"])
+    run = sync(
+        sandbox_config(sandbox, talkdesk_report_types=["calls", "contacts"]),
+        streams=["talkdesk_calls", "talkdesk_contacts", "talkdesk_report_jobs"],
+    )
     assert run.error is None, run.error
     for report_type in ("calls", "contacts"):
         rows = run.records(f"talkdesk_{report_type}")
@@ -48,7 +50,9 @@ def test_every_talkdesk_row_once_in_window_order(sandbox):
     for row in run.records("talkdesk_calls"):
         job = by_id[row["report_job_id"]]
         assert (job["window_start"], job["window_end"]) == (row["report_window_start"], row["report_window_end"])
-    assert sum(j["rows_read"] for j in jobs) == len(run.records("talkdesk_calls")) + len(run.records("talkdesk_contacts"))
+    assert sum(j["rows_read"] for j in jobs) == len(run.records("talkdesk_calls")) + len(
+        run.records("talkdesk_contacts")
+    )
     assert run.final_state["bookmarks"]["talkdesk_calls"]["replication_key_value"] == iso_z(OCT4)
 
 
@@ -87,11 +91,12 @@ def test_csv_and_json_bulk_give_the_json_rows(make_sandbox, fmt):
     run = sync(sandbox_config(sandbox, talkdesk_report_format=fmt), streams=["talkdesk_calls"])
     assert run.error is None, run.error
     origin = ("report_job_id", "report_window_start", "report_window_end")
-    got = sorted(({k: v for k, v in r.items() if k not in origin} for r in run.records("talkdesk_calls")),
-                 key=row_key)
+    got = sorted(({k: v for k, v in r.items() if k not in origin} for r in run.records("talkdesk_calls")), key=row_key)
     # Empty text is null in every format (a CSV cell cannot tell them apart): docs/talkdesk-report-rows.md
-    expected = sorted(({k: (None if v == "" else v) for k, v in r.items()}
-                       for r in expected_talkdesk(sandbox, "calls", OCT1, OCT4)), key=row_key)
+    expected = sorted(
+        ({k: (None if v == "" else v) for k, v in r.items()} for r in expected_talkdesk(sandbox, "calls", OCT1, OCT4)),
+        key=row_key,
+    )
     assert got == expected  # CSV cells typed back by the schema: talk_time is an int again
 
 
@@ -112,11 +117,14 @@ def test_renamed_call_fields_land_in_one_column(make_sandbox, cutover):
 
 
 def test_studio_flow_dotted_keys_become_sql_names(sandbox):
-    run = sync(sandbox_config(sandbox, talkdesk_report_types=["studio_flow_execution"]),
-               streams=["talkdesk_studio_flow_execution"])
+    run = sync(
+        sandbox_config(sandbox, talkdesk_report_types=["studio_flow_execution"]),
+        streams=["talkdesk_studio_flow_execution"],
+    )
     rows = run.records("talkdesk_studio_flow_execution")
-    expected = list(sandbox.app.data.talkdesk_rows("studio_flow_execution", OCT1, OCT4, ZoneInfo("UTC"),
-                                                   dt.datetime.now(UTC)))
+    expected = list(
+        sandbox.app.data.talkdesk_rows("studio_flow_execution", OCT1, OCT4, ZoneInfo("UTC"), dt.datetime.now(UTC))
+    )
     dotted = "studio_flow_executions_aggregated.flow_execution_finished_time"
 
     def step(row):
@@ -138,8 +146,7 @@ def test_studio_flow_dotted_keys_become_sql_names(sandbox):
 @pytest.mark.parametrize("knob, word", [("fail_windows", "failed"), ("cancel_windows", "canceled")])
 def test_failed_job_stops_loudly_and_bookmark_stays(tmp_path, make_sandbox, knob, word):
     sandbox = make_sandbox(**{knob: (iso_z(OCT2),)})
-    run = run_cli(tmp_path, sandbox_config(sandbox, vendors=("talkdesk",), job_max_attempts=2),
-                  catalog=None, env={})
+    run = run_cli(tmp_path, sandbox_config(sandbox, vendors=("talkdesk",), job_max_attempts=2), catalog=None, env={})
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     last = run.stderr_lines[-1]
@@ -158,8 +165,11 @@ def test_resumed_run_emits_only_new_windows(sandbox):
     first = sync(sandbox_config(sandbox, end_date=iso_z(OCT3)), streams=["talkdesk_calls"])
     assert first.final_state["bookmarks"]["talkdesk_calls"]["replication_key_value"] == iso_z(OCT3)
     created_before = len(sandbox.app.events("job_created"))
-    second = sync(sandbox_config(sandbox, end_date=iso_z(OCT5), talkdesk_lookback_minutes=0), state=first.final_state,
-                  streams=["talkdesk_calls"])
+    second = sync(
+        sandbox_config(sandbox, end_date=iso_z(OCT5), talkdesk_lookback_minutes=0),
+        state=first.final_state,
+        streams=["talkdesk_calls"],
+    )
     rows = second.records("talkdesk_calls")
     assert {r["report_window_start"] for r in rows} == {iso_z(OCT3), iso_z(OCT4)}
     assert sorted(map(row_key, rows)) == sorted(map(row_key, expected_talkdesk(sandbox, "calls", OCT3, OCT5)))
@@ -167,16 +177,22 @@ def test_resumed_run_emits_only_new_windows(sandbox):
     assert sorted(e["start"] for e in new_jobs) == [OCT3.isoformat(), OCT4.isoformat()]  # jobs run concurrently
 
 
-@pytest.mark.parametrize(("lookback", "end", "expected_starts"), [
-    (120, OCT5, ["2026-10-02T22:00:00+00:00", OCT4.isoformat()]),  # rides on the first new window
-    (120, OCT3 + dt.timedelta(minutes=10), []),  # under min_window_minutes: no job at all
-    (0, OCT4, [OCT3.isoformat()]),
-])
+@pytest.mark.parametrize(
+    ("lookback", "end", "expected_starts"),
+    [
+        (120, OCT5, ["2026-10-02T22:00:00+00:00", OCT4.isoformat()]),  # rides on the first new window
+        (120, OCT3 + dt.timedelta(minutes=10), []),  # under min_window_minutes: no job at all
+        (0, OCT4, [OCT3.isoformat()]),
+    ],
+)
 def test_lookback_rereads_before_the_bookmark(sandbox, lookback, end, expected_starts):
     first = sync(sandbox_config(sandbox, end_date=iso_z(OCT3)), streams=["talkdesk_calls"])
     created_before = len(sandbox.app.events("job_created"))
-    second = sync(sandbox_config(sandbox, end_date=iso_z(end), talkdesk_lookback_minutes=lookback),
-                  state=first.final_state, streams=["talkdesk_calls"])
+    second = sync(
+        sandbox_config(sandbox, end_date=iso_z(end), talkdesk_lookback_minutes=lookback),
+        state=first.final_state,
+        streams=["talkdesk_calls"],
+    )
     assert second.error is None, second.error
     new_jobs = sandbox.app.events("job_created")[created_before:]
     assert sorted(e["start"] for e in new_jobs) == expected_starts
@@ -209,11 +225,14 @@ def test_one_job_at_a_time_runs_in_sequence(make_sandbox):
 
 def test_cut_downloads_are_resumed_without_duplicates(make_sandbox):
     sandbox = make_sandbox(faults="cut", talkdesk_file_redirect="alternate")
-    run = sync(sandbox_config(sandbox, talkdesk_report_types=["calls"]), streams=["talkdesk_calls", "myreports_call_rows"])
+    run = sync(
+        sandbox_config(sandbox, talkdesk_report_types=["calls"]), streams=["talkdesk_calls", "myreports_call_rows"]
+    )
     assert run.error is None, run.error
     assert [kind for kind, _ in sandbox.app.faults.injected].count("cut") >= 6
     assert collections.Counter(map(row_key, run.records("talkdesk_calls"))) == collections.Counter(
-        map(row_key, expected_talkdesk(sandbox, "calls", OCT1, OCT4)))
+        map(row_key, expected_talkdesk(sandbox, "calls", OCT1, OCT4))
+    )
     docs = [r["doc_id"] for r in run.records("myreports_call_rows")]
     assert len(docs) == len(set(docs)) and set(docs) == set(expected_myreports(sandbox, LONDON_REPORT, OCT1, OCT4))
 
@@ -236,7 +255,9 @@ def test_every_myreports_row_once_with_origin(sandbox):
     assert all(r["outcome"] == "emitted" and isinstance(r["summary"], list) for r in requests_)
     partitions = run.final_state["bookmarks"]["myreports_call_rows"]["partitions"]
     assert {p["context"]["report_id"]: p["replication_key_value"] for p in partitions} == {
-        LONDON_REPORT: iso_z(OCT4), NEW_YORK_REPORT: iso_z(OCT4)}
+        LONDON_REPORT: iso_z(OCT4),
+        NEW_YORK_REPORT: iso_z(OCT4),
+    }
 
 
 def test_row_limit_splits_windows_until_complete(make_sandbox):
@@ -255,15 +276,22 @@ def test_row_limit_splits_windows_until_complete(make_sandbox):
     assert starts == sorted(starts)
 
 
-@pytest.mark.parametrize(("report_id", "start", "end"), [
-    (LONDON_REPORT, "2026-10-24T12:00:00Z", "2026-10-26T00:00:00Z"),  # BST -> GMT, 01:00 UTC on Oct 25
-    (NEW_YORK_REPORT, "2026-10-31T12:00:00Z", "2026-11-02T00:00:00Z"),  # EDT -> EST, 06:00 UTC on Nov 1
-    (LONDON_REPORT, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z"),  # GMT -> BST (spring forward)
-])
+@pytest.mark.parametrize(
+    ("report_id", "start", "end"),
+    [
+        (LONDON_REPORT, "2026-10-24T12:00:00Z", "2026-10-26T00:00:00Z"),  # BST -> GMT, 01:00 UTC on Oct 25
+        (NEW_YORK_REPORT, "2026-10-31T12:00:00Z", "2026-11-02T00:00:00Z"),  # EDT -> EST, 06:00 UTC on Nov 1
+        (LONDON_REPORT, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z"),  # GMT -> BST (spring forward)
+    ],
+)
 def test_start_utc_is_right_across_dst(make_sandbox, report_id, start, end):
     sandbox = make_sandbox(myreports_rows_per_hour=30)
-    run = sync(sandbox_config(sandbox, myreports_report_ids=[report_id], myreports_window_days=7,
-                              start_date=start, end_date=end), streams=["myreports_call_rows", "myreports_requests"])
+    run = sync(
+        sandbox_config(
+            sandbox, myreports_report_ids=[report_id], myreports_window_days=7, start_date=start, end_date=end
+        ),
+        streams=["myreports_call_rows", "myreports_requests"],
+    )
     assert run.error is None, run.error
     expected = expected_myreports(sandbox, report_id, dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end))
     rows = run.records("myreports_call_rows")
@@ -282,9 +310,11 @@ def test_malformed_result_is_a_clear_error(tmp_path, make_sandbox):
     last = run.stderr_lines[-1]
     assert last.startswith("tap-callreports: error: myreports_call_rows: the result of job ")
     assert "/data is malformed: malformed JSON" in last and "near byte" in last and "(row 2)" in last
-    assert all("myreports_call_rows" not in s.get("bookmarks", {}) or
-               not any(p.get("replication_key_value") for p in s["bookmarks"]["myreports_call_rows"].get("partitions", []))
-               for s in run.states)
+    assert all(
+        "myreports_call_rows" not in s.get("bookmarks", {})
+        or not any(p.get("replication_key_value") for p in s["bookmarks"]["myreports_call_rows"].get("partitions", []))
+        for s in run.states
+    )
 
 
 def test_jobs_of_several_report_streams_run_together(make_sandbox):
@@ -304,8 +334,9 @@ def test_jobs_of_several_report_streams_run_together(make_sandbox):
 def test_jobs_wait_for_a_free_slot_at_the_account_limit(make_sandbox):
     """Talkdesk's per-account limit (15; 2 here, as if other tools held the rest) answers 429."""
     sandbox = make_sandbox(job_polls=3, talkdesk_max_active_jobs=2)
-    config = sandbox_config(sandbox, talkdesk_report_types=["calls", "contacts"], end_date=iso_z(OCT4),
-                            max_concurrent_jobs=4, max_retries=0)
+    config = sandbox_config(
+        sandbox, talkdesk_report_types=["calls", "contacts"], end_date=iso_z(OCT4), max_concurrent_jobs=4, max_retries=0
+    )
     run = sync(config, streams=["talkdesk_calls", "talkdesk_contacts"])
     assert run.error is None, run.error
     assert sandbox.app.events("job_rejected")  # the limit was hit...
@@ -315,8 +346,9 @@ def test_jobs_wait_for_a_free_slot_at_the_account_limit(make_sandbox):
 
 def test_a_slot_that_never_frees_times_out_loudly(tmp_path, make_sandbox):
     sandbox = make_sandbox(talkdesk_max_active_jobs=0)
-    run = run_cli(tmp_path, sandbox_config(sandbox, vendors=("talkdesk",), max_retries=0, job_timeout_seconds=0.3),
-                  catalog=None)
+    run = run_cli(
+        tmp_path, sandbox_config(sandbox, vendors=("talkdesk",), max_retries=0, job_timeout_seconds=0.3), catalog=None
+    )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     last = run.stderr_lines[-1]
     assert "a free report-job slot for calls 2026-10-01T00:00:00Z..2026-10-02T00:00:00Z" in last

@@ -25,11 +25,18 @@ UTC = dt.UTC
 SQL = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-@pytest.mark.parametrize(("vendor", "column"), [
-    ("docId", "doc_id"), ("callUserName", "call_user_name"), ("hgNum", "hg_num"), ("start_utc", "start_utc"),
-    ("studio_flow_executions_aggregated.flow_name", "studio_flow_executions_aggregated_flow_name"),
-    ("Queue Name", "queue_name"), ("2fa", "_2fa"),
-])
+@pytest.mark.parametrize(
+    ("vendor", "column"),
+    [
+        ("docId", "doc_id"),
+        ("callUserName", "call_user_name"),
+        ("hgNum", "hg_num"),
+        ("start_utc", "start_utc"),
+        ("studio_flow_executions_aggregated.flow_name", "studio_flow_executions_aggregated_flow_name"),
+        ("Queue Name", "queue_name"),
+        ("2fa", "_2fa"),
+    ],
+)
 def test_sql_names_need_no_quoting(vendor, column):
     assert sql_name(vendor) == column and SQL.match(column)
 
@@ -51,10 +58,18 @@ def test_every_output_schema_has_sql_names_its_key_and_utc_instants(stream):
 
 def test_old_and_new_call_payloads_land_in_the_same_columns():
     shaper = RowShaper(ROW_POLICIES["calls"], load_schema("talkdesk_calls")["properties"])
-    old = shaper.shape({"interaction_id": "c1", "call_type": "inbound", "start_time": "2026-03-01T10:00:00Z",
-                        "end_time": "2026-03-01T10:05:00Z"}, UTC)
-    new = shaper.shape({"call_id": "c1", "type": "inbound", "start_at": "2026-03-01T10:00:00Z",
-                        "end_at": "2026-03-01T10:05:00Z"}, UTC)
+    old = shaper.shape(
+        {
+            "interaction_id": "c1",
+            "call_type": "inbound",
+            "start_time": "2026-03-01T10:00:00Z",
+            "end_time": "2026-03-01T10:05:00Z",
+        },
+        UTC,
+    )
+    new = shaper.shape(
+        {"call_id": "c1", "type": "inbound", "start_at": "2026-03-01T10:00:00Z", "end_at": "2026-03-01T10:05:00Z"}, UTC
+    )
     assert old == new
 
 
@@ -78,8 +93,15 @@ def test_names_that_would_meet_keep_apart_and_the_schema_field_keeps_its_column(
     vendor = load_schema("talkdesk_studio_flow_execution")["properties"]
     shaper = RowShaper(policy, vendor)
     dotted = "studio_flow_executions_aggregated.flow_execution_finished_time"
-    row = shaper.shape({"flowExecutionFinishedTime": "NEW", dotted: "2022-01-19 09:57:54", "flow_name": "Main IVR",
-                        "interaction_id": "x"}, UTC)
+    row = shaper.shape(
+        {
+            "flowExecutionFinishedTime": "NEW",
+            dotted: "2022-01-19 09:57:54",
+            "flow_name": "Main IVR",
+            "interaction_id": "x",
+        },
+        UTC,
+    )
     assert row["flow_execution_finished_time"] == "2022-01-19 09:57:54" and row["flow_name"] == "Main IVR"
     assert [v for k, v in row.items() if v == "NEW" and k != "flow_execution_finished_time"] == ["NEW"]
 
@@ -114,9 +136,14 @@ def added_column_shaper(stream: str, catalog: dict | None = None) -> tuple[RowSh
         if growth.grow(row):
             shaper.schema_changed()
 
-    shaper = RowShaper(ROW_POLICIES[stream], known=lambda: growth.known, on_unknown=grow, stream=f"talkdesk_{stream}",
-                       instants=lambda: ROW_POLICIES[stream].instants + tuple(growth.instants),
-                       text_instants=lambda: growth.text_instants)
+    shaper = RowShaper(
+        ROW_POLICIES[stream],
+        known=lambda: growth.known,
+        on_unknown=grow,
+        stream=f"talkdesk_{stream}",
+        instants=lambda: ROW_POLICIES[stream].instants + tuple(growth.instants),
+        text_instants=lambda: growth.text_instants,
+    )
     return shaper, growth
 
 
@@ -145,7 +172,9 @@ def test_a_non_time_in_an_added_time_column_names_the_catalog_declaration_that_t
     # With that declaration in the catalog: the text as sent, times still UTC, "None" still null.
     shaper, growth = added_column_shaper("contacts", {"callback_at": {"type": ["string", "null"]}})
     lisbon = ZoneInfo("Europe/Lisbon")
-    texts = [shaper.shape({"contact_id": n, "callback_at": v}, lisbon)["callback_at"]
-             for n, v in enumerate(["after 6pm", "2026-07-01 10:00:00", "None"])]
+    texts = [
+        shaper.shape({"contact_id": n, "callback_at": v}, lisbon)["callback_at"]
+        for n, v in enumerate(["after 6pm", "2026-07-01 10:00:00", "None"])
+    ]
     assert texts == ["after 6pm", "2026-07-01T09:00:00Z", None]
     assert growth.schema["properties"]["callback_at"] == {"type": ["string", "null"]}

@@ -37,8 +37,12 @@ def get(url, headers=None, **kwargs):
 
 
 def create_job(sandbox, timespan=WINDOW, tz="UTC", fmt="json", report_type="calls", base=None):
-    answer = requests.post(f"{base or sandbox.url}/data/reports/{report_type}/jobs", headers=TD, timeout=10,
-                           json={"name": "t", "timezone": tz, "format": fmt, "timespan": timespan})
+    answer = requests.post(
+        f"{base or sandbox.url}/data/reports/{report_type}/jobs",
+        headers=TD,
+        timeout=10,
+        json={"name": "t", "timezone": tz, "format": fmt, "timespan": timespan},
+    )
     assert answer.status_code == 202, answer.text
     return answer.json()["job"]
 
@@ -66,10 +70,13 @@ def entries_of(body):
     return body if isinstance(body, list) else body["entries"]
 
 
-@pytest.mark.parametrize(("shape", "starts_with"), [
-    ("talkdesk-bare-array", b"[{"),
-    ("talkdesk-total-first", b'{"total":18,"type":"calls","version":"1","entries":['),
-])
+@pytest.mark.parametrize(
+    ("shape", "starts_with"),
+    [
+        ("talkdesk-bare-array", b"[{"),
+        ("talkdesk-total-first", b'{"total":18,"type":"calls","version":"1","entries":['),
+    ],
+)
 def test_talkdesk_json_layouts_hold_the_same_rows(make_sandbox, shape, starts_with):
     reference = done_file(make(make_sandbox)).json()
     answer = done_file(make(make_sandbox, shape))
@@ -112,8 +119,7 @@ def test_talkdesk_files_404_once(make_sandbox, via):
     sandbox = make(make_sandbox, *shapes)
     job = create_job(sandbox)
     done = poll(sandbox, job)
-    url = (done.headers["Location"] if via == "location"
-           else f"{sandbox.url}/data/reports/calls/files/{job['id']}")
+    url = done.headers["Location"] if via == "location" else f"{sandbox.url}/data/reports/calls/files/{job['id']}"
     headers = None if via == "location" else TD
     first, again = get(url, headers), get(url, headers)
     assert first.status_code == 404
@@ -134,13 +140,24 @@ def test_talkdesk_status_upper(make_sandbox):
     assert poll(failing, create_job(failing)).json()["job"]["status"] == "FAILED"
 
 
-@pytest.mark.parametrize(("shapes", "timespan", "start", "end"), [
-    ((), WINDOW, "2026-10-01T00:00:00+00:00", "2026-10-01T06:00:00+00:00"),
-    ((), {"from": "2026-10-01T00:00:00", "to": "2026-10-01T06:00:00-04:00"},
-     "2026-10-01T04:00:00+00:00", "2026-10-01T10:00:00+00:00"),
-    (("talkdesk-timespan-wall",), {"from": "2026-10-01T00:00:00Z", "to": "2026-10-01T06:00:00+02:00"},
-     "2026-10-01T04:00:00+00:00", "2026-10-01T10:00:00+00:00"),
-])
+@pytest.mark.parametrize(
+    ("shapes", "timespan", "start", "end"),
+    [
+        ((), WINDOW, "2026-10-01T00:00:00+00:00", "2026-10-01T06:00:00+00:00"),
+        (
+            (),
+            {"from": "2026-10-01T00:00:00", "to": "2026-10-01T06:00:00-04:00"},
+            "2026-10-01T04:00:00+00:00",
+            "2026-10-01T10:00:00+00:00",
+        ),
+        (
+            ("talkdesk-timespan-wall",),
+            {"from": "2026-10-01T00:00:00Z", "to": "2026-10-01T06:00:00+02:00"},
+            "2026-10-01T04:00:00+00:00",
+            "2026-10-01T10:00:00+00:00",
+        ),
+    ],
+)
 def test_talkdesk_timespan_reading(make_sandbox, shapes, timespan, start, end):
     sandbox = make(make_sandbox, *shapes)
     job = create_job(sandbox, timespan=timespan, tz="America/New_York")
@@ -149,14 +166,26 @@ def test_talkdesk_timespan_reading(make_sandbox, shapes, timespan, start, end):
     assert (created["start"], created["end"]) == (start, end)
 
 
-TALKDESK_TYPES = ("calls", "explore_calls", "contacts", "user_status", "ring_attempts", "studio_flow_execution",
-                  "audit_logs", "messaging_contacts")
+TALKDESK_TYPES = (
+    "calls",
+    "explore_calls",
+    "contacts",
+    "user_status",
+    "ring_attempts",
+    "studio_flow_execution",
+    "audit_logs",
+    "messaging_contacts",
+)
 
 
 def report_rows(sandbox, report_type, fmt):
     """The rows of one done job's file, parsed as the format says (CSV cells stay text)."""
-    job = create_job(sandbox, fmt=fmt, report_type=report_type, timespan={"from": "2026-10-01T00:00:00Z",
-                                                                          "to": "2026-10-02T00:00:00Z"})
+    job = create_job(
+        sandbox,
+        fmt=fmt,
+        report_type=report_type,
+        timespan={"from": "2026-10-01T00:00:00Z", "to": "2026-10-02T00:00:00Z"},
+    )
     base = f"{sandbox.url}/data/reports/{report_type}"
     assert get(f"{base}/jobs/{job['id']}", TD).status_code == 300
     body = get(f"{base}/files/{job['id']}", TD)
@@ -194,7 +223,9 @@ def test_talkdesk_job_of_unknown_type_is_400(make_sandbox):
     sandbox = make(make_sandbox)
     job = create_job(sandbox)
     for method in ("GET", "DELETE"):
-        answer = requests.request(method, f"{sandbox.url}/data/reports/weather/jobs/{job['id']}", headers=TD, timeout=10)
+        answer = requests.request(
+            method, f"{sandbox.url}/data/reports/weather/jobs/{job['id']}", headers=TD, timeout=10
+        )
         assert answer.status_code == 400 and answer.json()["message"] == "Report type is invalid"
     assert get(f"{sandbox.url}/data/reports/contacts/jobs/{job['id']}", TD).status_code == 404
 
@@ -210,17 +241,25 @@ def link_query(body, rel):
     return parse_qs(urlsplit(body["_links"][rel]["href"]).query) if rel in body["_links"] else None
 
 
-@pytest.mark.parametrize(("shape", "next_pages"), [
-    (None, [2, 3, 4, 5, None]),
-    ("imports-next-missing", [2, None, 4, 5, None]),
-    ("imports-next-repeated", [2, 2, 4, 5, None]),
-])
+@pytest.mark.parametrize(
+    ("shape", "next_pages"),
+    [
+        (None, [2, 3, 4, 5, None]),
+        ("imports-next-missing", [2, None, 4, 5, None]),
+        ("imports-next-repeated", [2, 2, 4, 5, None]),
+    ],
+)
 def test_imports_next_links(make_sandbox, shape, next_pages):
     sandbox = make(make_sandbox, *filter(None, [shape]))
     seen = []
     for page in range(1, 6):  # 45 imports, 10 a page
         body = imports_page(sandbox, page)
-        assert (body["count"], body["total"], body["page"], body["per_page"]) == (min(10, 45 - 10 * (page - 1)), 45, page, 10)
+        assert (body["count"], body["total"], body["page"], body["per_page"]) == (
+            min(10, 45 - 10 * (page - 1)),
+            45,
+            page,
+            10,
+        )
         assert link_query(body, "last") == {"page": ["5"], "per_page": ["10"]}
         query = link_query(body, "next")
         seen.append(int(query["page"][0]) if query else None)
@@ -246,8 +285,12 @@ MR_REQUESTS = f"/api/v1.0/workspaces/{MYREPORTS_WS}/reports/{LONDON_REPORT}/requ
 
 
 def mr_create(sandbox, start="2026-10-01T00:00:00+00:00", end="2026-10-01T06:00:00+00:00", headers=MR):
-    answer = requests.post(sandbox.url + MR_REQUESTS, headers=headers, timeout=10,
-                           json={"reportId": LONDON_REPORT, "dateFilter": {"start": start, "end": end}})
+    answer = requests.post(
+        sandbox.url + MR_REQUESTS,
+        headers=headers,
+        timeout=10,
+        json={"reportId": LONDON_REPORT, "dateFilter": {"start": start, "end": end}},
+    )
     assert answer.status_code == 200, answer.text
     return f"{sandbox.url}{MR_REQUESTS}/{answer.json()['data']['requestId']}"
 
@@ -273,8 +316,10 @@ def test_myreports_no_timezone(make_sandbox):
     assert b"Europe/" not in answer.content
 
 
-@pytest.mark.parametrize(("shape", "errors"), [("myreports-error-envelope-once", [True, False, False]),
-                                                ("myreports-error-envelope-always", [True, True, True])])
+@pytest.mark.parametrize(
+    ("shape", "errors"),
+    [("myreports-error-envelope-once", [True, False, False]), ("myreports-error-envelope-always", [True, True, True])],
+)
 def test_myreports_error_envelope(make_sandbox, shape, errors):
     sandbox = make(make_sandbox, shape)
     url = mr_create(sandbox)
@@ -285,7 +330,11 @@ def test_myreports_error_envelope(make_sandbox, shape, errors):
         body = answer.json()
         if error:
             assert {k: body[k] for k in ("data", "error", "message", "status")} == {
-                "data": None, "error": "InternalError", "message": "Result not available", "status": "error"}
+                "data": None,
+                "error": "InternalError",
+                "message": "Result not available",
+                "status": "error",
+            }
             assert body["timestamp"]
         else:
             assert body["totalCount"] == len(body["data"]) == 24
@@ -320,7 +369,10 @@ def test_myreports_other_template(make_sandbox):
     assert body["request"]["reportTemplateName"] == "CallSummaryByUser"
     shown = [f["fieldName"] for f in body["request"]["displayFields"]]
     assert shown == [f["fieldName"] for f in reference["request"]["displayFields"]] + [
-        "talkTime", "holdCount", "transferredTo"]
+        "talkTime",
+        "holdCount",
+        "transferredTo",
+    ]
     assert len(body["data"]) == len(reference["data"]) == 24
     for before, after in zip(reference["data"], body["data"]):
         assert {k: v for k, v in after.items() if k not in ("talkTime", "holdCount", "transferredTo")} == before
@@ -336,8 +388,12 @@ MR_CLIENT = ("sandbox-myreports-client", "sandbox-myreports-secret")
 
 
 def td_token(sandbox):
-    return requests.post(f"{sandbox.url}/oauth/token", auth=("sandbox-client-id", "sandbox-client-secret"),
-                         data={"grant_type": "client_credentials"}, timeout=10)
+    return requests.post(
+        f"{sandbox.url}/oauth/token",
+        auth=("sandbox-client-id", "sandbox-client-secret"),
+        data={"grant_type": "client_credentials"},
+        timeout=10,
+    )
 
 
 def mr_grant(sandbox, refresh="sandbox-myreports-refresh", client=MR_CLIENT, basic=True):
@@ -377,7 +433,9 @@ def test_myreports_refresh_grant(make_sandbox, basic):
     assert wrong_client.status_code == 401 and wrong_client.json()["error"] == "invalid_client"
     wrong_refresh = mr_grant(sandbox, refresh="nope", basic=basic)
     assert wrong_refresh.status_code == 400 and wrong_refresh.json()["error"] == "invalid_grant"
-    assert [e["client_auth"] for e in sandbox.app.events("myreports_refresh_used")] == ["basic" if basic else "form"] * 2
+    assert [e["client_auth"] for e in sandbox.app.events("myreports_refresh_used")] == [
+        "basic" if basic else "form"
+    ] * 2
     assert [e["token"] for e in sandbox.app.events("myreports_token_issued")][0] == body["access_token"]
 
 
@@ -427,8 +485,11 @@ def test_auth_seen_names_host_and_credential(make_sandbox):
     requests.get(f"{sandbox.url}/_sandbox/health", headers=TD, timeout=10)
     port = urlsplit(sandbox.url).port
     seen = [(e["host"], e["path"].split("/")[1], e["authorization"]) for e in sandbox.app.events("auth_seen")]
-    assert seen == [(f"127.0.0.1:{port}", "data", True), (f"127.0.0.1:{port}", "data", True),
-                    (f"localhost:{port}", "_storage", False)]
+    assert seen == [
+        (f"127.0.0.1:{port}", "data", True),
+        (f"127.0.0.1:{port}", "data", True),
+        (f"localhost:{port}", "_storage", False),
+    ]
 
 
 def test_unknown_shape_is_refused(capsys):

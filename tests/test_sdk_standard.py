@@ -16,7 +16,11 @@ atexit.register(_SANDBOX.stop)
 
 TestTapCallReports = get_tap_test_class(
     tap_class=TapCallReports,
-    config=sandbox_config(_SANDBOX, talkdesk_report_types=["calls", "studio_flow_execution"],
-                          start_date="2026-10-01T00:00:00Z", end_date="2026-10-03T00:00:00Z"),
+    config=sandbox_config(
+        _SANDBOX,
+        talkdesk_report_types=["calls", "studio_flow_execution"],
+        start_date="2026-10-01T00:00:00Z",
+        end_date="2026-10-03T00:00:00Z",
+    ),
     suite_config=SuiteConfig(max_records_limit=500),
 )

@@ -20,13 +20,18 @@ from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 UTC = dt.UTC
 DAYS = ("2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z", "2026-10-04T00:00:00Z")
 # Fields the tap adds to a vendor row: they name a job or request, which differs between runs.
-ADDED = {"talkdesk_calls": {"report_job_id", "report_window_start", "report_window_end"},
-         "talkdesk_audit_logs": {"report_job_id", "report_window_start", "report_window_end"},
-         "myreports_call_rows": {"request_id"}, "talkdesk_imports": set(), "zendesk_job_statuses": set()}
+ADDED = {
+    "talkdesk_calls": {"report_job_id", "report_window_start", "report_window_end"},
+    "talkdesk_audit_logs": {"report_job_id", "report_window_start", "report_window_end"},
+    "myreports_call_rows": {"request_id"},
+    "talkdesk_imports": set(),
+    "zendesk_job_statuses": set(),
+}
 SANDBOX_URL = re.compile(r"http://(127\.0\.0\.1|localhost):\d+")
 
 
 # ---- one kind of run per vendor: the sandbox it needs, its config, its stream ------------------------
+
 
 class Kind(t.NamedTuple):
     box: dict[str, t.Any]
@@ -38,10 +43,13 @@ KINDS = {
     "talkdesk": Kind({}, lambda sb: sandbox_config(sb, vendors=("talkdesk",)), "talkdesk_calls"),
     "myreports": Kind({}, lambda sb: sandbox_config(sb, vendors=("myreports",)), "myreports_call_rows"),
     # 23 imports in pages of 5: 5, 5, 5, 5, 3
-    "imports": Kind({"imports_count": 23, "list_anchor": "2026-10-02T00:00:00Z"},
-                    lambda sb: sandbox_config(sb, vendors=("talkdesk",), talkdesk_page_size=5,
-                                              start_date="2025-01-01T00:00:00Z", end_date=None),
-                    "talkdesk_imports"),
+    "imports": Kind(
+        {"imports_count": 23, "list_anchor": "2026-10-02T00:00:00Z"},
+        lambda sb: sandbox_config(
+            sb, vendors=("talkdesk",), talkdesk_page_size=5, start_date="2025-01-01T00:00:00Z", end_date=None
+        ),
+        "talkdesk_imports",
+    ),
 }
 
 
@@ -63,8 +71,9 @@ def assert_same_records(run: TapRun, plain: TapRun, stream: str) -> None:
     expected = rows(plain, stream)
     assert sum(expected.values()) > 10, "the plain run must have rows to compare"
     got = rows(run, stream)
-    assert got == expected, (f"{stream}: {sum((expected - got).values())} row(s) missing, "
-                             f"{sum((got - expected).values())} extra or twice")
+    assert got == expected, (
+        f"{stream}: {sum((expected - got).values())} row(s) missing, {sum((got - expected).values())} extra or twice"
+    )
     key = run.schemas()[stream]["key_properties"]  # the stream's own primary key, when it has one
     keys = [tuple(r[k] for k in key) for r in run.records(stream)]
     assert len(keys) == len(set(keys)), f"{stream}: a key ({', '.join(key)}) twice"
@@ -177,15 +186,21 @@ def error_lines(run: TapRun) -> list[str]:
 
 
 def myreports_bookmarks(run: TapRun) -> list[str]:
-    return [p["replication_key_value"] for s in run.states
-            for p in s.get("bookmarks", {}).get("myreports_call_rows", {}).get("partitions", [])
-            if p.get("replication_key_value")]
+    return [
+        p["replication_key_value"]
+        for s in run.states
+        for p in s.get("bookmarks", {}).get("myreports_call_rows", {}).get("partitions", [])
+        if p.get("replication_key_value")
+    ]
 
 
-@pytest.mark.parametrize(("shape", "says"), [
-    ("myreports-error-envelope-always", ("stayed incomplete", "no 'data' row list")),
-    ("myreports-no-timezone", ("names no time zone (request.timeZoneId)",)),
-])
+@pytest.mark.parametrize(
+    ("shape", "says"),
+    [
+        ("myreports-error-envelope-always", ("stayed incomplete", "no 'data' row list")),
+        ("myreports-no-timezone", ("names no time zone (request.timeZoneId)",)),
+    ],
+)
 def test_an_unusable_result_stops_loudly_and_a_resumed_run_completes(tmp_path, make_sandbox, plain, shape, says):
     sandbox = make_sandbox(shapes=(shape,))
     config = KINDS["myreports"].config(sandbox)
@@ -213,28 +228,40 @@ def test_an_unusable_result_stops_loudly_and_a_resumed_run_completes(tmp_path, m
 # ---- the Talkdesk timespan is right under either reading of the doc, across DST ----------------------
 
 
-@pytest.mark.parametrize(("tz", "start", "end"), [
-    ("Europe/Lisbon", "2026-10-24T00:00:00Z", "2026-10-27T00:00:00Z"),  # WEST -> WET, 01:00 UTC on Oct 25
-    ("America/New_York", "2026-10-31T00:00:00Z", "2026-11-03T00:00:00Z"),  # EDT -> EST, 06:00 UTC on Nov 1
-    ("Europe/Lisbon", "2026-03-28T00:00:00Z", "2026-03-31T00:00:00Z"),  # WET -> WEST, 01:00 UTC on Mar 29
-    # Every boundary at 01:30 Lisbon time; on Oct 25 that wall time happens twice and end_date is
-    # its second occurrence: a wall time read as the first would end the run an hour early.
-    ("Europe/Lisbon", "2026-10-22T01:30:00Z", "2026-10-25T01:30:00Z"),
-])
+@pytest.mark.parametrize(
+    ("tz", "start", "end"),
+    [
+        ("Europe/Lisbon", "2026-10-24T00:00:00Z", "2026-10-27T00:00:00Z"),  # WEST -> WET, 01:00 UTC on Oct 25
+        ("America/New_York", "2026-10-31T00:00:00Z", "2026-11-03T00:00:00Z"),  # EDT -> EST, 06:00 UTC on Nov 1
+        ("Europe/Lisbon", "2026-03-28T00:00:00Z", "2026-03-31T00:00:00Z"),  # WET -> WEST, 01:00 UTC on Mar 29
+        # Every boundary at 01:30 Lisbon time; on Oct 25 that wall time happens twice and end_date is
+        # its second occurrence: a wall time read as the first would end the run an hour early.
+        ("Europe/Lisbon", "2026-10-22T01:30:00Z", "2026-10-25T01:30:00Z"),
+    ],
+)
 @pytest.mark.parametrize("reading", ["offset", "wall"])
 def test_talkdesk_windows_are_right_under_either_reading(make_sandbox, tz, start, end, reading):
     sandbox = make_sandbox(shapes=("talkdesk-timespan-wall",) if reading == "wall" else ())
-    config = sandbox_config(sandbox, vendors=("talkdesk",), talkdesk_report_timezone=tz, talkdesk_window_days=1,
-                            start_date=start, end_date=end)
+    config = sandbox_config(
+        sandbox,
+        vendors=("talkdesk",),
+        talkdesk_report_timezone=tz,
+        talkdesk_window_days=1,
+        start_date=start,
+        end_date=end,
+    )
     run = sync(config, streams=["talkdesk_calls"])
     assert run.error is None, run.error
     begin, finish = (dt.datetime.fromisoformat(x.replace("Z", "+00:00")) for x in (start, end))
     bookmark = dt.datetime.fromisoformat(
-        run.final_state["bookmarks"]["talkdesk_calls"]["replication_key_value"].replace("Z", "+00:00"))
+        run.final_state["bookmarks"]["talkdesk_calls"]["replication_key_value"].replace("Z", "+00:00")
+    )
     # The windows the sandbox understood (UTC instants): consecutive, from start_date to the bookmark,
     # which is end_date or, when end_date is a repeated wall time, at most a few hours before it.
-    windows = sorted((dt.datetime.fromisoformat(e["start"]), dt.datetime.fromisoformat(e["end"]))
-                     for e in sandbox.app.events("job_created"))
+    windows = sorted(
+        (dt.datetime.fromisoformat(e["start"]), dt.datetime.fromisoformat(e["end"]))
+        for e in sandbox.app.events("job_created")
+    )
     assert len(windows) >= 3  # noqa: PLR2004 - one a day at least
     assert all(a[1] == b[0] for a, b in zip(windows, windows[1:])), windows
     assert windows[0][0] == begin and windows[-1][1] == bookmark
@@ -244,8 +271,9 @@ def test_talkdesk_windows_are_right_under_either_reading(make_sandbox, tz, start
     # Every call of [start_date, bookmark) once, and no other.
     truth = sandbox.app.data.talkdesk_rows("calls", begin, bookmark, ZoneInfo(tz), dt.datetime.now(UTC))
     # empty text is null in every format (docs/talkdesk-report-rows.md)
-    expected = collections.Counter(json.dumps({k: (None if v == "" else v) for k, v in r.items()}, sort_keys=True)
-                                   for r in truth)
+    expected = collections.Counter(
+        json.dumps({k: (None if v == "" else v) for k, v in r.items()}, sort_keys=True) for r in truth
+    )
     assert sum(expected.values()) > 50  # noqa: PLR2004
     got = rows(run, "talkdesk_calls")
     assert got == expected, f"{sum((expected - got).values())} missing, {sum((got - expected).values())} extra"
@@ -259,9 +287,12 @@ ALL_STREAMS = ["talkdesk_imports", "talkdesk_calls", "zendesk_job_statuses", "my
 def refreshing(config: dict, sandbox: RunningSandbox) -> dict:
     """MyReports through its OAuth2 refresh grant instead of a static token."""
     config = {k: v for k, v in config.items() if k != "myreports_token"}
-    return config | {"myreports_refresh_token": "sandbox-myreports-refresh", "myreports_client_id": "sandbox-myreports-client",
-                     "myreports_client_secret": "sandbox-myreports-secret",
-                     "myreports_token_url": f"{sandbox.url}/myreports/oauth/token"}
+    return config | {
+        "myreports_refresh_token": "sandbox-myreports-refresh",
+        "myreports_client_id": "sandbox-myreports-client",
+        "myreports_client_secret": "sandbox-myreports-secret",
+        "myreports_token_url": f"{sandbox.url}/myreports/oauth/token",
+    }
 
 
 # Imports are spread over the 30 days before the anchor: 300 put a score in a three-day run.
@@ -288,8 +319,13 @@ def test_a_token_endpoint_that_fails_first_is_retried(make_sandbox):
 @pytest.mark.parametrize("seed", [3, 4, 5])
 def test_heavy_faults_with_failing_token_endpoints_give_the_clean_run(make_sandbox, seed):
     box = FULL_BOX | {"seed": seed}
-    settings = {"start_date": "2026-09-30T00:00:00Z", "end_date": "2026-10-03T00:00:00Z",
-                "request_timeout_seconds": 0.5, "max_retries": 6, "job_max_attempts": 3}
+    settings = {
+        "start_date": "2026-09-30T00:00:00Z",
+        "end_date": "2026-10-03T00:00:00Z",
+        "request_timeout_seconds": 0.5,
+        "max_retries": 6,
+        "job_max_attempts": 3,
+    }
     clean = sync(full_config(make_sandbox(**box), **settings), streams=ALL_STREAMS)
     assert clean.error is None, clean.error
     sandbox = make_sandbox(faults="heavy", slow_seconds=0.7, shapes=("token-fault-first",), **box)
@@ -305,9 +341,12 @@ def test_heavy_faults_with_failing_token_endpoints_give_the_clean_run(make_sandb
     assert run.final_state == clean.final_state
 
 
-@pytest.mark.parametrize("shapes", [
-    ("myreports-error-envelope-once", "myreports-count-short-once"),  # nothing out, then one row short
-])
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        ("myreports-error-envelope-once", "myreports-count-short-once"),  # nothing out, then one row short
+    ],
+)
 def test_two_faults_in_a_row_still_give_every_row_once(make_sandbox, shapes):
     plain = make_sandbox(seed=2)
     sandbox = make_sandbox(seed=2, shapes=shapes)

@@ -16,11 +16,22 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 def test_every_record_matches_its_schema_and_every_state_is_accepted_back(tmp_path, make_sandbox):
     sandbox = make_sandbox(list_anchor="2026-10-03T00:00:00Z")
-    config = sandbox_config(sandbox, myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT],
-                            talkdesk_report_types=["calls", "contacts", "user_status", "ring_attempts",
-                                                   "studio_flow_execution", "audit_logs", "messaging_contacts",
-                                                   "explore_calls"],
-                            start_date="2026-10-01T00:00:00Z", end_date="2026-10-03T00:00:00Z")
+    config = sandbox_config(
+        sandbox,
+        myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT],
+        talkdesk_report_types=[
+            "calls",
+            "contacts",
+            "user_status",
+            "ring_attempts",
+            "studio_flow_execution",
+            "audit_logs",
+            "messaging_contacts",
+            "explore_calls",
+        ],
+        start_date="2026-10-01T00:00:00Z",
+        end_date="2026-10-03T00:00:00Z",
+    )
     run = run_cli(tmp_path, config)
     assert run.returncode == 0, run.stderr[-2000:]
     validators, counts = {}, {}

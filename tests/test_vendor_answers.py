@@ -31,8 +31,7 @@ KINDS = {
     "talkdesk-json": Kind({}, _talkdesk("json"), "talkdesk_calls"),
     "talkdesk-json-bulk": Kind({}, _talkdesk("json_bulk"), "talkdesk_calls"),
     # a report type whose columns the tap does not know (no layout evidenced)
-    "talkdesk-csv-undeclared": Kind({}, _talkdesk("csv", talkdesk_report_types=["audit_logs"]),
-                                    "talkdesk_audit_logs"),
+    "talkdesk-csv-undeclared": Kind({}, _talkdesk("csv", talkdesk_report_types=["audit_logs"]), "talkdesk_audit_logs"),
     # every file through a signed link
     "talkdesk-signed": Kind({"talkdesk_file_redirect": "always"}, _talkdesk("csv"), "talkdesk_calls"),
     "myreports": Kind({}, lambda sb: sandbox_config(sb, vendors=("myreports",)), "myreports_call_rows"),
@@ -63,8 +62,11 @@ def faults(sandbox: RunningSandbox, fault: str) -> list[dict]:
 
 
 def talkdesk_bookmarks(run: TapRun, stream: str = "talkdesk_calls") -> list[str]:
-    return [s["bookmarks"][stream]["replication_key_value"] for s in run.states
-            if s.get("bookmarks", {}).get(stream, {}).get("replication_key_value")]
+    return [
+        s["bookmarks"][stream]["replication_key_value"]
+        for s in run.states
+        if s.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+    ]
 
 
 # ---- an answer is the report only when it says so; short-lived links are asked for afresh ----------
@@ -115,15 +117,21 @@ def test_shape_gives_the_plain_records(make_sandbox, plain, caplog, case):
 
 
 #: The one status word each vocabulary shape sends that no table holds.
-UNKNOWN_WORDS = {"talkdesk-status-words": "Finalizing", "talkdesk-status-unknown-done": "Available for download",
-                 "myreports-status-unknown-done": "Generated"}
+UNKNOWN_WORDS = {
+    "talkdesk-status-words": "Finalizing",
+    "talkdesk-status-unknown-done": "Available for download",
+    "myreports-status-unknown-done": "Generated",
+}
 
 
-@pytest.mark.parametrize(("shape", "kind", "says"), [
-    ("talkdesk-file-html-always", "talkdesk-csv", "answered a text/html body"),
-    ("talkdesk-file-text-always", "talkdesk-csv", "whose first line names none of the report's columns"),
-    ("talkdesk-signed-url-expired-always", "talkdesk-signed", "storage refused its download link"),
-])
+@pytest.mark.parametrize(
+    ("shape", "kind", "says"),
+    [
+        ("talkdesk-file-html-always", "talkdesk-csv", "answered a text/html body"),
+        ("talkdesk-file-text-always", "talkdesk-csv", "whose first line names none of the report's columns"),
+        ("talkdesk-signed-url-expired-always", "talkdesk-signed", "storage refused its download link"),
+    ],
+)
 def test_no_report_ever_stops_loudly_and_a_resumed_run_completes(tmp_path, make_sandbox, plain, shape, kind, says):
     spec = KINDS[kind]
     sandbox = make_sandbox(shapes=(shape,), **spec.box)
@@ -172,8 +180,11 @@ EMPTY: dict[str, tuple[dict, t.Callable[[RunningSandbox], dict], str]] = {
     "talkdesk-empty-no-total": ({"rows_per_hour": 0}, _talkdesk("json"), "talkdesk_calls"),
     "talkdesk-empty-no-entries": ({"rows_per_hour": 0}, _talkdesk("json"), "talkdesk_calls"),
     "myreports-empty-data-null": ({"myreports_rows_per_hour": 0}, KINDS["myreports"].config, "myreports_call_rows"),
-    "imports-empty-no-embedded": ({"imports_count": 0}, lambda sb: sandbox_config(
-        sb, vendors=("talkdesk",), start_date="2025-01-01T00:00:00Z", end_date=None), "talkdesk_imports"),
+    "imports-empty-no-embedded": (
+        {"imports_count": 0},
+        lambda sb: sandbox_config(sb, vendors=("talkdesk",), start_date="2025-01-01T00:00:00Z", end_date=None),
+        "talkdesk_imports",
+    ),
 }
 
 
@@ -211,18 +222,25 @@ def test_a_burst_of_401s_revoking_tokens_that_worked_gives_the_plain_records(mak
 
 LISTS = {
     # 23 imports in pages of 5
-    "imports": Kind({"imports_count": 23, "list_anchor": "2026-10-02T00:00:00Z"},
-                    lambda sb: sandbox_config(sb, vendors=("talkdesk",), talkdesk_page_size=5,
-                                              start_date="2025-01-01T00:00:00Z", end_date=None),
-                    "talkdesk_imports"),
+    "imports": Kind(
+        {"imports_count": 23, "list_anchor": "2026-10-02T00:00:00Z"},
+        lambda sb: sandbox_config(
+            sb, vendors=("talkdesk",), talkdesk_page_size=5, start_date="2025-01-01T00:00:00Z", end_date=None
+        ),
+        "talkdesk_imports",
+    ),
     # 230 job statuses in pages of 100
-    "zendesk": Kind({"list_anchor": "2026-10-02T00:00:00Z"}, lambda sb: sandbox_config(sb, vendors=("zendesk",)),
-                    "zendesk_job_statuses"),
+    "zendesk": Kind(
+        {"list_anchor": "2026-10-02T00:00:00Z"},
+        lambda sb: sandbox_config(sb, vendors=("zendesk",)),
+        "zendesk_job_statuses",
+    ),
 }
 
 
-@pytest.mark.parametrize("shape", ["imports-expire-while-read", "imports-move-while-read",
-                                   "zendesk-complete-while-read"])
+@pytest.mark.parametrize(
+    "shape", ["imports-expire-while-read", "imports-move-while-read", "zendesk-complete-while-read"]
+)
 def test_a_list_that_moves_while_read_is_read_again_to_every_row(make_sandbox, caplog, shape):
     spec = LISTS[shape.split("-")[0]]
     expected = sync(spec.config(make_sandbox(**spec.box)), streams=[spec.stream])
@@ -246,8 +264,9 @@ def test_a_list_whose_top_changes_on_every_read_completes_without_reading_it_all
     """A busy account: a job completes and moves to the top every time the first page is served, so
     page 1 has changed by the end of every read. Only the head is read again; each run ends."""
     spec = LISTS["zendesk"]
-    expected = {r["id"] for r in sync(spec.config(make_sandbox(**spec.box)), streams=[spec.stream])
-                .records(spec.stream)}
+    expected = {
+        r["id"] for r in sync(spec.config(make_sandbox(**spec.box)), streams=[spec.stream]).records(spec.stream)
+    }
     shape = "zendesk-complete-every-read"
     sandbox = make_sandbox(shapes=(shape,), **spec.box)
     state, moves_before = None, 0
@@ -262,7 +281,7 @@ def test_a_list_whose_top_changes_on_every_read_completes_without_reading_it_all
         moves = faults(sandbox, shape)
         # Every move before this run's last read of page 1 went out in its new form (the one after it
         # is the next run's, as any change after a run is).
-        due = {e["id"] for e in moves[max(moves_before - 1, 0):-1]}
+        due = {e["id"] for e in moves[max(moves_before - 1, 0) : -1]}
         assert due and {r["id"] for r in rows if r.get("message") == COMPLETED_AT_ANCHOR} >= due
         moves_before = len(moves)
         state = run.final_state
@@ -294,8 +313,9 @@ def test_a_next_link_to_a_foreign_host_stops_without_sending_credentials(tmp_pat
     lines = error_lines(stopped)
     assert len(lines) == 1, stopped.stderr[-3000:]
     line = lines[0]
-    assert line.startswith("tap-callreports: error: zendesk_job_statuses: the vendor's paging link points to another "
-                           "host (localhost:"), line
+    assert line.startswith(
+        "tap-callreports: error: zendesk_job_statuses: the vendor's paging link points to another host (localhost:"
+    ), line
     assert "sends no credentials there" in line and "zendesk_api_url" in line and "run again" in line
     api_host = sandbox.url.removeprefix("http://")
     assert [e for e in sandbox.app.events("auth_seen") if e["host"] != api_host] == []  # never asked there
@@ -339,9 +359,16 @@ def test_a_filter_on_start_and_end_loses_no_call_that_straddles_a_window_boundar
     requests = first.records("myreports_requests")
     assert any(r["outcome"] == "split" for r in requests)
     boundaries = {dt.datetime.fromisoformat(r["window_end"]) for r in requests if r["outcome"] == "emitted"}
-    straddling = [r for r in expected.values() if any(
-        dt.datetime.fromisoformat(r["start_utc"]) < b <= dt.datetime.fromisoformat(r["start_utc"])
-        + dt.timedelta(seconds=r["duration"]) for b in boundaries)]
+    straddling = [
+        r
+        for r in expected.values()
+        if any(
+            dt.datetime.fromisoformat(r["start_utc"])
+            < b
+            <= dt.datetime.fromisoformat(r["start_utc"]) + dt.timedelta(seconds=r["duration"])
+            for b in boundaries
+        )
+    ]
     assert len(straddling) > 3, "the data must hold calls over the boundaries for this test to mean anything"  # noqa: PLR2004
     resumed = sync(config, state=first.final_state, streams=[stream])
     assert resumed.error is None, resumed.error

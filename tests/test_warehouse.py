@@ -57,10 +57,16 @@ def install_target(name: str, packages: t.Sequence[str]) -> Path:
     if executable.exists():
         return executable
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True,
-                       timeout=300)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *packages], check=True, capture_output=True,
-                       text=True, timeout=1800)
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True, timeout=300
+        )
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", *packages],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(venv, ignore_errors=True)
         reason = f"could not install {' '.join(packages)}: {str(exc.stderr)[-500:]}"
@@ -91,8 +97,14 @@ def pg_schema() -> t.Iterator[str]:
 
 
 def postgres_config(schema: str) -> dict:
-    return {"host": PG["host"], "port": int(PG["port"]), "user": PG["user"], "password": "postgres",
-            "database": PG["database"], "default_target_schema": schema}
+    return {
+        "host": PG["host"],
+        "port": int(PG["port"]),
+        "user": PG["user"],
+        "password": "postgres",
+        "database": PG["database"],
+        "default_target_schema": schema,
+    }
 
 
 # ---- tap | target --------------------------------------------------------------------------------
@@ -114,8 +126,16 @@ class Pipe:
         return self.target_states[-1] if self.target_states else None
 
 
-def pipe(tmp: Path, name: str, tap_config: dict, target: Path, target_config: dict, state: dict | None = None,
-         kill: t.Callable[[list[dict]], bool] | None = None, target_env: dict | None = None) -> Pipe:
+def pipe(
+    tmp: Path,
+    name: str,
+    tap_config: dict,
+    target: Path,
+    target_config: dict,
+    state: dict | None = None,
+    kill: t.Callable[[list[dict]], bool] | None = None,
+    target_env: dict | None = None,
+) -> Pipe:
     """Run the tap's CLI into the target, relaying whole lines; `kill(messages)` (asked after every
     RECORD) SIGKILLs the tap: the target gets every complete line that arrived, then end of input."""
     run_dir = tmp / name
@@ -127,10 +147,18 @@ def pipe(tmp: Path, name: str, tap_config: dict, target: Path, target_config: di
         (run_dir / "state.json").write_text(json.dumps(state))
         argv += ["--state", str(run_dir / "state.json")]
     result = Pipe()
-    with open(run_dir / "tap.err", "wb") as tap_err, open(run_dir / "target.out", "wb") as target_out, \
-            open(run_dir / "target.err", "wb") as target_err:
-        loader = subprocess.Popen([str(target), "--config", str(run_dir / "target.json")], stdin=subprocess.PIPE,
-                                  stdout=target_out, stderr=target_err, env={**os.environ, **(target_env or {})})
+    with (
+        open(run_dir / "tap.err", "wb") as tap_err,
+        open(run_dir / "target.out", "wb") as target_out,
+        open(run_dir / "target.err", "wb") as target_err,
+    ):
+        loader = subprocess.Popen(
+            [str(target), "--config", str(run_dir / "target.json")],
+            stdin=subprocess.PIPE,
+            stdout=target_out,
+            stderr=target_err,
+            env={**os.environ, **(target_env or {})},
+        )
         with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=tap_err) as tap:
             assert tap.stdout is not None and loader.stdin is not None
             for line in tap.stdout:
@@ -165,7 +193,7 @@ def kill_mid_window(stream: str, after: int) -> t.Callable[[list[dict]], bool]:
     seen = {"committed": False, "records": 0, "checked": 0}
 
     def decide(messages: list[dict]) -> bool:
-        for message in messages[seen["checked"]:]:
+        for message in messages[seen["checked"] :]:
             if message["type"] == "STATE":
                 bookmark = message["value"].get("bookmarks", {}).get(stream, {})
                 seen["committed"] = seen["committed"] or bool(bookmark.get("replication_key_value"))
@@ -189,8 +217,9 @@ def wall_to_z(wall: str) -> str:
     return wall.replace(" ", "T") + "Z"
 
 
-def talkdesk_rows(sandbox: RunningSandbox, report_type: str, start: str, end: str,
-                  zone: ZoneInfo = UTC_ZONE) -> list[dict]:
+def talkdesk_rows(
+    sandbox: RunningSandbox, report_type: str, start: str, end: str, zone: ZoneInfo = UTC_ZONE
+) -> list[dict]:
     """The sandbox's rows of one report type in [start, end), wall times written in `zone`."""
     now = dt.datetime.now(UTC)  # after the calls rename: the new field names
     return list(sandbox.app.data.talkdesk_rows(report_type, moment(start), moment(end), zone, now))
@@ -204,8 +233,8 @@ def z(column: str) -> str:
 def columns(schema: str) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for table, column, data_type in psql(
-            f"select table_name, column_name, data_type from information_schema.columns "
-            f"where table_schema = '{schema}'"):
+        f"select table_name, column_name, data_type from information_schema.columns where table_schema = '{schema}'"
+    ):
         found.setdefault(table, {})[column] = data_type
     return found
 
@@ -213,9 +242,10 @@ def columns(schema: str) -> dict[str, dict[str, str]]:
 def primary_keys(schema: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for table, column in psql(
-            "select tc.table_name, kcu.column_name from information_schema.table_constraints tc "
-            "join information_schema.key_column_usage kcu using (constraint_schema, constraint_name) "
-            f"where tc.table_schema = '{schema}' and tc.constraint_type = 'PRIMARY KEY'"):
+        "select tc.table_name, kcu.column_name from information_schema.table_constraints tc "
+        "join information_schema.key_column_usage kcu using (constraint_schema, constraint_name) "
+        f"where tc.table_schema = '{schema}' and tc.constraint_type = 'PRIMARY KEY'"
+    ):
         found.setdefault(table, set()).add(column)
     return found
 
@@ -227,26 +257,43 @@ FALL_BACK = "2026-10-25T01:00:00Z"  # Lisbon and London: 02:00 summer time -> 01
 
 
 def test_killed_resumed_and_incremental_runs_land_one_row_per_key_with_true_instants(
-        tmp_path, target_postgres, pg_schema):
-    sandbox = start_sandbox(SandboxConfig(seed=21, rows_per_hour=10, myreports_rows_per_hour=4, job_polls=2,
-                                          list_anchor=START))
+    tmp_path, target_postgres, pg_schema
+):
+    sandbox = start_sandbox(
+        SandboxConfig(seed=21, rows_per_hour=10, myreports_rows_per_hour=4, job_polls=2, list_anchor=START)
+    )
     try:
         config = sandbox_config(
-            sandbox, vendors=("talkdesk", "myreports"), start_date=START, end_date=FIRST_END,
-            talkdesk_report_types=["calls", "user_status"], talkdesk_report_timezone="Europe/Lisbon",
-            talkdesk_window_days=31, myreports_report_ids=[LONDON_REPORT], myreports_window_days=31)
+            sandbox,
+            vendors=("talkdesk", "myreports"),
+            start_date=START,
+            end_date=FIRST_END,
+            talkdesk_report_types=["calls", "user_status"],
+            talkdesk_report_timezone="Europe/Lisbon",
+            talkdesk_window_days=31,
+            myreports_report_ids=[LONDON_REPORT],
+            myreports_window_days=31,
+        )
         target_config = postgres_config(pg_schema)
 
-        killed = pipe(tmp_path, "1-killed", config, target_postgres, target_config,
-                      kill=kill_mid_window("talkdesk_calls", after=2500), target_env={"PGTZ": "UTC"})
+        killed = pipe(
+            tmp_path,
+            "1-killed",
+            config,
+            target_postgres,
+            target_config,
+            kill=kill_mid_window("talkdesk_calls", after=2500),
+            target_env={"PGTZ": "UTC"},
+        )
         assert killed.killed, "the tap finished before the kill"
         state = killed.confirmed_state
         assert state is not None and state["bookmarks"]["talkdesk_calls"]["replication_key_value"]
         landed = int(psql(f"select count(*) from {pg_schema}.talkdesk_calls")[0][0])
         assert landed == killed.sent("talkdesk_calls")  # the rows of the cut window reached the warehouse
 
-        resumed = pipe(tmp_path, "2-resumed", config, target_postgres, target_config, state=state,
-                       target_env={"PGTZ": "UTC"})
+        resumed = pipe(
+            tmp_path, "2-resumed", config, target_postgres, target_config, state=state, target_env={"PGTZ": "UTC"}
+        )
         assert resumed.confirmed_state is not None
 
         # meltanolabs-target-postgres 0.8.1 creates every `format: date-time` column as `timestamp without
@@ -255,10 +302,19 @@ def test_killed_resumed_and_incremental_runs_land_one_row_per_key_with_true_inst
         # longer matters (the incremental run uses New York's).
         for table, (_, instants) in TABLES.items():
             for column in instants:
-                psql(f"alter table {pg_schema}.{table} alter column {column} type timestamptz "
-                     f"using {column} at time zone 'UTC'")
-        incremental = pipe(tmp_path, "3-incremental", config | {"end_date": SECOND_END}, target_postgres,
-                           target_config, state=resumed.confirmed_state, target_env={"PGTZ": "America/New_York"})
+                psql(
+                    f"alter table {pg_schema}.{table} alter column {column} type timestamptz "
+                    f"using {column} at time zone 'UTC'"
+                )
+        incremental = pipe(
+            tmp_path,
+            "3-incremental",
+            config | {"end_date": SECOND_END},
+            target_postgres,
+            target_config,
+            state=resumed.confirmed_state,
+            target_env={"PGTZ": "America/New_York"},
+        )
 
         expected = {
             "talkdesk_calls": talkdesk_rows(sandbox, "calls", START, SECOND_END),
@@ -268,8 +324,9 @@ def test_killed_resumed_and_incremental_runs_land_one_row_per_key_with_true_inst
         new = {
             "talkdesk_calls": len(talkdesk_rows(sandbox, "calls", FIRST_END, SECOND_END)),
             "talkdesk_user_status": len(talkdesk_rows(sandbox, "user_status", FIRST_END, SECOND_END)),
-            "myreports_call_rows": len(sandbox.app.data.myreports_rows(LONDON_REPORT, moment(FIRST_END),
-                                                                       moment(SECOND_END))),
+            "myreports_call_rows": len(
+                sandbox.app.data.myreports_rows(LONDON_REPORT, moment(FIRST_END), moment(SECOND_END))
+            ),
         }
         runs = (killed, resumed, incremental)
         # Rows went out more than once (the cut window again, the lookback), yet each lands once.
@@ -290,40 +347,56 @@ def test_killed_resumed_and_incremental_runs_land_one_row_per_key_with_true_inst
 
         # calls: start_at/end_at are the generator's instants
         calls = {r["call_id"]: (r["start_at"], r["end_at"]) for r in expected["talkdesk_calls"]}
-        landed_calls = {row[0]: (row[1], row[2]) for row in psql(
-            f"select call_id, {z('start_at')}, {z('end_at')} from {pg_schema}.talkdesk_calls")}
+        landed_calls = {
+            row[0]: (row[1], row[2])
+            for row in psql(f"select call_id, {z('start_at')}, {z('end_at')} from {pg_schema}.talkdesk_calls")
+        }
         assert landed_calls == calls
 
         # user_status: wall times in the report zone; the generator's instants (its UTC wall times)
         # in status_*_at, the Lisbon wall times in status_*_at_local, across the fall-back
         in_lisbon = talkdesk_rows(sandbox, "user_status", START, SECOND_END, LISBON)
-        statuses = {(r["user_id"], r["status_label"], wall_to_z(r["status_start_at"])):
-                    (wall_to_z(r["status_end_at"]), *(lisbon[c].replace(" ", "T") for c in ("status_start_at",
-                                                                                            "status_end_at")))
-                    for r, lisbon in zip(expected["talkdesk_user_status"], in_lisbon, strict=True)}
-        landed_statuses = {(row[0], row[1], row[2]): (row[3], row[4], row[5]) for row in psql(
-            f"select user_id, status_label, {z('status_start_at')}, {z('status_end_at')}, status_start_at_local, "
-            f"status_end_at_local from {pg_schema}.talkdesk_user_status")}
+        statuses = {
+            (r["user_id"], r["status_label"], wall_to_z(r["status_start_at"])): (
+                wall_to_z(r["status_end_at"]),
+                *(lisbon[c].replace(" ", "T") for c in ("status_start_at", "status_end_at")),
+            )
+            for r, lisbon in zip(expected["talkdesk_user_status"], in_lisbon, strict=True)
+        }
+        landed_statuses = {
+            (row[0], row[1], row[2]): (row[3], row[4], row[5])
+            for row in psql(
+                f"select user_id, status_label, {z('status_start_at')}, {z('status_end_at')}, status_start_at_local, "
+                f"status_end_at_local from {pg_schema}.talkdesk_user_status"
+            )
+        }
         assert landed_statuses == statuses
         # the repeated wall hour (01:xx in Lisbon, twice) holds rows of both instants
         repeated = [k for k, v in statuses.items() if v[1].startswith("2026-10-25T01:")]
         assert {k[2] < FALL_BACK for k in repeated} == {True, False}
 
         # MyReports: start_utc is the generator's instant, start_local the report's wall time
-        calls_rows = {row["docId"]: (dt.datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), row["start"])
-                      for ts, row in expected["myreports_call_rows"]}
-        landed_rows = {row[0]: (row[1], row[2]) for row in psql(
-            f"select doc_id, {z('start_utc')}, start_local from {pg_schema}.myreports_call_rows")}
+        calls_rows = {
+            row["docId"]: (dt.datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), row["start"])
+            for ts, row in expected["myreports_call_rows"]
+        }
+        landed_rows = {
+            row[0]: (row[1], row[2])
+            for row in psql(f"select doc_id, {z('start_utc')}, start_local from {pg_schema}.myreports_call_rows")
+        }
         assert landed_rows == calls_rows
         london_repeated = [v for v in calls_rows.values() if v[1].startswith("2026-10-25T01:")]
         assert {utc < FALL_BACK for utc, _ in london_repeated} == {True, False}
 
         # the Talkdesk jobs ran in the report zone, and in UTC within a day of the fall-back
         assert {row[0] for row in psql(f"select distinct timezone from {pg_schema}.talkdesk_report_jobs")} == {
-            "Europe/Lisbon", "UTC"}
+            "Europe/Lisbon",
+            "UTC",
+        }
 
-        time_types = {f"{table}.{column}": types[table][column] for table, (_, instants) in TABLES.items()
-                      for column in instants}
+        time_types = {
+            f"{table}.{column}": types[table][column] for table, (_, instants) in TABLES.items() for column in instants
+        }
         assert set(time_types.values()) == {"timestamp with time zone"}, time_types
     finally:
         sandbox.stop()
@@ -341,11 +414,23 @@ SHAPED_START, SHAPED_END = "2026-10-01T00:00:00Z", "2026-10-03T00:00:00Z"
 
 @pytest.fixture(scope="module")
 def shaped_run() -> t.Iterator[tuple[RunningSandbox, dict]]:
-    sandbox = start_sandbox(SandboxConfig(seed=8, rows_per_hour=4, myreports_rows_per_hour=4, job_polls=1,
-                                          list_anchor=SHAPED_START,
-                                          shapes=("talkdesk-extra-field", "myreports-other-template")))
-    config = sandbox_config(sandbox, vendors=("talkdesk", "myreports"), start_date=SHAPED_START,
-                            end_date=SHAPED_END, talkdesk_report_types=["calls", "user_status"])
+    sandbox = start_sandbox(
+        SandboxConfig(
+            seed=8,
+            rows_per_hour=4,
+            myreports_rows_per_hour=4,
+            job_polls=1,
+            list_anchor=SHAPED_START,
+            shapes=("talkdesk-extra-field", "myreports-other-template"),
+        )
+    )
+    config = sandbox_config(
+        sandbox,
+        vendors=("talkdesk", "myreports"),
+        start_date=SHAPED_START,
+        end_date=SHAPED_END,
+        talkdesk_report_types=["calls", "user_status"],
+    )
     yield sandbox, config
     sandbox.stop()
 
@@ -355,19 +440,29 @@ def shaped_expectations(sandbox: RunningSandbox) -> dict[str, dict[str, dict]]:
     calls = talkdesk_rows(sandbox, "calls", SHAPED_START, SHAPED_END)
     statuses = talkdesk_rows(sandbox, "user_status", SHAPED_START, SHAPED_END)
     rows = sandbox.app.data.myreports_rows(LONDON_REPORT, moment(SHAPED_START), moment(SHAPED_END))
+
     def added(row: dict) -> dict:
         """Unknown Talkdesk fields land as text (JSON values as their JSON text), instants as UTC."""
         scored = row["sentiment_scored_at"]
-        return {"sentiment_score": row["sentiment_score"],
-                "queue_tags": json.dumps(row["queue_tags"], separators=(",", ":")),
-                "sentiment_scored_at": scored if scored is None or scored.endswith("Z") else wall_to_z(scored)}
+        return {
+            "sentiment_score": row["sentiment_score"],
+            "queue_tags": json.dumps(row["queue_tags"], separators=(",", ":")),
+            "sentiment_scored_at": scored if scored is None or scored.endswith("Z") else wall_to_z(scored),
+        }
 
     return {
         "talkdesk_calls": {r["call_id"]: added(r) for r in calls},
-        "talkdesk_user_status": {f"{r['user_id']}|{r['status_label']}|{wall_to_z(r['status_start_at'])}": added(r)
-                                 for r in statuses},
-        "myreports_call_rows": {r["docId"]: {"talk_time": r["talkTime"], "hold_count": r["holdCount"],
-                                             "transferred_to": r.get("transferredTo")} for _, r in rows},
+        "talkdesk_user_status": {
+            f"{r['user_id']}|{r['status_label']}|{wall_to_z(r['status_start_at'])}": added(r) for r in statuses
+        },
+        "myreports_call_rows": {
+            r["docId"]: {
+                "talk_time": r["talkTime"],
+                "hold_count": r["holdCount"],
+                "transferred_to": r.get("transferredTo"),
+            }
+            for _, r in rows
+        },
     }
 
 
@@ -413,8 +508,9 @@ def test_new_vendor_fields_get_a_schema_before_their_first_record(shaped_run, tm
         assert all(a < b for a, b in zip(grown, grown[1:])), table  # only ever adds
 
 
-def test_new_vendor_fields_become_columns_in_postgres_with_their_values(shaped_run, tmp_path, target_postgres,
-                                                                         pg_schema):
+def test_new_vendor_fields_become_columns_in_postgres_with_their_values(
+    shaped_run, tmp_path, target_postgres, pg_schema
+):
     sandbox, config = shaped_run
     pipe(tmp_path, "postgres", config, target_postgres, postgres_config(pg_schema))
     types = columns(pg_schema)
@@ -426,8 +522,10 @@ def test_new_vendor_fields_become_columns_in_postgres_with_their_values(shaped_r
     for table, expected in shaped_expectations(sandbox).items():
         new = NEW_COLUMNS[table]
         select = ", ".join(f"coalesce(to_json({c})::text, 'null')" for c in new)
-        landed = {row[0]: {c: json.loads(v) for c, v in zip(new, row[1:])} for row in psql(
-            f"select {key_sql(table, z)}, {select} from {pg_schema}.{table}")}
+        landed = {
+            row[0]: {c: json.loads(v) for c, v in zip(new, row[1:])}
+            for row in psql(f"select {key_sql(table, z)}, {select} from {pg_schema}.{table}")
+        }
         same_values(landed, expected)
 
 
@@ -442,8 +540,13 @@ print(json.dumps({q: [[plain(v) for v in row] for row in con.execute(q).fetchall
 
 def duckdb_query(target: Path, database: Path, queries: list[str]) -> dict[str, list[list]]:
     """Run queries with the target's own duckdb (the version that wrote the file)."""
-    result = subprocess.run([str(target.parent / "python"), "-c", DUCKDB_QUERY, str(database), json.dumps(queries)],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(target.parent / "python"), "-c", DUCKDB_QUERY, str(database), json.dumps(queries)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
@@ -451,17 +554,19 @@ def duckdb_query(target: Path, database: Path, queries: list[str]) -> dict[str, 
 def test_new_vendor_fields_become_columns_in_duckdb_with_their_values(shaped_run, tmp_path, target_duckdb):
     sandbox, config = shaped_run
     database = tmp_path / "warehouse.duckdb"
-    pipe(tmp_path, "duckdb", config, target_duckdb,
-         {"filepath": str(database), "default_target_schema": "callreports"})
-    kinds_query = ("select table_name, column_name, data_type from information_schema.columns "
-                   "where table_schema = 'callreports'")
+    pipe(tmp_path, "duckdb", config, target_duckdb, {"filepath": str(database), "default_target_schema": "callreports"})
+    kinds_query = (
+        "select table_name, column_name, data_type from information_schema.columns where table_schema = 'callreports'"
+    )
     expectations = shaped_expectations(sandbox)
 
     def utc_text(column: str) -> str:  # target-duckdb writes instants as UTC `timestamp`s
         return f"strftime({column}, '%Y-%m-%dT%H:%M:%SZ')"
 
-    queries = {table: f"select {key_sql(table, utc_text)}, {', '.join(NEW_COLUMNS[table])} from callreports.{table}"
-               for table in expectations}
+    queries = {
+        table: f"select {key_sql(table, utc_text)}, {', '.join(NEW_COLUMNS[table])} from callreports.{table}"
+        for table in expectations
+    }
     types: dict[str, dict[str, str]] = {}
     for table, column, data_type in duckdb_query(target_duckdb, database, [kinds_query])[kinds_query]:
         types.setdefault(table, {})[column] = data_type
@@ -478,8 +583,16 @@ def test_new_vendor_fields_become_columns_in_duckdb_with_their_values(shaped_run
 
 # ---- c. no new field, no new SCHEMA ------------------------------------------------------------------
 
-ALL_TALKDESK_TYPES = ["calls", "explore_calls", "contacts", "user_status", "ring_attempts", "studio_flow_execution",
-                      "audit_logs", "messaging_contacts"]
+ALL_TALKDESK_TYPES = [
+    "calls",
+    "explore_calls",
+    "contacts",
+    "user_status",
+    "ring_attempts",
+    "studio_flow_execution",
+    "audit_logs",
+    "messaging_contacts",
+]
 
 
 def schema_counts(run) -> dict[str, int]:
@@ -497,8 +610,15 @@ def test_schema_grows_only_when_a_field_is_new(make_sandbox, fmt):
     counts = {}
     for shapes in ((), ("talkdesk-extra-field",)):
         sandbox = make_sandbox(rows_per_hour=4, myreports_rows_per_hour=4, job_polls=1, shapes=shapes)
-        run = sync(sandbox_config(sandbox, vendors=("talkdesk", "myreports"), end_date="2026-10-02T00:00:00Z",
-                                  talkdesk_report_types=ALL_TALKDESK_TYPES, talkdesk_report_format=fmt))
+        run = sync(
+            sandbox_config(
+                sandbox,
+                vendors=("talkdesk", "myreports"),
+                end_date="2026-10-02T00:00:00Z",
+                talkdesk_report_types=ALL_TALKDESK_TYPES,
+                talkdesk_report_format=fmt,
+            )
+        )
         assert run.error is None, run.error
         for report_type in ALL_TALKDESK_TYPES:
             assert run.records(f"talkdesk_{report_type}"), report_type
@@ -519,17 +639,34 @@ def test_batch_and_record_runs_land_the_same_rows_in_postgres(tmp_path, target_p
     sandbox = start_sandbox(SandboxConfig(seed=23, rows_per_hour=6, myreports_rows_per_hour=3, job_polls=1))
     schemas = [f"warehouse_{uuid.uuid4().hex[:10]}" for _ in range(2)]
     try:
-        config = sandbox_config(sandbox, vendors=("talkdesk", "myreports"), start_date="2026-10-01T00:00:00Z",
-                                end_date="2026-10-04T00:00:00Z", myreports_report_ids=[LONDON_REPORT])
-        batches = {"encoding": {"format": "jsonl", "compression": "gzip"},
-                   "storage": {"root": (tmp_path / "batches").as_uri()}, "batch_size": 100}
-        as_records = pipe(tmp_path, "records", config, target_postgres, postgres_config(schemas[0]),
-                          target_env={"PGTZ": "UTC"})
-        as_batches = pipe(tmp_path, "batches", config | {"batch_config": batches}, target_postgres,
-                          postgres_config(schemas[1]), target_env={"PGTZ": "UTC"})
+        config = sandbox_config(
+            sandbox,
+            vendors=("talkdesk", "myreports"),
+            start_date="2026-10-01T00:00:00Z",
+            end_date="2026-10-04T00:00:00Z",
+            myreports_report_ids=[LONDON_REPORT],
+        )
+        batches = {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": (tmp_path / "batches").as_uri()},
+            "batch_size": 100,
+        }
+        as_records = pipe(
+            tmp_path, "records", config, target_postgres, postgres_config(schemas[0]), target_env={"PGTZ": "UTC"}
+        )
+        as_batches = pipe(
+            tmp_path,
+            "batches",
+            config | {"batch_config": batches},
+            target_postgres,
+            postgres_config(schemas[1]),
+            target_env={"PGTZ": "UTC"},
+        )
         assert as_batches.sent("talkdesk_calls") == 0 and any(m["type"] == "BATCH" for m in as_batches.messages)
-        for table, columns in (("talkdesk_calls", "call_id, type, start_at, end_at, talk_time, user_id"),
-                               ("myreports_call_rows", "doc_id, start_utc, start_local, user_name, duration")):
+        for table, columns in (
+            ("talkdesk_calls", "call_id, type, start_at, end_at, talk_time, user_id"),
+            ("myreports_call_rows", "doc_id, start_utc, start_local, user_name, duration"),
+        ):
             landed = [psql(f"select {columns} from {schema}.{table} order by 1") for schema in schemas]
             assert landed[0] == landed[1] and len(landed[0]) == as_records.sent(table) > 100, table
         assert as_batches.confirmed_state == as_records.confirmed_state
@@ -541,8 +678,9 @@ def test_batch_and_record_runs_land_the_same_rows_in_postgres(tmp_path, target_p
 
 # ---- e. one table whatever the file format: the evidenced layouts in PostgreSQL and DuckDB ------------
 
-LAYOUT_TABLES = [f"talkdesk_{kind}" for kind in ("calls", "contacts", "ring_attempts", "user_status",
-                                                 "studio_flow_execution")]
+LAYOUT_TABLES = [
+    f"talkdesk_{kind}" for kind in ("calls", "contacts", "ring_attempts", "user_status", "studio_flow_execution")
+]
 FORMATS = ("json", "csv", "json_bulk")
 
 
@@ -552,37 +690,60 @@ def test_every_file_format_lands_the_same_tables_in_postgres_and_duckdb(tmp_path
     require_postgres()
     sandbox = start_sandbox(SandboxConfig(seed=17, job_polls=1))
     schemas = {fmt: f"warehouse_{uuid.uuid4().hex[:10]}" for fmt in FORMATS}
-    kinds_query = ("select table_name, column_name, data_type from information_schema.columns "
-                   "where table_schema = 'callreports' order by 1, 2")
+    kinds_query = (
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = 'callreports' order by 1, 2"
+    )
     count_queries = [f"select count(*) from callreports.{table}" for table in LAYOUT_TABLES]
     try:
         postgres, duckdb, values = {}, {}, {}
         for fmt in FORMATS:
-            config = sandbox_config(sandbox, vendors=("talkdesk",), start_date="2026-10-22T00:00:00Z",
-                                    end_date="2026-10-28T00:00:00Z", talkdesk_report_format=fmt,
-                                    talkdesk_report_timezone="Europe/Lisbon",
-                                    talkdesk_report_types=[t.removeprefix("talkdesk_") for t in LAYOUT_TABLES])
-            pipe(tmp_path, f"postgres-{fmt}", config, target_postgres, postgres_config(schemas[fmt]),
-                 target_env={"PGTZ": "UTC"})
+            config = sandbox_config(
+                sandbox,
+                vendors=("talkdesk",),
+                start_date="2026-10-22T00:00:00Z",
+                end_date="2026-10-28T00:00:00Z",
+                talkdesk_report_format=fmt,
+                talkdesk_report_timezone="Europe/Lisbon",
+                talkdesk_report_types=[t.removeprefix("talkdesk_") for t in LAYOUT_TABLES],
+            )
+            pipe(
+                tmp_path,
+                f"postgres-{fmt}",
+                config,
+                target_postgres,
+                postgres_config(schemas[fmt]),
+                target_env={"PGTZ": "UTC"},
+            )
             database = tmp_path / f"{fmt}.duckdb"
-            pipe(tmp_path, f"duckdb-{fmt}", config, target_duckdb,
-                 {"filepath": str(database), "default_target_schema": "callreports"})
+            pipe(
+                tmp_path,
+                f"duckdb-{fmt}",
+                config,
+                target_duckdb,
+                {"filepath": str(database), "default_target_schema": "callreports"},
+            )
             types = columns(schemas[fmt])
-            postgres[fmt] = {table: (types[table], int(psql(f"select count(*) from {schemas[fmt]}.{table}")[0][0]))
-                             for table in LAYOUT_TABLES}
+            postgres[fmt] = {
+                table: (types[table], int(psql(f"select count(*) from {schemas[fmt]}.{table}")[0][0]))
+                for table in LAYOUT_TABLES
+            }
             values[fmt] = {}
             for table in LAYOUT_TABLES:
                 # numeric compared as a number: json's 2.0 and csv's "2.0" (read as 2) differ only in scale
-                shown = ", ".join(f"coalesce({c}{'::float8' if types[table][c] == 'numeric' else ''}::text, 'NULL')"
-                                  for c in sorted(types[table])
-                                  if c != "report_job_id" and not c.startswith("_sdc_"))  # the load's own
+                shown = ", ".join(
+                    f"coalesce({c}{'::float8' if types[table][c] == 'numeric' else ''}::text, 'NULL')"
+                    for c in sorted(types[table])
+                    if c != "report_job_id" and not c.startswith("_sdc_")
+                )  # the load's own
                 values[fmt][table] = psql(f"select {shown} from {schemas[fmt]}.{table} order by 1, 2, 3, 4, 5")
             answers = duckdb_query(target_duckdb, database, [kinds_query, *count_queries])
             kinds: dict[str, dict[str, str]] = {}
             for table, column, data_type in answers[kinds_query]:
                 kinds.setdefault(table, {})[column] = data_type
-            duckdb[fmt] = {table: (kinds[table], answers[query][0][0])
-                           for table, query in zip(LAYOUT_TABLES, count_queries)}
+            duckdb[fmt] = {
+                table: (kinds[table], answers[query][0][0]) for table, query in zip(LAYOUT_TABLES, count_queries)
+            }
         for fmt in ("csv", "json_bulk"):
             assert postgres[fmt] == postgres["json"], fmt
             assert duckdb[fmt] == duckdb["json"], fmt
@@ -595,8 +756,10 @@ def test_every_file_format_lands_the_same_tables_in_postgres_and_duckdb(tmp_path
         assert contacts["talk_time"] in ("bigint", "integer") and contacts["answered_at_local"] != "boolean"
         studio = tables["talkdesk_studio_flow_execution"][0]
         assert studio["timestamp"].startswith("timestamp") and studio["step_execution_order"] in ("bigint", "integer")
-        assert primary_keys(schemas["json"])["talkdesk_studio_flow_execution"] == {"interaction_id",
-                                                                                   "step_execution_order"}
+        assert primary_keys(schemas["json"])["talkdesk_studio_flow_execution"] == {
+            "interaction_id",
+            "step_execution_order",
+        }
     finally:
         sandbox.stop()
         for schema in schemas.values():

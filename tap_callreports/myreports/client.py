@@ -21,11 +21,15 @@ class MyReportsStream(CallReportsStream):
     @property
     def auth_help(self) -> str:  # type: ignore[override]
         if self.myreports.refresh_token:
-            return ("the MyReports API refused an access token its token URL had just issued: check that "
-                    "myreports_token_url and myreports_refresh_token belong to the region of myreports_api_url")
-        return ("the MyReports token is missing or expired: get a new one and set myreports_token, or set "
-                "myreports_refresh_token (with myreports_token_url, myreports_client_id and "
-                "myreports_client_secret) so the tap renews access tokens itself")
+            return (
+                "the MyReports API refused an access token its token URL had just issued: check that "
+                "myreports_token_url and myreports_refresh_token belong to the region of myreports_api_url"
+            )
+        return (
+            "the MyReports token is missing or expired: get a new one and set myreports_token, or set "
+            "myreports_refresh_token (with myreports_token_url, myreports_client_id and "
+            "myreports_client_secret) so the tap renews access tokens itself"
+        )
 
     @property
     def myreports(self) -> MyReportsSettings:

@@ -92,9 +92,14 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     @cached_property
     def shaper(self) -> RowShaper:
         # start_utc is the tap's own UTC text (LocalTimeConverter), set before the row is shaped.
-        return RowShaper(ROW_POLICY, load_schema("myreports_call_rows")["properties"],
-                         known=lambda: self.schema_growth.known, on_unknown=self.grow_schema,
-                         conformer=lambda: self.new_conformer(("start_utc",)), stream=self.name)
+        return RowShaper(
+            ROW_POLICY,
+            load_schema("myreports_call_rows")["properties"],
+            known=lambda: self.schema_growth.known,
+            on_unknown=self.grow_schema,
+            conformer=lambda: self.new_conformer(("start_utc",)),
+            stream=self.name,
+        )
 
     @property
     def partitions(self) -> list[dict] | None:
@@ -128,27 +133,43 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
 
     # ---- the request (any thread) ----------------------------------------------------------------
 
-    def create_job(self, context: Context | None, window: Window, attempt: int,
-                   stop: threading.Event) -> JobResult:
+    def create_job(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
         assert context is not None
         report_id = context["report_id"]
         zone_name = self.filter_zone(context)
         zone = ZoneInfo(zone_name)
         asked = self.requested_window(context, window)
-        body = {"reportId": report_id,
-                "dateFilter": {"start": offset_iso(asked.start, zone), "end": offset_iso(asked.end, zone)}}
+        body = {
+            "reportId": report_id,
+            "dateFilter": {"start": offset_iso(asked.start, zone), "end": offset_iso(asked.end, zone)},
+        }
         response = self.tap.engine.create(
-            self.vendor, lambda: self.send("POST", f"{self.report_url(report_id)}/requests", json=body, creates_job=True),
-            f"{self.name}: request for report {report_id} {window}", stop)
+            self.vendor,
+            lambda: self.send("POST", f"{self.report_url(report_id)}/requests", json=body, creates_job=True),
+            f"{self.name}: request for report {report_id} {window}",
+            stop,
+        )
         created = self.envelope_data(response) if response.content.strip() else {}
         request_id = str(dig(created, "requestId") or id_from_location(response) or "")
         if not request_id:
-            raise ReportJobFailed(self.name, f"creating a request for report {report_id} answered without a "
-                                  "requestId (in its data or a Location header); run again later, and report it to "
-                                  "MyReports if it persists")
-        return JobResult(job_id=request_id, window=window, attempt=attempt, location="",
-                         details={"report_id": report_id, "created_at": iso_z(utc_now()), "timezone": zone_name,
-                                  "requested_start": iso_z(asked.start) if asked != window else None})
+            raise ReportJobFailed(
+                self.name,
+                f"creating a request for report {report_id} answered without a "
+                "requestId (in its data or a Location header); run again later, and report it to "
+                "MyReports if it persists",
+            )
+        return JobResult(
+            job_id=request_id,
+            window=window,
+            attempt=attempt,
+            location="",
+            details={
+                "report_id": report_id,
+                "created_at": iso_z(utc_now()),
+                "timezone": zone_name,
+                "requested_start": iso_z(asked.start) if asked != window else None,
+            },
+        )
 
     # ---- overlapping requests: a call that straddles a window's end is in the next request ------------
 
@@ -191,9 +212,9 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
 
     def describe_job(self, result: JobResult) -> str:
         message = result.details.get("status_message")
-        return (f"request {result.job_id} for report {result.details.get('report_id')} {result.window}"
-                + (f" ({message})" if message and self._phase(result.details.get("status"), None)
-                   is not JobPhase.DONE else ""))
+        return f"request {result.job_id} for report {result.details.get('report_id')} {result.window}" + (
+            f" ({message})" if message and self._phase(result.details.get("status"), None) is not JobPhase.DONE else ""
+        )
 
     def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
         report_id, request_id = result.details["report_id"], result.job_id
@@ -224,8 +245,11 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         """A request's phase from its status word (`STATUS_WORDS`); a word the tap does not know, or
         a numeric status (the result's own `status: 1`), is judged by its statusMessage."""
         if isinstance(status, str) and status.strip():
-            phase = self.status_words.phase(status, answer, self.logger, self.name) if answer is not None \
+            phase = (
+                self.status_words.phase(status, answer, self.logger, self.name)
+                if answer is not None
                 else self.status_words.table.get(StatusWords.normal(status))
+            )
             if phase is not None:
                 return phase
         text = str(message or "").lower()
@@ -246,8 +270,11 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         except VendorRefused as exc:
             if exc.status != HTTPStatus.NOT_FOUND:
                 raise
-        other = (result.location.replace("/requests/", "/results/") if "/requests/" in result.location
-                 else result.location.replace("/results/", "/requests/"))
+        other = (
+            result.location.replace("/requests/", "/results/")
+            if "/requests/" in result.location
+            else result.location.replace("/results/", "/requests/")
+        )
         try:
             response = self.open_download(other)
         except VendorRefused as exc:
@@ -264,15 +291,24 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             if document.array_key is None:
                 envelope = document.header
                 members = envelope.get("data") if "requestId" not in envelope else envelope
-                if (stated_empty(members, "data", "totalCount") and isinstance(members, dict)
-                        and not self._limit_exceeded(members)):
+                if (
+                    stated_empty(members, "data", "totalCount")
+                    and isinstance(members, dict)
+                    and not self._limit_exceeded(members)
+                ):
                     if _has_time_zone(members):  # empty of the window asked for, not of a misread one
                         self._check_filter_reading(context, self._time_zone(members), members, result)
                     result.details["meta"] = members
                     result.details["verdict"] = verify_counts(0, {"totalCount": 0})
                     return  # no rows, and it says so (`data: null`, totalCount 0)
-                raise missing_rows("'data' row list", vendor_words(
-                    envelope.get("data") if isinstance(envelope.get("data"), dict) and envelope.get("data") else envelope))
+                raise missing_rows(
+                    "'data' row list",
+                    vendor_words(
+                        envelope.get("data")
+                        if isinstance(envelope.get("data"), dict) and envelope.get("data")
+                        else envelope
+                    ),
+                )
             meta = result_members(document, document.header)
             result.details["meta"] = meta
             self._announce_display_fields(meta)
@@ -303,13 +339,20 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         fields = dig(meta, "request", "displayFields")
         if not isinstance(fields, list):
             return
-        columns = {self.shaper.names.column(str(f.get("fieldName"))) for f in fields
-                   if isinstance(f, dict) and f.get("fieldName")}
+        columns = {
+            self.shaper.names.column(str(f.get("fieldName")))
+            for f in fields
+            if isinstance(f, dict) and f.get("fieldName")
+        }
         new = sorted(columns - self.schema_growth.known - self._announced)
         if new:
             self._announced.update(new)
-            self.logger.info("%s: the report shows fields the schema does not list yet: %s; each becomes a "
-                             "column (a new SCHEMA) with its first value", self.name, ", ".join(new))
+            self.logger.info(
+                "%s: the report shows fields the schema does not list yet: %s; each becomes a "
+                "column (a new SCHEMA) with its first value",
+                self.name,
+                ", ".join(new),
+            )
 
     @cached_property
     def _announced(self) -> set[str]:
@@ -370,25 +413,32 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
             return
         if sent.key == tz.key:
             return  # written in the report's zone already: both readings are the same instants
-        raise SplitWindow([result.window], f"its dateFilter was written in {sent.key} and the result selected "
-                          f"{_shown_bounds(echoed)}: asked again in the report's zone {tz.key}")
+        raise SplitWindow(
+            [result.window],
+            f"its dateFilter was written in {sent.key} and the result selected "
+            f"{_shown_bounds(echoed)}: asked again in the report's zone {tz.key}",
+        )
 
     def _split_at_fall_back(self, tz: ZoneInfo, result: JobResult) -> None:
         transitions = fall_back_transitions(tz, result.window.start, result.window.end)
         if transitions:
             # Local times in the hour before a fall-back happen twice: split there, and each
             # half's own bounds tell which occurrence a row is.
-            raise SplitWindow(result.window.split_at(transitions[0]),
-                              f"{tz} turns its clocks back at {iso_z(transitions[0])}")
+            raise SplitWindow(
+                result.window.split_at(transitions[0]), f"{tz} turns its clocks back at {iso_z(transitions[0])}"
+            )
 
     def _time_zone(self, meta: dict) -> ZoneInfo:
         name = dig(meta, "request", "timeZoneId")
         try:
             return ZoneInfo(str(name))
         except (ZoneInfoNotFoundError, ValueError):
-            raise StreamError(self.name, f"a result reports the unknown time zone '{name}'; start_utc cannot be "
-                              "computed; no bookmark moved; set the report's time zone at MyReports (or leave the report out of "
-                              "myreports_report_ids), then run again") from None
+            raise StreamError(
+                self.name,
+                f"a result reports the unknown time zone '{name}'; start_utc cannot be "
+                "computed; no bookmark moved; set the report's time zone at MyReports (or leave the report out of "
+                "myreports_report_ids), then run again",
+            ) from None
 
     def _limit_exceeded(self, members: t.Mapping[str, t.Any]) -> bool | None:
         """rowLimitExceeded as a boolean, also when written as text or 0/1; None when it is absent
@@ -413,9 +463,11 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         if limit is None:
             limit = stated_count(meta.get("rowLimit"))
         if flag is None and rows is not None and limit is not None and rows >= limit:
-            why = (f"{rows:,} rows, rowLimit {limit:,}, and rowLimitExceeded "
-                   f"{'absent' if meta.get('rowLimitExceeded') is None else repr(meta.get('rowLimitExceeded'))}: "
-                   "taken as cut")
+            why = (
+                f"{rows:,} rows, rowLimit {limit:,}, and rowLimitExceeded "
+                f"{'absent' if meta.get('rowLimitExceeded') is None else repr(meta.get('rowLimitExceeded'))}: "
+                "taken as cut"
+            )
         elif flag:
             why = f"rowLimitExceeded: {meta.get('totalCount')} rows over rowLimit {limit}"
         else:
@@ -423,13 +475,17 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         try:
             halves = result.window.halves()
         except ValueError:
-            raise StreamError(self.name, f"request {result.job_id}: even one second ({result.window}) holds more "
-                              f"than rowLimit={limit} rows; cannot split further; raise the report's row limit "
-                              "at MyReports, then run again") from None
+            raise StreamError(
+                self.name,
+                f"request {result.job_id}: even one second ({result.window}) holds more "
+                f"than rowLimit={limit} rows; cannot split further; raise the report's row limit "
+                "at MyReports, then run again",
+            ) from None
         raise SplitWindow(halves, why)
 
-    def _spooled_rows(self, context: Context | None, document: ReportDocument, result: JobResult,
-                      skip: int) -> t.Iterator[dict]:
+    def _spooled_rows(
+        self, context: Context | None, document: ReportDocument, result: JobResult, skip: int
+    ) -> t.Iterator[dict]:
         """Rows parked on disk until the members after them are read: the time zone (in `request`),
         rowLimitExceeded and totalCount may come after the rows."""
         with tempfile.TemporaryFile() as spool:
@@ -437,10 +493,13 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
                 spool.write(orjson.dumps(row) + b"\n")
             members = {**result_members(document, document.trailer), **result.details.get("meta", {})}
             if not _has_time_zone(members):
-                raise StreamError(self.name, f"the result of {self.describe_job(result)} names no time zone "
-                                  "(request.timeZoneId): its local `start` times cannot be turned into start_utc, "
-                                  "and the tap does not guess; no bookmark moved; set the report's time zone at MyReports (or "
-                                  "leave the report out of myreports_report_ids), then run again") from None
+                raise StreamError(
+                    self.name,
+                    f"the result of {self.describe_job(result)} names no time zone "
+                    "(request.timeZoneId): its local `start` times cannot be turned into start_utc, "
+                    "and the tap does not guess; no bookmark moved; set the report's time zone at MyReports (or "
+                    "leave the report out of myreports_report_ids), then run again",
+                ) from None
             tz = self._time_zone(members)
             self._check_filter_reading(context, tz, members, result)
             self._split_at_fall_back(tz, result)
@@ -494,7 +553,9 @@ def _filter_bounds(members: dict) -> tuple[dt.datetime, dt.datetime] | None:
         if not isinstance(condition, dict) or condition.get("fieldName") not in ("start", "end"):
             continue  # the doc's example bounds `start` from below and `end` from above
         values = condition.get("values")
-        moment = parse_instant(values[0]) if isinstance(values, list) and values and isinstance(values[0], str) else None
+        moment = (
+            parse_instant(values[0]) if isinstance(values, list) and values and isinstance(values[0], str) else None
+        )
         if moment is not None and condition.get("operator") in (">=", "<"):
             found[condition["operator"]] = moment
     return (found[">="], found["<"]) if len(found) == 2 else None  # noqa: PLR2004

@@ -73,7 +73,8 @@ class SandboxData:
     # Lists (imports, job statuses) end at the last midnight: recent enough for a demo's start_date,
     # and the same all day long.
     list_anchor: dt.datetime = field(
-        default_factory=lambda: dt.datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
+        default_factory=lambda: dt.datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    )
     _added_imports: list[dict] = field(default_factory=list)
 
     # ---- Talkdesk bulk imports -------------------------------------------------------------
@@ -100,8 +101,17 @@ class SandboxData:
         import_id = _uuid(rng.getrandbits(128))
         total = rng.randint(1, 1000)
         failed = rng.choice([0, 0, 0, rng.randint(1, total)])
-        status = rng.choice(["COMPLETED", "COMPLETED", "COMPLETED_WITH_ERRORS" if failed else "COMPLETED",
-                             "IN_PROGRESS", "QUEUED", "FAILED", "CANCELED"])
+        status = rng.choice(
+            [
+                "COMPLETED",
+                "COMPLETED",
+                "COMPLETED_WITH_ERRORS" if failed else "COMPLETED",
+                "IN_PROGRESS",
+                "QUEUED",
+                "FAILED",
+                "CANCELED",
+            ]
+        )
         user = rng.getrandbits(96).to_bytes(12, "big").hex()
         row = {
             "id": import_id,
@@ -134,7 +144,9 @@ class SandboxData:
         for _ in range(count):
             created = self.list_anchor - dt.timedelta(seconds=rng.randint(0, 86400))
             status = rng.choice(["completed", "completed", "completed", "failed", "working", "queued"])
-            completed = created + dt.timedelta(seconds=rng.randint(1, 600)) if status in ("completed", "failed") else None
+            completed = (
+                created + dt.timedelta(seconds=rng.randint(1, 600)) if status in ("completed", "failed") else None
+            )
             kind = rng.choice(["bulk_create", "bulk_update", "permanent_delete", "ticket_update"])
             total = rng.randint(1, 8)
             stated_total: int | None = total
@@ -150,25 +162,35 @@ class SandboxData:
             else:
                 results = [
                     {"action": "update", "id": rng.randint(100, 99999), "status": "Updated", "success": True}
-                    if status != "failed" or i else
-                    {"action": "update", "id": rng.randint(100, 99999), "success": False,
-                     "error": "TicketUpdateFailed", "details": "Status: closed prevents ticket update"}
+                    if status != "failed" or i
+                    else {
+                        "action": "update",
+                        "id": rng.randint(100, 99999),
+                        "success": False,
+                        "error": "TicketUpdateFailed",
+                        "details": "Status: closed prevents ticket update",
+                    }
                     for i in range(total)
                 ]
                 progress = total if status != "working" else total // 2
-            rows.append({
-                "id": rng.getrandbits(128).to_bytes(16, "big").hex(),
-                "job_type": {"bulk_create": "Zendesk::Tickets::CreateMany", "bulk_update": "Zendesk::Tickets::UpdateMany",
-                             "permanent_delete": "Zendesk::Tickets::PermanentDelete",
-                             "ticket_update": "Zendesk::Tickets::Update"}[kind],
-                "message": f"Completed at {completed:%Y-%m-%d %H:%M:%S} +0000" if completed else None,
-                "progress": progress,
-                "results": results,
-                "status": status,
-                "total": stated_total,
-                "_completed": completed,
-                "_created": created,
-            })
+            rows.append(
+                {
+                    "id": rng.getrandbits(128).to_bytes(16, "big").hex(),
+                    "job_type": {
+                        "bulk_create": "Zendesk::Tickets::CreateMany",
+                        "bulk_update": "Zendesk::Tickets::UpdateMany",
+                        "permanent_delete": "Zendesk::Tickets::PermanentDelete",
+                        "ticket_update": "Zendesk::Tickets::Update",
+                    }[kind],
+                    "message": f"Completed at {completed:%Y-%m-%d %H:%M:%S} +0000" if completed else None,
+                    "progress": progress,
+                    "results": results,
+                    "status": status,
+                    "total": stated_total,
+                    "_completed": completed,
+                    "_created": created,
+                }
+            )
         far_past = dt.datetime.min.replace(tzinfo=UTC)
         rows.sort(key=lambda r: (r["_completed"] or far_past, r["_created"]), reverse=True)
         return rows
@@ -180,8 +202,9 @@ class SandboxData:
         new_names = requested_at >= self.calls_rename_cutover
         return list(_talkdesk_rows(report_type, 0, 1, 0, dt.datetime.fromtimestamp(0, UTC), tz, new_names)[0])
 
-    def talkdesk_rows(self, report_type: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo,
-                      requested_at: dt.datetime) -> Iterator[dict]:
+    def talkdesk_rows(
+        self, report_type: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo, requested_at: dt.datetime
+    ) -> Iterator[dict]:
         """Rows of one report type with their event time in [start, end)."""
         new_names = requested_at >= self.calls_rename_cutover
         start_ts, end_ts = start.timestamp(), end.timestamp()
@@ -192,19 +215,22 @@ class SandboxData:
                 bits = rng.getrandbits(160)
                 ts = bucket * HOUR + (bits & 0xFFF) % HOUR
                 if report_type == "user_status":  # a chain of changes from the hour's start: each
-                    ts = bucket * HOUR            # change in the window holding its own start
+                    ts = bucket * HOUR  # change in the window holding its own start
                 elif not start_ts <= ts < end_ts:
                     continue
                 at = dt.datetime.fromtimestamp(ts, UTC)
                 rows = _talkdesk_rows(report_type, bits, index, bucket, at, tz, new_names)
                 if report_type == "user_status":
-                    rows = [row for row, offset in zip(rows, _chain_offsets(bits))
-                            if start_ts <= ts + offset < end_ts]
+                    rows = [row for row, offset in zip(rows, _chain_offsets(bits)) if start_ts <= ts + offset < end_ts]
                 for row in rows:
                     if self.talkdesk_extra_fields:  # times as the report writes its own
-                        row.update(talkdesk_extra_fields(bits, _iso_z(at) if report_type in ISO_TIMES else _wall(at, tz)))
+                        row.update(
+                            talkdesk_extra_fields(bits, _iso_z(at) if report_type in ISO_TIMES else _wall(at, tz))
+                        )
                     if self.talkdesk_callback_at:
-                        row.update(talkdesk_callback_at(bits, _iso_z(at) if report_type in ISO_TIMES else _wall(at, tz)))
+                        row.update(
+                            talkdesk_callback_at(bits, _iso_z(at) if report_type in ISO_TIMES else _wall(at, tz))
+                        )
                     if report_type in ("calls", "contacts"):
                         self._mark_untypable(row, f"talkdesk-{report_type}", bucket, index)
                     yield row
@@ -218,8 +244,11 @@ class SandboxData:
         found: list[tuple[float, dict]] = []
         for bucket in hour_buckets(start, end):
             rng = _rng(self.seed, "myreports", report_id, bucket)
-            count = (self.myreports_rows_per_hour if self.myreports_rows_per_hour is not None
-                     else rng.randint(0, 8) * self.scale)
+            count = (
+                self.myreports_rows_per_hour
+                if self.myreports_rows_per_hour is not None
+                else rng.randint(0, 8) * self.scale
+            )
             for index in range(count):
                 bits = rng.getrandbits(256)
                 ts = bucket * HOUR + (bits & 0xFFF) % HOUR
@@ -240,9 +269,11 @@ class SandboxData:
 
 
 TEAMS = [("team-sales", "Sales"), ("team-support", "Support"), ("team-billing", "Billing")]
-STUDIO_FLOWS = [("flow-main-ivr", "Main IVR", ("Start", "Language menu", "Business hours", "Assign to queue")),
-                ("flow-after-hours", "After hours", ("Start", "Play message", "Voicemail")),
-                ("flow-callback", "Callback", ("Start", "Collect number", "Schedule callback", "Hang up"))]
+STUDIO_FLOWS = [
+    ("flow-main-ivr", "Main IVR", ("Start", "Language menu", "Business hours", "Assign to queue")),
+    ("flow-after-hours", "After hours", ("Start", "Play message", "Voicemail")),
+    ("flow-callback", "Callback", ("Start", "Collect number", "Schedule callback", "Hang up")),
+]
 
 
 def _hex(bits: int, width: int = 32) -> str:
@@ -274,7 +305,9 @@ def _yes_no(flag: bool) -> str:
 
 def _calls_row(bits: int, index: int, at: dt.datetime, new_names: bool) -> dict:
     """A calls row as the evidence records it: ISO UTC instants, boolean flags, integer seconds."""
-    kind = ("inbound", "outbound", "outbound_missed", "missed", "abandoned", "short_abandoned", "voicemail")[(bits >> 50) % 7]
+    kind = ("inbound", "outbound", "outbound_missed", "missed", "abandoned", "short_abandoned", "voicemail")[
+        (bits >> 50) % 7
+    ]
     talked = kind in ("inbound", "outbound")
     talk = (bits >> 44) % 1800 if talked else 0
     wait, hold, ringing = (bits >> 60) % 120, (bits >> 70) % 60 if talked else 0, (bits >> 64) % 40
@@ -423,18 +456,22 @@ def _user_status_rows(bits: int, user: int, bucket: int, tz: ZoneInfo) -> list[d
         start = dt.datetime.fromtimestamp(bucket * HOUR + offset, UTC)
         end_offset = starts[n + 1] if n + 1 < len(starts) else HOUR
         end = dt.datetime.fromtimestamp(bucket * HOUR + end_offset, UTC)
-        rows.append({
-            "user_id": user_id,
-            "user_name": user_name,
-            "user_email": user_email,
-            "status_label": ("Available", "Away", "On a call", "After call work", "Offline")[(bits >> (90 + 3 * n)) % 5],
-            "status_start_at": _wall(start, tz),
-            "status_end_at": _wall(end, tz),
-            "status_time": end_offset - offset,
-            "is_user_active": bool((bits >> (100 + n)) & 1) or n == 0,
-            "team_id": team_id if (bits >> 110) % 4 else None,
-            "team_name": team_name if (bits >> 110) % 4 else None,
-        })
+        rows.append(
+            {
+                "user_id": user_id,
+                "user_name": user_name,
+                "user_email": user_email,
+                "status_label": ("Available", "Away", "On a call", "After call work", "Offline")[
+                    (bits >> (90 + 3 * n)) % 5
+                ],
+                "status_start_at": _wall(start, tz),
+                "status_end_at": _wall(end, tz),
+                "status_time": end_offset - offset,
+                "is_user_active": bool((bits >> (100 + n)) & 1) or n == 0,
+                "team_id": team_id if (bits >> 110) % 4 else None,
+                "team_name": team_name if (bits >> 110) % 4 else None,
+            }
+        )
     return rows
 
 
@@ -447,27 +484,30 @@ def _studio_flow_rows(bits: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:
     finished = at + dt.timedelta(seconds=sum(spent))
     rows, moment = [], at
     for order, step in enumerate(taken):
-        rows.append({
-            "call_sid": "CA" + _hex(bits >> 24),
-            "interaction_id": _hex(bits),
-            "destination_number": f"+1844{(bits >> 90) % 10_000_000:07d}",
-            "origin_number": f"+1202{(bits >> 100) % 10_000_000:07d}",
-            "flow_name": flow_name,
-            "flow_id": flow_id,
-            "component_title": step,
-            "step_name": step.lower().replace(" ", "_"),
-            "exit": "ok" if order + 1 < len(taken) or (bits >> 110) % 5 else "error",
-            "time_in_step": spent[order],
-            "timestamp": _wall(moment, tz),
-            "studio_flow_executions_aggregated.flow_execution_finished_time": _wall(finished, tz),
-            "step_execution_order": order,
-        })
+        rows.append(
+            {
+                "call_sid": "CA" + _hex(bits >> 24),
+                "interaction_id": _hex(bits),
+                "destination_number": f"+1844{(bits >> 90) % 10_000_000:07d}",
+                "origin_number": f"+1202{(bits >> 100) % 10_000_000:07d}",
+                "flow_name": flow_name,
+                "flow_id": flow_id,
+                "component_title": step,
+                "step_name": step.lower().replace(" ", "_"),
+                "exit": "ok" if order + 1 < len(taken) or (bits >> 110) % 5 else "error",
+                "time_in_step": spent[order],
+                "timestamp": _wall(moment, tz),
+                "studio_flow_executions_aggregated.flow_execution_finished_time": _wall(finished, tz),
+                "step_execution_order": order,
+            }
+        )
         moment += dt.timedelta(seconds=spent[order])
     return rows
 
 
-def _talkdesk_rows(report_type: str, bits: int, index: int, bucket: int, at: dt.datetime, tz: ZoneInfo,
-                   new_names: bool) -> list[dict]:
+def _talkdesk_rows(
+    report_type: str, bits: int, index: int, bucket: int, at: dt.datetime, tz: ZoneInfo, new_names: bool
+) -> list[dict]:
     """The rows one generated event gives: evidenced layouts for the five report types
     `docs/talkdesk-report-layouts` covers (../shared/api-docs/talkdesk-report-layouts.md); the
     others are invented (no public evidence), and now and then send one row twice, identical."""
@@ -478,8 +518,7 @@ def _talkdesk_rows(report_type: str, bits: int, index: int, bucket: int, at: dt.
     if report_type == "ring_attempts":
         return [_ring_attempts_row(bits, index, at, tz)]
     if report_type == "user_status":
-        return _user_status_rows(bits, (bucket * 7 + index) % len(AGENTS) if index < len(AGENTS) else index,
-                                 bucket, tz)
+        return _user_status_rows(bits, (bucket * 7 + index) % len(AGENTS) if index < len(AGENTS) else index, bucket, tz)
     if report_type == "studio_flow_execution":
         return _studio_flow_rows(bits, at, tz)
     row = _unevidenced_row(report_type, bits, at, new_names)
@@ -520,8 +559,6 @@ def _unevidenced_row(report_type: str, bits: int, at: dt.datetime, new_names: bo
         "messages_count": (bits >> 60) % 40 + 1,
         "agent_id": agent_id,
     }
-
-
 
 
 def _myreports_row(bits: int, at: dt.datetime, tz: ZoneInfo) -> dict:

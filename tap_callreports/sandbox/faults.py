@@ -28,8 +28,9 @@ class FaultProfile:
 PROFILES: dict[str, FaultProfile] = {
     "none": FaultProfile("none"),
     "light": FaultProfile("light", request_rate=0.05, cut_rate=0.1, job_fail_rate=0.1, token_revoke_every=40),
-    "heavy": FaultProfile("heavy", request_rate=0.3, cut_rate=0.5, job_fail_rate=0.25, job_cancel_rate=0.1,
-                          token_revoke_every=9),
+    "heavy": FaultProfile(
+        "heavy", request_rate=0.3, cut_rate=0.5, job_fail_rate=0.25, job_cancel_rate=0.1, token_revoke_every=9
+    ),
     "rate-limit": FaultProfile("rate-limit", request_rate=0.5, request_faults=("429-retry-after", "429")),
     "server-errors": FaultProfile("server-errors", request_rate=0.5, request_faults=("500", "502", "503", "drop")),
     "slow": FaultProfile("slow", request_rate=0.5, request_faults=("slow",)),
@@ -40,8 +41,9 @@ PROFILES: dict[str, FaultProfile] = {
     "jobs-cancel": FaultProfile("jobs-cancel", job_cancel_rate=1.0, job_faults_first_attempt_only=False),
     "jobs-fail-once": FaultProfile("jobs-fail-once", job_fail_rate=1.0),
     "token-expiry": FaultProfile("token-expiry", token_revoke_every=5),
-    "always-429": FaultProfile("always-429", request_rate=1.0, request_faults=("429-retry-after",),
-                               max_faults_per_key=1_000_000),
+    "always-429": FaultProfile(
+        "always-429", request_rate=1.0, request_faults=("429-retry-after",), max_faults_per_key=1_000_000
+    ),
     "always-500": FaultProfile("always-500", request_rate=1.0, request_faults=("500",), max_faults_per_key=1_000_000),
 }
 

@@ -52,8 +52,16 @@ from tap_callreports.sandbox.shapes import (
 )
 
 UTC = dt.UTC
-TALKDESK_REPORT_TYPES = {"calls", "explore_calls", "user_status", "contacts", "ring_attempts",
-                         "studio_flow_execution", "audit_logs", "messaging_contacts"}
+TALKDESK_REPORT_TYPES = {
+    "calls",
+    "explore_calls",
+    "user_status",
+    "contacts",
+    "ring_attempts",
+    "studio_flow_execution",
+    "audit_logs",
+    "messaging_contacts",
+}
 TALKDESK_ACTIVE = ("created", "processing", "uploading")
 CHUNK = 1 << 20
 
@@ -154,18 +162,28 @@ def _json(body: t.Any, status: int = 200, headers: dict | None = None) -> Respon
     return Response(orjson.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
-def _td_error(status: int, code: str, message: str, fields: list[dict] | None = None,
-              description: str | None = None) -> Response:
+def _td_error(
+    status: int, code: str, message: str, fields: list[dict] | None = None, description: str | None = None
+) -> Response:
     body: dict = {"code": code, "message": message, "fields": fields or []}
     if description:
         body["description"] = description
     return _json(body, status)
 
 
-def _envelope(data: t.Any, status: str = "success", error: str | None = None, message: str | None = None,
-              http_status: int = 200) -> Response:
-    return _json({"data": data, "error": error, "message": message, "status": status,
-                  "timestamp": dt.datetime.now(UTC).isoformat()}, http_status)
+def _envelope(
+    data: t.Any, status: str = "success", error: str | None = None, message: str | None = None, http_status: int = 200
+) -> Response:
+    return _json(
+        {
+            "data": data,
+            "error": error,
+            "message": message,
+            "status": status,
+            "timestamp": dt.datetime.now(UTC).isoformat(),
+        },
+        http_status,
+    )
 
 
 def _parse_moment(value: t.Any, tz: dt.tzinfo, wall: bool = False) -> dt.datetime | None:
@@ -195,8 +213,11 @@ class Sandbox:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.data = SandboxData(
-            seed=config.seed, scale=config.scale, rows_per_hour=config.rows_per_hour,
-            myreports_rows_per_hour=config.myreports_rows_per_hour, imports_count=config.imports_count,
+            seed=config.seed,
+            scale=config.scale,
+            rows_per_hour=config.rows_per_hour,
+            myreports_rows_per_hour=config.myreports_rows_per_hour,
+            imports_count=config.imports_count,
             job_statuses_count=config.job_statuses_count,
             calls_rename_cutover=dt.datetime.fromisoformat(config.calls_rename_cutover),
             talkdesk_extra_fields="talkdesk-extra-field" in config.shapes,
@@ -225,31 +246,35 @@ class Sandbox:
         self._workdir = tempfile.mkdtemp(prefix="callreports-sandbox-")
         self._imports_cache: list[dict] | None = None
         self._statuses_cache: list[dict] | None = None
-        self.url_map = Map([
-            Rule("/oauth/token", endpoint="td_token", methods=["POST"]),
-            Rule("/myreports/oauth/token", endpoint="mr_token", methods=["POST"]),
-            Rule("/bulk-imports/users", endpoint="td_imports", methods=["GET"]),
-            Rule("/bulk-imports/users/<import_id>", endpoint="td_import", methods=["GET"]),
-            Rule("/data/reports/<report_type>/jobs", endpoint="td_create_job", methods=["POST"]),
-            Rule("/data/reports/<report_type>/jobs/<job_id>", endpoint="td_job", methods=["GET", "DELETE"]),
-            Rule("/data/reports/<report_type>/files/<job_id>", endpoint="td_file", methods=["GET"]),
-            Rule("/_storage/talkdesk/<path:object_name>", endpoint="td_signed_file", methods=["GET"]),
-            Rule("/api/v2/job_statuses", endpoint="zd_list", methods=["GET"]),
-            Rule("/api/v2/job_statuses.json", endpoint="zd_list", methods=["GET"]),
-            Rule("/api/v2/job_statuses/show_many", endpoint="zd_show_many", methods=["GET"]),
-            Rule("/api/v2/job_statuses/show_many.json", endpoint="zd_show_many", methods=["GET"]),
-            Rule("/api/v2/job_statuses/<status_id>", endpoint="zd_show", methods=["GET"]),
-            Rule("/api/v1.0/workspaces", endpoint="mr_workspaces", methods=["GET"]),
-            Rule("/api/v1.0/workspaces/<ws>/reports", endpoint="mr_reports", methods=["GET"]),
-            Rule("/api/v1.0/workspaces/<ws>/reports/<rep>/requests", endpoint="mr_create", methods=["POST"]),
-            Rule("/api/v1.0/workspaces/<ws>/reports/<rep>/requests/<rid>", endpoint="mr_request", methods=["GET"]),
-            Rule("/api/v1.0/workspaces/<ws>/reports/<rep>/requests/<rid>/data", endpoint="mr_data", methods=["GET"]),
-            Rule("/api/v1.0/workspaces/<ws>/reports/<rep>/results/<rid>/data", endpoint="mr_data", methods=["GET"]),
-            Rule("/_sandbox/health", endpoint="sb_health", methods=["GET"]),
-            Rule("/_sandbox/events", endpoint="sb_events", methods=["GET"]),
-            Rule("/_sandbox/talkdesk/imports", endpoint="sb_add_imports", methods=["POST"]),
-            Rule("/_sandbox/forget", endpoint="sb_forget", methods=["POST"]),
-        ])
+        self.url_map = Map(
+            [
+                Rule("/oauth/token", endpoint="td_token", methods=["POST"]),
+                Rule("/myreports/oauth/token", endpoint="mr_token", methods=["POST"]),
+                Rule("/bulk-imports/users", endpoint="td_imports", methods=["GET"]),
+                Rule("/bulk-imports/users/<import_id>", endpoint="td_import", methods=["GET"]),
+                Rule("/data/reports/<report_type>/jobs", endpoint="td_create_job", methods=["POST"]),
+                Rule("/data/reports/<report_type>/jobs/<job_id>", endpoint="td_job", methods=["GET", "DELETE"]),
+                Rule("/data/reports/<report_type>/files/<job_id>", endpoint="td_file", methods=["GET"]),
+                Rule("/_storage/talkdesk/<path:object_name>", endpoint="td_signed_file", methods=["GET"]),
+                Rule("/api/v2/job_statuses", endpoint="zd_list", methods=["GET"]),
+                Rule("/api/v2/job_statuses.json", endpoint="zd_list", methods=["GET"]),
+                Rule("/api/v2/job_statuses/show_many", endpoint="zd_show_many", methods=["GET"]),
+                Rule("/api/v2/job_statuses/show_many.json", endpoint="zd_show_many", methods=["GET"]),
+                Rule("/api/v2/job_statuses/<status_id>", endpoint="zd_show", methods=["GET"]),
+                Rule("/api/v1.0/workspaces", endpoint="mr_workspaces", methods=["GET"]),
+                Rule("/api/v1.0/workspaces/<ws>/reports", endpoint="mr_reports", methods=["GET"]),
+                Rule("/api/v1.0/workspaces/<ws>/reports/<rep>/requests", endpoint="mr_create", methods=["POST"]),
+                Rule("/api/v1.0/workspaces/<ws>/reports/<rep>/requests/<rid>", endpoint="mr_request", methods=["GET"]),
+                Rule(
+                    "/api/v1.0/workspaces/<ws>/reports/<rep>/requests/<rid>/data", endpoint="mr_data", methods=["GET"]
+                ),
+                Rule("/api/v1.0/workspaces/<ws>/reports/<rep>/results/<rid>/data", endpoint="mr_data", methods=["GET"]),
+                Rule("/_sandbox/health", endpoint="sb_health", methods=["GET"]),
+                Rule("/_sandbox/events", endpoint="sb_events", methods=["GET"]),
+                Rule("/_sandbox/talkdesk/imports", endpoint="sb_add_imports", methods=["POST"]),
+                Rule("/_sandbox/forget", endpoint="sb_forget", methods=["POST"]),
+            ]
+        )
 
     # ---- plumbing ----------------------------------------------------------------------------
 
@@ -308,8 +333,12 @@ class Sandbox:
         if not request.path.startswith("/_sandbox/"):
             self.event("request", method=request.method, path=request.path)
             # Which host saw a credential: a token must never reach a host it does not belong to.
-            self.event("auth_seen", host=request.host, path=request.path,
-                       authorization=bool(request.headers.get("Authorization")))
+            self.event(
+                "auth_seen",
+                host=request.host,
+                path=request.path,
+                authorization=bool(request.headers.get("Authorization")),
+            )
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match()
@@ -399,17 +428,25 @@ class Sandbox:
         if unavailable := self._token_unavailable(request):
             return unavailable
         auth = request.authorization
-        if (auth is None or auth.type != "basic" or auth.username != self.config.talkdesk_client_id
-                or auth.password != self.config.talkdesk_client_secret):
+        if (
+            auth is None
+            or auth.type != "basic"
+            or auth.username != self.config.talkdesk_client_id
+            or auth.password != self.config.talkdesk_client_secret
+        ):
             return _json({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
         if request.form.get("grant_type") != "client_credentials":
-            return _json({"error": "unsupported_grant_type", "error_description": "grant_type must be client_credentials"}, 400)
+            return _json(
+                {"error": "unsupported_grant_type", "error_description": "grant_type must be client_credentials"}, 400
+            )
         token = uuid.uuid4().hex + uuid.uuid4().hex
         with self._lock:
             self._tokens[token] = time.monotonic() + self.config.token_ttl
         self.event("token_issued", token=token)
         scope = request.form.get("scope") or "bulk-imports:read data-reports:read data-reports:write"
-        return _json({"access_token": token, "token_type": "Bearer", "expires_in": self.config.token_ttl, "scope": scope})
+        return _json(
+            {"access_token": token, "token_type": "Bearer", "expires_in": self.config.token_ttl, "scope": scope}
+        )
 
     def _td_auth(self, request: Request) -> Response | None:
         header = request.headers.get("Authorization", "")
@@ -426,7 +463,9 @@ class Sandbox:
                 self._tokens.pop(token, None)
                 expires = None
         if expires is None or expires < time.monotonic():
-            return _td_error(401, "0000401", "Unauthorized access", description="The access token is invalid or expired")
+            return _td_error(
+                401, "0000401", "Unauthorized access", description="The access token is invalid or expired"
+            )
         return None
 
     def _burst_revokes(self) -> bool:
@@ -454,15 +493,23 @@ class Sandbox:
             page = int(request.args.get("page", 1))
             per_page = int(request.args.get("per_page", 20))
         except ValueError:
-            return _td_error(400, "0000400", "Invalid query parameters",
-                             [{"name": "page", "description": "page and per_page must be integers"}])
+            return _td_error(
+                400,
+                "0000400",
+                "Invalid query parameters",
+                [{"name": "page", "description": "page and per_page must be integers"}],
+            )
         if page < 1 or not 1 <= per_page <= 100:
-            return _td_error(400, "0000400", "Invalid query parameters",
-                             [{"name": "per_page", "description": "page >= 1 and 1 <= per_page <= 100"}])
+            return _td_error(
+                400,
+                "0000400",
+                "Invalid query parameters",
+                [{"name": "per_page", "description": "page >= 1 and 1 <= per_page <= 100"}],
+            )
         rows = self._imports()
         total = len(rows)
         last = max(1, -(-total // per_page))
-        items = rows[(page - 1) * per_page: page * per_page]
+        items = rows[(page - 1) * per_page : page * per_page]
         base = f"{self._host(request)}/bulk-imports/users"
 
         bare = self.shape("imports-next-without-per-page")
@@ -471,20 +518,29 @@ class Sandbox:
             return {"href": f"{base}?{urlencode(imports_link_query(n, per_page, bare and not full))}"}
 
         links = {"self": href(page, full=True), "first": href(1), "last": href(last)}
-        next_page = imports_next_page(page, last, missing=self.shape("imports-next-missing"),
-                                      repeated=self.shape("imports-next-repeated"))
+        next_page = imports_next_page(
+            page, last, missing=self.shape("imports-next-missing"), repeated=self.shape("imports-next-repeated")
+        )
         if next_page is not None:
             links["next"] = href(next_page)
         if page > 1:
             links["prev"] = href(page - 1)
         host = self._host(request)
-        embedded = [self.as_sent({**row, "_links": {k: {"href": host + v["href"]} for k, v in row["_links"].items()}})
-                    for row in items]
+        embedded = [
+            self.as_sent({**row, "_links": {k: {"href": host + v["href"]} for k, v in row["_links"].items()}})
+            for row in items
+        ]
         self.event("imports_page", page=page, per_page=per_page, count=len(items))
         self._move_while_read("imports-expire-while-read", page == 1, self._imports())
         self._move_while_read("imports-move-while-read", page == 2, self._imports())  # noqa: PLR2004
-        answer = {"count": len(items), "total": self.count_as_sent(total), "page": page,
-                  "per_page": self.count_as_sent(per_page), "_embedded": {"imports": embedded}, "_links": links}
+        answer = {
+            "count": len(items),
+            "total": self.count_as_sent(total),
+            "page": page,
+            "per_page": self.count_as_sent(per_page),
+            "_embedded": {"imports": embedded},
+            "_links": links,
+        }
         if not items and self.shape("imports-empty-no-embedded"):
             del answer["_embedded"]
         return _json(answer)
@@ -523,8 +579,14 @@ class Sandbox:
         status = job.status.upper() if self.shape("talkdesk-status-upper") else job.status
         status = status_word(self.config.shapes, status)
         return {
-            "job": {"id": job.id, "name": job.name, "timezone": job.timezone, "status": status,
-                    "format": job.format, "timespan": job.timespan},
+            "job": {
+                "id": job.id,
+                "name": job.name,
+                "timezone": job.timezone,
+                "status": status,
+                "format": job.format,
+                "timespan": job.timespan,
+            },
             "_links": links,
         }
 
@@ -536,7 +598,9 @@ class Sandbox:
         try:
             body = orjson.loads(request.get_data())
         except orjson.JSONDecodeError:
-            return _td_error(400, "0000400", "Invalid request body", [{"name": "body", "description": "malformed JSON"}])
+            return _td_error(
+                400, "0000400", "Invalid request body", [{"name": "body", "description": "malformed JSON"}]
+            )
         fields = []
         timespan = body.get("timespan") if isinstance(body, dict) else None
         if not isinstance(body, dict) or not body.get("name"):
@@ -567,20 +631,39 @@ class Sandbox:
             active = sum(1 for job in self._jobs.values() if job.status in TALKDESK_ACTIVE) + self._held_by_others()
             if active >= self.config.talkdesk_max_active_jobs:
                 self.event("job_rejected", report_type=report_type, active=active)
-                return _td_error(429, "0000429", "Too many report jobs queued or running",
-                                 description=f"At most {self.config.talkdesk_max_active_jobs} report jobs per account")
+                return _td_error(
+                    429,
+                    "0000429",
+                    "Too many report jobs queued or running",
+                    description=f"At most {self.config.talkdesk_max_active_jobs} report jobs per account",
+                )
             key = f"{report_type}:{start.isoformat()}:{end.isoformat()}"
             attempt = self._job_attempts[key] = self._job_attempts.get(key, 0) + 1
             job = TalkdeskJob(
-                id=uuid.uuid4().hex, report_type=report_type, name=str(body["name"]), timezone=tz_name, format=fmt,
-                timespan={"from": (timespan or {})["from"], "to": (timespan or {})["to"]}, window=(start, end),
-                created=time.monotonic(), outcome=self._job_outcome(key, attempt, start), attempt=attempt,
+                id=uuid.uuid4().hex,
+                report_type=report_type,
+                name=str(body["name"]),
+                timezone=tz_name,
+                format=fmt,
+                timespan={"from": (timespan or {})["from"], "to": (timespan or {})["to"]},
+                window=(start, end),
+                created=time.monotonic(),
+                outcome=self._job_outcome(key, attempt, start),
+                attempt=attempt,
             )
             cfg = self.config.talkdesk_file_redirect
             job.redirect = cfg == "always" or (cfg == "alternate" and int(job.id, 16) % 2 == 0)
             self._jobs[job.id] = job
-        self.event("job_created", vendor="talkdesk", job_id=job.id, report_type=report_type,
-                   start=start.isoformat(), end=end.isoformat(), attempt=attempt, timezone=job.timezone)
+        self.event(
+            "job_created",
+            vendor="talkdesk",
+            job_id=job.id,
+            report_type=report_type,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            attempt=attempt,
+            timezone=job.timezone,
+        )
         answer = self._job_body(request, job)
         if self.shape("talkdesk-create-location-only"):
             return Response(b"", status=202, headers={"Location": answer["_links"]["self"]["href"]})
@@ -622,8 +705,12 @@ class Sandbox:
     def _td_type_invalid(report_type: str) -> Response | None:
         if report_type in TALKDESK_REPORT_TYPES:
             return None
-        return _td_error(400, "0000400", "Report type is invalid",
-                         [{"name": "type", "description": f"'{report_type}' is not a report type"}])
+        return _td_error(
+            400,
+            "0000400",
+            "Report type is invalid",
+            [{"name": "type", "description": f"'{report_type}' is not a report type"}],
+        )
 
     def td_job(self, request: Request, report_type: str, job_id: str) -> Response:
         if denied := self._td_auth(request):
@@ -653,8 +740,9 @@ class Sandbox:
 
     def _write_talkdesk_file(self, job: TalkdeskJob) -> None:
         start, end = job.window
-        rows = self.all_as_sent(self.data.talkdesk_rows(job.report_type, start, end, ZoneInfo(job.timezone),
-                                                        dt.datetime.now(UTC)))
+        rows = self.all_as_sent(
+            self.data.talkdesk_rows(job.report_type, start, end, ZoneInfo(job.timezone), dt.datetime.now(UTC))
+        )
         if job.report_type == "studio_flow_execution" and self.shape("talkdesk-studio-without-interaction-id"):
             rows = ({k: v for k, v in row.items() if k != "interaction_id"} for row in rows)
         path = os.path.join(self._workdir, f"td-{job.id}.{job.format}")
@@ -674,7 +762,9 @@ class Sandbox:
                 writer: csv.DictWriter | None = None
                 for row in rows:
                     if writer is None:
-                        writer = csv.DictWriter(buffer, fieldnames=list(row), extrasaction="ignore", lineterminator="\r\n")
+                        writer = csv.DictWriter(
+                            buffer, fieldnames=list(row), extrasaction="ignore", lineterminator="\r\n"
+                        )
                         writer.writeheader()
                     writer.writerow({k: _csv_cell(v) for k, v in row.items()})
                     count += 1
@@ -697,8 +787,13 @@ class Sandbox:
 
     def _write_talkdesk_json(self, out: t.BinaryIO, rows: t.Iterable[dict], job: TalkdeskJob, path: str) -> int:
         """Entries framed as the shapes say; returns how many entries the file holds."""
-        layout = ("bare-array" if self.shape("talkdesk-bare-array")
-                  else "total-first" if self.shape("talkdesk-total-first") else "entries-first")
+        layout = (
+            "bare-array"
+            if self.shape("talkdesk-bare-array")
+            else "total-first"
+            if self.shape("talkdesk-total-first")
+            else "entries-first"
+        )
         dropped: list[dict] = []
         if layout != "bare-array" and job.attempt == 1 and self.shape("talkdesk-total-short-once"):
             rows = all_but_last(rows, dropped)  # total still counts the row left out
@@ -734,8 +829,13 @@ class Sandbox:
         signature = hashlib.sha256(f"{job.id}:{time.monotonic()}:{uuid.uuid4()}".encode()).hexdigest()
         with self._lock:
             self._signed[signature] = (job.id, time.monotonic() + self.config.signed_url_ttl)
-        query = urlencode({"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Expires": self.config.signed_url_ttl,
-                           "X-Amz-Signature": signature})
+        query = urlencode(
+            {
+                "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+                "X-Amz-Expires": self.config.signed_url_ttl,
+                "X-Amz-Signature": signature,
+            }
+        )
         host = self._other_host(request) if self.shape("talkdesk-location-other-host") else self._host(request)
         self.event("file_redirect", job_id=job.id, signature=signature)
         return f"{host}/_storage/talkdesk/{job.id}.{job.format}?{query}"
@@ -771,15 +871,23 @@ class Sandbox:
     def td_signed_file(self, request: Request, object_name: str) -> Response:
         if request.headers.get("Authorization"):
             # As S3 does: a presigned URL plus an Authorization header is two auth mechanisms.
-            return Response(b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>",
-                            status=400, content_type="application/xml")
+            return Response(
+                b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>",
+                status=400,
+                content_type="application/xml",
+            )
         signature = request.args.get("X-Amz-Signature", "")
         with self._lock:
             entry = self._signed.get(signature)
         if entry is None or not object_name.startswith(entry[0]):
-            return Response(b"<Error><Code>SignatureDoesNotMatch</Code></Error>", status=403, content_type="application/xml")
-        if (entry[1] < time.monotonic() or self.shape("talkdesk-signed-url-expired-always")
-                or self.shape_once("talkdesk-signed-url-expired-once", entry[0])):
+            return Response(
+                b"<Error><Code>SignatureDoesNotMatch</Code></Error>", status=403, content_type="application/xml"
+            )
+        if (
+            entry[1] < time.monotonic()
+            or self.shape("talkdesk-signed-url-expired-always")
+            or self.shape_once("talkdesk-signed-url-expired-once", entry[0])
+        ):
             self.event("fault", fault="link-expired", job_id=entry[0])
             return Response(EXPIRED_LINK, status=403, content_type="application/xml")
         with self._lock:
@@ -787,8 +895,11 @@ class Sandbox:
         if job is None or job.file_path is None or self.shape_once("talkdesk-files-404-once", entry[0]):
             if job is not None:
                 self.event("fault", fault="file-404", path=request.path)
-            return Response(b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
-                            status=404, content_type="application/xml")
+            return Response(
+                b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+                status=404,
+                content_type="application/xml",
+            )
         self.event("file_download", job_id=job.id, via="signed-url")
         return self._file_response(request, job.file_path, job.file_size, _content_type(job.format), f"file:{job.id}")
 
@@ -798,7 +909,9 @@ class Sandbox:
         auth = request.authorization
         ok = False
         if auth is not None and auth.type == "basic":
-            ok = auth.username == f"{self.config.zendesk_email}/token" and auth.password == self.config.zendesk_api_token
+            ok = (
+                auth.username == f"{self.config.zendesk_email}/token" and auth.password == self.config.zendesk_api_token
+            )
         elif auth is not None and auth.type == "bearer":
             ok = auth.token == self.config.zendesk_oauth_token
         if not ok:
@@ -815,8 +928,11 @@ class Sandbox:
             self._zendesk_window = (window_no, count)
         limit = self.config.zendesk_rate_limit
         reset = max(1, int((window_no + 1) * span - now + 0.999))
-        headers = {"X-Rate-Limit": str(limit), "X-Rate-Limit-Remaining": str(max(0, limit - count)),
-                   "ratelimit-reset": str(reset)}
+        headers = {
+            "X-Rate-Limit": str(limit),
+            "X-Rate-Limit-Remaining": str(max(0, limit - count)),
+            "ratelimit-reset": str(reset),
+        }
         if count > limit:
             headers["Retry-After"] = str(reset)
             self.event("rate_limited", vendor="zendesk")
@@ -829,9 +945,13 @@ class Sandbox:
                 self._statuses_cache = self.data.job_statuses()
             rows = self._statuses_cache
         host = self._host(request)
-        return [self.as_sent({k: v for k, v in row.items() if not k.startswith("_")}
-                             | {"url": f"{host}/api/v2/job_statuses/{row['id']}.json"})
-                for row in rows]
+        return [
+            self.as_sent(
+                {k: v for k, v in row.items() if not k.startswith("_")}
+                | {"url": f"{host}/api/v2/job_statuses/{row['id']}.json"}
+            )
+            for row in rows
+        ]
 
     def _zd_guard(self, request: Request) -> tuple[dict, Response | None]:
         headers, limited = self._zd_rate()
@@ -854,15 +974,21 @@ class Sandbox:
             except ValueError:
                 size = -1
             if not 1 <= size <= 100:
-                return _json({"error": "InvalidPaginationParameter",
-                              "description": "page[size] must be an integer from 1 to 100"}, 400, headers)
+                return _json(
+                    {
+                        "error": "InvalidPaginationParameter",
+                        "description": "page[size] must be an integer from 1 to 100",
+                    },
+                    400,
+                    headers,
+                )
             start = 0
             if after := request.args.get("page[after]"):
                 try:
                     start = int(base64.urlsafe_b64decode(after.encode()).decode()) + 1
                 except (ValueError, UnicodeDecodeError):
                     return _json({"error": "InvalidPaginationParameter", "description": "invalid cursor"}, 400, headers)
-            page = rows[start: start + size]
+            page = rows[start : start + size]
             has_more = start + size < len(rows)
 
             def cursor(index: int) -> str:
@@ -873,32 +999,52 @@ class Sandbox:
             next_base = zendesk_next_host(self.config.shapes, self._host(request), self._other_host(request))
             links = {
                 "next": f"{next_base}/api/v2/job_statuses.json?{urlencode({'page[size]': size, 'page[after]': after_cursor})}"
-                if has_more else None,
+                if has_more
+                else None,
                 "prev": f"{base}?{urlencode({'page[size]': size, 'page[before]': before_cursor})}" if start else None,
             }
             self.event("zendesk_page", start=start, size=size, count=len(page))
             with self._lock:
                 self._move_while_read("zendesk-complete-while-read", start == 0, self._statuses_cache or [])
-                self._move_while_read("zendesk-complete-every-read", start == 0, self._statuses_cache or [],
-                                      every=True)
-            return _json({"job_statuses": page, "meta": {"has_more": has_more, "after_cursor": after_cursor,
-                                                          "before_cursor": before_cursor}, "links": links}, 200, headers)
+                self._move_while_read("zendesk-complete-every-read", start == 0, self._statuses_cache or [], every=True)
+            return _json(
+                {
+                    "job_statuses": page,
+                    "meta": {"has_more": has_more, "after_cursor": after_cursor, "before_cursor": before_cursor},
+                    "links": links,
+                },
+                200,
+                headers,
+            )
         # Offset pagination, as Zendesk answers without page[size]; refused past 10,000 records.
         try:
             page_no = int(request.args.get("page", 1))
             per_page = min(100, int(request.args.get("per_page", 100)))
         except ValueError:
-            return _json({"error": "InvalidPaginationParameter", "description": "page must be an integer"}, 400, headers)
+            return _json(
+                {"error": "InvalidPaginationParameter", "description": "page must be an integer"}, 400, headers
+            )
         if page_no * per_page > 10_000:
-            return _json({"error": "InvalidPaginationParameter",
-                          "description": "Offset pagination is limited to the first 10000 records; use cursor pagination"},
-                         400, headers)
-        page = rows[(page_no - 1) * per_page: page_no * per_page]
+            return _json(
+                {
+                    "error": "InvalidPaginationParameter",
+                    "description": "Offset pagination is limited to the first 10000 records; use cursor pagination",
+                },
+                400,
+                headers,
+            )
+        page = rows[(page_no - 1) * per_page : page_no * per_page]
         more = page_no * per_page < len(rows)
-        return _json({"job_statuses": page, "count": len(rows),
-                      "next_page": f"{base}?page={page_no + 1}&per_page={per_page}" if more else None,
-                      "previous_page": f"{base}?page={page_no - 1}&per_page={per_page}" if page_no > 1 else None},
-                     200, headers)
+        return _json(
+            {
+                "job_statuses": page,
+                "count": len(rows),
+                "next_page": f"{base}?page={page_no + 1}&per_page={per_page}" if more else None,
+                "previous_page": f"{base}?page={page_no - 1}&per_page={per_page}" if page_no > 1 else None,
+            },
+            200,
+            headers,
+        )
 
     def zd_show_many(self, request: Request) -> Response:
         headers, refused = self._zd_guard(request)
@@ -937,16 +1083,26 @@ class Sandbox:
             client, secret, how = request.form.get("client_id"), request.form.get("client_secret"), "form"
         cfg = self.config
         if client != cfg.myreports_client_id or secret != cfg.myreports_client_secret:
-            return _json({"error": "invalid_client", "error_description": "Client authentication failed"}, 401,
-                         {"WWW-Authenticate": 'Basic realm="myreports"'})
+            return _json(
+                {"error": "invalid_client", "error_description": "Client authentication failed"},
+                401,
+                {"WWW-Authenticate": 'Basic realm="myreports"'},
+            )
         if request.form.get("grant_type") != "refresh_token":
-            return _json({"error": "unsupported_grant_type", "error_description": "grant_type must be refresh_token"}, 400)
+            return _json(
+                {"error": "unsupported_grant_type", "error_description": "grant_type must be refresh_token"}, 400
+            )
         used = request.form.get("refresh_token", "")
         new_refresh = uuid.uuid4().hex if cfg.myreports_rotate_refresh else None
         with self._lock:
             if used not in self._mr_refresh_tokens:
-                return _json({"error": "invalid_grant",
-                              "error_description": "The refresh token is invalid, expired or was already used"}, 400)
+                return _json(
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "The refresh token is invalid, expired or was already used",
+                    },
+                    400,
+                )
             if new_refresh is not None:  # rotation: the used refresh token stops working
                 self._mr_refresh_tokens.discard(used)
                 self._mr_refresh_tokens.add(new_refresh)
@@ -1008,10 +1164,18 @@ class Sandbox:
         # The doc leaves open how an offset is read; under the shape, as a wall time in the report's zone.
         wall = self.shape("myreports-filter-wall-time")
         zone = ZoneInfo(MYREPORTS_REPORTS[rep][1]) if wall else UTC
-        start, end = _parse_moment(date_filter.get("start"), zone, wall), _parse_moment(date_filter.get("end"), zone, wall)
+        start, end = (
+            _parse_moment(date_filter.get("start"), zone, wall),
+            _parse_moment(date_filter.get("end"), zone, wall),
+        )
         if start is None or end is None or end <= start:
-            return _envelope(None, "error", "BadRequest",
-                             "dateFilter needs start < end, ISO 8601 with offset (presets are not served here)", 400)
+            return _envelope(
+                None,
+                "error",
+                "BadRequest",
+                "dateFilter needs start < end, ISO 8601 with offset (presets are not served here)",
+                400,
+            )
         now = dt.datetime.now(UTC)
         with self._lock:
             limit = self.config.myreports_max_active_requests
@@ -1021,16 +1185,39 @@ class Sandbox:
                 return _envelope(None, "error", "TooManyRequests", "Too many report requests running", 429)
             key = f"{rep}:{start.isoformat()}:{end.isoformat()}"
             attempt = self._request_attempts[key] = self._request_attempts.get(key, 0) + 1
-            req = MyReportsRequest(id=str(uuid.uuid4()), report_id=rep, start=start, end=end, date_filter=date_filter,
-                                   created=time.monotonic(), created_at=now,
-                                   outcome=self._job_outcome(key, attempt, start), attempt=attempt)
+            req = MyReportsRequest(
+                id=str(uuid.uuid4()),
+                report_id=rep,
+                start=start,
+                end=end,
+                date_filter=date_filter,
+                created=time.monotonic(),
+                created_at=now,
+                outcome=self._job_outcome(key, attempt, start),
+                attempt=attempt,
+            )
             self._requests[req.id] = req
-        self.event("job_created", vendor="myreports", job_id=req.id, report_id=rep, start=start.isoformat(),
-                   end=end.isoformat(), attempt=attempt)
+        self.event(
+            "job_created",
+            vendor="myreports",
+            job_id=req.id,
+            report_id=rep,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            attempt=attempt,
+        )
         if self.shape("myreports-create-location-only"):
             return Response(b"", status=201, headers={"Location": f"{self._host(request)}{request.path}/{req.id}"})
-        return _envelope({"requestId": req.id, "locale": "en-GB", "referenceDate": now.isoformat(),
-                          "dateFilter": date_filter, "startTime": start.isoformat(), "endTime": end.isoformat()})
+        return _envelope(
+            {
+                "requestId": req.id,
+                "locale": "en-GB",
+                "referenceDate": now.isoformat(),
+                "dateFilter": date_filter,
+                "startTime": start.isoformat(),
+                "endTime": end.isoformat(),
+            }
+        )
 
     def _mr_lookup(self, ws: str, rep: str, rid: str) -> MyReportsRequest | None:
         req = self._requests.get(rid)
@@ -1059,13 +1246,24 @@ class Sandbox:
         self.event("job_polled", vendor="myreports", job_id=req.id, status=req.status)
         if req.status != was and req.status not in ("Pending", "Processing"):
             self.event("job_finished", vendor="myreports", job_id=req.id, status=req.status)
-        message = {"Pending": "Report queued", "Processing": "Report processing",
-                   "Complete": "Report processing complete", "Failed": "Report processing failed: query timeout",
-                   "Cancelled": "Report request was cancelled"}[req.status]
+        message = {
+            "Pending": "Report queued",
+            "Processing": "Report processing",
+            "Complete": "Report processing complete",
+            "Failed": "Report processing failed: query timeout",
+            "Cancelled": "Report request was cancelled",
+        }[req.status]
         status = req.status.upper() if self.shape("myreports-status-upper") else req.status
         status = status_word(self.config.shapes, status)
-        return _envelope({"requestId": req.id, "reportId": req.report_id, "status": status, "statusMessage": message,
-                          "dateCreated": req.created_at.isoformat()})
+        return _envelope(
+            {
+                "requestId": req.id,
+                "reportId": req.report_id,
+                "status": status,
+                "statusMessage": message,
+                "dateCreated": req.created_at.isoformat(),
+            }
+        )
 
     def _write_myreports_result(self, req: MyReportsRequest) -> None:
         name, tz_name = MYREPORTS_REPORTS[req.report_id]
@@ -1086,35 +1284,81 @@ class Sandbox:
             for key in summary:
                 summary[key] += row.get(key, 0)
         request_doc = {
-            "requestId": req.id, "dateCreated": req.created_at.isoformat(), "tenantId": "00000000-0000-0000-0000-000000000000",
-            "reportId": req.report_id, "reportTemplateName": template,
+            "requestId": req.id,
+            "dateCreated": req.created_at.isoformat(),
+            "tenantId": "00000000-0000-0000-0000-000000000000",
+            "reportId": req.report_id,
+            "reportTemplateName": template,
             "filterConditions": [
                 {"fieldName": "start", "operator": ">=", "values": [req.start.isoformat()]},
                 {"fieldName": "end" if start_and_end else "start", "operator": "<", "values": [req.end.isoformat()]},
             ],
             "sortFields": [{"fieldName": "start", "direction": 1}],
-            "displayFields": [{"fieldName": f, "mandatory": False} for f in (
-                "connId", "start", "userName", "userNum", "cli", "cliName", "hgNum", "callType", "callDir", "ans", "ref",
-                "lost", "ring", "duration", "calledUserNum", "calledUserName", "callUserName", "callUserNum", "hgName",
-                *template_fields)],
-            "childDisplayFields": [], "ignoreDisplayFields": False,
-            "metadata": {"reportName": name, "dateFilter": req.date_filter,
-                         "timezoneDateFrom": req.start.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S"),
-                         "timezoneDateTo": req.end.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S")},
-            "source": "api", "pageSize": -1, "batchSize": -1, "rowLimit": limit, "timeZoneId": tz_name,
-            "countryCode": "GB", "locale": "en-GB", "maxRows": 0,
+            "displayFields": [
+                {"fieldName": f, "mandatory": False}
+                for f in (
+                    "connId",
+                    "start",
+                    "userName",
+                    "userNum",
+                    "cli",
+                    "cliName",
+                    "hgNum",
+                    "callType",
+                    "callDir",
+                    "ans",
+                    "ref",
+                    "lost",
+                    "ring",
+                    "duration",
+                    "calledUserNum",
+                    "calledUserName",
+                    "callUserName",
+                    "callUserNum",
+                    "hgName",
+                    *template_fields,
+                )
+            ],
+            "childDisplayFields": [],
+            "ignoreDisplayFields": False,
+            "metadata": {
+                "reportName": name,
+                "dateFilter": req.date_filter,
+                "timezoneDateFrom": req.start.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S"),
+                "timezoneDateTo": req.end.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+            "source": "api",
+            "pageSize": -1,
+            "batchSize": -1,
+            "rowLimit": limit,
+            "timeZoneId": tz_name,
+            "countryCode": "GB",
+            "locale": "en-GB",
+            "maxRows": 0,
         }
         if self.shape("myreports-no-timezone"):
             del request_doc["timeZoneId"]
-        head = {"requestId": req.id, "tenantId": "00000000-0000-0000-0000-000000000000", "request": request_doc,
-                "effort": round(total * 0.23, 2), "queryDuration": 20 + total // 100, "totalDuration": 25 + total // 90,
-                "queryCount": total, "rowLimitExceeded": exceeded, "totalCount": total}
+        head = {
+            "requestId": req.id,
+            "tenantId": "00000000-0000-0000-0000-000000000000",
+            "request": request_doc,
+            "effort": round(total * 0.23, 2),
+            "queryDuration": 20 + total // 100,
+            "totalDuration": 25 + total // 90,
+            "queryCount": total,
+            "rowLimitExceeded": exceeded,
+            "totalCount": total,
+        }
         if self.shape("wrong-json-types"):
             myreports_members_as_other_types(head, request_doc)
         if self.shape("myreports-cut-unflagged"):
             myreports_unflag_cut(head, len(kept))
-        tail = {"summary": [summary], "status": 1, "statusMessage": "Report processing complete",
-                "rowLimit": self.count_as_sent(limit)}
+        tail = {
+            "summary": [summary],
+            "status": 1,
+            "statusMessage": "Report processing complete",
+            "rowLimit": self.count_as_sent(limit),
+        }
         before, after = myreports_split(head, tail, self.shape("myreports-request-after-data"))
         enveloped = self.shape("myreports-data-enveloped")
         path = os.path.join(self._workdir, f"mr-{req.id}.json")
@@ -1131,8 +1375,18 @@ class Sandbox:
                 out.write((b"," if index else b"") + encoded)
             out.write((b"," if empty_as_null else b"],") + _members(after) + b"}")
             if enveloped:
-                out.write(b"," + _members({"error": None, "message": None, "status": "success",
-                                           "timestamp": dt.datetime.now(UTC).isoformat()}) + b"}")
+                out.write(
+                    b","
+                    + _members(
+                        {
+                            "error": None,
+                            "message": None,
+                            "status": "success",
+                            "timestamp": dt.datetime.now(UTC).isoformat(),
+                        }
+                    )
+                    + b"}"
+                )
         req.file_path, req.file_size = path, os.path.getsize(path)
         self.event("file_ready", job_id=req.id, rows=len(kept), total=total, exceeded=exceeded, bytes=req.file_size)
 
@@ -1149,7 +1403,9 @@ class Sandbox:
             self.event("fault", fault="error-envelope", path=request.path)
             return _envelope(None, "error", "InternalError", "Result not available")
         self.event("file_download", job_id=req.id, via="api")
-        return self._file_response(request, req.file_path, req.file_size, "application/json; charset=utf-8", f"data:{req.id}")
+        return self._file_response(
+            request, req.file_path, req.file_size, "application/json; charset=utf-8", f"data:{req.id}"
+        )
 
     # ---- sandbox control -------------------------------------------------------------------------
 
@@ -1221,8 +1477,9 @@ def start_sandbox(config: SandboxConfig | None = None) -> RunningSandbox:
     server = make_server(config.host, config.port, app, threaded=True, request_handler=_Handler)
     server.daemon_threads = True  # type: ignore[attr-defined]  # werkzeug's ThreadedWSGIServer has it
     # A short poll interval: stop() returns within 0.1 s instead of 0.5 s (tests start many sandboxes).
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="callreports-sandbox",
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="callreports-sandbox", daemon=True
+    )
     thread.start()
     host, port = server.server_address[:2]
     return RunningSandbox(app=app, url=f"http://{host!s}:{port}", _server=server, _thread=thread)

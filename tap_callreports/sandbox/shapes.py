@@ -19,55 +19,55 @@ SHAPES: dict[str, str] = {
     "talkdesk-location-other-host": "done jobs and the files endpoint redirect to a signed URL on another host",
     "talkdesk-files-404-once": "the first GET of each job's file answers 404 (store not consistent yet)",
     "talkdesk-file-not-ready-once": "the first GET of each job's file answers 202 with Retry-After: 1 and the job "
-                                    "back at uploading",
+    "back at uploading",
     "talkdesk-file-html-once": "the first GET of each job's file answers 200 with an HTML error page",
     "talkdesk-file-json-error-once": "the first GET of each job's file answers 200 with a JSON error (for any format)",
     "talkdesk-file-text-once": "the first GET of each job's file answers 200 text/plain with one line of status text "
-                               "(for any format)",
+    "(for any format)",
     "talkdesk-file-empty-once": "the first GET of each job's file answers 200 text/plain with a 0-byte body "
-                                "(for any format)",
+    "(for any format)",
     "talkdesk-file-html-always": "every GET of a job's file answers 200 with an HTML error page",
     "talkdesk-file-text-always": "every GET of a job's file answers 200 text/plain with one line of status text",
     "talkdesk-signed-url-expired-once": "the first signed download link of each job answers 403 (XML: Request has "
-                                        "expired)",
+    "expired)",
     "talkdesk-signed-url-expired-always": "every signed download link answers 403 (XML: Request has expired)",
     "talkdesk-create-location-only": "job creation answers 202 with an empty body and the job only in Location",
     "talkdesk-status-words": "job statuses in another vocabulary: Queued, Running, Finalizing (unknown), Completed, "
-                             "Error, Cancelled; done jobs answer 200 with _links.files",
+    "Error, Cancelled; done jobs answer 200 with _links.files",
     "talkdesk-status-unknown-done": "a done job's status is a word no doc uses (Available for download), answered 200 "
-                                    "with _links.files",
+    "with _links.files",
     "talkdesk-empty-header-only": "a CSV report without rows is its header line alone",
     "talkdesk-empty-no-total": 'a JSON report without rows is {"entries": []}, with no total',
     "talkdesk-empty-no-entries": 'a JSON report without rows is {"total": 0, "type", "version"}, with no entries',
     "talkdesk-401-burst": "30% of requests with an issued Talkdesk token answer 401, and that token stays refused "
-                          "(revoked under load, although it had worked)",
+    "(revoked under load, although it had worked)",
     "talkdesk-status-upper": "job statuses in upper case (CREATED, PROCESSING, DONE, ...)",
     "talkdesk-timespan-wall": "timespan from/to offsets are ignored: wall-clock fields read in the job's timezone",
     "talkdesk-extra-field": "report rows of every type carry fields the tap's schemas do not list: sentiment_score "
-                            "(a float, null in some rows), queue_tags (a list of strings) and "
-                            "sentiment_scored_at (a time, written as the report writes its times)",
+    "(a float, null in some rows), queue_tags (a list of strings) and "
+    "sentiment_scored_at (a time, written as the report writes its times)",
     "talkdesk-added-wall-time": "report rows of every type carry callback_at, a field the tap's schemas do not "
-                                "list: the row's event time as the report writes its times, or the text \"None\" "
-                                "(the row's own choice, about one row in three), so a window's first value may be "
-                                "either",
+    'list: the row\'s event time as the report writes its times, or the text "None" '
+    "(the row's own choice, about one row in three), so a window's first value may be "
+    "either",
     "talkdesk-studio-without-interaction-id": "studio_flow_execution rows carry no interaction_id (the tap's key "
-                                              "for a step): a layout that differs from the tap's expectation",
+    "for a step): a layout that differs from the tap's expectation",
     # Talkdesk bulk imports
     "imports-empty-no-embedded": "a page without rows has no _embedded member",
     "imports-expire-while-read": "right after page 1 is first served, its first import expires (leaves the list): "
-                                 "every later page shifts by one and the total drops",
+    "every later page shifts by one and the total drops",
     "imports-move-while-read": "right after page 2 is first served, the last import moves to the top (its "
-                               "created_at and updated_at now the anchor): the total stays",
+    "created_at and updated_at now the anchor): the total stays",
     "imports-next-without-per-page": "HAL next/prev/first/last hrefs carry only ?page=N (no per_page)",
     "imports-next-missing": "page 2 has no next link although more pages follow",
     "imports-next-repeated": "page 2's next link points to page 2 again when more pages follow",
     # Zendesk job statuses
     "zendesk-complete-while-read": "right after the first page is first served, the list's last job completes and "
-                                   "moves to the top (the doc's sort: completion date first)",
+    "moves to the top (the doc's sort: completion date first)",
     "zendesk-complete-every-read": "every time the first page is served, the list's last job completes and moves "
-                                   "to the top right after it (a busy account: the top changes during every read)",
+    "to the top right after it (a busy account: the top changes during every read)",
     "zendesk-next-canonical-host": "links.next names the account's canonical https://sandbox.zendesk.com host "
-                                   "(the API is host-mapped to the sandbox's address)",
+    "(the API is host-mapped to the sandbox's address)",
     "zendesk-next-foreign-host": "links.next names another host (the sandbox under another name), not Zendesk's",
     # MyReports
     "myreports-request-after-data": "the /data body has request and every other member after the data array",
@@ -77,35 +77,35 @@ SHAPES: dict[str, str] = {
     "myreports-count-short-once": "the first request for a (report, window) holds one row fewer than totalCount",
     "myreports-data-enveloped": "the /data result comes inside {data, error, message, status, timestamp}",
     "myreports-cut-unflagged": "results carry no rowLimitExceeded, and a result cut at rowLimit states the rows it "
-                               "returns as its totalCount",
+    "returns as its totalCount",
     "myreports-create-location-only": "request creation answers 201 with an empty body and the request in Location",
     "myreports-status-words": "request statuses in another vocabulary: Queued, Running, Succeeded, Error, Canceled",
     "myreports-status-unknown-done": "a complete request's status is a word no doc uses (Generated); its "
-                                     "statusMessage says complete",
+    "statusMessage says complete",
     "myreports-empty-data-null": "a result without rows has data: null (and totalCount 0)",
     "myreports-filter-wall-time": "dateFilter start/end are read as wall times in the report's zone, their offsets "
-                                  "ignored (filterConditions echo the instants so read)",
+    "ignored (filterConditions echo the instants so read)",
     "myreports-filter-start-and-end": "a request selects the calls with start >= dateFilter.start AND end < dateFilter.end "
-                                      "(end = start + duration; filterConditions say so): a call that straddles a "
-                                      "window's end is in neither window",
+    "(end = start + duration; filterConditions say so): a call that straddles a "
+    "window's end is in neither window",
     "myreports-status-upper": "request statuses in upper case (COMPLETE, PROCESSING, ...)",
     "myreports-other-template": "results come from the CallSummaryByUser template: displayFields and rows add "
-                                "talkTime (number), holdCount (integer) and transferredTo (string, in some rows)",
+    "talkTime (number), holdCount (integer) and transferredTo (string, in some rows)",
     # Both token endpoints
     "token-fault-first": "the first request to each token endpoint answers 503",
     # Every vendor: values whose JSON type is not the documented one
     "wrong-json-types": "rows of every vendor (Talkdesk report files in any format, bulk imports, Zendesk job statuses, "
-                        "MyReports results) send values as another JSON type where nothing is lost, the form chosen "
-                        'per row and field: integers as "12", " 12 ", "12.0" or 12.0, floats as text, booleans as '
-                        '"true"/1/"Yes"/"T"/"1", digit-only text as a number, "" for a null number; and the counts and '
-                        "details beside the rows as text or floats (Talkdesk total, imports total/per_page, MyReports "
-                        "totalCount, effort, durations, rowLimit; rowLimitExceeded as 0/1)",
+    "MyReports results) send values as another JSON type where nothing is lost, the form chosen "
+    'per row and field: integers as "12", " 12 ", "12.0" or 12.0, floats as text, booleans as '
+    '"true"/1/"Yes"/"T"/"1", digit-only text as a number, "" for a null number; and the counts and '
+    "details beside the rows as text or floats (Talkdesk total, imports total/per_page, MyReports "
+    "totalCount, effort, durations, rowLimit; rowLimitExceeded as 0/1)",
     "untypable-value": 'the first row of the hour at Friday 12:00 UTC (each week) carries "N/A" in an integer '
-                       "column: Talkdesk calls talk_time, MyReports callType",
+    "column: Talkdesk calls talk_time, MyReports callType",
     "untypable-added-column": "with talkdesk-extra-field: that same Talkdesk calls row carries sentiment_scored_at "
-                              '"x" (a column the tap adds, typed date-time from its first value)',
+    '"x" (a column the tap adds, typed date-time from its first value)',
     "untypable-added-wall-time": "with talkdesk-added-wall-time: the week's first Talkdesk contacts row of the hour at "
-                                 'Friday 12:00 UTC carries callback_at "after 6pm" (not a time)',
+    'Friday 12:00 UTC carries callback_at "after 6pm" (not a time)',
 }
 
 
@@ -132,11 +132,22 @@ def talkdesk_json_frame(layout: str, total: int, report_type: str, total_as_text
 
 #: Job status words per shape: the sandbox's own word -> the word answered (sandbox/server.py).
 STATUS_WORDS: dict[str, dict[str, str]] = {
-    "talkdesk-status-words": {"created": "Queued", "processing": "Running", "uploading": "Finalizing",
-                              "done": "Completed", "failed": "Error", "canceled": "Cancelled"},
+    "talkdesk-status-words": {
+        "created": "Queued",
+        "processing": "Running",
+        "uploading": "Finalizing",
+        "done": "Completed",
+        "failed": "Error",
+        "canceled": "Cancelled",
+    },
     "talkdesk-status-unknown-done": {"done": "Available for download"},
-    "myreports-status-words": {"Pending": "Queued", "Processing": "Running", "Complete": "Succeeded",
-                               "Failed": "Error", "Cancelled": "Canceled"},
+    "myreports-status-words": {
+        "Pending": "Queued",
+        "Processing": "Running",
+        "Complete": "Succeeded",
+        "Failed": "Error",
+        "Cancelled": "Canceled",
+    },
     "myreports-status-unknown-done": {"Complete": "Generated"},
 }
 
@@ -171,12 +182,25 @@ def empty_file(shapes: t.Iterable[str], fmt: str) -> bytes | None:
 
 #: What the files endpoint answers instead of the file, per shape: (status, content type, body, headers).
 NOT_THE_FILE: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
-    "talkdesk-file-not-ready-once": (202, "application/json", b'{"job":{"status":"uploading"},'
-                                     b'"message":"The report file is not ready yet"}', {"Retry-After": "1"}),
-    "talkdesk-file-html-once": (200, "text/html; charset=utf-8", b"<!DOCTYPE html>\n<html><head><title>503 Service "
-                                b"Temporarily Unavailable</title></head><body><h1>503</h1></body></html>\n", {}),
-    "talkdesk-file-json-error-once": (200, "application/json", b'{"code":"0000409","message":"The report file is '
-                                      b'being generated"}', {}),
+    "talkdesk-file-not-ready-once": (
+        202,
+        "application/json",
+        b'{"job":{"status":"uploading"},"message":"The report file is not ready yet"}',
+        {"Retry-After": "1"},
+    ),
+    "talkdesk-file-html-once": (
+        200,
+        "text/html; charset=utf-8",
+        b"<!DOCTYPE html>\n<html><head><title>503 Service "
+        b"Temporarily Unavailable</title></head><body><h1>503</h1></body></html>\n",
+        {},
+    ),
+    "talkdesk-file-json-error-once": (
+        200,
+        "application/json",
+        b'{"code":"0000409","message":"The report file is being generated"}',
+        {},
+    ),
     # Status text and nothing at all: any line is a CSV header, and an empty body an empty ndjson.
     "talkdesk-file-text-once": (200, "text/plain; charset=utf-8", b"The report file is being generated\n", {}),
     "talkdesk-file-empty-once": (200, "text/plain; charset=utf-8", b"", {}),
@@ -261,7 +285,11 @@ def talkdesk_extra_fields(bits: int, scored_at: str) -> dict[str, t.Any]:
     extra = bits >> 128
     score = None if extra % 5 == 0 else round((extra >> 3) % 2001 / 1000 - 1, 3)  # -1.0 .. 1.0
     tags = [tag for n, tag in enumerate(QUEUE_TAGS) if (extra >> (16 + n)) & 1]
-    return {"sentiment_score": score, "queue_tags": tags, "sentiment_scored_at": scored_at if score is not None else None}
+    return {
+        "sentiment_score": score,
+        "queue_tags": tags,
+        "sentiment_scored_at": scored_at if score is not None else None,
+    }
 
 
 def talkdesk_callback_at(bits: int, at: str) -> dict[str, str]:
@@ -316,8 +344,10 @@ def sent_as_other_types(row: dict[str, t.Any]) -> dict[str, t.Any]:
     """A row as a vendor may write it (shape wrong-json-types): its top-level values in another JSON
     type where nothing is lost. The form comes from the row's own content: same row, same forms."""
     row_hash = zlib.crc32(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
-    return {name: value if name.startswith("_") else _other_form(name, value, zlib.crc32(name.encode(), row_hash))
-            for name, value in row.items()}
+    return {
+        name: value if name.startswith("_") else _other_form(name, value, zlib.crc32(name.encode(), row_hash))
+        for name, value in row.items()
+    }
 
 
 def myreports_members_as_other_types(head: dict[str, t.Any], request_doc: dict[str, t.Any]) -> None:

@@ -54,10 +54,16 @@ STORAGE_REFUSALS = (HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT
 DST_MARGIN = dt.timedelta(days=1)
 ORIGIN_FIELDS = {
     "report_job_id": {"type": ["string"], "description": "The Talkdesk report job this row came from."},
-    "report_window_start": {"type": ["string"], "format": "date-time",
-                            "description": "Start (inclusive) of the job's timespan."},
-    "report_window_end": {"type": ["string"], "format": "date-time",
-                          "description": "End (exclusive) of the job's timespan; the replication key."},
+    "report_window_start": {
+        "type": ["string"],
+        "format": "date-time",
+        "description": "Start (inclusive) of the job's timespan.",
+    },
+    "report_window_end": {
+        "type": ["string"],
+        "format": "date-time",
+        "description": "End (exclusive) of the job's timespan; the replication key.",
+    },
 }
 AUDIT_LOG_LAG = dt.timedelta(hours=1)
 
@@ -83,13 +89,19 @@ ROW_POLICIES: dict[str, RowPolicy] = {
     "calls": _policy(key=("call_id",), renamed=CALLS_RENAMED, instants=("start_at", "end_at", "csat_survey_time")),
     "contacts": _policy(key=("contact_id",), instants=_CONTACT_TIMES, local_instants=_CONTACT_TIMES),
     # One row per status change: a user enters one status at a given instant.
-    "user_status": _policy(key=("user_id", "status_start_at"), instants=("status_start_at", "status_end_at"),
-                           local_instants=("status_start_at", "status_end_at")),
+    "user_status": _policy(
+        key=("user_id", "status_start_at"),
+        instants=("status_start_at", "status_end_at"),
+        local_instants=("status_start_at", "status_end_at"),
+    ),
     "ring_attempts": _policy(key=("ring_attempt_id",), instants=_RING_TIMES, local_instants=_RING_TIMES),
     # One row per step of a flow execution, and no execution id: a step is its interaction's nth.
     "studio_flow_execution": _policy(
-        key=("interaction_id", "step_execution_order"), strip_prefixes=("studio_flow_executions_aggregated.",),
-        instants=_STUDIO_TIMES, local_instants=_STUDIO_TIMES),
+        key=("interaction_id", "step_execution_order"),
+        strip_prefixes=("studio_flow_executions_aggregated.",),
+        instants=_STUDIO_TIMES,
+        local_instants=_STUDIO_TIMES,
+    ),
     "explore_calls": _policy(key=(ROW_KEY,), renamed=CALLS_RENAMED),
     "audit_logs": _policy(key=(ROW_KEY,)),
     "messaging_contacts": _policy(key=(ROW_KEY,)),
@@ -113,8 +125,7 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         self.vendor_schema = load_schema(f"talkdesk_{report_type}")
         schema = self.row_policy.output_schema(self.vendor_schema)
         schema["properties"].update(ORIGIN_FIELDS)
-        super().__init__(tap, name=f"talkdesk_{report_type}", schema=schema,
-                         path=f"/data/reports/{report_type}/jobs")
+        super().__init__(tap, name=f"talkdesk_{report_type}", schema=schema, path=f"/data/reports/{report_type}/jobs")
         self.primary_keys = list(self.row_policy.key)
         # A CSV is this report only if its header names a column of the layout, old or new name
         # (types without an evidenced layout declare none: their header must look like one).
@@ -123,16 +134,23 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     @cached_property
     def shaper(self) -> RowShaper:
-        return RowShaper(self.row_policy, self.vendor_schema["properties"],
-                         known=lambda: self.schema_growth.known, on_unknown=self.grow_schema,
-                         conformer=lambda: self.new_conformer(self.instant_columns()), stream=self.name,
-                         instants=self.instant_columns, text_instants=lambda: self.schema_growth.text_instants)
+        return RowShaper(
+            self.row_policy,
+            self.vendor_schema["properties"],
+            known=lambda: self.schema_growth.known,
+            on_unknown=self.grow_schema,
+            conformer=lambda: self.new_conformer(self.instant_columns()),
+            stream=self.name,
+            instants=self.instant_columns,
+            text_instants=lambda: self.schema_growth.text_instants,
+        )
 
     @cached_property
     def schema_growth(self) -> SchemaGrowth:
         """Fields the layout does not list are typed the same in every file format (text_or_instant)."""
-        return SchemaGrowth(self.schema, typer=text_or_instant,
-                            declared=lambda: self.target_schema().get("properties", {}))
+        return SchemaGrowth(
+            self.schema, typer=text_or_instant, declared=lambda: self.target_schema().get("properties", {})
+        )
 
     def instant_columns(self) -> tuple[str, ...]:
         """The layout's instants and any added column whose values are instants."""
@@ -149,7 +167,8 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         month and an hour), so those windows are requested in UTC; the `_local` copies are still the
         report zone's wall times. Every other boundary names one instant in the report zone."""
         if self.talkdesk.report_timezone != "UTC" and offset_changes(
-                self.report_zone, window.start - DST_MARGIN, window.end + DST_MARGIN):
+            self.report_zone, window.start - DST_MARGIN, window.end + DST_MARGIN
+        ):
             return "UTC"
         return self.talkdesk.report_timezone
 
@@ -183,13 +202,22 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     # ---- the job (any thread) ------------------------------------------------------------------
 
-    def create_job(self, context: Context | None, window: Window, attempt: int,
-                   stop: threading.Event) -> JobResult:
+    def create_job(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
         zone = self.job_zone(window)
         job = self._create_when_a_slot_is_free(window, zone, stop)
-        return JobResult(job_id=str(job.get("id")), window=window, attempt=attempt, location="",
-                         details={"job": job, "links": {}, "created_at": iso_z(utc_now()),
-                                  "status": _status(job) or "created", "timezone": zone})
+        return JobResult(
+            job_id=str(job.get("id")),
+            window=window,
+            attempt=attempt,
+            location="",
+            details={
+                "job": job,
+                "links": {},
+                "created_at": iso_z(utc_now()),
+                "status": _status(job) or "created",
+                "timezone": zone,
+            },
+        )
 
     def describe_job(self, result: JobResult) -> str:
         return f"report job {result.job_id} for {self.report_type} {result.window}"
@@ -204,8 +232,12 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     def _create_when_a_slot_is_free(self, window: Window, zone: str, stop: threading.Event) -> dict:
         """Talkdesk allows 15 report jobs queued or running per account (other tools' jobs count
         too) and answers 429 past that: the engine waits for a slot (`JobSlots.create`)."""
-        return self.tap.engine.create(self.vendor, lambda: self._create(window, zone),
-                                      f"{self.name}: a free report-job slot for {self.report_type} {window}", stop)
+        return self.tap.engine.create(
+            self.vendor,
+            lambda: self._create(window, zone),
+            f"{self.name}: a free report-job slot for {self.report_type} {window}",
+            stop,
+        )
 
     def _create(self, window: Window, zone: str) -> dict:
         body = {
@@ -221,9 +253,12 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
             # Created, its id only in the Location header (an empty 201/202 body).
             job = {**(job or {}), "id": id_from_location(response), "status": "created"}
         if not isinstance(job, dict) or not job.get("id"):
-            raise ReportJobFailed(self.name, f"creating a {self.report_type} report job answered "
-                                  f"{response.status_code} without a job id (in its body or a Location header): "
-                                  f"{vendor_words(answer)}; run again later, and report it to Talkdesk if it persists")
+            raise ReportJobFailed(
+                self.name,
+                f"creating a {self.report_type} report job answered "
+                f"{response.status_code} without a job id (in its body or a Location header): "
+                f"{vendor_words(answer)}; run again later, and report it to Talkdesk if it persists",
+            )
         return job
 
     def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
@@ -288,11 +323,20 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
                         raise
                     refused += 1
                     if refused >= tries:
-                        raise IncompleteResult(f"storage refused its download link {refused} times "
-                                               f"({exc.status} from {urlsplit(exc.url).hostname})", 0) from None
-                    self.logger.warning("%s: storage refused the download link of job %s (%s); asking the files "
-                                        "endpoint for a fresh one (try %d of %d)", self.name, result.job_id,
-                                        exc.status, refused + 1, tries)
+                        raise IncompleteResult(
+                            f"storage refused its download link {refused} times "
+                            f"({exc.status} from {urlsplit(exc.url).hostname})",
+                            0,
+                        ) from None
+                    self.logger.warning(
+                        "%s: storage refused the download link of job %s (%s); asking the files "
+                        "endpoint for a fresh one (try %d of %d)",
+                        self.name,
+                        result.job_id,
+                        exc.status,
+                        refused + 1,
+                        tries,
+                    )
                     url = self._files_url(result)
                     continue
                 if exc.status != HTTPStatus.NOT_FOUND:
@@ -301,16 +345,25 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
                 if not_found >= tries:
                     raise IncompleteResult("its file is not found (404) at the files endpoint", 0) from None
                 wait = self.retry_policy.wait_seconds(None, not_found)
-                self.logger.warning("%s: the file of job %s is not there yet (404); asking again in %.1fs "
-                                    "(try %d of %d)", self.name, result.job_id, wait, not_found + 1, tries)
+                self.logger.warning(
+                    "%s: the file of job %s is not there yet (404); asking again in %.1fs (try %d of %d)",
+                    self.name,
+                    result.job_id,
+                    wait,
+                    not_found + 1,
+                    tries,
+                )
                 time.sleep(wait)
 
     def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
         fmt = self.talkdesk.report_format
         response = self.open_report(result, fmt, lambda: self._open_file(result))
         result.details["delivery"] = "signed_url" if response.url != result.location else "direct"
-        origin = {"report_job_id": result.job_id, "report_window_start": iso_z(result.window.start),
-                  "report_window_end": iso_z(result.window.end)}
+        origin = {
+            "report_job_id": result.job_id,
+            "report_window_start": iso_z(result.window.start),
+            "report_window_end": iso_z(result.window.end),
+        }
         zone_name = result.details.get("timezone") or self.job_zone(result.window)
         zone = ZoneInfo(zone_name)
         local_zone = None if zone_name == self.talkdesk.report_timezone else self.report_zone

@@ -50,6 +50,11 @@ class ZendeskStream(CallReportsStream):
         wait = parse_retry_after(response.headers.get("ratelimit-reset"))
         if wait is None:  # no reset header: wait out a whole window
             wait = DEFAULT_WINDOW_SECONDS
-        self.logger.info("%s: %s request(s) left of %s in Zendesk's rate-limit window; pausing %.1fs",
-                         self.name, left, response.headers.get("X-Rate-Limit", "?"), wait)
+        self.logger.info(
+            "%s: %s request(s) left of %s in Zendesk's rate-limit window; pausing %.1fs",
+            self.name,
+            left,
+            response.headers.get("X-Rate-Limit", "?"),
+            wait,
+        )
         time.sleep(wait)
