@@ -79,15 +79,14 @@ def assert_same_records(run: TapRun, plain: TapRun, stream: str) -> None:
     assert len(keys) == len(set(keys)), f"{stream}: a key ({', '.join(key)}) twice"
 
 
-@pytest.fixture(scope="module")
-def plain() -> t.Iterator[t.Callable[[str], TapRun]]:
-    """The plain sandbox's run of each kind, made once for the module."""
+def plain_runs(kinds: t.Mapping[str, Kind]) -> t.Iterator[t.Callable[[str], TapRun]]:
+    """The plain sandbox's run of each kind, made once and kept (a module fixture's body)."""
     runs: dict[str, TapRun] = {}
     boxes: list[RunningSandbox] = []
 
     def get(kind: str) -> TapRun:
         if kind not in runs:
-            spec = KINDS[kind]
+            spec = kinds[kind]
             boxes.append(start_sandbox(SandboxConfig(**spec.box)))
             runs[kind] = sync(spec.config(boxes[-1]), streams=[spec.stream])
             assert runs[kind].error is None, runs[kind].error
@@ -96,6 +95,12 @@ def plain() -> t.Iterator[t.Callable[[str], TapRun]]:
     yield get
     for box in boxes:
         box.stop()
+
+
+@pytest.fixture(scope="module")
+def plain() -> t.Iterator[t.Callable[[str], TapRun]]:
+    """The plain sandbox's run of each kind, made once for the module."""
+    yield from plain_runs(KINDS)
 
 
 def faults(sandbox: RunningSandbox, fault: str) -> list[dict]:

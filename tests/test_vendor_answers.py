@@ -10,16 +10,10 @@ import logging
 import typing as t
 
 import pytest
-from test_shapes import DAYS, assert_same_records, error_lines
+from test_shapes import DAYS, Kind, assert_same_records, error_lines, faults, plain_runs
 
 from helpers import TapRun, run_cli, sandbox_config, sync
-from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-
-
-class Kind(t.NamedTuple):
-    box: dict[str, t.Any]
-    config: t.Callable[[RunningSandbox], dict]
-    stream: str
+from tap_callreports.sandbox import RunningSandbox
 
 
 def _talkdesk(fmt: str, **more: t.Any) -> t.Callable[[RunningSandbox], dict]:
@@ -41,24 +35,7 @@ KINDS = {
 @pytest.fixture(scope="module")
 def plain() -> t.Iterator[t.Callable[[str], TapRun]]:
     """The plain sandbox's run of each kind, made once for the module."""
-    runs: dict[str, TapRun] = {}
-    boxes: list[RunningSandbox] = []
-
-    def get(kind: str) -> TapRun:
-        if kind not in runs:
-            spec = KINDS[kind]
-            boxes.append(start_sandbox(SandboxConfig(**spec.box)))
-            runs[kind] = sync(spec.config(boxes[-1]), streams=[spec.stream])
-            assert runs[kind].error is None, runs[kind].error
-        return runs[kind]
-
-    yield get
-    for box in boxes:
-        box.stop()
-
-
-def faults(sandbox: RunningSandbox, fault: str) -> list[dict]:
-    return [e for e in sandbox.app.events("fault") if e["fault"] == fault]
+    yield from plain_runs(KINDS)
 
 
 def talkdesk_bookmarks(run: TapRun, stream: str = "talkdesk_calls") -> list[str]:
