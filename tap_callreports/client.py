@@ -25,7 +25,8 @@ from tap_callreports.batches import whole_stream_batches
 from tap_callreports.conform import Conformer
 from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError
 from tap_callreports.redact import REGISTRY, is_signed_url
-from tap_callreports.reportjobs import AccountFull, note_retry_after
+from tap_callreports.reportjobs.engine import note_retry_after
+from tap_callreports.reportjobs.job import AccountFull
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
 from tap_callreports.retry import RetryPolicy, TokenRefreshed, parse_retry_after
 
@@ -350,7 +351,7 @@ class CallReportsStream(RESTStream):
 
     def extract_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """The stream's records; the default follows the SDK's request/paginate loop."""
-        journal = self.tap.job_journal
+        journal = self.tap.unsaved_jobs
         listing = self.new_listing()
         records = self.request_records(context) if listing is None else self.read_listing(context, listing)
         for record in records:

@@ -18,8 +18,10 @@ from tap_callreports.errors import CallReportsError, ConfigError, TerminatedBySi
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_ROW_POLICY
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
 from tap_callreports.redact import REGISTRY, install_log_redaction
-from tap_callreports.reportjobs import PollPolicy, ReportJobEngine
-from tap_callreports.reportstream import JobJournal, JobLog, JobLogStream, ReportJobStream, honour_catalog_keys
+from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine
+from tap_callreports.reportjobs.records import JobRecords, JobRecordsStream
+from tap_callreports.reportjobs.state import UnsavedJobs
+from tap_callreports.reportjobs.stream import ReportJobStream, honour_catalog_keys
 from tap_callreports.retry import RetryPolicy
 from tap_callreports.settings import (
     NO_CREDENTIALS,
@@ -81,8 +83,8 @@ class TapCallReports(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._auth_lock = threading.Lock()
         self._authenticators: dict[str, CallReportsAuth] = {}
-        self.job_log = JobLog()
-        self.job_journal = JobJournal(self)
+        self.job_records = JobRecords()
+        self.unsaved_jobs = UnsavedJobs(lambda: self.state_writer.write_state(self.state))
         super().__init__(*args, **kwargs)
         REGISTRY.add(*secret_values(self.config))
         install_log_redaction()
@@ -221,12 +223,12 @@ class TapCallReports(Tap):
         if settings.talkdesk is not None:
             streams.append(TalkdeskImportsStream(self))
             streams.extend(TalkdeskReportStream(self, report_type) for report_type in settings.talkdesk.report_types)
-            job_logs.append(JobLogStream(self, "talkdesk_report_jobs", "id"))
+            job_logs.append(JobRecordsStream(self, "talkdesk_report_jobs", "id", self.job_records))
         if settings.zendesk is not None:
             streams.append(ZendeskJobStatusesStream(self))
         if settings.myreports is not None:
             streams.append(MyReportsCallRowsStream(self))
-            job_logs.append(JobLogStream(self, "myreports_requests", "request_id"))
+            job_logs.append(JobRecordsStream(self, "myreports_requests", "request_id", self.job_records))
         streams.extend(job_logs)  # last: they report the jobs the row streams ran
         if not streams:
             raise CallReportsError(NO_CREDENTIALS)
@@ -266,7 +268,7 @@ class TapCallReports(Tap):
         finally:
             if "engine" in self.__dict__:
                 self.engine.shutdown()
-            self.job_journal.record()  # jobs created but not yet in a STATE: the next run polls them
+            self.unsaved_jobs.record()  # jobs created but not yet in a STATE: the next run polls them
             t.cast(
                 FastSingerWriter, self.message_writer
             ).flush()  # records written before a failure still reach the target

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, run_cli, sandbox_config, sync
-from tap_callreports.reportstream import JOBS_STATE_KEY
+from tap_callreports.reportjobs.state import JOBS_STATE_KEY
 
 
 def recorded_jobs(state: dict) -> list[dict]:

@@ -13,8 +13,9 @@ import types
 import pytest
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, sandbox_config, sync
-from tap_callreports import reportjobs
-from tap_callreports.reportjobs import AccountFull, JobTimedOut, PollPolicy, ReportJobEngine, Window, note_retry_after
+from tap_callreports.reportjobs import engine as job_engine
+from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine, note_retry_after
+from tap_callreports.reportjobs.job import AccountFull, JobTimedOut, Window
 from tap_callreports.settings import load_settings
 from tap_callreports.talkdesk.reports import ROW_POLICIES
 from tap_callreports.timeutil import iso_z
@@ -169,7 +170,7 @@ class ClockedStop(RecordingStop):
 def test_a_retry_after_past_the_job_timeout_ends_in_a_timeout_not_a_hang(monkeypatch):
     jobs = ReportJobEngine({"talkdesk": 1}, PollPolicy(2, 60, 30), logging.getLogger("test.jobs"))
     stop = ClockedStop()
-    monkeypatch.setattr(reportjobs, "time", types.SimpleNamespace(monotonic=lambda: stop.now))
+    monkeypatch.setattr(job_engine, "time", types.SimpleNamespace(monotonic=lambda: stop.now))
 
     def poll_once() -> None:
         note_retry_after(86400.0)  # "come back tomorrow", on every answer

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tap_callreports.errors import MalformedBodyError
 from tap_callreports.redact import SecretRegistry
-from tap_callreports.reportjobs import Window, plan_windows
+from tap_callreports.reportjobs.job import Window, plan_windows
 from tap_callreports.responses import json_body
 from tap_callreports.streaming import (
     HEAD_BYTES,

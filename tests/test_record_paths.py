@@ -11,7 +11,7 @@ import requests
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, catalog_selecting, sandbox_config, sync
 from tap_callreports.myreports.streams import ROW_POLICY
-from tap_callreports.reportstream import ReportJobStream
+from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.rowshape import RowShaper
 from tap_callreports.timeutil import UTC, LocalTimeConverter, parse_instant
 

@@ -28,16 +28,16 @@ from tap_callreports.completeness import (
 )
 from tap_callreports.errors import ReportJobFailed, StreamError
 from tap_callreports.myreports.client import MyReportsStream
-from tap_callreports.reportjobs import Window
-from tap_callreports.reportstream import (
+from tap_callreports.reportjobs.job import (
     COMMON_STATUS_WORDS,
     JobPhase,
     JobResult,
     JobStatus,
-    ReportJobStream,
     SplitWindow,
     StatusWords,
+    Window,
 )
+from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.responses import dig, id_from_location, vendor_words
 from tap_callreports.rowshape import RowPolicy, RowShaper
 from tap_callreports.schemas import load_schema

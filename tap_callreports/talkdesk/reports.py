@@ -22,15 +22,15 @@ import requests
 from tap_callreports.client import VendorRefused
 from tap_callreports.completeness import IncompleteResult, missing_rows, stated_empty, verify_counts
 from tap_callreports.errors import ReportJobFailed
-from tap_callreports.reportjobs import Window
-from tap_callreports.reportstream import (
+from tap_callreports.reportjobs.job import (
     COMMON_STATUS_WORDS,
     JobPhase,
     JobResult,
     JobStatus,
-    ReportJobStream,
     StatusWords,
+    Window,
 )
+from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words
 from tap_callreports.rowshape import ROW_KEY, RowKeys, RowPolicy, RowShaper, SchemaGrowth, text_or_instant
 from tap_callreports.schemas import load_schema

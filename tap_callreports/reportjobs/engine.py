@@ -1,4 +1,4 @@
-"""The report-job engine both vendors share: windows, polling that sees a finished job soon
+"""The report-job engine both vendors share: polling that sees a finished job soon
 after it is done, and per vendor as many jobs at once as its account allows, while results are
 consumed in window order.
 
@@ -12,7 +12,6 @@ true. docs/job-concurrency.md describes the schedule and the request budget.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import functools
 import logging
 import queue
@@ -24,60 +23,9 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 from tap_callreports.errors import CallReportsError
-from tap_callreports.timeutil import iso_z
+from tap_callreports.reportjobs.job import AccountFull, JobAborted, JobTimedOut, Window
 
 T = t.TypeVar("T")
-
-
-@dataclass(frozen=True, order=True)
-class Window:
-    """[start, end): start inclusive, end exclusive, both UTC."""
-
-    start: dt.datetime
-    end: dt.datetime
-
-    def halves(self) -> tuple[Window, Window]:
-        middle = self.start + (self.end - self.start) / 2
-        middle = middle.replace(microsecond=0)
-        if not self.start < middle < self.end:
-            msg = f"window {self} cannot be split further"
-            raise ValueError(msg)
-        return Window(self.start, middle), Window(middle, self.end)
-
-    def split_at(self, moment: dt.datetime) -> tuple[Window, Window]:
-        return Window(self.start, moment), Window(moment, self.end)
-
-    def __str__(self) -> str:
-        return f"{iso_z(self.start)}..{iso_z(self.end)}"
-
-
-def plan_windows(start: dt.datetime, end: dt.datetime, days: int) -> list[Window]:
-    """Consecutive windows of `days` from start; the last one ends at `end`."""
-    windows = []
-    step = dt.timedelta(days=days)
-    cursor = start
-    while cursor < end:
-        windows.append(Window(cursor, min(cursor + step, end)))
-        cursor += step
-    return windows
-
-
-class JobAborted(Exception):
-    """The sync stopped (an error elsewhere): pollers give up quietly."""
-
-
-class JobTimedOut(Exception):
-    pass
-
-
-class AccountFull(Exception):
-    """The vendor refused to create a job because the account holds as many as it allows (a 429,
-    or the vendor's documented too-many-jobs answer): wait for a slot, do not fail."""
-
-    def __init__(self, answer: str, retry_after: float | None = None) -> None:
-        super().__init__(answer)
-        self.answer = answer
-        self.retry_after = retry_after
 
 
 #: Never more than two polls a second, whatever a Retry-After says.

@@ -1,0 +1,11 @@
+"""The report-job engine both vendors share, one question per module (docs/contributing.md):
+
+- job.py: what a job is (Window, JobResult, JobStatus, JobPhase, the job errors);
+- planner.py: which windows a run reads (a pure function of the bookmark and recorded jobs);
+- engine.py: how many jobs at once, polling, results in window order;
+- runner.py: one job's life: create or resume, poll, create again;
+- reader.py: one window's rows, exactly once;
+- state.py: jobs in the STATE, and jobs created but not yet in one;
+- records.py: the job-record streams (talkdesk_report_jobs, myreports_requests);
+- stream.py: ReportJobStream, the glue to the SDK's Stream.
+"""

@@ -1,0 +1,188 @@
+"""What a report job is: its window, what a poll found, what a finished job hands to the reader,
+the phases a vendor's status words map to, and the errors of a job's life."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import threading
+import typing as t
+from dataclasses import dataclass, field
+
+from tap_callreports.redact import REGISTRY
+from tap_callreports.timeutil import iso_z
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    """[start, end): start inclusive, end exclusive, both UTC."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def halves(self) -> tuple[Window, Window]:
+        middle = self.start + (self.end - self.start) / 2
+        middle = middle.replace(microsecond=0)
+        if not self.start < middle < self.end:
+            msg = f"window {self} cannot be split further"
+            raise ValueError(msg)
+        return Window(self.start, middle), Window(middle, self.end)
+
+    def split_at(self, moment: dt.datetime) -> tuple[Window, Window]:
+        return Window(self.start, moment), Window(moment, self.end)
+
+    def __str__(self) -> str:
+        return f"{iso_z(self.start)}..{iso_z(self.end)}"
+
+
+def plan_windows(start: dt.datetime, end: dt.datetime, days: int) -> list[Window]:
+    """Consecutive windows of `days` from start; the last one ends at `end`."""
+    windows = []
+    step = dt.timedelta(days=days)
+    cursor = start
+    while cursor < end:
+        windows.append(Window(cursor, min(cursor + step, end)))
+        cursor += step
+    return windows
+
+
+class JobAborted(Exception):
+    """The sync stopped (an error elsewhere): pollers give up quietly."""
+
+
+class JobTimedOut(Exception):
+    pass
+
+
+class AccountFull(Exception):
+    """The vendor refused to create a job because the account holds as many as it allows (a 429,
+    or the vendor's documented too-many-jobs answer): wait for a slot, do not fail."""
+
+    def __init__(self, answer: str, retry_after: float | None = None) -> None:
+        super().__init__(answer)
+        self.answer = answer
+        self.retry_after = retry_after
+
+
+class SplitWindow(Exception):
+    """Run these windows instead of the one being read (nothing of it was emitted)."""
+
+    def __init__(self, windows: t.Sequence[Window], reason: str) -> None:
+        super().__init__(reason)
+        self.windows = list(windows)
+        self.reason = reason
+
+
+@dataclass
+class JobResult:
+    """What a finished job hands to the reader: vendor ids and where the rows are."""
+
+    job_id: str
+    window: Window
+    attempt: int
+    location: str
+    details: dict[str, t.Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What one poll found: `location` when the rows can be downloaded, or `ended` (the vendor's
+    word: failed, canceled, deleted; or "gone" when the vendor no longer has the job)."""
+
+    location: str | None = None
+    ended: str | None = None
+
+
+class JobPhase(enum.Enum):
+    """What a vendor's job status word means to the engine."""
+
+    RUNNING = "running"
+    DONE = "done"
+    ENDED = "ended"  # failed, canceled, deleted: the job is created again
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job will not change any more (its rows are ready, or it ended without them)."""
+        return self is not JobPhase.RUNNING
+
+
+#: Words most job APIs use, beyond the documented ones; a vendor's table adds its own.
+COMMON_STATUS_WORDS: dict[str, JobPhase] = {
+    **dict.fromkeys(
+        (
+            "created",
+            "new",
+            "queued",
+            "pending",
+            "scheduled",
+            "waiting",
+            "accepted",
+            "submitted",
+            "processing",
+            "running",
+            "in_progress",
+            "started",
+            "generating",
+            "uploading",
+        ),
+        JobPhase.RUNNING,
+    ),
+    **dict.fromkeys(
+        ("done", "complete", "completed", "succeeded", "success", "successful", "finished", "ready", "available"),
+        JobPhase.DONE,
+    ),
+    **dict.fromkeys(
+        (
+            "failed",
+            "failure",
+            "error",
+            "errored",
+            "canceled",
+            "cancelled",
+            "aborted",
+            "deleted",
+            "expired",
+            "rejected",
+            "timeout",
+            "timed_out",
+        ),
+        JobPhase.ENDED,
+    ),
+}
+
+
+class StatusWords:
+    """One vendor's job status vocabulary: words (any case; spaces and dashes read as `_`) mapped
+    to phases in one table. Vocabularies are open: a word not in the table is logged once per
+    run with the raw answer, and the caller judges that answer by the rest of it (a files link,
+    a status message) -- or keeps polling until the job times out."""
+
+    def __init__(self, vendor: str, table: t.Mapping[str, JobPhase]) -> None:
+        self.vendor = vendor
+        self.table = dict(table)
+        self._unknown_said: set[str] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def normal(word: t.Any) -> str:
+        return str(word or "").strip().lower().replace(" ", "_").replace("-", "_")
+
+    def phase(self, word: t.Any, answer: t.Any, logger: t.Any, stream: str) -> JobPhase | None:
+        """The phase `word` names, or None (unknown: logged once with `answer`)."""
+        normal = self.normal(word)
+        phase = self.table.get(normal)
+        if phase is None:
+            with self._lock:
+                first = normal not in self._unknown_said
+                self._unknown_said.add(normal)
+            if first:
+                logger.warning(
+                    "%s: %s answered the job status %r, which the tap does not know; it judges the "
+                    "job by the rest of the answer (%s) and keeps polling until job_timeout_seconds "
+                    "otherwise",
+                    stream,
+                    self.vendor,
+                    word,
+                    REGISTRY.redact(str(answer))[:400],
+                )
+        return phase

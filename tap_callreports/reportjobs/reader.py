@@ -1,0 +1,278 @@
+"""One window's rows, exactly once: from a result proved complete, downloaded again when the
+connection breaks, its job created again when it proves incomplete (rows already out are known
+by position, then by digest), every row checked for its key before it leaves."""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import requests
+
+from tap_callreports.completeness import EmittedRows, IncompleteResult
+from tap_callreports.errors import MalformedBodyError, StreamError
+from tap_callreports.responses import vendor_error_details
+from tap_callreports.retry import RETRY_AFTER_CAP_SECONDS, parse_retry_after
+from tap_callreports.rowshape import KeyGuard
+from tap_callreports.streaming import BodyInterrupted, BodyMalformed, not_the_report, peek_body
+from tap_callreports.timeutil import iso_z, utc_now
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_callreports.reportjobs.job import JobResult
+    from tap_callreports.reportjobs.records import JobRecords
+    from tap_callreports.reportjobs.runner import JobRunner
+    from tap_callreports.reportjobs.state import UnsavedJobs
+    from tap_callreports.reportjobs.stream import ReportJobStream
+
+#: Times a result that proved incomplete is downloaded again before its job is created again.
+INCOMPLETE_REFETCHES = 1
+#: Redirects followed by hand on the way to a result.
+MAX_REDIRECTS = 5
+KEY_OVERRIDE = (
+    "give the stream a key its rows do carry in the catalog: key_properties, or the "
+    "table-key-properties metadata (Meltano: the extractor's `metadata` extra, "
+    "{stream}: {{table-key-properties: [...]}}), and run again"
+)
+
+
+class WindowReader:
+    """Reads the windows of one stream (`read`), and opens its results' bodies (`open_report`)."""
+
+    def __init__(
+        self, stream: ReportJobStream, runner: JobRunner, unsaved: UnsavedJobs, job_records: JobRecords
+    ) -> None:
+        self.stream = stream
+        self.runner = runner
+        self.unsaved = unsaved
+        self.job_records = job_records
+
+    def keyless(self, row: dict, result: JobResult) -> StreamError:
+        stream = self.stream
+        carried = sorted(
+            name for name, value in row.items() if value not in (None, "") and name not in stream.origin_fields
+        )
+        shown = ", ".join(carried[:12]) + (", ..." if len(carried) > 12 else "")
+        return StreamError(
+            stream.name,
+            f"a row of {stream.describe_job(result)} has no value for the key ({', '.join(stream.primary_keys)}): "
+            f"the report's layout differs from what the tap expects (the row carries {shown}). No row without its "
+            f"key was emitted and no bookmark moved past {iso_z(result.window.start)}; "
+            + KEY_OVERRIDE.format(stream=stream.name),
+        )
+
+    def check_keys(self, keys: KeyGuard, result: JobResult) -> None:
+        """A row without its key or two rows with one key would be dropped or merged by the warehouse."""
+        stream = self.stream
+        duplicates = keys.duplicates()
+        if keys.missing or duplicates:
+            raise StreamError(
+                stream.name,
+                f"the result of {stream.describe_job(result)} has {keys.missing} row(s) without the key "
+                f"({', '.join(stream.primary_keys)}) and {duplicates} row(s) repeating another row's key; a warehouse "
+                f"would drop or merge them, so no bookmark moved past {iso_z(result.window.start)}; "
+                + KEY_OVERRIDE.format(stream=stream.name),
+            )
+
+    def read(self, context: Context | None, result: JobResult, stop: threading.Event) -> t.Generator[dict, None, int]:
+        """Yield every row of one window exactly once, from a result proved complete.
+
+        A connection broken mid-body downloads the same result again and skips, by position, the
+        rows already handled. A result that proves incomplete is downloaded again, then its job
+        is created again; from the first incomplete result on, the rows emitted are remembered by
+        digest (`EmittedRows`), so a re-read emits only what was not out yet (a row the vendor
+        changed in between goes out again, and replaces the old one by key).
+        """
+        window = result.window
+        stream = self.stream
+        journal = self.unsaved
+        key = tuple(stream.primary_keys or ())
+        growth = stream.schema_growth
+        known = None if stream.shaper_checks_fields else growth.known
+        emitted = 0  # rows of this window emitted, from every result read for it
+        handled = 0  # rows of the current result handled (emitted, matched or learned), by position
+        learn = 0  # rows at the start of the current result emitted before digests were kept
+        memory: EmittedRows | None = None
+        breaks = downloads = 0
+        # time_extracted: the rows of one result are extracted by one download.
+        stream.extracted_at = utc_now()
+        stream.state_manager.is_flushed = False  # what the SDK's record path sets per record
+        while True:
+            if handled == 0:
+                keys = KeyGuard(key)  # the rows of the result being read
+            add_key = keys.add
+            try:
+                position = handled if memory is None else 0
+                for row in stream.read_result(context, result, skip=handled if memory is None else 0):
+                    position += 1
+                    if memory is not None:
+                        if position <= handled:
+                            continue  # handled before the connection broke
+                        handled = position
+                        if position <= learn:
+                            memory.add(row)  # emitted before digests were kept: not again
+                            add_key(row)
+                            continue
+                        if memory.already_emitted(row):
+                            add_key(row)
+                            continue
+                    else:
+                        handled = position
+                    emitted += 1
+                    if journal.pending:
+                        journal.record()
+                    if known is not None and not row.keys() <= known:  # a C-level subset test
+                        stream.grow_schema(row)
+                        known = growth.known
+                    if add_key(row):
+                        raise self.keyless(row, result)  # before the row leaves: none goes out keyless
+                    yield row
+                self.check_keys(keys, result)
+                return emitted
+            except BodyInterrupted as exc:
+                breaks += 1
+                if breaks > stream.settings.max_retries:
+                    raise StreamError(
+                        stream.name,
+                        f"the download of job {result.job_id} ({window}) broke "
+                        f"{breaks} times, last after {exc.rows_read} rows; no bookmark moved past "
+                        f"{iso_z(window.start)}; run again later",
+                    ) from None
+                wait = stream.retry_policy.wait_seconds(None, breaks)
+                stream.logger.warning(
+                    "%s: download of job %s broke after %d rows; downloading again in %.1fs, "
+                    "skipping the %d rows already handled",
+                    stream.name,
+                    result.job_id,
+                    exc.rows_read,
+                    wait,
+                    handled,
+                )
+                time.sleep(wait)
+            except BodyMalformed as exc:
+                raise MalformedBodyError(
+                    stream.name,
+                    f"the result of job {result.job_id} ({window}) at {_path(result.location)} is "
+                    f"malformed: {exc}; rows before it were emitted but the bookmark stays at the window start; "
+                    "run again, and report it to the vendor if it persists",
+                ) from None
+            except IncompleteResult as exc:
+                downloads += 1
+                if memory is None:
+                    # From now on remember what goes out; rows already out are learned on the re-read.
+                    memory = EmittedRows(stream.origin_fields)
+                    learn, handled = handled, 0
+                attempts = stream.settings.jobs.max_attempts
+                if downloads <= INCOMPLETE_REFETCHES:
+                    wait = stream.retry_policy.wait_seconds(None, downloads)
+                    stream.logger.warning(
+                        "%s: the result of %s is incomplete: %s (%s); downloading it again in %.1fs",
+                        stream.name,
+                        stream.describe_job(result),
+                        exc.problem,
+                        exc.counts,
+                        wait,
+                    )
+                    time.sleep(wait)
+                    continue
+                if result.attempt >= attempts or len(memory) < emitted:
+                    # Out of attempts, or rows went out that the re-read could not learn: a new job
+                    # could send them twice. The bookmark stays; a later run reads the window again.
+                    raise StreamError(
+                        stream.name,
+                        f"the result of {stream.describe_job(result)} stayed incomplete: {exc.problem} "
+                        f"({exc.counts}) after {result.attempt} job(s); no bookmark moved past "
+                        f"{iso_z(window.start)}; run again later, and report it to the vendor if it persists",
+                    ) from None
+                stream.logger.warning(
+                    "%s: the result of %s is incomplete: %s (%s); creating the job again (attempt %d of %d)",
+                    stream.name,
+                    stream.describe_job(result),
+                    exc.problem,
+                    exc.counts,
+                    result.attempt + 1,
+                    attempts,
+                )
+                self.job_records.add(stream.job_stream_name, stream.job_record(result, 0, "incomplete"))
+                stream.delete_job(result)
+                result = self.runner.run_loudly(context, window, stop, first_attempt=result.attempt + 1)
+                journal.record()
+                downloads, handled, learn = 0, 0, 0
+                memory.start_result()
+                stream.extracted_at = utc_now()
+
+    def open_download(self, url: str) -> requests.Response:
+        """GET a result with the body left on the wire. A 3xx is followed by hand (requests does
+        not follow 300): to a signed URL or any other host without the Authorization header
+        (`send` sends credentials only to the API host)."""
+        stream = self.stream
+        response = stream.send("GET", url, stream=True, allow_redirects=False)
+        hops = 0
+        while response.is_redirect and response.headers.get("Location") and hops < MAX_REDIRECTS:
+            location = requests.compat.urljoin(url, response.headers["Location"])
+            response.close()
+            url, hops = location, hops + 1
+            response = stream.send("GET", url, stream=True, allow_redirects=False)
+        if response.is_redirect:
+            response.close()
+            raise StreamError(
+                stream.name,
+                f"the download of {_path(url)} kept redirecting ({hops} hops); no bookmark "
+                "moved; run again later, and report it to the vendor if it persists",
+            )
+        response.raw.decode_content = True
+        return response
+
+    def open_report(self, result: JobResult, fmt: str, fetch: t.Callable[[], requests.Response]) -> requests.Response:
+        """The body of a result, once the answer says it is the report (`fetch()` asks for it).
+
+        A 202, a Retry-After, or a body whose content type or first bytes are not `fmt` (an HTML
+        page, an XML or JSON error, a job status, a line of text or nothing for a CSV, an empty
+        text body for JSON lines) is never read as rows: it is waited out (its
+        Retry-After, else the retry policy's backoff) and asked again -- a "not yet" (202 or
+        Retry-After) within job_timeout_seconds, any other body up to max_retries times. After
+        that the result counts as incomplete: the job is created again, and the run stops
+        loudly with the bookmark unmoved if it stays so."""
+        stream = self.stream
+        deadline = time.monotonic() + stream.settings.jobs.timeout_seconds
+        tries = 0
+        while True:
+            response = fetch()
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            not_yet = response.status_code == HTTPStatus.ACCEPTED or retry_after is not None
+            problem: str | None
+            if not_yet:
+                problem = (
+                    f"{response.status_code} {response.reason} with Retry-After "
+                    f"{response.headers.get('Retry-After', '(none)')} ({vendor_error_details(response) or 'no body'})"
+                )
+            else:
+                head, response.raw = peek_body(response.raw)
+                problem = not_the_report(fmt, response.headers.get("Content-Type", ""), head, stream.report_columns)
+                if problem is None:
+                    return response
+            response.close()
+            tries += 1
+            wait = (
+                min(retry_after, RETRY_AFTER_CAP_SECONDS)
+                if retry_after is not None
+                else stream.retry_policy.wait_seconds(None, tries)
+            )
+            if time.monotonic() + wait > deadline or (not not_yet and tries > stream.settings.max_retries):
+                raise IncompleteResult(f"{_path(response.url)} answered {problem}, not the report, {tries} time(s)", 0)
+            stream.logger.warning(
+                "%s: %s answered %s, not the report; asking again in %.1fs",
+                stream.name,
+                _path(response.url),
+                problem,
+                wait,
+            )
+            time.sleep(wait)
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path

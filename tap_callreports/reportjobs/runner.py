@@ -1,0 +1,116 @@
+"""One job's life, for one report stream: create it (or resume one an earlier run recorded), poll
+it until its rows can be read, and create it again when it ends without them."""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+
+from tap_callreports.errors import CallReportsError, ReportJobFailed
+from tap_callreports.reportjobs.job import JobResult, JobTimedOut, Window
+from tap_callreports.reportjobs.state import context_key
+from tap_callreports.timeutil import iso_z
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_callreports.reportjobs.engine import ReportJobEngine
+    from tap_callreports.reportjobs.records import JobRecords
+    from tap_callreports.reportjobs.state import UnsavedJobs
+    from tap_callreports.reportjobs.stream import ReportJobStream
+
+
+class JobRunner:
+    """Runs the jobs of one stream through the shared engine (`run` is called on worker threads)."""
+
+    def __init__(
+        self, stream: ReportJobStream, engine: ReportJobEngine, unsaved: UnsavedJobs, job_records: JobRecords
+    ) -> None:
+        self.stream = stream
+        self.engine = engine
+        self.unsaved = unsaved
+        self.job_records = job_records
+        #: Per partition (`context_key`): the recorded jobs the plan reuses, by window.
+        self.recorded: dict[str, dict[Window, dict]] = {}
+
+    def for_context(self, context: Context | None) -> t.Callable[[Window, threading.Event], JobResult]:
+        """What the engine runs for each window of this partition (a recorded job is used once)."""
+        recorded = self.recorded.setdefault(context_key(context), {})
+        return lambda window, stop: self.run_loudly(context, window, stop, recorded=recorded.pop(window, None))
+
+    def run_loudly(self, context: Context | None, window: Window, stop: threading.Event, **how: t.Any) -> JobResult:
+        try:
+            return self.run(context, window, stop, **how)
+        except JobTimedOut as exc:
+            # Its text starts with the stream's name; the job stays in the STATE for the next run.
+            raise CallReportsError(
+                f"{exc}; the job stays recorded in the STATE, so the next run polls it instead of creating it again"
+            ) from None
+
+    def resume(self, context: Context | None, window: Window, record: dict) -> JobResult:
+        """A job an earlier run created and recorded: polled again, not created again."""
+        return JobResult(
+            job_id=str(record["job_id"]),
+            window=window,
+            attempt=int(record.get("attempt") or 1),
+            location="",
+            details={
+                **(context or {}),
+                "created_at": record.get("created_at"),
+                "timezone": record.get("timezone"),
+                "resumed": True,
+                "requested_start": record.get("requested_start"),
+            },
+        )
+
+    def run(
+        self,
+        context: Context | None,
+        window: Window,
+        stop: threading.Event,
+        *,
+        first_attempt: int = 1,
+        recorded: dict | None = None,
+    ) -> JobResult:
+        """Create (or resume) and poll a job until its rows can be read. A job that ended failed,
+        canceled or deleted, or that the vendor no longer has, is created again, up to
+        job_max_attempts."""
+        stream = self.stream
+        attempts = stream.settings.jobs.max_attempts
+        attempt = first_attempt
+        result: JobResult | None = None
+        if recorded is not None:
+            result = self.resume(context, window, recorded)
+            stream.logger.info("%s: resuming %s, recorded by an earlier run", stream.name, stream.describe_job(result))
+        while True:
+            if result is None:
+                result = stream.create_job(context, window, attempt, stop)
+                stream.logger.info("%s: created %s (attempt %d)", stream.name, stream.describe_job(result), attempt)
+                self.unsaved.created(stream, context, result)
+            current = result
+            what = f"{stream.name}: {stream.describe_job(current)}"
+            status = self.engine.wait_for(lambda: stream.poll_job(context, current), what, stop)  # noqa: B023 - called before the loop moves on
+            if status.location:
+                result.location = status.location
+                stream.logger.info(
+                    "%s: job %s done after %d polls", stream.name, result.job_id, result.details.get("polls", 0)
+                )
+                return result
+            self.job_records.add(stream.job_stream_name, stream.job_record(result, 0, str(status.ended)))
+            if attempt >= attempts:
+                raise ReportJobFailed(
+                    stream.name,
+                    f"{stream.describe_job(result)} ended '{status.ended}' ({attempts} attempts); the bookmark "
+                    f"stays at {iso_z(window.start)}, the end of the last complete window; run again later, or check "
+                    "the report at the vendor",
+                )
+            stream.logger.warning(
+                "%s: %s ended '%s'; creating it again (attempt %d of %d)",
+                stream.name,
+                stream.describe_job(result),
+                status.ended,
+                attempt + 1,
+                attempts,
+            )
+            attempt += 1
+            result = None

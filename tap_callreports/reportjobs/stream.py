@@ -1,0 +1,491 @@
+"""The base of every stream whose rows come from asynchronous report jobs: the glue between the
+SDK's Stream and the report-job package.
+
+Per stream (or partition) it plans windows from the bookmark (`planner.py`), runs their jobs
+through the shared engine (`engine.py`, `runner.py`), streams each result's rows in window order
+(`reader.py`), and moves the bookmark to a window's end only once every row of that window has
+been emitted and the result proved complete (`completeness.py`). A window the vendor cut short
+(`SplitWindow`) is replaced by its halves before anything of it is emitted.
+
+Jobs outlive a run: each job is recorded in the STATE as soon as it is created (`state.py`), and
+a later run polls a recorded job instead of creating it again.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import threading
+import time
+import typing as t
+from functools import cached_property
+
+import requests
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
+
+from tap_callreports.batches import WindowBatches
+from tap_callreports.client import CallReportsStream
+from tap_callreports.reportjobs.job import JobResult, JobStatus, SplitWindow, Window
+from tap_callreports.reportjobs.planner import data_end, plan_run
+from tap_callreports.reportjobs.reader import WindowReader
+from tap_callreports.reportjobs.runner import JobRunner
+from tap_callreports.reportjobs.state import JOBS_STATE_KEY, context_key, forget_records, forget_window, record_window
+from tap_callreports.rowshape import SchemaGrowth
+from tap_callreports.timeutil import iso_z, parse_instant, utc_now
+from tap_callreports.writer import FastSingerWriter
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers._batch import BatchConfig
+    from singer_sdk.helpers.types import Context
+
+    from tap_callreports.reportjobs.engine import OrderedJobs
+
+
+def honour_catalog_keys(catalog: t.Any, declared: t.Mapping[str, t.Sequence[str]]) -> None:
+    """A key given in the catalog is honoured: `key_properties`, or the `table-key-properties`
+    metadata (what Meltano's `metadata` extra sets), whichever differs from the tap's own key
+    (`declared`, per stream). The entry is settled before the stream maps and the streams read
+    it, so the SCHEMA messages and the key checks use the same key."""
+    for entry in catalog.streams:
+        own = declared.get(entry.tap_stream_id or "")
+        if own is None:
+            continue
+        root = entry.metadata.get(())
+        for given in (getattr(root, "table_key_properties", None), entry.key_properties):
+            if given and list(given) != list(own):
+                entry.key_properties = list(given)
+                if root is not None:
+                    root.table_key_properties = list(given)
+                break
+
+
+class ReportJobStream(CallReportsStream, abc.ABC):
+    """Rows from report jobs, one window at a time, in window order."""
+
+    is_sorted = False  # rows inside a window come in any order; the bookmark moves per window
+    extracted_at: dt.datetime | None = None
+    # The readers already give schema types (ijson: int/float/str/bool/None; CSV: converted per
+    # the schema), and the schemas keep unknown fields: the SDK's per-value pass would change nothing.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    #: The job-record stream this stream's jobs are reported in.
+    job_stream_name: t.ClassVar[str]
+    #: Fields the tap adds to each vendor row (not part of what the vendor sent).
+    origin_fields: t.ClassVar[frozenset[str]] = frozenset()
+    #: The stream's RowShaper reports fields the schema does not know (`grow_schema`), once per set
+    #: of vendor fields; otherwise every row is checked here.
+    shaper_checks_fields: t.ClassVar[bool] = False
+    #: Vendor column names a CSV result's header must name one of (none: it must look like a header).
+    report_columns: t.Collection[str] = ()
+
+    # ---- vendor hooks ------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def window_days(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def data_lag(self) -> dt.timedelta: ...
+
+    @abc.abstractmethod
+    def create_job(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
+        """Create one job at the vendor (any thread)."""
+
+    @abc.abstractmethod
+    def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
+        """Poll the job once (any thread): its status, or None while it runs."""
+
+    @abc.abstractmethod
+    def describe_job(self, result: JobResult) -> str:
+        """'report job <id> for calls <window>' — for logs and errors."""
+
+    @abc.abstractmethod
+    def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
+        """Download the result and yield its rows, skipping the first `skip` (main thread). After
+        the last row it checks completeness (`completeness.verify_counts`), storing the verdict in
+        `result.details["verdict"]`, or raises IncompleteResult."""
+
+    @abc.abstractmethod
+    def job_record(self, result: JobResult, rows: int, outcome: str) -> dict: ...
+
+    def delete_job(self, result: JobResult) -> None:
+        """Delete a job the tap will not use, where the vendor API allows it (best effort)."""
+
+    # ---- windows -----------------------------------------------------------------------------
+
+    def data_end(self) -> dt.datetime:
+        """No window ends after now minus the vendor's lag, nor after end_date."""
+        return data_end(utc_now(), self.data_lag, self.settings.end_date)
+
+    @property
+    def lookback(self) -> dt.timedelta:
+        """How much before the bookmark an incremental run reads again (late or changed rows)."""
+        return dt.timedelta(0)
+
+    #: The longest window one job may cover (the vendor's limit).
+    max_window: t.ClassVar[dt.timedelta] = dt.timedelta(days=366)
+
+    def plan(self, context: Context | None) -> list[Window]:
+        """The windows of this run (`planner.plan_run`); recorded jobs the plan no longer uses are
+        dropped from the STATE and deleted at the vendor where it allows."""
+        state = self.get_context_state(context)
+        bookmark = None
+        if state.get("replication_key") == self.replication_key and state.get("replication_key_value"):
+            bookmark = parse_instant(state["replication_key_value"])
+        plan = plan_run(
+            bookmark=bookmark,
+            recorded=state.get(JOBS_STATE_KEY) or [],
+            start_date=self.settings.start_date,
+            end_date=self.settings.end_date,
+            now=utc_now(),
+            lag=self.data_lag,
+            lookback=self.lookback,
+            window_days=self.window_days,
+            min_window=dt.timedelta(minutes=self.settings.jobs.min_window_minutes),
+            max_window=self.max_window,
+        )
+        where = self.describe_context(context)
+        if plan.stale:
+            self.logger.info(
+                "%s%s: %d recorded job(s) no longer match the plan; they are dropped (and deleted "
+                "at the vendor where it allows)",
+                self.name,
+                where,
+                len(plan.stale),
+            )
+            forget_records(state, plan.stale)
+            for record in plan.stale:
+                window = record_window(record)
+                if window is not None and record.get("job_id"):
+                    self.delete_job(self.runner.resume(context, window, record))
+        self.runner.recorded[context_key(context)] = plan.reused
+        windows, bookmark, cursor = plan.windows, plan.bookmark, plan.new_from
+        if plan.too_short:
+            if plan.end > cursor:
+                self.logger.info(
+                    "%s%s: only %s of new data since %s, under min_window_minutes (%d): no new job this run",
+                    self.name,
+                    where,
+                    plan.end - cursor,
+                    iso_z(cursor),
+                    self.settings.jobs.min_window_minutes,
+                )
+            elif not windows:
+                self._log_nothing_to_extract(where)
+            return windows
+        if bookmark is not None and plan.looked_back < bookmark:
+            self.logger.info(
+                "%s%s: re-reading %s before the bookmark %s (lookback)",
+                self.name,
+                where,
+                bookmark - plan.looked_back,
+                iso_z(bookmark),
+            )
+        if not windows:
+            self._log_nothing_to_extract(where)
+        return windows
+
+    def _log_nothing_to_extract(self, where: str) -> None:
+        self.logger.info("%s%s: nothing to extract (bookmark at or after %s)", self.name, where, iso_z(self.data_end()))
+
+    def prefetch(self) -> None:
+        """Start this stream's first jobs now, before its turn to sync (called by the tap for every
+        selected report stream when the sync begins): N streams' jobs then take about as long
+        as the slowest, not the sum."""
+        contexts: list[Context | None] = [*self.partitions] if self.partitions else [None]
+        for context in contexts:
+            windows = self.plan(context)
+            self._prefetched[context_key(context)] = None  # planned: the sync does not plan (and say why) again
+            if windows:
+                self._prefetched[context_key(context)] = self.runner.engine.ordered(
+                    self.vendor,
+                    windows,
+                    self.runner.for_context(context),
+                    start_now=True,
+                    while_waiting=self.runner.unsaved.record,
+                )
+
+    def describe_context(self, context: Context | None) -> str:
+        return ""
+
+    # ---- the job services -----------------------------------------------------------------------
+
+    @cached_property
+    def runner(self) -> JobRunner:
+        return JobRunner(self, self.tap.engine, self.tap.unsaved_jobs, self.tap.job_records)
+
+    @cached_property
+    def reader(self) -> WindowReader:
+        return WindowReader(self, self.runner, self.tap.unsaved_jobs, self.tap.job_records)
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    @cached_property
+    def _prefetched(self) -> dict[str, OrderedJobs[JobResult] | None]:
+        return {}
+
+    def extract_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        where = self.describe_context(context)
+        planned_already = context_key(context) in self._prefetched
+        jobs = self._prefetched.pop(context_key(context), None)
+        if jobs is None:
+            windows = [] if planned_already else self.plan(context)
+            if not windows:
+                return  # the plan said why
+            jobs = self.runner.engine.ordered(
+                self.vendor, windows, self.runner.for_context(context), while_waiting=self.runner.unsaved.record
+            )
+        planned = jobs.windows
+        self.logger.info(
+            "%s%s: %d window(s) planned, %s .. %s, up to %d jobs at once",
+            self.name,
+            where,
+            len(planned),
+            iso_z(planned[0].start),
+            iso_z(planned[-1].end),
+            self.runner.engine.ceiling(self.vendor),
+        )
+        progress = _Progress()
+        for window, result in jobs:
+            try:
+                rows = yield from self.reader.read(context, result, jobs.stop)
+            except SplitWindow as split:
+                self.logger.info(
+                    "%s%s: window %s split in %d (%s)", self.name, where, window, len(split.windows), split.reason
+                )
+                self.runner.job_records.add(self.job_stream_name, self.job_record(result, 0, "split"))
+                forget_window(self.get_context_state(context), window, through_end=False)
+                jobs.push_front(split.windows)
+                continue
+            self.runner.job_records.add(self.job_stream_name, self.job_record(result, rows, "emitted"))
+            self.commit_window(context, result.window)
+            progress.window_done(rows)
+            self.logger.info(
+                "%s%s: window %d of %d %s done: %s; %s",
+                self.name,
+                where,
+                progress.windows,
+                progress.windows + len(jobs.windows),
+                result.window,
+                result.details.get("verdict"),
+                progress.describe(len(jobs.windows)),
+            )
+
+    # ---- rows a warehouse can take ----------------------------------------------------------------
+
+    @cached_property
+    def schema_growth(self) -> SchemaGrowth:
+        return SchemaGrowth(self.schema)
+
+    def grow_schema(self, row: dict) -> None:
+        """A row carries fields the schema does not list: add them (a new SCHEMA goes out first)."""
+        maps = self.stream_maps
+        maps_identity = self.maps_are_identity
+        if not maps_identity:
+            if not getattr(self, "_growth_warned", False):
+                self._growth_warned = True
+                self.logger.warning(
+                    "%s: rows carry fields the schema does not list (%s); with stream maps or "
+                    "flattening on they are not added as columns",
+                    self.name,
+                    ", ".join(sorted(set(row) - self.schema_growth.known)),
+                )
+            self.schema_growth.known = self.schema_growth.known | set(row)
+            added = []
+        else:
+            added = self.schema_growth.grow(row)
+            if added:
+                # The SCHEMA message is the map's schema (built from the catalog): it gains them too.
+                mapped = maps[0].transformed_schema.setdefault("properties", {})
+                for name in added:
+                    mapped[name] = self.schema["properties"][name]
+                self.logger.info("%s: new field(s) %s: a new SCHEMA adds them as columns", self.name, ", ".join(added))
+                self._write_schema_message()
+        shaper = getattr(self, "shaper", None)
+        if shaper is not None and (added or not maps_identity):
+            shaper.schema_changed()  # (nothing added: a field that is null so far; nothing to redo)
+
+    # ---- the record path ------------------------------------------------------------------------
+
+    @cached_property
+    def lean_records(self) -> bool:
+        """Whether a RECORD can go straight to the writer: exactly what the SDK's own path
+        (pop deselected fields, conform, map, RecordMessage) would write, because nothing is
+        deselected, conformance is NONE and the only stream map is the identity."""
+        maps = self.stream_maps
+        return (
+            isinstance(self.tap.message_writer, FastSingerWriter)
+            and self.TYPE_CONFORMANCE_LEVEL is TypeConformanceLevel.NONE
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
+            and all(self.mask.values())
+            and self.replication_method != "FULL_TABLE"  # no ACTIVATE_VERSION versions to stamp
+        )
+
+    @cached_property
+    def _lean_write(self) -> t.Callable[[str, dict, t.Any], None] | None:
+        return t.cast(FastSingerWriter, self.tap.message_writer).write_record if self.lean_records else None
+
+    def _write_record_message(self, record: dict) -> None:
+        write = self._lean_write
+        if write is not None:
+            write(self.name, record, self.extracted_at)  # state_manager.is_flushed: set per window
+        else:
+            super()._write_record_message(record)
+
+    @property
+    def lean_loop(self) -> bool:
+        """Whether `_sync_records` takes the lean loop (a dry run's record limit needs the SDK's)."""
+        return self.lean_records and self.selected and self.ABORT_AT_RECORD_COUNT is None
+
+    #: Rows between two updates of the SDK's record counter on the lean path (it logs on a timer).
+    COUNT_EVERY = 4096
+
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> t.Generator[dict, t.Any, t.Any]:
+        """The SDK's record loop, lean where it can be (`lean_records`): the same RECORD and STATE
+        messages, metrics and state finalisation, without the per-row calls that do nothing for a
+        report stream (post-processing and child contexts: none; per-row bookmark: the window's;
+        a STATE every 10,000 rows: one after each window instead). A dry run's record limit, a
+        deselected stream or BATCH mode without the lean path take the SDK's loop."""
+        if not (self.lean_loop and (write_messages or self._batches is not None)):
+            yield from super()._sync_records(context, write_messages=write_messages)
+            return
+        record_counter = self.get_record_counter()
+        timer = self.get_sync_timer()
+        name, every = self.name, self.COUNT_EVERY
+        with record_counter, timer:
+            for context_element in ([context] if context is not None else self.partitions) or [{}]:
+                record_counter.with_context(context_element)
+                timer.with_context(context_element)
+                current_context = context_element or None
+                partition_context = self._get_state_partition_context(current_context)
+                self._write_starting_replication_value(current_context)
+                fill = tuple((partition_context or {}).items())  # what _process_record adds
+                rows = self.get_records(current_context)
+                counted = 0
+                try:
+                    if write_messages:
+                        write = t.cast(FastSingerWriter, self.tap.message_writer).write_record
+                        for counted, record in enumerate(rows, 1):  # noqa: B007 - counted: after the loop
+                            for key, value in fill:
+                                if key not in record:
+                                    record[key] = value
+                            write(name, record, self.extracted_at)
+                            if not counted % every:
+                                record_counter.increment(every)
+                    else:
+                        write_batch = self._batches.write  # type: ignore[union-attr]
+                        for counted, record in enumerate(rows, 1):  # noqa: B007
+                            for key, value in fill:
+                                if key not in record:
+                                    record[key] = value
+                            write_batch(record)
+                            if not counted % every:
+                                record_counter.increment(every)
+                finally:  # rows out before an error count too
+                    record_counter.increment(counted % every)
+                if current_context == partition_context:
+                    self._finalize_state(self.get_context_state(current_context))
+        if not context:
+            self._finalize_state(self.stream_state)
+        if write_messages:
+            self._write_state_message()
+
+    # ---- BATCH mode ----------------------------------------------------------------------------------
+
+    _batches: WindowBatches | None = None
+
+    def get_batches(self, batch_config: BatchConfig, context: Context | None = None) -> t.Iterable[t.Any]:
+        """BATCH mode: rows go to gzip JSON Lines files per window (`batches.py`); a file that fills
+        up is announced in a BATCH at once, and `commit_window` writes the BATCH of the window's
+        last file, then its STATE. Yields nothing to the SDK's loop."""
+        self._batch_encoding = batch_config.encoding
+        self._batches = WindowBatches(
+            self.name,
+            batch_config,
+            on_full=lambda manifest: self._write_batch_message(encoding=self._batch_encoding, manifest=manifest),
+        )
+        deleted = self._batches.delete_earlier_runs()
+        if deleted:
+            self.logger.info("%s: deleted %d batch file(s) of earlier runs", self.name, deleted)
+        try:
+            write = self._batches.write
+            lean = self.lean_loop
+            for record in self._sync_records(context, write_messages=False):
+                # The lean loop writes the files itself and yields nothing; the SDK's loop yields
+                # every row, with selection, stream maps and flattening applied here.
+                if not lean:
+                    for message in self._generate_record_messages(record):
+                        write(message.record)
+            leftover = self._batches.finish_window()  # rows of no window: cannot happen, but never lose them
+            if leftover:
+                self._write_batch_message(encoding=self._batch_encoding, manifest=leftover)
+        finally:
+            self._batches = None
+        yield from ()
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        return row  # conformed while shaped (RowShaper calls the stream's Conformer)
+
+    def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[Context | None]:
+        return ()  # report streams have no child streams
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+        """No per-record bookmark: `commit_window` moves it once a whole window is out (the SDK's
+        per-record progress markers would only say, wrongly, that progress is not resumable)."""
+
+    def commit_window(self, context: Context | None, window: Window) -> None:
+        """Every row of `window` is out and verified: move the bookmark to its end, drop its job
+        record, and say so in a STATE (in BATCH mode after the BATCH message holding the rows)."""
+        if self._batches is not None:
+            manifest = self._batches.finish_window()
+            if manifest:
+                self._write_batch_message(encoding=self._batch_encoding, manifest=manifest)
+        forget_window(self.get_context_state(context), window, through_end=True)
+        state = self.get_context_state(context)
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = iso_z(window.end)
+        state.pop("progress_markers", None)
+        self.tap.state_writer.write_state(self.tap_state)
+
+    # ---- downloads (`reader.py`) -------------------------------------------------------------
+
+    def open_download(self, url: str) -> requests.Response:
+        return self.reader.open_download(url)
+
+    def open_report(self, result: JobResult, fmt: str, fetch: t.Callable[[], requests.Response]) -> requests.Response:
+        return self.reader.open_report(result, fmt, fetch)
+
+
+class _Progress:
+    """Per stream: windows done, rows, rows/s and an estimate of the time left, for the log."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.windows = 0
+        self.rows = 0
+
+    def window_done(self, rows: int) -> None:
+        self.windows += 1
+        self.rows += rows
+
+    def describe(self, windows_left: int) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        text = f"{self.rows:,} rows so far, {self.rows / elapsed:,.0f} rows/s"
+        if windows_left:
+            left = elapsed / self.windows * windows_left
+            text += f", about {_duration(left)} left ({windows_left} window(s))"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
