@@ -13,10 +13,11 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
-from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth, ClientCredentialsAuth, RefreshTokenAuth
+from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth
 from tap_callreports.errors import CallReportsError, ConfigError, TerminatedBySignal
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_ROW_POLICY
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
+from tap_callreports.oauth import ClientCredentialsAuth, RefreshTokenAuth
 from tap_callreports.redact import REGISTRY, install_log_redaction
 from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine
 from tap_callreports.reportjobs.records import JobRecords, JobRecordsStream

@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from helpers import catalog_selecting, run_cli, sandbox_config, sync
-from tap_callreports.auth import BearerTokenAuth, OAuthTokenAuth, RefreshTokenAuth, saved_token_key
+from tap_callreports.auth import BearerTokenAuth
+from tap_callreports.oauth import OAuthTokenAuth, RefreshTokenAuth, saved_token_key
 from tap_callreports.retry import RetryPolicy, TokenRefreshed
 
 if t.TYPE_CHECKING:
