@@ -13,17 +13,16 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
-from tap_callreports.auth import BasicAuth, BearerTokenAuth, CallReportsAuth
+from tap_callreports.auth import CallReportsAuth
+from tap_callreports.credentials import build_authenticator
 from tap_callreports.errors import CallReportsError, ConfigError, TerminatedBySignal
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_ROW_POLICY
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
-from tap_callreports.oauth import ClientCredentialsAuth, RefreshTokenAuth
 from tap_callreports.redact import REGISTRY, install_log_redaction
 from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine
 from tap_callreports.reportjobs.records import JobRecords, JobRecordsStream
 from tap_callreports.reportjobs.state import UnsavedJobs
 from tap_callreports.reportjobs.stream import ReportJobStream, honour_catalog_keys
-from tap_callreports.retry import RetryPolicy
 from tap_callreports.settings import (
     NO_CREDENTIALS,
     SETTINGS_SCHEMA,
@@ -147,61 +146,8 @@ class TapCallReports(Tap):
             return self._authenticators[vendor]
 
     def _build_authenticator(self, vendor: str) -> CallReportsAuth:
-        """The vendor's credentials, bound to its API host: no other host ever receives them.
-        Token URLs get only the client credentials or refresh token, with the tap's retry policy."""
-        settings = self.settings
-        token_flow = {
-            "retry_policy": RetryPolicy(
-                max_retries=settings.max_retries, base_seconds=settings.retry_backoff_base_seconds
-            ),
-            "timeout": settings.request_timeout_seconds,
-            "logger": self.logger,
-        }
-        auth: CallReportsAuth
-        if vendor == "talkdesk" and settings.talkdesk is not None:
-            talkdesk = settings.talkdesk
-            hosts = [talkdesk.api_url]
-            if talkdesk.access_token:
-                return BearerTokenAuth(talkdesk.access_token, "talkdesk_access_token", hosts)
-            assert talkdesk.token_url and talkdesk.client_id and talkdesk.client_secret
-            auth = ClientCredentialsAuth(
-                hosts,
-                talkdesk.token_url,
-                talkdesk.client_id,
-                talkdesk.client_secret,
-                credential_settings="talkdesk_client_id and talkdesk_client_secret (and talkdesk_account_name or talkdesk_token_url)",
-                **token_flow,
-            )
-            REGISTRY.add_source(auth.secrets)
-            return auth
-        if vendor == "zendesk" and settings.zendesk is not None:
-            zendesk = settings.zendesk
-            hosts = [zendesk.api_url]
-            if zendesk.oauth_token:
-                return BearerTokenAuth(zendesk.oauth_token, "zendesk_oauth_token", hosts)
-            assert zendesk.email and zendesk.api_token
-            auth = BasicAuth(f"{zendesk.email}/token", zendesk.api_token, "zendesk_email and zendesk_api_token", hosts)
-            REGISTRY.add(*auth.secrets())
-            return auth
-        if vendor == "myreports" and settings.myreports is not None:
-            myreports = settings.myreports
-            hosts = [myreports.api_url]
-            if myreports.refresh_token:  # wins over a static myreports_token
-                assert myreports.token_url
-                auth = RefreshTokenAuth(
-                    hosts,
-                    myreports.token_url,
-                    myreports.refresh_token,
-                    myreports.client_id,
-                    myreports.client_secret,
-                    credential_settings="myreports_refresh_token (with myreports_client_id and myreports_client_secret)",
-                    **token_flow,
-                )
-                REGISTRY.add_source(auth.secrets)
-                return auth
-            assert myreports.token
-            return BearerTokenAuth(myreports.token, "myreports_token", hosts)
-        raise ConfigError(f"{vendor}_*", "is not configured")
+        """The vendor's credentials, bound to its API host (credentials.AUTHENTICATORS)."""
+        return build_authenticator(vendor, self.settings, self.logger)
 
     # ---- streams -------------------------------------------------------------------------------
 
