@@ -14,33 +14,43 @@ and the rows it gets always agree.
 - Instants are RFC 3339 UTC (`...Z`, format date-time). A vendor value with an offset or `Z` is
   converted; a wall time without one is read in the zone the report was requested in, and the
   original text is kept as `<column>_local` (the local wall time carries information).
+
+Row keys (made and checked): rowkeys.py; fields the schema did not list: schemagrowth.py.
 """
 
 from __future__ import annotations
 
-import array
 import copy
 import datetime as dt
-import hashlib
 import re
 import typing as t
 from dataclasses import dataclass, field
 
-import orjson
-
 from tap_callreports.conform import ISO_DATE_TIME, Conformer, ValueNotConformed, utc_text
 from tap_callreports.errors import StreamError
 from tap_callreports.redact import REGISTRY
+from tap_callreports.rowkeys import ROW_KEY, ROW_KEY_DESCRIPTION, KeyGuard, RowKeys
+from tap_callreports.schemagrowth import SchemaGrowth, json_type, text_or_instant
+
+__all__ = [  # row keys and schema growth are imported from here too (tests, bench, the streams)
+    "ROW_KEY",
+    "ROW_KEY_DESCRIPTION",
+    "AddedInstantNotATime",
+    "ColumnNames",
+    "KeyGuard",
+    "RowKeys",
+    "RowPolicy",
+    "RowShaper",
+    "SchemaGrowth",
+    "UtcInstants",
+    "json_type",
+    "sql_name",
+    "text_or_instant",
+]
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _NOT_SQL = re.compile(r"[^a-z0-9_]+")
 _SECONDS = frozenset(f"{second:02d}" for second in range(60))
-#: The key of rows that carry no id of their own (RowKeys).
-ROW_KEY = "_row_key"
-ROW_KEY_DESCRIPTION = (
-    "Added by the tap: a hash of the row's fields and its occurrence among identical rows of its "
-    "window; the same every time the same window is read."
-)
 
 
 def sql_name(name: str, strip_prefixes: t.Sequence[str] = ()) -> str:
@@ -356,159 +366,3 @@ class AddedInstantNotATime(ValueNotConformed):
 
 
 _SHOWN_ADDED = 80
-
-
-class RowKeys:
-    """`_row_key` for rows that carry no id of their own: a hash of the row's fields (as shaped:
-    the same whatever file format) and its occurrence among identical rows of the result, so two
-    identical rows stay two rows and a window read again gives every row the same key again.
-    Memory: one 16-byte digest per distinct row of the result."""
-
-    def __init__(self) -> None:
-        self._seen: dict[bytes, int] = {}
-
-    def add(self, row: dict[str, t.Any]) -> None:
-        digest = hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str), digest_size=16).digest()
-        occurrence = self._seen.get(digest, 0)
-        self._seen[digest] = occurrence + 1
-        row[ROW_KEY] = f"{digest.hex()}-{occurrence}"
-
-
-class KeyGuard:
-    """The key of every row of one result: a row without its key, or two rows with the same key,
-    would make a warehouse drop or merge rows silently, so both stop the stream instead.
-
-    Memory: 8 bytes a row (a 64-bit hash: a false alarm needs two of a window's keys to share one,
-    about one chance in 10^7 for a million rows), in 256 arrays by the hash's low byte, so the
-    duplicate check sorts one small bucket at a time: memory stays flat at a million rows."""
-
-    BUCKETS = 256
-
-    def __init__(self, key: tuple[str, ...]) -> None:
-        self.key = key
-        self._buckets = [array.array("q") for _ in range(self.BUCKETS)]
-        self._missing: list[int] = []
-        self.add = self._adder()  # a closure: the cheapest call on the hot path
-
-    def _adder(self) -> t.Callable[[t.Mapping[str, t.Any]], bool]:
-        """`add(row)`: True when the row lacks its key (it is not counted: it must not leave)."""
-        buckets, missing = self._buckets, self._missing.append
-        low = self.BUCKETS - 1
-        if len(self.key) == 1:
-            name = self.key[0]
-
-            def add_one(row: t.Mapping[str, t.Any]) -> bool:
-                value = row.get(name)
-                if value is None or value == "":
-                    missing(1)
-                    return True
-                digest = hash(value)
-                buckets[digest & low].append(digest)
-                return False
-
-            return add_one
-        names = self.key
-
-        def add_many(row: t.Mapping[str, t.Any]) -> bool:
-            values = tuple([row.get(k) for k in names])
-            if None in values or "" in values:
-                missing(1)
-                return True
-            digest = hash(values)
-            buckets[digest & low].append(digest)
-            return False
-
-        return add_many
-
-    @property
-    def missing(self) -> int:
-        return len(self._missing)
-
-    def duplicates(self) -> int:
-        repeated = 0
-        for bucket in self._buckets:
-            ordered = sorted(bucket)
-            repeated += sum(1 for a, b in zip(ordered, ordered[1:]) if a == b)
-        return repeated
-
-
-def json_type(value: t.Any) -> list[str]:
-    """A schema type for a value first seen in a field the schema does not know."""
-    if isinstance(value, bool):
-        kind = "boolean"
-    elif isinstance(value, (int, float)):
-        kind = "number"  # 4 today may be 4.5 tomorrow: number takes both
-    elif isinstance(value, dict):
-        kind = "object"
-    elif isinstance(value, list):
-        kind = "array"
-    else:
-        kind = "string"
-    return [kind, "null"]
-
-
-class SchemaGrowth:
-    """A field the stream's schema does not know reaches the warehouse as its own column: the
-    schema gains it (typed from its first non-null value) and a new SCHEMA goes out before the
-    first record carrying it. SQL targets create columns only from SCHEMA messages."""
-
-    def __init__(
-        self,
-        schema: dict,
-        typer: t.Callable[[t.Any], dict[str, t.Any]] | None = None,
-        declared: t.Callable[[], t.Mapping[str, dict]] | None = None,
-    ) -> None:
-        """`typer`: the column spec for a new field's first non-null value (default: its JSON type).
-        `declared`: the columns the catalog declares: a field the catalog types takes that type, not
-        one guessed from a value (the way out AddedInstantNotATime names)."""
-        self.schema = schema
-        self.known = frozenset(schema.get("properties", {}))
-        self.typer = typer or (lambda value: {"type": json_type(value)})
-        self.declared = declared
-        #: Added columns that hold instants (format date-time).
-        self.instants: list[str] = []
-        #: Added columns the catalog declares text: their times are converted to UTC all the same
-        #: (one zone in one column, whatever zone a window was requested in), other text kept as sent.
-        self.text_instants: list[str] = []
-
-    def grow(self, row: t.Mapping[str, t.Any]) -> list[str]:
-        """Add the row's unknown non-null fields to the schema; return their names."""
-        added = []
-        properties = self.schema.setdefault("properties", {})
-        declared = self.declared() if self.declared is not None else {}
-        for name, value in row.items():
-            if name in self.known or name in properties:
-                continue
-            if name in declared:
-                spec = copy.deepcopy(declared[name])
-                if spec.get("format") != "date-time" and "string" in _types_of(spec):
-                    self.text_instants.append(name)
-            elif value is not None:
-                spec = {
-                    **self.typer(value),
-                    "description": "Added by the tap: a field the vendor sent that the schema did not list.",
-                }
-            else:
-                continue  # typed by its first value that is not missing
-            properties[name] = spec
-            if spec.get("format") == "date-time" or name in self.text_instants:
-                self.instants.append(name)
-            added.append(name)
-        if added:
-            self.known = frozenset(properties)
-        return added
-
-
-def _types_of(spec: t.Mapping[str, t.Any]) -> tuple[str, ...]:
-    kinds = spec.get("type", ())
-    return (kinds,) if isinstance(kinds, str) else tuple(kinds)
-
-
-def text_or_instant(value: t.Any) -> dict[str, t.Any]:
-    """A new column's type the same whatever the file format: an instant (UTC date-time) when its
-    first value is date-time text (ISO 8601, with or without offset, or wall-clock
-    'YYYY-MM-DD HH:MM:SS'), else text (JSON numbers, booleans, objects as their JSON text), since a
-    CSV cell cannot tell 12 from "12" nor "007" from 7."""
-    if isinstance(value, str) and ISO_DATE_TIME.fullmatch(value.strip()):
-        return {"type": ["string", "null"], "format": "date-time"}
-    return {"type": ["string", "null"]}
