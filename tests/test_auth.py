@@ -274,10 +274,10 @@ def slow_sandbox(
     make_sandbox: t.Callable[..., RunningSandbox], monkeypatch: pytest.MonkeyPatch, **overrides: t.Any
 ) -> tuple[RunningSandbox, list[str]]:
     """A sandbox whose access tokens live 2 s; also the API requests it refused (token expired)."""
-    from tap_callreports.sandbox.server import Sandbox
+    from tap_callreports.sandbox.myreports import MyReportsApi
 
     refusals: list[str] = []
-    original = Sandbox._mr_auth
+    original = MyReportsApi._auth
 
     def counting(self, request):
         denied = original(self, request)
@@ -285,7 +285,7 @@ def slow_sandbox(
             refusals.append(request.path)
         return denied
 
-    monkeypatch.setattr(Sandbox, "_mr_auth", counting)  # the sandbox runs in this process
+    monkeypatch.setattr(MyReportsApi, "_auth", counting)  # the sandbox runs in this process
     settings = {"myreports_access_ttl": 2, "job_seconds": 1.5, **overrides}
     return make_sandbox(**settings), refusals
 

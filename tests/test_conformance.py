@@ -24,19 +24,10 @@ from jsonschema import Draft7Validator, FormatChecker, validators
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, TapRun, catalog_selecting, run_cli, sandbox_config, sync
 from tap_callreports.batches import read_batch_file
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from tap_callreports.sandbox.talkdesk import TALKDESK_REPORT_TYPES as REPORT_TYPES
 
 UTC = dt.UTC
 DAYS = ("2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z", "2026-10-04T00:00:00Z")
-REPORT_TYPES = [
-    "calls",
-    "explore_calls",
-    "user_status",
-    "contacts",
-    "ring_attempts",
-    "studio_flow_execution",
-    "audit_logs",
-    "messaging_contacts",
-]
 # Imports spread over the 30 days before the anchor: 200 put a dozen in a two-day run.
 BOX = {"imports_count": 200, "job_statuses_count": 60, "list_anchor": DAYS[2], "job_polls": 1}
 SANDBOX_URL = re.compile(r"http://(127\.0\.0\.1|localhost):\d+")

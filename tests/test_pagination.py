@@ -225,9 +225,9 @@ def test_cursor_stops_at_has_more_false_even_with_a_next_link():
 
 def test_cursor_loud_stop_is_one_line_from_the_cli(tmp_path, make_sandbox, monkeypatch):
     """Over real HTTP: page 2 says has_more without a next link; the run ends in one line, no traceback."""
-    from tap_callreports.sandbox.server import Sandbox
+    from tap_callreports.sandbox.zendesk import ZendeskApi
 
-    original = Sandbox.zd_list
+    original = ZendeskApi.job_statuses
 
     def no_next_link_on_page_2(self, request):
         response = original(self, request)
@@ -237,7 +237,7 @@ def test_cursor_loud_stop_is_one_line_from_the_cli(tmp_path, make_sandbox, monke
             response.set_data(json.dumps(body))
         return response
 
-    monkeypatch.setattr(Sandbox, "zd_list", no_next_link_on_page_2)  # the sandbox runs in this process
+    monkeypatch.setattr(ZendeskApi, "job_statuses", no_next_link_on_page_2)  # the sandbox runs in this process
     sandbox = make_sandbox(job_statuses_count=250)
     run = run_cli(tmp_path, sandbox_config(sandbox, vendors=("zendesk",)))
     assert run.returncode == 1 and "Traceback" not in run.stderr
