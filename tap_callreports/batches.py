@@ -7,7 +7,7 @@ soon as it is full, so the target loads it while the tap writes the next one; wh
 rows are all out, its last file's BATCH goes out, then the window's STATE. So a STATE never reaches
 the target before the BATCH holding its rows, exactly as in RECORD mode.
 
-Streams without windows (`whole_stream_batches`) write their rows to the same kind of files, with
+Streams without windows (`sdk_hooks.whole_stream_batches`) write their rows to the same kind of files, with
 one BATCH at the end.
 
 Clean-up: targets read the files but do not delete them. When a stream syncs again, the tap deletes
@@ -30,7 +30,7 @@ from tap_callreports.errors import ConfigError
 from tap_callreports.writer import dumps
 
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers._batch import BatchConfig
+    from tap_callreports.sdk_hooks import BatchConfig
 
 FLUSH_BYTES = 1 << 20
 #: zlib level 1: ~5x faster than the default 6, files ~15% larger; the files are transient.
@@ -130,24 +130,6 @@ class WindowBatches:
             self._file.close()
         self._context.__exit__(None, None, None)
         self._file = None
-
-
-def whole_stream_batches(
-    stream: t.Any, batch_config: BatchConfig, context: t.Any = None
-) -> t.Iterator[tuple[t.Any, list[str]]]:
-    """BATCH mode for the streams without windows (imports, job statuses, job records): their rows
-    in the same files as report streams (same names, same clean-up by the next run), one BATCH
-    at the end, then the SDK writes the STATE. Selection and stream maps apply as in RECORD mode."""
-    files = WindowBatches(stream.name, batch_config)
-    deleted = files.delete_earlier_runs()
-    if deleted:
-        stream.logger.info("%s: deleted %d batch file(s) of earlier runs", stream.name, deleted)
-    for record in stream._sync_records(context, write_messages=False):
-        for message in stream._generate_record_messages(record):
-            files.write(message.record)
-    manifest = files.finish_window()
-    if manifest:
-        yield batch_config.encoding, manifest
 
 
 def read_batch_file(url: str) -> list[dict]:

@@ -15,13 +15,11 @@ from urllib.parse import ParseResult, urlsplit
 
 import backoff
 import requests
-from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 from tap_callreports.auth import CallReportsAuth
-from tap_callreports.batches import whole_stream_batches
 from tap_callreports.conform import Conformer
 from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError
 from tap_callreports.redact import REGISTRY, is_signed_url
@@ -29,14 +27,15 @@ from tap_callreports.reportjobs.engine import note_retry_after
 from tap_callreports.reportjobs.job import AccountFull
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
 from tap_callreports.retry import RetryPolicy, TokenRefreshed, parse_retry_after
+from tap_callreports.sdk_hooks import RESTStreamSDKHooks, whole_stream_batches
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.pagination import StableListing
+    from tap_callreports.sdk_hooks import BatchConfig
     from tap_callreports.settings import Settings
     from tap_callreports.tap import TapCallReports
 
@@ -70,7 +69,7 @@ class VendorRefused(FatalAPIError):
         self.url = response.url
 
 
-class CallReportsStream(RESTStream):
+class CallReportsStream(RESTStreamSDKHooks):
     """Base stream: one per vendor subclasses it with its URL and authenticator."""
 
     #: "talkdesk", "zendesk" or "myreports": selects settings and the shared authenticator.
@@ -78,12 +77,9 @@ class CallReportsStream(RESTStream):
     #: One line telling the user what to do when the vendor refuses the credentials.
     auth_help: t.ClassVar[str] = "check the credentials"
 
-    _LOG_REQUEST_METRIC_URLS = False
-
     def __init__(self, tap: TapCallReports, *args: t.Any, **kwargs: t.Any) -> None:
         self._local = threading.local()
         super().__init__(tap, *args, **kwargs)
-        self._requests_session = None  # one session per thread, see requests_session
         self.tap = tap
 
     # ---- configuration -------------------------------------------------------------------
@@ -310,7 +306,7 @@ class CallReportsStream(RESTStream):
             response = self.requests_session.send(
                 prepared, timeout=self.timeout, allow_redirects=allow_redirects, stream=stream
             )
-            self._write_request_duration_log(
+            self.log_request_duration(
                 endpoint=self.path or urlsplit(url).path,
                 response=response,
                 context=context,

@@ -9,13 +9,11 @@ import threading
 import typing as t
 from functools import cached_property
 
-from singer_sdk import Tap
-from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_callreports.auth import CallReportsAuth
 from tap_callreports.credentials import build_authenticator
-from tap_callreports.errors import CallReportsError, ConfigError, TerminatedBySignal
+from tap_callreports.errors import CallReportsError
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_ROW_POLICY
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
 from tap_callreports.redact import REGISTRY, install_log_redaction
@@ -23,6 +21,7 @@ from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine
 from tap_callreports.reportjobs.records import JobRecords, JobRecordsStream
 from tap_callreports.reportjobs.state import UnsavedJobs
 from tap_callreports.reportjobs.stream import ReportJobStream, honour_catalog_keys
+from tap_callreports.sdk_hooks import TapSDKHooks
 from tap_callreports.settings import (
     NO_CREDENTIALS,
     SETTINGS_SCHEMA,
@@ -71,7 +70,7 @@ class ExpectedUnsortedStream(logging.Filter):
         return True
 
 
-class TapCallReports(Tap):
+class TapCallReports(TapSDKHooks):
     """Contact-centre reporting from Talkdesk, Zendesk and MyReports."""
 
     name = "tap-callreports"
@@ -106,22 +105,18 @@ class TapCallReports(Tap):
         for name, spec in EMIT_ACTIVATE_VERSION_CONFIG["properties"].items():
             config_jsonschema["properties"].setdefault(name, spec)
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        if raise_errors:
-            # Our checks first: each names its setting in one line.
-            REGISTRY.add(*secret_values(self._config))
-            load_settings(self._config)
-            self._warn_unknown_settings()
-        try:
-            return super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            raise ConfigError("(schema)", "; ".join(exc.errors) or str(exc)) from None
+    def check_config(self, config: dict) -> None:
+        """Before the SDK's schema validation (`TapSDKHooks._validate_config`): each check names its
+        setting in one line."""
+        REGISTRY.add(*secret_values(config))
+        load_settings(config)
+        self._warn_unknown_settings(config)
 
-    def _warn_unknown_settings(self) -> None:
+    def _warn_unknown_settings(self, config: dict) -> None:
         """A misspelt setting would be ignored and its default used without a word: one warning
         names each unknown one with the closest valid name."""
         valid = list(self.config_jsonschema["properties"])
-        unknown = [name for name in self._config if name not in valid]
+        unknown = [name for name in config if name not in valid]
         if unknown:
             self.logger.warning(
                 "config: unknown setting(s) ignored (their defaults apply): %s; see docs/settings.md",
@@ -205,35 +200,14 @@ class TapCallReports(Tap):
             "run --discover for a current catalog"
         )
 
-    def sync_all(self) -> None:  # type: ignore[misc]
-        self.check_selection()
-        try:
-            for stream in self.streams.values():
-                if isinstance(stream, ReportJobStream) and stream.selected:
-                    stream.prefetch()
-            super().sync_all()
-        finally:
-            if "engine" in self.__dict__:
-                self.engine.shutdown()
-            self.unsaved_jobs.record()  # jobs created but not yet in a STATE: the next run polls them
-            t.cast(
-                FastSingerWriter, self.message_writer
-            ).flush()  # records written before a failure still reach the target
+    def start_sync(self) -> None:
+        """Every selected report stream starts its first jobs now, before its turn to sync."""
+        for stream in self.streams.values():
+            if isinstance(stream, ReportJobStream) and stream.selected:
+                stream.prefetch()
 
-    def run_connection_test(self) -> bool:  # type: ignore[misc]
-        """`--test`: check each configured vendor cheaply, creating no report job (not the SDK's
-        one-record sync, which starts every report job and stops at the first vendor's record)."""
-        from tap_callreports.connection_test import run_connection_test
-
-        return run_connection_test(self)
-
-    def _handle_termination(self, signum: int, frame: t.Any) -> None:
-        """SIGTERM/SIGINT: unwind the sync like any error, so the buffered RECORDs and STATEs already
-        written leave in order (a STATE written from here could overtake records being flushed), and
-        exit non-zero: the SDK's exit 0 would make an interrupted run look complete."""
-        raise TerminatedBySignal(signum)
-
-    def load_streams(self) -> list[Stream]:  # type: ignore[misc]  # final in the SDK; see the comment
-        # Keep discovery order (the SDK sorts by name): job-record streams must sync after
-        # the row streams whose jobs they report.
-        return list(self.discover_streams())
+    def end_sync(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.shutdown()
+        self.unsaved_jobs.record()  # jobs created but not yet in a STATE: the next run polls them
+        t.cast(FastSingerWriter, self.message_writer).flush()  # records written before a failure still reach the target

@@ -100,7 +100,7 @@ class WindowReader:
         breaks = downloads = 0
         # time_extracted: the rows of one result are extracted by one download.
         stream.extracted_at = utc_now()
-        stream.state_manager.is_flushed = False  # what the SDK's record path sets per record
+        stream.mark_state_unflushed()  # what the SDK's record path sets per record
         while True:
             if handled == 0:
                 keys = KeyGuard(key)  # the rows of the result being read

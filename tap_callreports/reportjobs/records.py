@@ -9,14 +9,15 @@ from functools import cached_property
 
 from singer_sdk import Stream
 
-from tap_callreports.batches import whole_stream_batches
 from tap_callreports.conform import Conformer, ValueNotConformed
 from tap_callreports.schemas import load_schema
+from tap_callreports.sdk_hooks import whole_stream_batches
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
-    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
+
+    from tap_callreports.sdk_hooks import BatchConfig
 
 
 class JobRecords:

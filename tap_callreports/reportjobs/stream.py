@@ -22,9 +22,7 @@ from functools import cached_property
 
 import requests
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 
-from tap_callreports.batches import WindowBatches
 from tap_callreports.client import CallReportsStream
 from tap_callreports.reportjobs.job import JobResult, JobStatus, SplitWindow, Window
 from tap_callreports.reportjobs.planner import data_end, plan_run
@@ -32,11 +30,10 @@ from tap_callreports.reportjobs.reader import WindowReader
 from tap_callreports.reportjobs.runner import JobRunner
 from tap_callreports.reportjobs.state import JOBS_STATE_KEY, context_key, forget_records, forget_window, record_window
 from tap_callreports.rowshape import SchemaGrowth
+from tap_callreports.sdk_hooks import ReportStreamSDKHooks
 from tap_callreports.timeutil import iso_z, parse_instant, utc_now
-from tap_callreports.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.reportjobs.engine import OrderedJobs
@@ -60,11 +57,10 @@ def honour_catalog_keys(catalog: t.Any, declared: t.Mapping[str, t.Sequence[str]
                 break
 
 
-class ReportJobStream(CallReportsStream, abc.ABC):
+class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
     """Rows from report jobs, one window at a time, in window order."""
 
     is_sorted = False  # rows inside a window come in any order; the bookmark moves per window
-    extracted_at: dt.datetime | None = None
     # The readers already give schema types (ijson: int/float/str/bool/None; CSV: converted per
     # the schema), and the schemas keep unknown fields: the SDK's per-value pass would change nothing.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -301,132 +297,12 @@ class ReportJobStream(CallReportsStream, abc.ABC):
                 for name in added:
                     mapped[name] = self.schema["properties"][name]
                 self.logger.info("%s: new field(s) %s: a new SCHEMA adds them as columns", self.name, ", ".join(added))
-                self._write_schema_message()
+                self.write_schema_message()
         shaper = getattr(self, "shaper", None)
         if shaper is not None and (added or not maps_identity):
             shaper.schema_changed()  # (nothing added: a field that is null so far; nothing to redo)
 
-    # ---- the record path ------------------------------------------------------------------------
-
-    @cached_property
-    def lean_records(self) -> bool:
-        """Whether a RECORD can go straight to the writer: exactly what the SDK's own path
-        (pop deselected fields, conform, map, RecordMessage) would write, because nothing is
-        deselected, conformance is NONE and the only stream map is the identity."""
-        maps = self.stream_maps
-        return (
-            isinstance(self.tap.message_writer, FastSingerWriter)
-            and self.TYPE_CONFORMANCE_LEVEL is TypeConformanceLevel.NONE
-            and len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and maps[0].stream_alias == self.name
-            and all(self.mask.values())
-            and self.replication_method != "FULL_TABLE"  # no ACTIVATE_VERSION versions to stamp
-        )
-
-    @cached_property
-    def _lean_write(self) -> t.Callable[[str, dict, t.Any], None] | None:
-        return t.cast(FastSingerWriter, self.tap.message_writer).write_record if self.lean_records else None
-
-    def _write_record_message(self, record: dict) -> None:
-        write = self._lean_write
-        if write is not None:
-            write(self.name, record, self.extracted_at)  # state_manager.is_flushed: set per window
-        else:
-            super()._write_record_message(record)
-
-    @property
-    def lean_loop(self) -> bool:
-        """Whether `_sync_records` takes the lean loop (a dry run's record limit needs the SDK's)."""
-        return self.lean_records and self.selected and self.ABORT_AT_RECORD_COUNT is None
-
-    #: Rows between two updates of the SDK's record counter on the lean path (it logs on a timer).
-    COUNT_EVERY = 4096
-
-    def _sync_records(
-        self, context: Context | None = None, *, write_messages: bool = True
-    ) -> t.Generator[dict, t.Any, t.Any]:
-        """The SDK's record loop, lean where it can be (`lean_records`): the same RECORD and STATE
-        messages, metrics and state finalisation, without the per-row calls that do nothing for a
-        report stream (post-processing and child contexts: none; per-row bookmark: the window's;
-        a STATE every 10,000 rows: one after each window instead). A dry run's record limit, a
-        deselected stream or BATCH mode without the lean path take the SDK's loop."""
-        if not (self.lean_loop and (write_messages or self._batches is not None)):
-            yield from super()._sync_records(context, write_messages=write_messages)
-            return
-        record_counter = self.get_record_counter()
-        timer = self.get_sync_timer()
-        name, every = self.name, self.COUNT_EVERY
-        with record_counter, timer:
-            for context_element in ([context] if context is not None else self.partitions) or [{}]:
-                record_counter.with_context(context_element)
-                timer.with_context(context_element)
-                current_context = context_element or None
-                partition_context = self._get_state_partition_context(current_context)
-                self._write_starting_replication_value(current_context)
-                fill = tuple((partition_context or {}).items())  # what _process_record adds
-                rows = self.get_records(current_context)
-                counted = 0
-                try:
-                    if write_messages:
-                        write = t.cast(FastSingerWriter, self.tap.message_writer).write_record
-                        for counted, record in enumerate(rows, 1):  # noqa: B007 - counted: after the loop
-                            for key, value in fill:
-                                if key not in record:
-                                    record[key] = value
-                            write(name, record, self.extracted_at)
-                            if not counted % every:
-                                record_counter.increment(every)
-                    else:
-                        write_batch = self._batches.write  # type: ignore[union-attr]
-                        for counted, record in enumerate(rows, 1):  # noqa: B007
-                            for key, value in fill:
-                                if key not in record:
-                                    record[key] = value
-                            write_batch(record)
-                            if not counted % every:
-                                record_counter.increment(every)
-                finally:  # rows out before an error count too
-                    record_counter.increment(counted % every)
-                if current_context == partition_context:
-                    self._finalize_state(self.get_context_state(current_context))
-        if not context:
-            self._finalize_state(self.stream_state)
-        if write_messages:
-            self._write_state_message()
-
-    # ---- BATCH mode ----------------------------------------------------------------------------------
-
-    _batches: WindowBatches | None = None
-
-    def get_batches(self, batch_config: BatchConfig, context: Context | None = None) -> t.Iterable[t.Any]:
-        """BATCH mode: rows go to gzip JSON Lines files per window (`batches.py`); a file that fills
-        up is announced in a BATCH at once, and `commit_window` writes the BATCH of the window's
-        last file, then its STATE. Yields nothing to the SDK's loop."""
-        self._batch_encoding = batch_config.encoding
-        self._batches = WindowBatches(
-            self.name,
-            batch_config,
-            on_full=lambda manifest: self._write_batch_message(encoding=self._batch_encoding, manifest=manifest),
-        )
-        deleted = self._batches.delete_earlier_runs()
-        if deleted:
-            self.logger.info("%s: deleted %d batch file(s) of earlier runs", self.name, deleted)
-        try:
-            write = self._batches.write
-            lean = self.lean_loop
-            for record in self._sync_records(context, write_messages=False):
-                # The lean loop writes the files itself and yields nothing; the SDK's loop yields
-                # every row, with selection, stream maps and flattening applied here.
-                if not lean:
-                    for message in self._generate_record_messages(record):
-                        write(message.record)
-            leftover = self._batches.finish_window()  # rows of no window: cannot happen, but never lose them
-            if leftover:
-                self._write_batch_message(encoding=self._batch_encoding, manifest=leftover)
-        finally:
-            self._batches = None
-        yield from ()
+    # ---- the record path (the SDK's loop and BATCH messages: sdk_hooks.ReportStreamSDKHooks) -------
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         return row  # conformed while shaped (RowShaper calls the stream's Conformer)
@@ -434,17 +310,10 @@ class ReportJobStream(CallReportsStream, abc.ABC):
     def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[Context | None]:
         return ()  # report streams have no child streams
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
-        """No per-record bookmark: `commit_window` moves it once a whole window is out (the SDK's
-        per-record progress markers would only say, wrongly, that progress is not resumable)."""
-
     def commit_window(self, context: Context | None, window: Window) -> None:
         """Every row of `window` is out and verified: move the bookmark to its end, drop its job
         record, and say so in a STATE (in BATCH mode after the BATCH message holding the rows)."""
-        if self._batches is not None:
-            manifest = self._batches.finish_window()
-            if manifest:
-                self._write_batch_message(encoding=self._batch_encoding, manifest=manifest)
+        self.write_window_batch()
         forget_window(self.get_context_state(context), window, through_end=True)
         state = self.get_context_state(context)
         state["replication_key"] = self.replication_key
