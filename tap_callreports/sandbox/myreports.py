@@ -19,11 +19,14 @@ from werkzeug.wrappers import Request, Response
 
 from tap_callreports.sandbox.data import MYREPORTS_REPORTS, MYREPORTS_WORKSPACE
 from tap_callreports.sandbox.shapes import (
+    MYREPORTS_CALL_LIST,
+    MYREPORTS_ERROR_ENVELOPES,
+    MYREPORTS_LOCATION_ONLY,
+    MYREPORTS_RESULT_MEMBERS,
+    MYREPORTS_RESULT_ORDER,
+    MYREPORTS_STATUS_WORDS,
     MYREPORTS_TEMPLATES,
-    myreports_members_as_other_types,
-    myreports_split,
-    myreports_unflag_cut,
-    status_word,
+    MYREPORTS_WALL_TIMES,
 )
 from tap_callreports.sandbox.vendor import UTC, VendorApi, envelope, json_response, parse_moment
 
@@ -78,6 +81,9 @@ class MyReportsApi(VendorApi):
         self._jwt_key = uuid.uuid4().bytes
         self.requests: dict[str, MyReportsRequest] = {}
         self._request_attempts: dict[str, int] = {}
+
+    def jobs_held(self) -> dict[str, MyReportsRequest]:
+        return self.requests
 
     def token(self, request: Request) -> Response:
         """OAuth2 refresh grant: a refresh token (and the client) for a JWT access token."""
@@ -171,7 +177,7 @@ class MyReportsApi(VendorApi):
             return envelope(None, "error", "BadRequest", "reportId must match the report in the path", 400)
         date_filter = body.get("dateFilter") or {}
         # The doc leaves open how an offset is read; under the shape, as a wall time in the report's zone.
-        wall = self.box.shape("myreports-filter-wall-time")
+        wall = bool(self.box.first_on(MYREPORTS_WALL_TIMES))
         zone = ZoneInfo(MYREPORTS_REPORTS[rep][1]) if wall else UTC
         start, end = (
             parse_moment(date_filter.get("start"), zone, wall),
@@ -215,8 +221,10 @@ class MyReportsApi(VendorApi):
             end=end.isoformat(),
             attempt=attempt,
         )
-        if self.box.shape("myreports-create-location-only"):
-            return Response(b"", status=201, headers={"Location": f"{self.box.host(request)}{request.path}/{req.id}"})
+        if location_only := self.box.first_on(MYREPORTS_LOCATION_ONLY):
+            return Response(
+                b"", status=location_only, headers={"Location": f"{self.box.host(request)}{request.path}/{req.id}"}
+            )
         return envelope(
             {
                 "requestId": req.id,
@@ -262,8 +270,7 @@ class MyReportsApi(VendorApi):
             "Failed": "Report processing failed: query timeout",
             "Cancelled": "Report request was cancelled",
         }[req.status]
-        status = req.status.upper() if self.box.shape("myreports-status-upper") else req.status
-        status = status_word(self.config.shapes, status)
+        status = self.box.rewrite(MYREPORTS_STATUS_WORDS, req.status)
         return envelope(
             {
                 "requestId": req.id,
@@ -288,7 +295,7 @@ class MyReportsApi(VendorApi):
         if kept and not exceeded and req.attempt == 1 and self.box.shape("myreports-count-short-once"):
             kept = kept[:-1]  # totalCount still counts it
         summary = {"ans": 0, "ref": 0, "lost": 0, "ring": 0.0, "duration": 0.0}
-        template, template_fields = MYREPORTS_TEMPLATES[self.box.shape("myreports-other-template")]
+        template, template_fields = self.box.first_on(MYREPORTS_TEMPLATES) or MYREPORTS_CALL_LIST
         for _ts, row in rows:
             for key in summary:
                 summary[key] += row.get(key, 0)
@@ -345,8 +352,6 @@ class MyReportsApi(VendorApi):
             "locale": "en-GB",
             "maxRows": 0,
         }
-        if self.box.shape("myreports-no-timezone"):
-            del request_doc["timeZoneId"]
         head = {
             "requestId": req.id,
             "tenantId": "00000000-0000-0000-0000-000000000000",
@@ -358,17 +363,16 @@ class MyReportsApi(VendorApi):
             "rowLimitExceeded": exceeded,
             "totalCount": total,
         }
-        if self.box.shape("wrong-json-types"):
-            myreports_members_as_other_types(head, request_doc)
-        if self.box.shape("myreports-cut-unflagged"):
-            myreports_unflag_cut(head, len(kept))
+        for _name, change in self.box.switched_on(MYREPORTS_RESULT_MEMBERS):
+            change(head, len(kept))
         tail = {
             "summary": [summary],
             "status": 1,
             "statusMessage": "Report processing complete",
             "rowLimit": self.box.count_as_sent(limit),
         }
-        before, after = myreports_split(head, tail, self.box.shape("myreports-request-after-data"))
+        order = self.box.first_on(MYREPORTS_RESULT_ORDER)
+        before, after = order(head, tail) if order else (head, tail)
         enveloped = self.box.shape("myreports-data-enveloped")
         path = os.path.join(self.box.workdir, f"mr-{req.id}.json")
         with open(path, "wb") as out:
@@ -408,9 +412,7 @@ class MyReportsApi(VendorApi):
             return envelope(None, "error", "NotFound", "Request not found", 404)
         if req.status != "Complete" or req.file_path is None:
             return envelope(None, "error", "BadRequest", f"Report request is not complete (status {req.status})", 400)
-        if self.box.shape("myreports-error-envelope-always") or self.box.shape_once(
-            "myreports-error-envelope-once", req.id
-        ):
+        if any(self.box.met(name, req.id) for name in MYREPORTS_ERROR_ENVELOPES):
             self.box.event("fault", fault="error-envelope", path=request.path)
             return envelope(None, "error", "InternalError", "Result not available")
         self.box.event("file_download", job_id=req.id, via="api")

@@ -26,15 +26,20 @@ from tap_callreports.sandbox.data import SandboxData
 from tap_callreports.sandbox.faults import FaultInjector
 from tap_callreports.sandbox.myreports import MyReportsApi
 from tap_callreports.sandbox.shapes import (
+    DATA_SHAPES,
+    LIST_MOVES,
     SHAPES,
     UNTYPABLE_VALUES,
     check_shapes,
-    moved_while_read,
     sent_as_other_types,
 )
 from tap_callreports.sandbox.talkdesk import TalkdeskApi, talkdesk_error
-from tap_callreports.sandbox.vendor import CHUNK, UTC, envelope, json_response, parse_moment
+from tap_callreports.sandbox.vendor import CHUNK, UTC, VendorApi, envelope, json_response, parse_moment
 from tap_callreports.sandbox.zendesk import ZendeskApi
+
+#: The vendors the sandbox serves (sandbox/<vendor>.py each).
+VENDORS: tuple[type[VendorApi], ...] = (TalkdeskApi, ZendeskApi, MyReportsApi)
+V = t.TypeVar("V")
 
 
 @dataclass
@@ -105,6 +110,7 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
+        data_flags: dict[str, t.Any] = {flag: True for shape, flag in DATA_SHAPES.items() if shape in config.shapes}
         self.data = SandboxData(
             seed=config.seed,
             scale=config.scale,
@@ -113,10 +119,8 @@ class Sandbox:
             imports_count=config.imports_count,
             job_statuses_count=config.job_statuses_count,
             calls_rename_cutover=dt.datetime.fromisoformat(config.calls_rename_cutover),
-            talkdesk_extra_fields="talkdesk-extra-field" in config.shapes,
-            talkdesk_callback_at="talkdesk-added-wall-time" in config.shapes,
-            myreports_summary_template="myreports-other-template" in config.shapes,
             untypable=tuple(s for s in config.shapes if any(s == shape for shape, _kind in UNTYPABLE_VALUES)),
+            **data_flags,
         )
         if config.list_anchor:
             self.data.list_anchor = dt.datetime.fromisoformat(config.list_anchor.replace("Z", "+00:00"))
@@ -125,13 +129,9 @@ class Sandbox:
         self._once_seen: set[tuple[str, str]] = set()  # (shape, key) pairs already answered oddly
         self._events: list[dict] = []
         self.workdir = tempfile.mkdtemp(prefix="callreports-sandbox-")
-        self.talkdesk = TalkdeskApi(self)
-        self.zendesk = ZendeskApi(self)
-        self.myreports = MyReportsApi(self)
+        self.vendors = [vendor(self) for vendor in VENDORS]
         # Each route's endpoint is "<owner>.<method>": a vendor's, or the sandbox's own controls.
-        self._owners: dict[str, t.Any] = {"sandbox": self} | {
-            api.NAME: api for api in (self.talkdesk, self.zendesk, self.myreports)
-        }
+        self._owners: dict[str, t.Any] = {"sandbox": self} | {vendor.NAME: vendor for vendor in self.vendors}
         routes = [
             (f"{owner}.{method}", path, methods)
             for owner, handler in self._owners.items()
@@ -163,6 +163,25 @@ class Sandbox:
                 return False
             self._once_seen.add((name, key))
         return True
+
+    def met(self, name: str, key: str) -> bool:
+        """Whether a switched-on shape shows now: a "-once" shape the first time for `key`, any
+        other every time."""
+        return self.shape_once(name, key) if name.endswith("-once") else self.shape(name)
+
+    def switched_on(self, table: t.Mapping[str, V]) -> list[tuple[str, V]]:
+        """The (shape, entry) pairs of a shapes.py table whose shape is on, in the table's order."""
+        return [(name, entry) for name, entry in table.items() if name in self.config.shapes]
+
+    def first_on(self, table: t.Mapping[str, V]) -> V | None:
+        """The entry of the first switched-on shape of a shapes.py table, in the table's order."""
+        return next((entry for _name, entry in self.switched_on(table)), None)
+
+    def rewrite(self, table: t.Mapping[str, t.Callable[[V], V]], value: V) -> V:
+        """`value` through the rewrite of every switched-on shape of a shapes.py table, in its order."""
+        for _name, rewrite in self.switched_on(table):
+            value = rewrite(value)
+        return value
 
     def as_sent(self, row: dict) -> dict:
         """A row as the vendor writes it: under wrong-json-types, some values in another JSON type."""
@@ -284,13 +303,16 @@ class Sandbox:
             {"error": "temporarily_unavailable", "error_description": "Service unavailable, try again"}, 503
         )
 
-    def move_while_read(self, shape: str, now: bool, rows: list[dict], every: bool = False) -> None:
-        """Under a list-moving shape, change the served list once (or `every` time), right after the
-        page `now` names."""
-        if now and (self.shape(shape) if every else self.shape_once(shape, "list")):
-            with self.lock:
-                anchor = self.data.list_anchor.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-                self.event("fault", fault=shape, id=moved_while_read(rows, shape, anchor))
+    def move_while_read(self, served: str, page: int | None, rows: list[dict]) -> None:
+        """Right after `page` (1: the first; None: a page without a number) of the list `served`
+        was answered, change `rows` in place as a switched-on LIST_MOVES shape says."""
+        for shape, (moved_list, after_page, every, move) in LIST_MOVES.items():
+            if moved_list != served or page != after_page:
+                continue
+            if self.shape(shape) if every else self.shape_once(shape, "list"):
+                with self.lock:
+                    anchor = self.data.list_anchor.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                    self.event("fault", fault=shape, id=move(rows, anchor) if rows else None)
 
     def job_outcome(self, key: str, attempt: int, start: dt.datetime) -> str:
         if any(parse_moment(w, UTC) == start for w in self.config.fail_windows):
@@ -311,7 +333,7 @@ class Sandbox:
         """Forget one Talkdesk job or MyReports request (`?job_id=`), or all: the vendor lost it,
         so its polls, files and data answer 404 as for an id never seen."""
         job_id = request.args.get("job_id")
-        held = (self.talkdesk.jobs, self.myreports.requests)
+        held = [vendor.jobs_held() for vendor in self.vendors]
         with self.lock:
             ids = [job_id] if job_id else [one for jobs in held for one in jobs]
             forgotten = []

@@ -1,7 +1,7 @@
 """Named answer shapes: other ways the vendor docs allow an answer to look, which a client must
 survive. Each is switched on by name (`SandboxConfig.shapes`, `callreports-sandbox --shape NAME`);
-the handlers ask `Sandbox.shape(name)`, and the few shapes that rewrite a body have their one
-small function here."""
+what each changes is an entry in one of the tables below (see "what each shape changes"), which
+the vendor modules look up."""
 
 from __future__ import annotations
 
@@ -119,45 +119,86 @@ def check_shapes(names: t.Iterable[str]) -> tuple[str, ...]:
     return names
 
 
-def talkdesk_json_frame(layout: str, total: int, report_type: str, total_as_text: bool = False) -> tuple[bytes, bytes]:
-    """What a JSON report file holds before and after its comma-separated entries."""
-    if layout == "bare-array":
-        return b"[", b"]"
-    stated = orjson.dumps(str(total) if total_as_text else total)
-    meta = b'"total":%s,"type":"%s","version":"1"' % (stated, report_type.encode())
-    if layout == "total-first":
-        return b"{" + meta + b',"entries":[', b"]}"
-    return b'{"entries":[', b"]," + meta + b"}"
+# ---- what each shape changes ----------------------------------------------------------------------
+# Tables keyed by shape name, one per kind of change; a handler looks its table up through
+# `Sandbox.first_on` (the entry of the first switched-on shape, in table order), `Sandbox.rewrite`
+# (every switched-on entry applied in table order) or `Sandbox.met` (a "-once" shape the first time
+# per key, any other every time). Adding a shape of an existing kind: its SHAPES line and one entry.
 
-
-#: Job status words per shape: the sandbox's own word -> the word answered (sandbox/server.py).
-STATUS_WORDS: dict[str, dict[str, str]] = {
-    "talkdesk-status-words": {
-        "created": "Queued",
-        "processing": "Running",
-        "uploading": "Finalizing",
-        "done": "Completed",
-        "failed": "Error",
-        "canceled": "Cancelled",
-    },
-    "talkdesk-status-unknown-done": {"done": "Available for download"},
-    "myreports-status-words": {
-        "Pending": "Queued",
-        "Processing": "Running",
-        "Complete": "Succeeded",
-        "Failed": "Error",
-        "Cancelled": "Canceled",
-    },
-    "myreports-status-unknown-done": {"Complete": "Generated"},
+#: The sandbox's data generation switched on by a shape: SandboxData's flag per shape.
+DATA_SHAPES = {
+    "talkdesk-extra-field": "talkdesk_extra_fields",
+    "talkdesk-added-wall-time": "talkdesk_callback_at",
+    "myreports-other-template": "myreports_summary_template",
 }
 
 
-def status_word(shapes: t.Iterable[str], word: str) -> str:
-    """A job status as the switched-on STATUS_WORDS shape writes it."""
-    for name in shapes:
-        if name in STATUS_WORDS:
-            return STATUS_WORDS[name].get(word, word)
-    return word
+def _words(words: dict[str, str]) -> t.Callable[[str], str]:
+    """A status-word rewrite: the sandbox's own word -> the word answered (others unchanged)."""
+    return lambda word: words.get(word, word)
+
+
+#: Talkdesk job status words as a shape writes them (the sandbox's own word -> the word answered).
+TALKDESK_STATUS_WORDS: dict[str, t.Callable[[str], str]] = {
+    "talkdesk-status-upper": str.upper,
+    "talkdesk-status-words": _words(
+        {
+            "created": "Queued",
+            "processing": "Running",
+            "uploading": "Finalizing",
+            "done": "Completed",
+            "failed": "Error",
+            "canceled": "Cancelled",
+        }
+    ),
+    "talkdesk-status-unknown-done": _words({"done": "Available for download"}),
+}
+#: Shapes whose done Talkdesk jobs answer 200 with _links.files (the status word is what they test).
+TALKDESK_DONE_WITH_200 = {"talkdesk-status-words": True, "talkdesk-status-unknown-done": True}
+#: MyReports request status words as a shape writes them.
+MYREPORTS_STATUS_WORDS: dict[str, t.Callable[[str], str]] = {
+    "myreports-status-upper": str.upper,
+    "myreports-status-words": _words(
+        {
+            "Pending": "Queued",
+            "Processing": "Running",
+            "Complete": "Succeeded",
+            "Failed": "Error",
+            "Cancelled": "Canceled",
+        }
+    ),
+    "myreports-status-unknown-done": _words({"Complete": "Generated"}),
+}
+
+#: Job (request) creation answered with an empty body and the job only in Location: its HTTP status.
+TALKDESK_LOCATION_ONLY = {"talkdesk-create-location-only": 202}
+MYREPORTS_LOCATION_ONLY = {"myreports-create-location-only": 201}
+#: A request's moments read as wall times in the job's (report's) zone, their offsets ignored.
+TALKDESK_WALL_TIMES = {"talkdesk-timespan-wall": True}
+MYREPORTS_WALL_TIMES = {"myreports-filter-wall-time": True}
+
+
+def _without_interaction_id(rows: t.Iterable[dict]) -> t.Iterator[dict]:
+    return ({k: v for k, v in row.items() if k != "interaction_id"} for row in rows)
+
+
+#: Talkdesk report rows rewritten by a shape: (report type, rewrite of its rows).
+TALKDESK_ROWS: dict[str, tuple[str, t.Callable[[t.Iterable[dict]], t.Iterable[dict]]]] = {
+    "talkdesk-studio-without-interaction-id": ("studio_flow_execution", _without_interaction_id),
+}
+
+#: How a JSON report file frames its entries, per shape (else "entries-first").
+TALKDESK_JSON_LAYOUTS = {"talkdesk-bare-array": "bare-array", "talkdesk-total-first": "total-first"}
+
+
+def talkdesk_json_frame(layout: str, total: int | str, report_type: str) -> tuple[bytes, bytes]:
+    """What a JSON report file holds before and after its comma-separated entries."""
+    if layout == "bare-array":
+        return b"[", b"]"
+    meta = b'"total":%s,"type":"%s","version":"1"' % (orjson.dumps(total), report_type.encode())
+    if layout == "total-first":
+        return b"{" + meta + b',"entries":[', b"]}"
+    return b'{"entries":[', b"]," + meta + b"}"
 
 
 #: Share of Talkdesk requests whose (issued) token is revoked under the shape talkdesk-401-burst.
@@ -209,58 +250,118 @@ NOT_THE_FILE["talkdesk-file-html-always"] = NOT_THE_FILE["talkdesk-file-html-onc
 NOT_THE_FILE["talkdesk-file-text-always"] = NOT_THE_FILE["talkdesk-file-text-once"]
 EXPIRED_LINK = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
 
-
-def imports_link_query(page: int, per_page: int, bare: bool) -> dict[str, int]:
-    """Query of a bulk-imports HAL link: the doc's own examples carry only the page."""
-    return {"page": page} if bare else {"page": page, "per_page": per_page}
+#: Signed download links answered 403 "Request has expired" (after the link's own expiry).
+TALKDESK_EXPIRED_LINKS = {"talkdesk-signed-url-expired-always": True, "talkdesk-signed-url-expired-once": True}
 
 
-def imports_next_page(page: int, last: int, missing: bool, repeated: bool) -> int | None:
-    """Page the `next` link names (None: no link). Page 2 is where the odd shapes show."""
-    if page >= last:
-        return None
-    if page == 2 and missing:
-        return None
-    if page == 2 and repeated:
-        return page
-    return page + 1
+def imports_link_query(shapes: t.Iterable[str], page: int, per_page: int, full: bool) -> dict[str, int]:
+    """Query of a bulk-imports HAL link: under imports-next-without-per-page, as the doc's own
+    examples, only the page (but the self link, which is `full`)."""
+    if "imports-next-without-per-page" in shapes and not full:
+        return {"page": page}
+    return {"page": page, "per_page": per_page}
 
 
-def myreports_split(head: dict, tail: dict, request_after_data: bool) -> tuple[dict, dict]:
-    """Members of a /data result before and after its data array."""
-    if not request_after_data:
-        return head, tail
-    lead = {"requestId": head["requestId"]}
-    return lead, {"request": head["request"]} | {k: v for k, v in head.items() if k not in lead} | tail
+#: Page 2's next link when more pages follow, per shape: the page it names (None: no next link).
+IMPORTS_PAGE_2_NEXT: dict[str, t.Callable[[int], int | None]] = {
+    "imports-next-missing": lambda page: None,
+    "imports-next-repeated": lambda page: page,
+}
 
 
-def myreports_unflag_cut(head: dict, returned: int) -> None:
-    """A /data result's members when the vendor leaves the cut unsaid (shape myreports-cut-unflagged)."""
-    head.pop("rowLimitExceeded", None)
-    head["totalCount"] = returned
+def _without_empty_embedded(answer: dict) -> dict:
+    if not answer["_embedded"]["imports"]:
+        del answer["_embedded"]
+    return answer
 
 
-def moved_while_read(rows: list[dict], shape: str, anchor: str) -> str | None:
-    """Change a served list in place as the shape says (imports-expire-while-read,
-    imports-move-while-read, zendesk-complete-while-read / -every-read); the id it moved or dropped."""
-    if not rows:
-        return None
-    if shape == "imports-expire-while-read":
-        return rows.pop(0)["id"]
+#: A bulk-imports page rewritten by a shape.
+IMPORTS_PAGES: dict[str, t.Callable[[dict], dict]] = {"imports-empty-no-embedded": _without_empty_embedded}
+
+
+def _expire_first(rows: list[dict], anchor: str) -> str:
+    return rows.pop(0)["id"]
+
+
+def _move_last_to_top(rows: list[dict], anchor: str) -> str:
     moved = rows.pop()
-    if shape == "imports-move-while-read":
-        moved.update(created_at=anchor, updated_at=anchor)
-    else:
-        moved.update(status="completed", message=f"Completed at {anchor}")
+    moved.update(created_at=anchor, updated_at=anchor)
     rows.insert(0, moved)
     return moved["id"]
 
 
-def zendesk_next_host(shapes: t.Iterable[str], own: str, other: str) -> str:
-    """Scheme and host the Zendesk list's next links name, per shape."""
-    if "zendesk-next-canonical-host" in shapes:
-        return "https://sandbox.zendesk.com"
-    return other if "zendesk-next-foreign-host" in shapes else own
+def _complete_last(rows: list[dict], anchor: str) -> str:
+    moved = rows.pop()
+    moved.update(status="completed", message=f"Completed at {anchor}")
+    rows.insert(0, moved)
+    return moved["id"]
+
+
+#: A served list changed while a client reads it, per shape: (the list, the page after which it
+#: changes, every time or once, the change in place returning the id moved or dropped).
+LIST_MOVES: dict[str, tuple[str, int, bool, t.Callable[[list[dict], str], str]]] = {
+    "imports-expire-while-read": ("imports", 1, False, _expire_first),
+    "imports-move-while-read": ("imports", 2, False, _move_last_to_top),
+    "zendesk-complete-while-read": ("zendesk", 1, False, _complete_last),
+    "zendesk-complete-every-read": ("zendesk", 1, True, _complete_last),
+}
+
+#: Scheme and host the Zendesk list's next links name, per shape (else the sandbox's own).
+ZENDESK_NEXT_HOSTS: dict[str, t.Callable[[str, str], str]] = {
+    "zendesk-next-canonical-host": lambda own, other: "https://sandbox.zendesk.com",
+    "zendesk-next-foreign-host": lambda own, other: other,
+}
+
+#: MyReports result templates: (template, display fields added to the call list's) per shape.
+MYREPORTS_CALL_LIST: tuple[str, tuple[str, ...]] = ("CallListByUserSegmented", ())
+MYREPORTS_TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "myreports-other-template": ("CallSummaryByUser", ("talkTime", "holdCount", "transferredTo")),
+}
+
+
+def _without_time_zone(head: dict, returned: int) -> None:
+    del head["request"]["timeZoneId"]
+
+
+def _unflag_cut(head: dict, returned: int) -> None:
+    """The vendor leaves the cut unsaid: no rowLimitExceeded, and the rows returned as totalCount."""
+    head.pop("rowLimitExceeded", None)
+    head["totalCount"] = returned
+
+
+def _members_as_other_types(head: dict[str, t.Any], returned: int) -> None:
+    """A /data result's own members as another JSON type. The counts take only the forms a count
+    is documented in (digits, or a whole float); rowLimitExceeded stays falsy when false (0/1), as
+    the flag decides whether a window is split."""
+    head["effort"] = repr(head["effort"])
+    head["queryDuration"] = float(head["queryDuration"])
+    head["totalDuration"] = str(head["totalDuration"])
+    head["queryCount"] = f" {head['queryCount']} "
+    head["totalCount"] = str(head["totalCount"])
+    head["rowLimitExceeded"] = int(head["rowLimitExceeded"])
+    head["request"]["rowLimit"] = float(head["request"]["rowLimit"])
+
+
+#: A MyReports /data result's members (all but data) changed in place by a shape, in this order;
+#: `returned` is how many rows it holds.
+MYREPORTS_RESULT_MEMBERS: dict[str, t.Callable[[dict, int], None]] = {
+    "myreports-no-timezone": _without_time_zone,
+    "wrong-json-types": _members_as_other_types,
+    "myreports-cut-unflagged": _unflag_cut,
+}
+
+
+def _request_after_data(head: dict, tail: dict) -> tuple[dict, dict]:
+    lead = {"requestId": head["requestId"]}
+    return lead, {"request": head["request"]} | {k: v for k, v in head.items() if k not in lead} | tail
+
+
+#: Members of a /data result before and after its data array, per shape (else head, tail).
+MYREPORTS_RESULT_ORDER: dict[str, t.Callable[[dict, dict], tuple[dict, dict]]] = {
+    "myreports-request-after-data": _request_after_data,
+}
+#: GETs of /data answered 200 with an error envelope (after "-once": the first per request).
+MYREPORTS_ERROR_ENVELOPES = {"myreports-error-envelope-always": True, "myreports-error-envelope-once": True}
 
 
 def all_but_last(items: t.Iterable[t.Any], dropped: list) -> t.Iterator[t.Any]:
@@ -296,13 +397,6 @@ def talkdesk_callback_at(bits: int, at: str) -> dict[str, str]:
     """callback_at (shape talkdesk-added-wall-time): the row's event time `at` as the report writes
     its times, or "None" (Talkdesk's text for a missing value), chosen by the row's own bits."""
     return {"callback_at": "None" if (bits >> 140) % 3 == 0 else at}
-
-
-#: (template, display fields added to the call list's) of MyReports results, per shape.
-MYREPORTS_TEMPLATES = {
-    False: ("CallListByUserSegmented", ()),
-    True: ("CallSummaryByUser", ("talkTime", "holdCount", "transferredTo")),
-}
 
 
 def myreports_summary_fields(bits: int) -> dict[str, t.Any]:
@@ -348,19 +442,6 @@ def sent_as_other_types(row: dict[str, t.Any]) -> dict[str, t.Any]:
         name: value if name.startswith("_") else _other_form(name, value, zlib.crc32(name.encode(), row_hash))
         for name, value in row.items()
     }
-
-
-def myreports_members_as_other_types(head: dict[str, t.Any], request_doc: dict[str, t.Any]) -> None:
-    """A /data result's own members as another JSON type (shape wrong-json-types), in place. The
-    counts take only the forms a count is documented in (digits, or a whole float); rowLimitExceeded
-    stays falsy when false (0/1), as the flag decides whether a window is split."""
-    head["effort"] = repr(head["effort"])
-    head["queryDuration"] = float(head["queryDuration"])
-    head["totalDuration"] = str(head["totalDuration"])
-    head["queryCount"] = f" {head['queryCount']} "
-    head["totalCount"] = str(head["totalCount"])
-    head["rowLimitExceeded"] = int(head["rowLimitExceeded"])
-    request_doc["rowLimit"] = float(request_doc["rowLimit"])
 
 
 #: The epoch's hour 0 was a Thursday 00:00 UTC; hour 36 of each week is Friday 12:00 UTC.

@@ -20,13 +20,20 @@ from werkzeug.wrappers import Request, Response
 
 from tap_callreports.sandbox.shapes import (
     EXPIRED_LINK,
+    IMPORTS_PAGE_2_NEXT,
+    IMPORTS_PAGES,
     NOT_THE_FILE,
+    TALKDESK_DONE_WITH_200,
+    TALKDESK_EXPIRED_LINKS,
+    TALKDESK_JSON_LAYOUTS,
+    TALKDESK_LOCATION_ONLY,
+    TALKDESK_ROWS,
+    TALKDESK_STATUS_WORDS,
+    TALKDESK_WALL_TIMES,
     TOKEN_BURST_RATE,
     all_but_last,
     empty_file,
     imports_link_query,
-    imports_next_page,
-    status_word,
     talkdesk_json_frame,
 )
 from tap_callreports.sandbox.vendor import CHUNK, UTC, VendorApi, json_response, parse_moment
@@ -112,10 +119,13 @@ class TalkdeskApi(VendorApi):
         self._signed: dict[str, tuple[str, float]] = {}  # signature -> (job id, expiry)
         self._imports_cache: list[dict] | None = None
 
+    def jobs_held(self) -> dict[str, TalkdeskJob]:
+        return self.jobs
+
     @property
     def answers_done_with_200(self) -> bool:
         """Shapes whose done jobs answer 200 with _links.files (the status word is what they test)."""
-        return self.box.shape("talkdesk-status-words") or self.box.shape("talkdesk-status-unknown-done")
+        return bool(self.box.first_on(TALKDESK_DONE_WITH_200))
 
     # ---- Talkdesk: auth ----------------------------------------------------------------------
 
@@ -207,15 +217,13 @@ class TalkdeskApi(VendorApi):
         items = rows[(page - 1) * per_page : page * per_page]
         base = f"{self.box.host(request)}/bulk-imports/users"
 
-        bare = self.box.shape("imports-next-without-per-page")
-
         def href(n: int, full: bool = False) -> dict:
-            return {"href": f"{base}?{urlencode(imports_link_query(n, per_page, bare and not full))}"}
+            return {"href": f"{base}?{urlencode(imports_link_query(self.config.shapes, n, per_page, full))}"}
 
         links = {"self": href(page, full=True), "first": href(1), "last": href(last)}
-        next_page = imports_next_page(
-            page, last, missing=self.box.shape("imports-next-missing"), repeated=self.box.shape("imports-next-repeated")
-        )
+        next_page = page + 1 if page < last else None
+        if page == 2 and next_page is not None and (odd_next := self.box.first_on(IMPORTS_PAGE_2_NEXT)):  # noqa: PLR2004
+            next_page = odd_next(page)
         if next_page is not None:
             links["next"] = href(next_page)
         if page > 1:
@@ -226,8 +234,7 @@ class TalkdeskApi(VendorApi):
             for row in items
         ]
         self.box.event("imports_page", page=page, per_page=per_page, count=len(items))
-        self.box.move_while_read("imports-expire-while-read", page == 1, self._imports())
-        self.box.move_while_read("imports-move-while-read", page == 2, self._imports())  # noqa: PLR2004
+        self.box.move_while_read("imports", page, self._imports())
         answer = {
             "count": len(items),
             "total": self.box.count_as_sent(total),
@@ -236,9 +243,7 @@ class TalkdeskApi(VendorApi):
             "_embedded": {"imports": embedded},
             "_links": links,
         }
-        if not items and self.box.shape("imports-empty-no-embedded"):
-            del answer["_embedded"]
-        return json_response(answer)
+        return json_response(self.box.rewrite(IMPORTS_PAGES, answer))
 
     def import_one(self, request: Request, import_id: str) -> Response:
         if denied := self._auth(request):
@@ -263,8 +268,7 @@ class TalkdeskApi(VendorApi):
         links = {"self": {"href": f"{base}/jobs/{job.id}"}}
         if job.status == "done":
             links["files"] = {"href": f"{base}/files/{job.id}"}
-        status = job.status.upper() if self.box.shape("talkdesk-status-upper") else job.status
-        status = status_word(self.config.shapes, status)
+        status = self.box.rewrite(TALKDESK_STATUS_WORDS, job.status)
         return {
             "job": {
                 "id": job.id,
@@ -302,7 +306,7 @@ class TalkdeskApi(VendorApi):
         except (ZoneInfoNotFoundError, ValueError):
             fields.append({"name": "timezone", "description": "must be an IANA time zone"})
             tz = ZoneInfo("UTC")
-        wall = self.box.shape("talkdesk-timespan-wall")
+        wall = bool(self.box.first_on(TALKDESK_WALL_TIMES))
         start = parse_moment((timespan or {}).get("from"), tz, wall)
         end = parse_moment((timespan or {}).get("to"), tz, wall)
         if start is None or end is None:
@@ -352,8 +356,8 @@ class TalkdeskApi(VendorApi):
             timezone=job.timezone,
         )
         answer = self._job_body(request, job)
-        if self.box.shape("talkdesk-create-location-only"):
-            return Response(b"", status=202, headers={"Location": answer["_links"]["self"]["href"]})
+        if location_only := self.box.first_on(TALKDESK_LOCATION_ONLY):
+            return Response(b"", status=location_only, headers={"Location": answer["_links"]["self"]["href"]})
         return json_response(answer["job"] if self.config.talkdesk_bare_job else answer, 202)
 
     def _held_by_others(self) -> int:
@@ -423,8 +427,9 @@ class TalkdeskApi(VendorApi):
         rows = self.box.all_as_sent(
             self.data.talkdesk_rows(job.report_type, start, end, ZoneInfo(job.timezone), dt.datetime.now(UTC))
         )
-        if job.report_type == "studio_flow_execution" and self.box.shape("talkdesk-studio-without-interaction-id"):
-            rows = ({k: v for k, v in row.items() if k != "interaction_id"} for row in rows)
+        for _name, (report_type, rewrite_rows) in self.box.switched_on(TALKDESK_ROWS):
+            if report_type == job.report_type:
+                rows = rewrite_rows(rows)
         path = os.path.join(self.box.workdir, f"td-{job.id}.{job.format}")
         count = 0
         with open(path, "wb") as out:
@@ -467,13 +472,7 @@ class TalkdeskApi(VendorApi):
 
     def _write_json(self, out: t.BinaryIO, rows: t.Iterable[dict], job: TalkdeskJob, path: str) -> int:
         """Entries framed as the shapes say; returns how many entries the file holds."""
-        layout = (
-            "bare-array"
-            if self.box.shape("talkdesk-bare-array")
-            else "total-first"
-            if self.box.shape("talkdesk-total-first")
-            else "entries-first"
-        )
+        layout = self.box.first_on(TALKDESK_JSON_LAYOUTS) or "entries-first"
         dropped: list[dict] = []
         if layout != "bare-array" and job.attempt == 1 and self.box.shape("talkdesk-total-short-once"):
             rows = all_but_last(rows, dropped)  # total still counts the row left out
@@ -485,17 +484,16 @@ class TalkdeskApi(VendorApi):
                 count += 1
             return count
 
-        as_text = self.box.shape("wrong-json-types")
         if layout != "total-first":
             head, _ = talkdesk_json_frame(layout, 0, job.report_type)
             out.write(head)
             count = write_entries(out)
-            out.write(talkdesk_json_frame(layout, count + len(dropped), job.report_type, as_text)[1])
+            out.write(talkdesk_json_frame(layout, self.box.count_as_sent(count + len(dropped)), job.report_type)[1])
             return count
         # total comes first: stream the entries aside, then write the file in order
         with open(path + ".entries", "w+b") as entries:
             count = write_entries(entries)
-            head, tail = talkdesk_json_frame(layout, count + len(dropped), job.report_type, as_text)
+            head, tail = talkdesk_json_frame(layout, self.box.count_as_sent(count + len(dropped)), job.report_type)
             out.write(head)
             entries.seek(0)
             shutil.copyfileobj(entries, out, CHUNK)
@@ -547,7 +545,7 @@ class TalkdeskApi(VendorApi):
     def _not_the_file(self, job_id: str) -> tuple[int, str, bytes, dict[str, str]] | None:
         """What the files endpoint answers instead of the file under a NOT_THE_FILE shape."""
         for name, answer in NOT_THE_FILE.items():
-            if self.box.shape(name) and (name.endswith("-always") or self.box.shape_once(name, job_id)):
+            if self.box.met(name, job_id):
                 self.box.event("fault", fault=name, job_id=job_id)
                 return answer
         return None
@@ -567,11 +565,7 @@ class TalkdeskApi(VendorApi):
             return Response(
                 b"<Error><Code>SignatureDoesNotMatch</Code></Error>", status=403, content_type="application/xml"
             )
-        if (
-            entry[1] < time.monotonic()
-            or self.box.shape("talkdesk-signed-url-expired-always")
-            or self.box.shape_once("talkdesk-signed-url-expired-once", entry[0])
-        ):
+        if entry[1] < time.monotonic() or any(self.box.met(name, entry[0]) for name in TALKDESK_EXPIRED_LINKS):
             self.box.event("fault", fault="link-expired", job_id=entry[0])
             return Response(EXPIRED_LINK, status=403, content_type="application/xml")
         with self.lock:

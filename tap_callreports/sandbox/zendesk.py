@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
-from tap_callreports.sandbox.shapes import zendesk_next_host
+from tap_callreports.sandbox.shapes import ZENDESK_NEXT_HOSTS
 from tap_callreports.sandbox.vendor import VendorApi, json_response
 
 if t.TYPE_CHECKING:
@@ -129,7 +129,9 @@ class ZendeskApi(VendorApi):
 
             after_cursor = cursor(start + len(page) - 1) if page else None
             before_cursor = cursor(start) if page else None
-            next_base = zendesk_next_host(self.config.shapes, self.box.host(request), self.box.other_host(request))
+            next_host = self.box.first_on(ZENDESK_NEXT_HOSTS)
+            own = self.box.host(request)
+            next_base = next_host(own, self.box.other_host(request)) if next_host else own
             links = {
                 "next": f"{next_base}/api/v2/job_statuses.json?{urlencode({'page[size]': size, 'page[after]': after_cursor})}"
                 if has_more
@@ -137,11 +139,8 @@ class ZendeskApi(VendorApi):
                 "prev": f"{base}?{urlencode({'page[size]': size, 'page[before]': before_cursor})}" if start else None,
             }
             self.box.event("zendesk_page", start=start, size=size, count=len(page))
-            with self.lock:
-                self.box.move_while_read("zendesk-complete-while-read", start == 0, self._statuses_cache or [])
-                self.box.move_while_read(
-                    "zendesk-complete-every-read", start == 0, self._statuses_cache or [], every=True
-                )
+            with self.lock:  # a cursor page has no number: only the first (start 0) is page 1
+                self.box.move_while_read("zendesk", 1 if start == 0 else None, self._statuses_cache or [])
             return json_response(
                 {
                     "job_statuses": page,
