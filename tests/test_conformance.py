@@ -591,9 +591,9 @@ def test_stated_counts_read_in_any_lossless_form(value, count):
     ],
 )
 def test_row_limit_exceeded_read_in_any_lossless_form(value, exceeded):
-    from tap_callreports.myreports.streams import MyReportsCallRowsStream
+    from tap_callreports.myreports.requests import MyReportsRequests
 
-    assert MyReportsCallRowsStream._limit_exceeded(_StreamName(), {"rowLimitExceeded": value}) is exceeded
+    assert MyReportsRequests._limit_exceeded(_StreamName(), {"rowLimitExceeded": value}) is exceeded
 
 
 class _StreamName:

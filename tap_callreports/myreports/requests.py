@@ -1,0 +1,473 @@
+"""MyReports report requests (`VendorJobs` for myreports_call_rows).
+
+Flow per report and window: POST .../reports/{report}/requests {reportId, dateFilter{start,end}}
+-> data.requestId; poll GET .../requests/{requestId} until data.status is Complete; GET
+.../requests/{requestId}/data. A result with rowLimitExceeded was cut: the window is split in two
+and both halves run instead (recursively), before any of its rows is emitted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import threading
+import typing as t
+from functools import cached_property
+from http import HTTPStatus
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+from tap_callreports.client import VendorRefused
+from tap_callreports.completeness import (
+    IncompleteResult,
+    missing_rows,
+    stated_count,
+    stated_empty,
+    verify_counts,
+)
+from tap_callreports.errors import ReportJobFailed, StreamError
+from tap_callreports.reportjobs.job import (
+    COMMON_STATUS_WORDS,
+    JobPhase,
+    JobResult,
+    JobStatus,
+    SplitWindow,
+    StatusWords,
+    Window,
+)
+from tap_callreports.reportjobs.vendor import gone, unless_gone
+from tap_callreports.responses import dig, id_from_location, vendor_words
+from tap_callreports.streaming import ReportDocument
+from tap_callreports.timeutil import UTC, LocalTimeConverter, fall_back_transitions, iso_z, parse_instant, utc_now
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_callreports.myreports.streams import MyReportsCallRowsStream
+
+#: MyReports' request status words (the doc's: Pending, Processing, Complete, Failed, Cancelled;
+#: any case) and those other job APIs use.
+STATUS_WORDS = COMMON_STATUS_WORDS
+ROW_ARRAYS = ("data", "data.data")  # the documented bare result, or the same inside the envelope
+#: Where a partition's report time zone is kept in the STATE (known from its first result).
+ZONE_STATE_KEY = "report_timezone"
+
+
+def result_members(document: ReportDocument, members: dict) -> dict:
+    """The result's own members from the header or trailer: as they are in the documented bare
+    result, or under `data` when the result came inside the envelope."""
+    found = members.get("data") if document.array_key == "data.data" else members
+    return found if isinstance(found, dict) else {}
+
+
+def offset_iso(moment: dt.datetime, zone: dt.tzinfo = dt.UTC) -> str:
+    """ISO 8601 with an explicit offset, as MyReports' dateFilter wants, in `zone`'s wall time: read
+    with its offset or as a wall time in the report's zone, it is the same instant."""
+    return moment.astimezone(zone).isoformat()
+
+
+class MyReportsRequests:
+    """The report requests of myreports_call_rows (one per report id and window)."""
+
+    def __init__(self, stream: MyReportsCallRowsStream) -> None:
+        self.stream = stream
+
+    # ---- the request (any thread) ----------------------------------------------------------------
+
+    def create(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
+        assert context is not None
+        report_id = context["report_id"]
+        zone_name = self.filter_zone(context)
+        zone = ZoneInfo(zone_name)
+        asked = self.stream.requested_window(context, window)
+        body = {
+            "reportId": report_id,
+            "dateFilter": {"start": offset_iso(asked.start, zone), "end": offset_iso(asked.end, zone)},
+        }
+        response = self.stream.tap.engine.create(
+            self.stream.vendor,
+            lambda: self.stream.send(
+                "POST", f"{self.stream.report_url(report_id)}/requests", json=body, creates_job=True
+            ),
+            f"{self.stream.name}: request for report {report_id} {window}",
+            stop,
+        )
+        created = self.stream.envelope_data(response) if response.content.strip() else {}
+        request_id = str(dig(created, "requestId") or id_from_location(response) or "")
+        if not request_id:
+            raise ReportJobFailed(
+                self.stream.name,
+                f"creating a request for report {report_id} answered without a "
+                "requestId (in its data or a Location header); run again later, and report it to "
+                "MyReports if it persists",
+            )
+        return JobResult(
+            job_id=request_id,
+            window=window,
+            attempt=attempt,
+            location="",
+            details={
+                "report_id": report_id,
+                "created_at": iso_z(utc_now()),
+                "timezone": zone_name,
+                "requested_start": iso_z(asked.start) if asked != window else None,
+            },
+        )
+
+    def describe(self, result: JobResult) -> str:
+        message = result.details.get("status_message")
+        return f"request {result.job_id} for report {result.details.get('report_id')} {result.window}" + (
+            f" ({message})" if message and self._phase(result.details.get("status"), None) is not JobPhase.DONE else ""
+        )
+
+    def delete(self, result: JobResult) -> None:
+        """MyReports offers no way to delete a request: it expires there."""
+
+    def poll(self, context: Context | None, result: JobResult) -> JobStatus | None:
+        report_id, request_id = result.details["report_id"], result.job_id
+        url = f"{self.stream.report_url(report_id)}/requests/{request_id}"
+        answer = unless_gone(lambda: self.stream.send("GET", url))
+        if answer is None:
+            return gone("MyReports", "request")
+        data = self.stream.envelope_data(answer)
+        result.details["polls"] = result.details.get("polls", 0) + 1
+        raw_status, message = dig(data, "status"), dig(data, "statusMessage")
+        if raw_status != result.details.get("status"):
+            self.stream.logger.info(
+                "%s: %s is %s", self.stream.name, self.describe(result), raw_status or "(no status)"
+            )
+        result.details["status"], result.details["status_message"] = raw_status, message
+        phase = self._phase(raw_status, message, data)
+        if phase is JobPhase.DONE:
+            return JobStatus(location=f"{url}/data")
+        if phase is JobPhase.ENDED:
+            return JobStatus(ended=StatusWords.normal(raw_status) or str(message))
+        return None
+
+    @cached_property
+    def status_words(self) -> StatusWords:
+        return StatusWords("MyReports", STATUS_WORDS)
+
+    def _phase(self, status: t.Any, message: t.Any, answer: t.Any = None) -> JobPhase | None:
+        """A request's phase from its status word (`STATUS_WORDS`); a word the tap does not know, or
+        a numeric status (the result's own `status: 1`), is judged by its statusMessage."""
+        if isinstance(status, str) and status.strip():
+            phase = (
+                self.status_words.phase(status, answer, self.stream.logger, self.stream.name)
+                if answer is not None
+                else self.status_words.table.get(StatusWords.normal(status))
+            )
+            if phase is not None:
+                return phase
+        text = str(message or "").lower()
+        if "complete" in text and "incomplete" not in text:
+            return JobPhase.DONE
+        if any(word in text for word in ("fail", "error", "cancel")):
+            return JobPhase.ENDED
+        return None
+
+    # ---- the rows (main thread) ----------------------------------------------------------------
+
+    def _open_result(self, result: JobResult) -> t.Any:
+        """The result's data. The reference's headings say /results/{id}/data where its examples say
+        /requests/: a 404 on one tries the other. Data that neither has makes the result incomplete
+        (the request is created again), so a recorded request whose data expired never blocks a run."""
+        try:
+            return self.stream.open_download(result.location)
+        except VendorRefused as exc:
+            if exc.status != HTTPStatus.NOT_FOUND:
+                raise
+        other = (
+            result.location.replace("/requests/", "/results/")
+            if "/requests/" in result.location
+            else result.location.replace("/results/", "/requests/")
+        )
+        try:
+            response = self.stream.open_download(other)
+        except VendorRefused as exc:
+            if exc.status != HTTPStatus.NOT_FOUND:
+                raise
+            raise IncompleteResult("its data is not found (404 at /requests/ and /results/)", 0) from None
+        result.location = other
+        return response
+
+    def read(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
+        response = self.stream.open_report(result, "json", lambda: self._open_result(result))
+        try:
+            document = ReportDocument(response.raw, ROW_ARRAYS)
+            if document.array_key is None:
+                envelope = document.header
+                members = envelope.get("data") if "requestId" not in envelope else envelope
+                if (
+                    stated_empty(members, "data", "totalCount")
+                    and isinstance(members, dict)
+                    and not self._limit_exceeded(members)
+                ):
+                    if _has_time_zone(members):  # empty of the window asked for, not of a misread one
+                        self._check_filter_reading(context, self._time_zone(members), members, result)
+                    result.details["meta"] = members
+                    result.details["verdict"] = verify_counts(0, {"totalCount": 0})
+                    return  # no rows, and it says so (`data: null`, totalCount 0)
+                raise missing_rows(
+                    "'data' row list",
+                    vendor_words(
+                        envelope.get("data")
+                        if isinstance(envelope.get("data"), dict) and envelope.get("data")
+                        else envelope
+                    ),
+                )
+            meta = result_members(document, document.header)
+            result.details["meta"] = meta
+            self._announce_display_fields(meta)
+            tz = self._time_zone(meta) if _has_time_zone(meta) else None
+            if tz is not None:
+                self._check_filter_reading(context, tz, meta, result)
+                self._split_at_fall_back(tz, result)
+            if tz is None or self._limit_exceeded(meta) is None or "totalCount" not in meta:
+                # What decides the window (time zone, rowLimitExceeded, counts) comes after the rows,
+                # or is unclear until the rows are counted: park them on disk, decide, then replay
+                # them -- memory stays flat.
+                rows = self._spooled_rows(context, document, result, skip)
+            else:
+                self._check_limit(meta, result)
+                rows = self._converted(document.rows(skip), tz, result)
+            yield from rows
+            trailer = result_members(document, document.trailer)
+            result.details["trailer"] = trailer
+            members = {**trailer, **meta}
+            counts = {} if self._limit_exceeded(members) is True else {"totalCount": members.get("totalCount")}
+            result.details["verdict"] = verify_counts(document.rows_read, counts)
+        finally:
+            response.close()
+
+    def _announce_display_fields(self, meta: dict) -> None:
+        """`request.displayFields` name the result's columns before its rows: say which are new to
+        the schema (another report template); each becomes a column with its first non-null value."""
+        fields = dig(meta, "request", "displayFields")
+        if not isinstance(fields, list):
+            return
+        columns = {
+            self.stream.shaper.names.column(str(f.get("fieldName")))
+            for f in fields
+            if isinstance(f, dict) and f.get("fieldName")
+        }
+        new = sorted(columns - self.stream.schema_growth.known - self._announced)
+        if new:
+            self._announced.update(new)
+            self.stream.logger.info(
+                "%s: the report shows fields the schema does not list yet: %s; each becomes a "
+                "column (a new SCHEMA) with its first value",
+                self.stream.name,
+                ", ".join(new),
+            )
+
+    @cached_property
+    def _announced(self) -> set[str]:
+        return set()
+
+    def _converted(self, rows: t.Iterable[dict], tz: ZoneInfo, result: JobResult) -> t.Iterator[dict]:
+        report_id, request_id = result.details["report_id"], result.job_id
+        # A wall time that happened twice is placed in the window itself, not in the overlap before it.
+        to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
+        shape = self.stream.shaper.shape
+        key_fields = tuple(self.stream.primary_keys or ())
+        emitted_before = self.stream._overlap_keys.get(report_id, {})  # fixed while the window is read: re-reads agree
+        near_end = iso_z(result.window.end - self.stream.lookback)[:19]
+        near_end_keys = self.stream._window_keys.setdefault(report_id, {})
+        for row in rows:
+            row["start_utc"] = to_utc(row.get("start"))
+            row = shape(row, UTC)
+            key = tuple(row.get(name) for name in key_fields)
+            if key in emitted_before:
+                continue  # an earlier window of this run emitted it (the request overlaps it)
+            start = str(row.get("start_utc") or "")
+            if start[:19] >= near_end:
+                near_end_keys[key] = start
+            row["report_id"] = report_id
+            row["request_id"] = request_id
+            yield row
+
+    def filter_zone(self, context: Context | None) -> str:
+        """The zone a request's dateFilter is written in: the report's own, once a result (or the
+        STATE) named it; UTC before that."""
+        report_id = (context or {}).get("report_id")
+        known = self._zones.get(report_id)
+        if known is None:
+            known = self.stream.get_context_state(context).get(ZONE_STATE_KEY)
+        return str(known or "UTC")
+
+    @cached_property
+    def _zones(self) -> dict[t.Any, str]:  # report id -> its time zone
+        return {}
+
+    def _check_filter_reading(self, context: Context | None, tz: ZoneInfo, members: dict, result: JobResult) -> None:
+        """MyReports may read the dateFilter with its offset or as wall time in the report's zone. A
+        filter written in the report's zone means the same instants either way. A request written in
+        another zone (before the report's zone was known) is asked again in the report's zone when
+        the result's own filter says it selected other instants than the window's (or, without that
+        echo, when the two zones differ at the window's bounds). The zone is kept for this run and in
+        the STATE."""
+        report_id = result.details.get("report_id")
+        self._zones[report_id] = tz.key
+        self.stream.get_context_state(context)[ZONE_STATE_KEY] = tz.key
+        sent = ZoneInfo(str(result.details.get("timezone") or "UTC"))
+        echoed = _filter_bounds(members)
+        asked = (parse_instant(result.details.get("requested_start")) or result.window.start, result.window.end)
+        if echoed is not None:
+            if echoed == asked:
+                return
+        elif all(sent.utcoffset(m) == tz.utcoffset(m) for m in asked):
+            return
+        if sent.key == tz.key:
+            return  # written in the report's zone already: both readings are the same instants
+        raise SplitWindow(
+            [result.window],
+            f"its dateFilter was written in {sent.key} and the result selected "
+            f"{_shown_bounds(echoed)}: asked again in the report's zone {tz.key}",
+        )
+
+    def _split_at_fall_back(self, tz: ZoneInfo, result: JobResult) -> None:
+        transitions = fall_back_transitions(tz, result.window.start, result.window.end)
+        if transitions:
+            # Local times in the hour before a fall-back happen twice: split there, and each
+            # half's own bounds tell which occurrence a row is.
+            raise SplitWindow(
+                result.window.split_at(transitions[0]), f"{tz} turns its clocks back at {iso_z(transitions[0])}"
+            )
+
+    def _time_zone(self, meta: dict) -> ZoneInfo:
+        name = dig(meta, "request", "timeZoneId")
+        try:
+            return ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise StreamError(
+                self.stream.name,
+                f"a result reports the unknown time zone '{name}'; start_utc cannot be "
+                "computed; no bookmark moved; set the report's time zone at MyReports (or leave the report out of "
+                "myreports_report_ids), then run again",
+            ) from None
+
+    def _limit_exceeded(self, members: t.Mapping[str, t.Any]) -> bool | None:
+        """rowLimitExceeded as a boolean, also when written as text or 0/1; None when it is absent
+        or says neither (then the row count decides, `_check_limit`)."""
+        value = members.get("rowLimitExceeded")
+        if value is False or value is True:
+            return value
+        text = str(value).strip().lower() if value is not None else ""
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        return None
+
+    def _check_limit(self, meta: dict, result: JobResult, rows: int | None = None) -> None:
+        """Split a window whose result was, or may have been, cut at rowLimit: rowLimitExceeded is
+        true, or it is not a clear false and the result holds rowLimit rows (`rows`, once counted).
+        A result that may have been cut is treated as cut: the halves cost a request, a cut taken
+        for whole loses rows."""
+        flag = self._limit_exceeded(meta)
+        limit = stated_count(dig(meta, "request", "rowLimit"))
+        if limit is None:
+            limit = stated_count(meta.get("rowLimit"))
+        if flag is None and rows is not None and limit is not None and rows >= limit:
+            why = (
+                f"{rows:,} rows, rowLimit {limit:,}, and rowLimitExceeded "
+                f"{'absent' if meta.get('rowLimitExceeded') is None else repr(meta.get('rowLimitExceeded'))}: "
+                "taken as cut"
+            )
+        elif flag:
+            why = f"rowLimitExceeded: {meta.get('totalCount')} rows over rowLimit {limit}"
+        else:
+            return
+        try:
+            halves = result.window.halves()
+        except ValueError:
+            raise StreamError(
+                self.stream.name,
+                f"request {result.job_id}: even one second ({result.window}) holds more "
+                f"than rowLimit={limit} rows; cannot split further; raise the report's row limit "
+                "at MyReports, then run again",
+            ) from None
+        raise SplitWindow(halves, why)
+
+    def _spooled_rows(
+        self, context: Context | None, document: ReportDocument, result: JobResult, skip: int
+    ) -> t.Iterator[dict]:
+        """Rows parked on disk until the members after them are read: the time zone (in `request`),
+        rowLimitExceeded and totalCount may come after the rows."""
+        with tempfile.TemporaryFile() as spool:
+            for row in document.rows(skip):
+                spool.write(orjson.dumps(row) + b"\n")
+            members = {**result_members(document, document.trailer), **result.details.get("meta", {})}
+            if not _has_time_zone(members):
+                raise StreamError(
+                    self.stream.name,
+                    f"the result of {self.describe(result)} names no time zone "
+                    "(request.timeZoneId): its local `start` times cannot be turned into start_utc, "
+                    "and the tap does not guess; no bookmark moved; set the report's time zone at MyReports (or "
+                    "leave the report out of myreports_report_ids), then run again",
+                ) from None
+            tz = self._time_zone(members)
+            self._check_filter_reading(context, tz, members, result)
+            self._split_at_fall_back(tz, result)
+            self._check_limit(members, result, document.rows_read)
+            spool.seek(0)
+            yield from self._converted((orjson.loads(line) for line in spool), tz, result)
+
+    # ---- the request record ----------------------------------------------------------------------
+
+    def record(self, result: JobResult, rows: int, outcome: str) -> dict:
+        meta = result.details.get("meta") or {}
+        trailer = result.details.get("trailer") or {}
+        request: dict = meta["request"] if isinstance(meta.get("request"), dict) else {}
+        return {
+            "request_id": result.job_id,
+            "report_id": result.details.get("report_id"),
+            "workspace_id": self.stream.myreports.workspace_id,
+            "report_template_name": request.get("reportTemplateName"),
+            "time_zone_id": request.get("timeZoneId"),
+            "window_start": iso_z(result.window.start),
+            "window_end": iso_z(result.window.end),
+            "total_count": meta.get("totalCount"),
+            "row_limit": request.get("rowLimit", trailer.get("rowLimit")),
+            "row_limit_exceeded": meta.get("rowLimitExceeded", trailer.get("rowLimitExceeded")),
+            "rows_read": rows,
+            "summary": trailer.get("summary", meta.get("summary")),
+            "effort": meta.get("effort"),
+            "query_duration": meta.get("queryDuration"),
+            "total_duration": meta.get("totalDuration"),
+            "query_count": meta.get("queryCount"),
+            "status": result.details.get("status"),
+            "status_message": result.details.get("status_message"),
+            "outcome": outcome,
+            "attempt": result.attempt,
+            "finished_at": iso_z(utc_now()),
+        }
+
+
+def _has_time_zone(members: dict) -> bool:
+    return bool(dig(members, "request", "timeZoneId"))
+
+
+def _filter_bounds(members: dict) -> tuple[dt.datetime, dt.datetime] | None:
+    """The bounds the result says it selected (`request.filterConditions`: >= and <), or None when
+    it does not say."""
+    conditions = dig(members, "request", "filterConditions")
+    if not isinstance(conditions, list):
+        return None
+    found: dict[str, dt.datetime] = {}
+    for condition in conditions:
+        if not isinstance(condition, dict) or condition.get("fieldName") not in ("start", "end"):
+            continue  # the doc's example bounds `start` from below and `end` from above
+        values = condition.get("values")
+        moment = (
+            parse_instant(values[0]) if isinstance(values, list) and values and isinstance(values[0], str) else None
+        )
+        if moment is not None and condition.get("operator") in (">=", "<"):
+            found[condition["operator"]] = moment
+    return (found[">="], found["<"]) if len(found) == 2 else None  # noqa: PLR2004
+
+
+def _shown_bounds(bounds: tuple[dt.datetime, dt.datetime] | None) -> str:
+    return f"{iso_z(bounds[0])}..{iso_z(bounds[1])}" if bounds else "(it does not say which)"

@@ -1,0 +1,123 @@
+"""What a vendor's report-job API must offer the engine (`VendorJobs`), as an object the report
+stream holds (like the repository of Airbyte's async-job CDK), and what every vendor does alike
+(a job the vendor no longer has, the stream's row shaper).
+
+A vendor implements `VendorJobs` once (talkdesk/jobs.py `TalkdeskReportJobs`, myreports/requests.py
+`MyReportsRequests`); the stream creates it with itself (for HTTP, settings and logging) and the
+engine calls it: create on a worker thread, poll on a worker thread until it answers, read on the
+main thread, delete when the tap will not read the job, describe for every log and error line,
+record for the job-record stream."""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+from http import HTTPStatus
+
+from tap_callreports.client import VendorRefused
+from tap_callreports.reportjobs.job import JobResult, JobStatus
+from tap_callreports.rowshape import RowPolicy, RowShaper
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_callreports.reportjobs.job import Window
+    from tap_callreports.reportjobs.stream import ReportJobStream
+
+T = t.TypeVar("T")
+
+
+class VendorJobs(t.Protocol):
+    """One vendor's job API for one report stream."""
+
+    def create(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
+        """Create one job for `window` at the vendor (any thread; waits for a free slot of the
+        account through the engine, giving up when `stop` is set). `attempt` counts from 1."""
+        ...
+
+    def poll(self, context: Context | None, result: JobResult) -> JobStatus | None:
+        """Ask the vendor once how the job is (any thread): where its rows are once done, why it
+        ended (failed, canceled, gone: `gone`), or None while it runs."""
+        ...
+
+    def read(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
+        """Download the result and yield its rows shaped for the warehouse, skipping the first
+        `skip` (main thread). After the last row it checks completeness
+        (`completeness.verify_counts`) and keeps the verdict on the result, or raises
+        IncompleteResult (or SplitWindow before any row, when the window must be read in parts)."""
+        ...
+
+    def delete(self, result: JobResult) -> None:
+        """Free a job the tap will not read at the vendor, where its API allows (best effort)."""
+        ...
+
+    def describe(self, result: JobResult) -> str:
+        """The job in words for log and error lines: 'report job <id> for calls <window>'."""
+        ...
+
+    def record(self, result: JobResult, rows: int, outcome: str) -> dict:
+        """The job-record stream's record of the job (`outcome`: emitted, split, incomplete, or the
+        word the job ended with), `rows` rows read from it."""
+        ...
+
+
+def unless_gone(ask: t.Callable[[], T]) -> T | None:
+    """The vendor's answer to a poll, or None when it answers 404: it no longer has the job."""
+    try:
+        return ask()
+    except VendorRefused as exc:
+        if exc.status == HTTPStatus.NOT_FOUND:
+            return None
+        raise
+
+
+def gone(vendor: str, job: str) -> JobStatus:
+    """A job the vendor no longer has (`unless_gone` said so): ended, so it is created again."""
+    return JobStatus(ended=f"gone (404: {vendor} no longer has the {job})")
+
+
+def report_shaper(
+    stream: ReportJobStream,
+    policy: RowPolicy,
+    vendor_names: t.Iterable[str],
+    checked: t.Callable[[], t.Iterable[str]],
+    **instants: t.Any,
+) -> RowShaper:
+    """The stream's RowShaper: fields the schema does not know grow it (`grow_schema`); values are
+    conformed to the target's schema, `checked()` naming the instant columns the conformer leaves
+    to the shaper; `instants`: RowShaper's `instants` / `text_instants` where the stream has them."""
+    return RowShaper(
+        policy,
+        vendor_names,
+        known=lambda: stream.schema_growth.known,
+        on_unknown=stream.grow_schema,
+        conformer=lambda: stream.new_conformer(checked()),
+        stream=stream.name,
+        **instants,
+    )
+
+
+class JobHooks:
+    """ReportJobStream's vendor hooks, each handed to the stream's `jobs` (its `VendorJobs`)."""
+
+    @property
+    def jobs(self) -> VendorJobs:
+        raise NotImplementedError
+
+    def create_job(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
+        return self.jobs.create(context, window, attempt, stop)
+
+    def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
+        return self.jobs.poll(context, result)
+
+    def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
+        return self.jobs.read(context, result, skip)
+
+    def delete_job(self, result: JobResult) -> None:
+        self.jobs.delete(result)
+
+    def describe_job(self, result: JobResult) -> str:
+        return self.jobs.describe(result)
+
+    def job_record(self, result: JobResult, rows: int, outcome: str) -> dict:
+        return self.jobs.record(result, rows, outcome)
