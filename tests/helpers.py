@@ -194,6 +194,26 @@ def psql(sql: str) -> list[list[str]]:
     return [line.split("\t") for line in result.stdout.splitlines() if line]
 
 
+def columns(schema: str) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for table, column, data_type in psql(
+        f"select table_name, column_name, data_type from information_schema.columns where table_schema = '{schema}'"
+    ):
+        found.setdefault(table, {})[column] = data_type
+    return found
+
+
+def primary_keys(schema: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for table, column in psql(
+        "select tc.table_name, kcu.column_name from information_schema.table_constraints tc "
+        "join information_schema.key_column_usage kcu using (constraint_schema, constraint_name) "
+        f"where tc.table_schema = '{schema}' and tc.constraint_type = 'PRIMARY KEY'"
+    ):
+        found.setdefault(table, set()).add(column)
+    return found
+
+
 def require_postgres() -> None:
     """Skip without the `make postgres` server; in CI (CI_REQUIRE_POSTGRES) fail instead."""
     import pytest

@@ -3,7 +3,6 @@ in DuckDB, PostgreSQL and JSONL files, including an incremental second run with 
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import json
 import os
@@ -19,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from helpers import LONDON_REPORT, NEW_YORK_REPORT, PG, psql, require_postgres
+from helpers import LONDON_REPORT, NEW_YORK_REPORT, PG, columns, primary_keys, psql, require_postgres
 from tap_callreports.sandbox import SandboxConfig, start_sandbox
 
 pytestmark = pytest.mark.slow
@@ -184,11 +183,7 @@ def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox,
         return {t: int(postgres(f"select count(*) from callreports.{t}")[0][0]) for t in first}
 
     assert counts() == first
-    types = collections.defaultdict(dict)
-    for table, column, data_type in postgres(
-        "select table_name, column_name, data_type from information_schema.columns where table_schema='callreports'"
-    ):
-        types[table][column] = data_type
+    types = columns("callreports")
     assert types["talkdesk_imports"]["updated_at"].startswith("timestamp")
     assert types["talkdesk_imports"]["total_records"] in ("bigint", "integer", "numeric")
     assert types["zendesk_job_statuses"]["results"] == "jsonb"
@@ -196,14 +191,7 @@ def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox,
     assert types["myreports_call_rows"]["start_utc"].startswith("timestamp")
     assert types["myreports_call_rows"]["duration"] in ("numeric", "double precision", "real")
     assert types["talkdesk_calls"]["talk_time"] in ("bigint", "integer", "numeric")
-    keys = {
-        (t, c)
-        for t, c in postgres(
-            "select tc.table_name, kcu.column_name from information_schema.table_constraints tc "
-            "join information_schema.key_column_usage kcu using (constraint_schema, constraint_name) "
-            "where tc.table_schema='callreports' and tc.constraint_type='PRIMARY KEY'"
-        )
-    }
+    keys = {(t, c) for t, names in primary_keys("callreports").items() for c in names}
     assert {("talkdesk_imports", "id"), ("zendesk_job_statuses", "id"), ("myreports_call_rows", "doc_id")} <= keys
     duplicates = postgres("select count(*) - count(distinct doc_id) from callreports.myreports_call_rows")
     assert duplicates == [["0"]]

@@ -28,7 +28,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from helpers import LONDON_REPORT, PG, psql, require_postgres, run_cli, sandbox_config, sync
+from helpers import (
+    LONDON_REPORT,
+    PG,
+    columns,
+    primary_keys,
+    psql,
+    require_postgres,
+    run_cli,
+    sandbox_config,
+    sync,
+)
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 
 pytestmark = pytest.mark.slow
@@ -228,26 +238,6 @@ def talkdesk_rows(
 def z(column: str) -> str:
     """SQL: a timestamptz column as RFC 3339 UTC text (what the generator's instants look like)."""
     return f"""to_char({column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
-
-
-def columns(schema: str) -> dict[str, dict[str, str]]:
-    found: dict[str, dict[str, str]] = {}
-    for table, column, data_type in psql(
-        f"select table_name, column_name, data_type from information_schema.columns where table_schema = '{schema}'"
-    ):
-        found.setdefault(table, {})[column] = data_type
-    return found
-
-
-def primary_keys(schema: str) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for table, column in psql(
-        "select tc.table_name, kcu.column_name from information_schema.table_constraints tc "
-        "join information_schema.key_column_usage kcu using (constraint_schema, constraint_name) "
-        f"where tc.table_schema = '{schema}' and tc.constraint_type = 'PRIMARY KEY'"
-    ):
-        found.setdefault(table, set()).add(column)
-    return found
 
 
 # ---- a. killed, resumed, then incremental with lookback: one row per key, true instants -------------
