@@ -78,7 +78,8 @@ class ValueNotConformed(StreamError):
         )
 
 
-def _types(spec: t.Mapping[str, t.Any]) -> tuple[str, ...]:
+def json_types(spec: t.Mapping[str, t.Any]) -> tuple[str, ...]:
+    """The JSON types a column's schema allows (its `type`, a name or a list)."""
     kinds = spec.get("type")
     if kinds is None:
         return ()
@@ -146,7 +147,7 @@ class Column:
     def __init__(self, name: str, spec: t.Mapping[str, t.Any], *, text_checked: bool = False) -> None:
         """`text_checked`: a date-time column whose text the tap itself checks (row shaping)."""
         self.name = name
-        self.types = _types(spec)
+        self.types = json_types(spec)
         kinds = set(self.types)
         ok: set[type] = set()
         if not kinds:  # no type: anything goes
@@ -170,7 +171,7 @@ class Column:
         props = spec.get("properties") if "object" in kinds else None
         self.nested = Conformer.rules_for(props) if props else None
         items = spec.get("items") if "array" in kinds else None
-        self.items = Column(f"{name}[]", items) if isinstance(items, dict) and _types(items) else None
+        self.items = Column(f"{name}[]", items) if isinstance(items, dict) and json_types(items) else None
         if self.date_time:
             ok.discard(str)  # date-time text is checked value by value
         self.ok = frozenset(ok)

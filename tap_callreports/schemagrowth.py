@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from tap_callreports.conform import ISO_DATE_TIME
+from tap_callreports.conform import ISO_DATE_TIME, json_types
 
 
 def json_type(value: t.Any) -> list[str]:
@@ -59,7 +59,7 @@ class SchemaGrowth:
                 continue
             if name in declared:
                 spec = copy.deepcopy(declared[name])
-                if spec.get("format") != "date-time" and "string" in _types_of(spec):
+                if spec.get("format") != "date-time" and "string" in json_types(spec):
                     self.text_instants.append(name)
             elif value is not None:
                 spec = {
@@ -75,11 +75,6 @@ class SchemaGrowth:
         if added:
             self.known = frozenset(properties)
         return added
-
-
-def _types_of(spec: t.Mapping[str, t.Any]) -> tuple[str, ...]:
-    kinds = spec.get("type", ())
-    return (kinds,) if isinstance(kinds, str) else tuple(kinds)
 
 
 def text_or_instant(value: t.Any) -> dict[str, t.Any]:
