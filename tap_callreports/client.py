@@ -81,6 +81,8 @@ class CallReportsStream(RESTStreamSDKHooks):
         self._local = threading.local()
         super().__init__(tap, *args, **kwargs)
         self.tap = tap
+        #: The run's shared services (job engine, unsaved jobs, job records, writers), handed by the tap.
+        self.services = tap.job_services
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -347,7 +349,7 @@ class CallReportsStream(RESTStreamSDKHooks):
 
     def extract_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """The stream's records; the default follows the SDK's request/paginate loop."""
-        journal = self.tap.unsaved_jobs
+        journal = self.services.unsaved
         listing = self.new_listing()
         records = self.request_records(context) if listing is None else self.read_listing(context, listing)
         for record in records:

@@ -28,6 +28,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BatchConfig as BatchConfig  # no public module exports it (0.54)
     from singer_sdk.helpers.types import Context
 
+    from tap_callreports.reportjobs.services import JobServices
     from tap_callreports.tap import TapCallReports
 
 
@@ -80,7 +81,7 @@ class ReportStreamSDKHooks(Stream):
     """The record path of report streams (reportjobs.stream.ReportJobStream): the SDK's RECORD,
     STATE and BATCH messages, written by a lean loop where it would write exactly the same."""
 
-    tap: TapCallReports
+    services: JobServices
     #: time_extracted of the rows being read (set per result by the reader).
     extracted_at: dt.datetime | None = None
 
@@ -102,7 +103,7 @@ class ReportStreamSDKHooks(Stream):
         deselected, conformance is NONE and the only stream map is the identity."""
         maps = self.stream_maps
         return (
-            isinstance(self.tap.message_writer, FastSingerWriter)
+            isinstance(self.services.message_writer, FastSingerWriter)
             and self.TYPE_CONFORMANCE_LEVEL is TypeConformanceLevel.NONE
             and len(maps) == 1
             and type(maps[0]) is SameRecordTransform
@@ -113,7 +114,7 @@ class ReportStreamSDKHooks(Stream):
 
     @cached_property
     def _lean_write(self) -> t.Callable[[str, dict, t.Any], None] | None:
-        return t.cast(FastSingerWriter, self.tap.message_writer).write_record if self.lean_records else None
+        return t.cast(FastSingerWriter, self.services.message_writer).write_record if self.lean_records else None
 
     def _write_record_message(self, record: dict) -> None:
         """Keeps the SDK's RECORD (its own path when not `lean_records`); exists so a row the SDK's
@@ -158,7 +159,7 @@ class ReportStreamSDKHooks(Stream):
                 counted = 0
                 try:
                     if write_messages:
-                        write = t.cast(FastSingerWriter, self.tap.message_writer).write_record
+                        write = t.cast(FastSingerWriter, self.services.message_writer).write_record
                         for counted, record in enumerate(rows, 1):  # noqa: B007 - counted: after the loop
                             for key, value in fill:
                                 if key not in record:

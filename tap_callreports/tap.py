@@ -19,8 +19,9 @@ from tap_callreports.myreports.streams import MyReportsCallRowsStream
 from tap_callreports.redact import REGISTRY, install_log_redaction
 from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine
 from tap_callreports.reportjobs.records import JobRecords, JobRecordsStream
+from tap_callreports.reportjobs.services import JobServices
 from tap_callreports.reportjobs.state import UnsavedJobs
-from tap_callreports.reportjobs.stream import ReportJobStream, honour_catalog_keys
+from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.sdk_hooks import TapSDKHooks
 from tap_callreports.settings import (
     NO_CREDENTIALS,
@@ -68,6 +69,24 @@ class ExpectedUnsortedStream(logging.Filter):
         if str(record.msg).startswith("Stream is assumed to be unsorted") and record.levelno == logging.WARNING:
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
+
+
+def honour_catalog_keys(catalog: t.Any, declared: t.Mapping[str, t.Sequence[str]]) -> None:
+    """A key given in the catalog is honoured: `key_properties`, or the `table-key-properties`
+    metadata (what Meltano's `metadata` extra sets), whichever differs from the tap's own key
+    (`declared`, per stream). The entry is settled before the stream maps and the streams read
+    it, so the SCHEMA messages and the key checks use the same key."""
+    for entry in catalog.streams:
+        own = declared.get(entry.tap_stream_id or "")
+        if own is None:
+            continue
+        root = entry.metadata.get(())
+        for given in (getattr(root, "table_key_properties", None), entry.key_properties):
+            if given and list(given) != list(own):
+                entry.key_properties = list(given)
+                if root is not None:
+                    root.table_key_properties = list(given)
+                break
 
 
 class TapCallReports(TapSDKHooks):
@@ -122,6 +141,17 @@ class TapCallReports(TapSDKHooks):
                 "config: unknown setting(s) ignored (their defaults apply): %s; see docs/settings.md",
                 ", ".join(f"'{name}'{_did_you_mean(name, valid)}" for name in unknown),
             )
+
+    @cached_property
+    def job_services(self) -> JobServices:
+        """What every stream is handed when it is made (streams never reach into the tap for these)."""
+        return JobServices(
+            engine=self.engine,
+            unsaved=self.unsaved_jobs,
+            job_records=self.job_records,
+            message_writer=self.message_writer,
+            write_state=self.state_writer.write_state,
+        )
 
     @cached_property
     def engine(self) -> ReportJobEngine:

@@ -7,5 +7,6 @@
 - reader.py: one window's rows, exactly once;
 - state.py: jobs in the STATE, and jobs created but not yet in one;
 - records.py: the job-record streams (talkdesk_report_jobs, myreports_requests);
-- stream.py: ReportJobStream, the glue to the SDK's Stream.
+- services.py: what the tap hands each stream for a run (engine, unsaved jobs, job records, writers);
+- stream.py: ReportJobStream, the glue to the SDK's Stream (its private-member overrides: ../sdk_hooks.py).
 """

@@ -39,24 +39,6 @@ if t.TYPE_CHECKING:
     from tap_callreports.reportjobs.engine import OrderedJobs
 
 
-def honour_catalog_keys(catalog: t.Any, declared: t.Mapping[str, t.Sequence[str]]) -> None:
-    """A key given in the catalog is honoured: `key_properties`, or the `table-key-properties`
-    metadata (what Meltano's `metadata` extra sets), whichever differs from the tap's own key
-    (`declared`, per stream). The entry is settled before the stream maps and the streams read
-    it, so the SCHEMA messages and the key checks use the same key."""
-    for entry in catalog.streams:
-        own = declared.get(entry.tap_stream_id or "")
-        if own is None:
-            continue
-        root = entry.metadata.get(())
-        for given in (getattr(root, "table_key_properties", None), entry.key_properties):
-            if given and list(given) != list(own):
-                entry.key_properties = list(given)
-                if root is not None:
-                    root.table_key_properties = list(given)
-                break
-
-
 class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
     """Rows from report jobs, one window at a time, in window order."""
 
@@ -209,11 +191,12 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
 
     @cached_property
     def runner(self) -> JobRunner:
-        return JobRunner(self, self.tap.engine, self.tap.unsaved_jobs, self.tap.job_records)
+        services = self.services
+        return JobRunner(self, services.engine, services.unsaved, services.job_records)
 
     @cached_property
     def reader(self) -> WindowReader:
-        return WindowReader(self, self.runner, self.tap.unsaved_jobs, self.tap.job_records)
+        return WindowReader(self, self.runner, self.services.unsaved, self.services.job_records)
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -319,7 +302,7 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = iso_z(window.end)
         state.pop("progress_markers", None)
-        self.tap.state_writer.write_state(self.tap_state)
+        self.services.write_state(self.tap_state)
 
     # ---- downloads (`reader.py`) -------------------------------------------------------------
 
