@@ -12,6 +12,7 @@ import datetime as dt
 import tempfile
 import threading
 import typing as t
+from dataclasses import dataclass, field
 from functools import cached_property
 from http import HTTPStatus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -67,6 +68,22 @@ def offset_iso(moment: dt.datetime, zone: dt.tzinfo = dt.UTC) -> str:
     return moment.astimezone(zone).isoformat()
 
 
+@dataclass
+class MyReportsRequest:
+    """What the tap keeps of a MyReports request (`JobResult.vendor`)."""
+
+    report_id: t.Any
+    #: The result's own members before its rows (totalCount, rowLimitExceeded, request, ...).
+    meta: dict = field(default_factory=dict)
+    #: The result's members after its rows (summary, rowLimit, ...).
+    trailer: dict = field(default_factory=dict)
+
+
+def _request(result: JobResult) -> MyReportsRequest:
+    details: MyReportsRequest = result.vendor
+    return details
+
+
 class MyReportsRequests:
     """The report requests of myreports_call_rows (one per report id and window)."""
 
@@ -106,38 +123,38 @@ class MyReportsRequests:
             job_id=request_id,
             window=window,
             attempt=attempt,
-            location="",
-            details={
-                "report_id": report_id,
-                "created_at": iso_z(utc_now()),
-                "timezone": zone_name,
-                "requested_start": iso_z(asked.start) if asked != window else None,
-            },
+            created_at=iso_z(utc_now()),
+            timezone=zone_name,
+            requested_start=iso_z(asked.start) if asked != window else None,
+            vendor=MyReportsRequest(report_id),
         )
 
+    def recorded_details(self, context: Context | None) -> MyReportsRequest:
+        return MyReportsRequest((context or {}).get("report_id"))
+
     def describe(self, result: JobResult) -> str:
-        message = result.details.get("status_message")
-        return f"request {result.job_id} for report {result.details.get('report_id')} {result.window}" + (
-            f" ({message})" if message and self._phase(result.details.get("status"), None) is not JobPhase.DONE else ""
+        message = result.status_message
+        return f"request {result.job_id} for report {_request(result).report_id} {result.window}" + (
+            f" ({message})" if message and self._phase(result.status, None) is not JobPhase.DONE else ""
         )
 
     def delete(self, result: JobResult) -> None:
         """MyReports offers no way to delete a request: it expires there."""
 
     def poll(self, context: Context | None, result: JobResult) -> JobStatus | None:
-        report_id, request_id = result.details["report_id"], result.job_id
+        report_id, request_id = _request(result).report_id, result.job_id
         url = f"{self.stream.report_url(report_id)}/requests/{request_id}"
         answer = unless_gone(lambda: self.stream.send("GET", url))
         if answer is None:
             return gone("MyReports", "request")
         data = self.stream.envelope_data(answer)
-        result.details["polls"] = result.details.get("polls", 0) + 1
+        result.polls += 1
         raw_status, message = dig(data, "status"), dig(data, "statusMessage")
-        if raw_status != result.details.get("status"):
+        if raw_status != result.status:
             self.stream.logger.info(
                 "%s: %s is %s", self.stream.name, self.describe(result), raw_status or "(no status)"
             )
-        result.details["status"], result.details["status_message"] = raw_status, message
+        result.status, result.status_message = raw_status, message
         phase = self._phase(raw_status, message, data)
         if phase is JobPhase.DONE:
             return JobStatus(location=f"{url}/data")
@@ -206,8 +223,8 @@ class MyReportsRequests:
                 ):
                     if _has_time_zone(members):  # empty of the window asked for, not of a misread one
                         self._check_filter_reading(context, self._time_zone(members), members, result)
-                    result.details["meta"] = members
-                    result.details["verdict"] = verify_counts(0, {"totalCount": 0})
+                    _request(result).meta = members
+                    result.verdict = verify_counts(0, {"totalCount": 0})
                     return  # no rows, and it says so (`data: null`, totalCount 0)
                 raise missing_rows(
                     "'data' row list",
@@ -218,7 +235,7 @@ class MyReportsRequests:
                     ),
                 )
             meta = result_members(document, document.header)
-            result.details["meta"] = meta
+            _request(result).meta = meta
             self._announce_display_fields(meta)
             tz = self._time_zone(meta) if _has_time_zone(meta) else None
             if tz is not None:
@@ -234,10 +251,10 @@ class MyReportsRequests:
                 rows = self._converted(document.rows(skip), tz, result)
             yield from rows
             trailer = result_members(document, document.trailer)
-            result.details["trailer"] = trailer
+            _request(result).trailer = trailer
             members = {**trailer, **meta}
             counts = {} if self._limit_exceeded(members) is True else {"totalCount": members.get("totalCount")}
-            result.details["verdict"] = verify_counts(document.rows_read, counts)
+            result.verdict = verify_counts(document.rows_read, counts)
         finally:
             response.close()
 
@@ -267,7 +284,7 @@ class MyReportsRequests:
         return set()
 
     def _converted(self, rows: t.Iterable[dict], tz: ZoneInfo, result: JobResult) -> t.Iterator[dict]:
-        report_id, request_id = result.details["report_id"], result.job_id
+        report_id, request_id = _request(result).report_id, result.job_id
         # A wall time that happened twice is placed in the window itself, not in the overlap before it.
         to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
         shape = self.stream.shaper.shape
@@ -308,12 +325,12 @@ class MyReportsRequests:
         the result's own filter says it selected other instants than the window's (or, without that
         echo, when the two zones differ at the window's bounds). The zone is kept for this run and in
         the STATE."""
-        report_id = result.details.get("report_id")
+        report_id = _request(result).report_id
         self._zones[report_id] = tz.key
         self.stream.get_context_state(context)[ZONE_STATE_KEY] = tz.key
-        sent = ZoneInfo(str(result.details.get("timezone") or "UTC"))
+        sent = ZoneInfo(str(result.timezone or "UTC"))
         echoed = _filter_bounds(members)
-        asked = (parse_instant(result.details.get("requested_start")) or result.window.start, result.window.end)
+        asked = (parse_instant(result.requested_start) or result.window.start, result.window.end)
         if echoed is not None:
             if echoed == asked:
                 return
@@ -399,7 +416,7 @@ class MyReportsRequests:
         with tempfile.TemporaryFile() as spool:
             for row in document.rows(skip):
                 spool.write(orjson.dumps(row) + b"\n")
-            members = {**result_members(document, document.trailer), **result.details.get("meta", {})}
+            members = {**result_members(document, document.trailer), **_request(result).meta}
             if not _has_time_zone(members):
                 raise StreamError(
                     self.stream.name,
@@ -418,12 +435,12 @@ class MyReportsRequests:
     # ---- the request record ----------------------------------------------------------------------
 
     def record(self, result: JobResult, rows: int, outcome: str) -> dict:
-        meta = result.details.get("meta") or {}
-        trailer = result.details.get("trailer") or {}
+        details = _request(result)
+        meta, trailer = details.meta, details.trailer
         request: dict = meta["request"] if isinstance(meta.get("request"), dict) else {}
         return {
             "request_id": result.job_id,
-            "report_id": result.details.get("report_id"),
+            "report_id": details.report_id,
             "workspace_id": self.stream.myreports.workspace_id,
             "report_template_name": request.get("reportTemplateName"),
             "time_zone_id": request.get("timeZoneId"),
@@ -438,8 +455,8 @@ class MyReportsRequests:
             "query_duration": meta.get("queryDuration"),
             "total_duration": meta.get("totalDuration"),
             "query_count": meta.get("queryCount"),
-            "status": result.details.get("status"),
-            "status_message": result.details.get("status_message"),
+            "status": result.status,
+            "status_message": result.status_message,
             "outcome": outcome,
             "attempt": result.attempt,
             "finished_at": iso_z(utc_now()),

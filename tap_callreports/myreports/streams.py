@@ -11,7 +11,7 @@ from tap_callreports.myreports.client import MyReportsStream
 from tap_callreports.myreports.requests import MyReportsRequests
 from tap_callreports.reportjobs.job import Window
 from tap_callreports.reportjobs.stream import ReportJobStream
-from tap_callreports.reportjobs.vendor import JobHooks, report_shaper
+from tap_callreports.reportjobs.vendor import report_shaper
 from tap_callreports.rowshape import RowPolicy, RowShaper
 from tap_callreports.schemas import load_schema
 from tap_callreports.timeutil import iso_z
@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
 ROW_POLICY = RowPolicy(key=("doc_id",), renamed={"start": "start_local"})  # start_utc: converted before
 
 
-class MyReportsCallRowsStream(MyReportsStream, JobHooks, ReportJobStream):
+class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     """Call rows, one partition (and bookmark) per report id."""
 
     name = "myreports_call_rows"

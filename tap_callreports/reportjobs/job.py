@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 import threading
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tap_callreports.redact import REGISTRY
 from tap_callreports.timeutil import iso_z
@@ -75,13 +75,31 @@ class SplitWindow(Exception):
 
 @dataclass
 class JobResult:
-    """What a finished job hands to the reader: vendor ids and where the rows are."""
+    """One job of a window, from its creation (or its record in the STATE) to its rows: the vendor's
+    id, where the rows are once it is done, what the polls and the reader learnt, and the vendor's
+    own details (`vendor`: talkdesk/jobs.py `TalkdeskJob`, myreports/requests.py `MyReportsRequest`).
+    `created_at`, `timezone` and `requested_start` are kept in the STATE with the job (`state.py`)."""
 
     job_id: str
     window: Window
     attempt: int
-    location: str
-    details: dict[str, t.Any] = field(default_factory=dict)
+    location: str = ""
+    #: When the tap created the job (UTC text); None for a record that did not say.
+    created_at: str | None = None
+    #: The zone the job was requested in: how its rows' wall times are read.
+    timezone: str | None = None
+    #: The start the request asked from, when before the window's (MyReports' overlap).
+    requested_start: str | None = None
+    #: The job came from the STATE (an earlier run created it).
+    resumed: bool = False
+    #: The vendor's last status word for the job (None until a poll or the creation said one).
+    status: t.Any = None
+    #: The vendor's words beside the status (MyReports' statusMessage).
+    status_message: t.Any = None
+    polls: int = 0
+    #: What the reader found the result's counts say (`completeness.verify_counts`).
+    verdict: str | None = None
+    vendor: t.Any = None
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class WindowReader:
         shown = ", ".join(carried[:12]) + (", ..." if len(carried) > 12 else "")
         return StreamError(
             stream.name,
-            f"a row of {stream.describe_job(result)} has no value for the key ({', '.join(stream.primary_keys)}): "
+            f"a row of {stream.jobs.describe(result)} has no value for the key ({', '.join(stream.primary_keys)}): "
             f"the report's layout differs from what the tap expects (the row carries {shown}). No row without its "
             f"key was emitted and no bookmark moved past {iso_z(result.window.start)}; "
             + KEY_OVERRIDE.format(stream=stream.name),
@@ -72,7 +72,7 @@ class WindowReader:
         if keys.missing or duplicates:
             raise StreamError(
                 stream.name,
-                f"the result of {stream.describe_job(result)} has {keys.missing} row(s) without the key "
+                f"the result of {stream.jobs.describe(result)} has {keys.missing} row(s) without the key "
                 f"({', '.join(stream.primary_keys)}) and {duplicates} row(s) repeating another row's key; a warehouse "
                 f"would drop or merge them, so no bookmark moved past {iso_z(result.window.start)}; "
                 + KEY_OVERRIDE.format(stream=stream.name),
@@ -107,7 +107,7 @@ class WindowReader:
             add_key = keys.add
             try:
                 position = handled if memory is None else 0
-                for row in stream.read_result(context, result, skip=handled if memory is None else 0):
+                for row in stream.jobs.read(context, result, skip=handled if memory is None else 0):
                     position += 1
                     if memory is not None:
                         if position <= handled:
@@ -172,7 +172,7 @@ class WindowReader:
                     stream.logger.warning(
                         "%s: the result of %s is incomplete: %s (%s); downloading it again in %.1fs",
                         stream.name,
-                        stream.describe_job(result),
+                        stream.jobs.describe(result),
                         exc.problem,
                         exc.counts,
                         wait,
@@ -184,21 +184,21 @@ class WindowReader:
                     # could send them twice. The bookmark stays; a later run reads the window again.
                     raise StreamError(
                         stream.name,
-                        f"the result of {stream.describe_job(result)} stayed incomplete: {exc.problem} "
+                        f"the result of {stream.jobs.describe(result)} stayed incomplete: {exc.problem} "
                         f"({exc.counts}) after {result.attempt} job(s); no bookmark moved past "
                         f"{iso_z(window.start)}; run again later, and report it to the vendor if it persists",
                     ) from None
                 stream.logger.warning(
                     "%s: the result of %s is incomplete: %s (%s); creating the job again (attempt %d of %d)",
                     stream.name,
-                    stream.describe_job(result),
+                    stream.jobs.describe(result),
                     exc.problem,
                     exc.counts,
                     result.attempt + 1,
                     attempts,
                 )
-                self.job_records.add(stream.job_stream_name, stream.job_record(result, 0, "incomplete"))
-                stream.delete_job(result)
+                self.job_records.add(stream.job_stream_name, stream.jobs.record(result, 0, "incomplete"))
+                stream.jobs.delete(result)
                 result = self.runner.run_loudly(context, window, stop, first_attempt=result.attempt + 1)
                 journal.record()
                 downloads, handled, learn = 0, 0, 0

@@ -53,14 +53,11 @@ class JobRunner:
             job_id=str(record["job_id"]),
             window=window,
             attempt=int(record.get("attempt") or 1),
-            location="",
-            details={
-                **(context or {}),
-                "created_at": record.get("created_at"),
-                "timezone": record.get("timezone"),
-                "resumed": True,
-                "requested_start": record.get("requested_start"),
-            },
+            created_at=record.get("created_at"),
+            timezone=record.get("timezone"),
+            requested_start=record.get("requested_start"),
+            resumed=True,
+            vendor=self.stream.jobs.recorded_details(context),
         )
 
     def run(
@@ -81,33 +78,31 @@ class JobRunner:
         result: JobResult | None = None
         if recorded is not None:
             result = self.resume(context, window, recorded)
-            stream.logger.info("%s: resuming %s, recorded by an earlier run", stream.name, stream.describe_job(result))
+            stream.logger.info("%s: resuming %s, recorded by an earlier run", stream.name, stream.jobs.describe(result))
         while True:
             if result is None:
-                result = stream.create_job(context, window, attempt, stop)
-                stream.logger.info("%s: created %s (attempt %d)", stream.name, stream.describe_job(result), attempt)
+                result = stream.jobs.create(context, window, attempt, stop)
+                stream.logger.info("%s: created %s (attempt %d)", stream.name, stream.jobs.describe(result), attempt)
                 self.unsaved.created(stream, context, result)
             current = result
-            what = f"{stream.name}: {stream.describe_job(current)}"
-            status = self.engine.wait_for(lambda: stream.poll_job(context, current), what, stop)  # noqa: B023 - called before the loop moves on
+            what = f"{stream.name}: {stream.jobs.describe(current)}"
+            status = self.engine.wait_for(lambda: stream.jobs.poll(context, current), what, stop)  # noqa: B023 - called before the loop moves on
             if status.location:
                 result.location = status.location
-                stream.logger.info(
-                    "%s: job %s done after %d polls", stream.name, result.job_id, result.details.get("polls", 0)
-                )
+                stream.logger.info("%s: job %s done after %d polls", stream.name, result.job_id, result.polls)
                 return result
-            self.job_records.add(stream.job_stream_name, stream.job_record(result, 0, str(status.ended)))
+            self.job_records.add(stream.job_stream_name, stream.jobs.record(result, 0, str(status.ended)))
             if attempt >= attempts:
                 raise ReportJobFailed(
                     stream.name,
-                    f"{stream.describe_job(result)} ended '{status.ended}' ({attempts} attempts); the bookmark "
+                    f"{stream.jobs.describe(result)} ended '{status.ended}' ({attempts} attempts); the bookmark "
                     f"stays at {iso_z(window.start)}, the end of the last complete window; run again later, or check "
                     "the report at the vendor",
                 )
             stream.logger.warning(
                 "%s: %s ended '%s'; creating it again (attempt %d of %d)",
                 stream.name,
-                stream.describe_job(result),
+                stream.jobs.describe(result),
                 status.ended,
                 attempt + 1,
                 attempts,

@@ -37,13 +37,13 @@ def remember_job(state: dict, result: JobResult) -> None:
         "window_start": iso_z(result.window.start),
         "window_end": iso_z(result.window.end),
         "job_id": result.job_id,
-        "created_at": result.details.get("created_at"),
+        "created_at": result.created_at,
         "attempt": result.attempt,
     }
-    if result.details.get("timezone"):
-        record["timezone"] = result.details["timezone"]  # how its rows' wall times must be read
-    if result.details.get("requested_start"):
-        record["requested_start"] = result.details["requested_start"]  # asked from before the window (overlap)
+    if result.timezone:
+        record["timezone"] = result.timezone  # how its rows' wall times must be read
+    if result.requested_start:
+        record["requested_start"] = result.requested_start  # asked from before the window (overlap)
     records.append(record)
     state[JOBS_STATE_KEY] = records
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-import threading
 import time
 import typing as t
 from functools import cached_property
@@ -24,7 +23,7 @@ import requests
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_callreports.client import CallReportsStream
-from tap_callreports.reportjobs.job import JobResult, JobStatus, SplitWindow, Window
+from tap_callreports.reportjobs.job import JobResult, SplitWindow, Window
 from tap_callreports.reportjobs.planner import data_end, plan_run
 from tap_callreports.reportjobs.reader import WindowReader
 from tap_callreports.reportjobs.runner import JobRunner
@@ -37,6 +36,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.reportjobs.engine import OrderedJobs
+    from tap_callreports.reportjobs.vendor import VendorJobs
 
 
 class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
@@ -66,29 +66,11 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
     @abc.abstractmethod
     def data_lag(self) -> dt.timedelta: ...
 
+    @property
     @abc.abstractmethod
-    def create_job(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
-        """Create one job at the vendor (any thread)."""
-
-    @abc.abstractmethod
-    def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
-        """Poll the job once (any thread): its status, or None while it runs."""
-
-    @abc.abstractmethod
-    def describe_job(self, result: JobResult) -> str:
-        """'report job <id> for calls <window>' — for logs and errors."""
-
-    @abc.abstractmethod
-    def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
-        """Download the result and yield its rows, skipping the first `skip` (main thread). After
-        the last row it checks completeness (`completeness.verify_counts`), storing the verdict in
-        `result.details["verdict"]`, or raises IncompleteResult."""
-
-    @abc.abstractmethod
-    def job_record(self, result: JobResult, rows: int, outcome: str) -> dict: ...
-
-    def delete_job(self, result: JobResult) -> None:
-        """Delete a job the tap will not use, where the vendor API allows it (best effort)."""
+    def jobs(self) -> VendorJobs:
+        """The vendor's job API for this stream: create, poll, read, delete, describe, record
+        (reportjobs/vendor.py)."""
 
     # ---- windows -----------------------------------------------------------------------------
 
@@ -136,7 +118,7 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
             for record in plan.stale:
                 window = record_window(record)
                 if window is not None and record.get("job_id"):
-                    self.delete_job(self.runner.resume(context, window, record))
+                    self.jobs.delete(self.runner.resume(context, window, record))
         self.runner.recorded[context_key(context)] = plan.reused
         windows, bookmark, cursor = plan.windows, plan.bookmark, plan.new_from
         if plan.too_short:
@@ -233,11 +215,11 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
                 self.logger.info(
                     "%s%s: window %s split in %d (%s)", self.name, where, window, len(split.windows), split.reason
                 )
-                self.runner.job_records.add(self.job_stream_name, self.job_record(result, 0, "split"))
+                self.runner.job_records.add(self.job_stream_name, self.jobs.record(result, 0, "split"))
                 forget_window(self.get_context_state(context), window, through_end=False)
                 jobs.push_front(split.windows)
                 continue
-            self.runner.job_records.add(self.job_stream_name, self.job_record(result, rows, "emitted"))
+            self.runner.job_records.add(self.job_stream_name, self.jobs.record(result, rows, "emitted"))
             self.commit_window(context, result.window)
             progress.window_done(rows)
             self.logger.info(
@@ -247,7 +229,7 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
                 progress.windows,
                 progress.windows + len(jobs.windows),
                 result.window,
-                result.details.get("verdict"),
+                result.verdict,
                 progress.describe(len(jobs.windows)),
             )
 

@@ -6,7 +6,9 @@ A vendor implements `VendorJobs` once (talkdesk/jobs.py `TalkdeskReportJobs`, my
 `MyReportsRequests`); the stream creates it with itself (for HTTP, settings and logging) and the
 engine calls it: create on a worker thread, poll on a worker thread until it answers, read on the
 main thread, delete when the tap will not read the job, describe for every log and error line,
-record for the job-record stream."""
+record for the job-record stream. What a job is (its ids, what polls and reads learnt) is a
+`JobResult`; what only one vendor keeps about a job is its `vendor` details, a small dataclass of
+that vendor's."""
 
 from __future__ import annotations
 
@@ -60,6 +62,11 @@ class VendorJobs(t.Protocol):
         word the job ended with), `rows` rows read from it."""
         ...
 
+    def recorded_details(self, context: Context | None) -> t.Any:
+        """The vendor's own details (`JobResult.vendor`) of a job an earlier run recorded in the
+        partition `context`'s STATE, before its first poll."""
+        ...
+
 
 def unless_gone(ask: t.Callable[[], T]) -> T | None:
     """The vendor's answer to a poll, or None when it answers 404: it no longer has the job."""
@@ -95,29 +102,3 @@ def report_shaper(
         stream=stream.name,
         **instants,
     )
-
-
-class JobHooks:
-    """ReportJobStream's vendor hooks, each handed to the stream's `jobs` (its `VendorJobs`)."""
-
-    @property
-    def jobs(self) -> VendorJobs:
-        raise NotImplementedError
-
-    def create_job(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
-        return self.jobs.create(context, window, attempt, stop)
-
-    def poll_job(self, context: Context | None, result: JobResult) -> JobStatus | None:
-        return self.jobs.poll(context, result)
-
-    def read_result(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
-        return self.jobs.read(context, result, skip)
-
-    def delete_job(self, result: JobResult) -> None:
-        self.jobs.delete(result)
-
-    def describe_job(self, result: JobResult) -> str:
-        return self.jobs.describe(result)
-
-    def job_record(self, result: JobResult, rows: int, outcome: str) -> dict:
-        return self.jobs.record(result, rows, outcome)

@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 import time
 import typing as t
+from dataclasses import dataclass, field
 from functools import cached_property
 from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit
@@ -42,6 +43,23 @@ REDIRECTS = (300, 301, 302, 303, 307, 308)
 STORAGE_REFUSALS = (HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
 # Row times just outside a window (a call's end) may fall in a nearby repeated hour too.
 DST_MARGIN = dt.timedelta(days=1)
+
+
+@dataclass
+class TalkdeskJob:
+    """What the tap keeps of a Talkdesk report job (`JobResult.vendor`), for its job record."""
+
+    #: The job as Talkdesk last described it (its name, timezone, format, timespan).
+    job: dict = field(default_factory=dict)
+    #: The `_links` of the last answer that described the job.
+    links: dict = field(default_factory=dict)
+    #: How the file came: "direct", or "signed_url" (a redirect to storage).
+    delivery: str | None = None
+
+
+def _job(result: JobResult) -> TalkdeskJob:
+    details: TalkdeskJob = result.vendor
+    return details
 
 
 class TalkdeskReportJobs:
@@ -86,15 +104,14 @@ class TalkdeskReportJobs:
             job_id=str(job.get("id")),
             window=window,
             attempt=attempt,
-            location="",
-            details={
-                "job": job,
-                "links": {},
-                "created_at": iso_z(utc_now()),
-                "status": _status(job) or "created",
-                "timezone": zone,
-            },
+            created_at=iso_z(utc_now()),
+            timezone=zone,
+            status=_status(job) or "created",
+            vendor=TalkdeskJob(job=job),
         )
+
+    def recorded_details(self, context: Context | None) -> TalkdeskJob:
+        return TalkdeskJob()
 
     def describe(self, result: JobResult) -> str:
         return f"report job {result.job_id} for {self.report_type} {result.window}"
@@ -147,24 +164,24 @@ class TalkdeskReportJobs:
         the tap does not know -> done when the answer links the file, else polled again."""
         stream = self.stream
         url = f"{stream.url_base}{stream.path}/{result.job_id}"
-        details = result.details
+        details = _job(result)
         response = unless_gone(lambda: stream.send("GET", url, allow_redirects=False))
         if response is None:
             return gone("Talkdesk", "job")
-        details["polls"] = details.get("polls", 0) + 1
+        result.polls += 1
         body = json_body(response, stream.name) if response.content else {}
         job = body.get("job", body) if isinstance(body, dict) else {}
         if isinstance(job, dict) and job:
-            details["job"] = job
-            details["links"] = body.get("_links") or {}
+            details.job = job
+            details.links = body.get("_links") or {}
         if response.status_code in REDIRECTS and response.headers.get("Location"):
-            details["status"] = "done"
+            result.status = "done"
             return JobStatus(location=urljoin(url, response.headers["Location"]))
         word = job.get("status") if isinstance(job, dict) else None
         status = _status(job) if isinstance(job, dict) else ""
-        if status != details.get("status"):
+        if status != result.status:
             stream.logger.info("%s: %s is %s", stream.name, self.describe(result), status or "(no status)")
-            details["status"] = status
+            result.status = status
         files = dig(body, "_links", "files", "href")
         phase = self.status_words.phase(word, body, stream.logger, stream.name)
         if phase is None and files:
@@ -233,13 +250,13 @@ class TalkdeskReportJobs:
     def read(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
         fmt = self.talkdesk.report_format
         response = self.stream.open_report(result, fmt, lambda: self._open_file(result))
-        result.details["delivery"] = "signed_url" if response.url != result.location else "direct"
+        _job(result).delivery = "signed_url" if response.url != result.location else "direct"
         origin = {
             "report_job_id": result.job_id,
             "report_window_start": iso_z(result.window.start),
             "report_window_end": iso_z(result.window.end),
         }
-        zone_name = result.details.get("timezone") or self.job_zone(result.window)
+        zone_name = result.timezone or self.job_zone(result.window)
         zone = ZoneInfo(zone_name)
         local_zone = None if zone_name == self.talkdesk.report_timezone else self.report_zone
         shape = self.stream.shaper.shape
@@ -272,7 +289,7 @@ class TalkdeskReportJobs:
             if fmt == "json":
                 read = document.rows_read
                 counts["total"] = document.trailer.get("total", document.header.get("total"))
-            result.details["verdict"] = verify_counts(read, counts)
+            result.verdict = verify_counts(read, counts)
         finally:
             response.close()
 
@@ -280,7 +297,8 @@ class TalkdeskReportJobs:
 
     def record(self, result: JobResult, rows: int, outcome: str) -> dict:
         status = "done" if outcome == "emitted" else outcome
-        job = result.details.get("job") or {}
+        details = _job(result)
+        job = details.job
         return {
             "id": result.job_id,
             "report_type": self.report_type,
@@ -289,12 +307,12 @@ class TalkdeskReportJobs:
             "status": status,
             "format": job.get("format", self.talkdesk.report_format),
             "timespan": job.get("timespan") or {"from": iso_z(result.window.start), "to": iso_z(result.window.end)},
-            "links": result.details.get("links") or {},
+            "links": details.links or {},
             "rows_read": rows,
             "attempt": result.attempt,
             "window_start": iso_z(result.window.start),
             "window_end": iso_z(result.window.end),
-            "file_delivery": result.details.get("delivery"),
+            "file_delivery": details.delivery,
             "finished_at": iso_z(utc_now()),
         }
 

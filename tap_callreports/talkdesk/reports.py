@@ -8,7 +8,7 @@ import typing as t
 from functools import cached_property
 
 from tap_callreports.reportjobs.stream import ReportJobStream
-from tap_callreports.reportjobs.vendor import JobHooks, report_shaper
+from tap_callreports.reportjobs.vendor import report_shaper
 from tap_callreports.rowshape import ROW_KEY, RowShaper, SchemaGrowth, text_or_instant
 from tap_callreports.schemas import load_schema
 from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
@@ -22,7 +22,7 @@ if t.TYPE_CHECKING:
 __all__ = ["ROW_POLICIES", "TalkdeskReportStream"]
 
 
-class TalkdeskReportStream(TalkdeskStream, JobHooks, ReportJobStream):
+class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     """Rows of one Explore report type, keyed by the report's natural id (`REPORT_TYPES`): a row
     read again (lookback, a resumed window) replaces itself in the warehouse. The bookmark is the
     end of the last window whose rows were all emitted."""
