@@ -37,12 +37,14 @@ import orjson
 from tap_callreports.rowshape import KeyGuard, RowPolicy, RowShaper
 from tap_callreports.timeutil import UTC, LocalTimeConverter, parse_instant
 
-# The tap's row policies for these two streams (talkdesk/reports.py, myreports/streams.py), copied
-# so this script never imports the SDK; the bench's check fails if they drift apart.
+# The tap's row policies for these two streams (talkdesk/report_types.py, myreports/), copied so
+# this script never imports the SDK; the bench's check fails if they drift apart.
 CALLS_POLICY = RowPolicy(
     key=("call_id",),
-    instants=("start_at", "end_at"),
+    instants=("start_at", "end_at", "csat_survey_time"),
     renamed={"interaction_id": "call_id", "call_type": "type", "start_time": "start_at", "end_time": "end_at"},
+    empty_text_is_null=True,  # Talkdesk: "" and "None" are null in every column
+    none_text_is_null=True,
 )
 MYREPORTS_POLICY = RowPolicy(key=("doc_id",), renamed={"start": "start_local"})
 
