@@ -102,7 +102,7 @@ class MyReportsRequests:
             "reportId": report_id,
             "dateFilter": {"start": offset_iso(asked.start, zone), "end": offset_iso(asked.end, zone)},
         }
-        response = self.stream.tap.engine.create(
+        response = self.stream.services.engine.create(
             self.stream.vendor,
             lambda: self.stream.send(
                 "POST", f"{self.stream.report_url(report_id)}/requests", json=body, creates_job=True

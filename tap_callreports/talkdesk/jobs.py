@@ -128,7 +128,7 @@ class TalkdeskReportJobs:
         """Talkdesk allows 15 report jobs queued or running per account (other tools' jobs count
         too) and answers 429 past that: the engine waits for a slot (`JobSlots.create`)."""
         stream = self.stream
-        return stream.tap.engine.create(
+        return stream.services.engine.create(
             stream.vendor,
             lambda: self._create(window, zone),
             f"{stream.name}: a free report-job slot for {self.report_type} {window}",
