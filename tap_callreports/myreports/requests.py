@@ -37,7 +37,7 @@ from tap_callreports.reportjobs.job import (
     StatusWords,
     Window,
 )
-from tap_callreports.reportjobs.vendor import gone, unless_gone
+from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import dig, id_from_location, vendor_words
 from tap_callreports.streaming import ReportDocument
 from tap_callreports.timeutil import UTC, LocalTimeConverter, fall_back_transitions, iso_z, parse_instant, utc_now
@@ -77,11 +77,6 @@ class MyReportsRequest:
     meta: dict = field(default_factory=dict)
     #: The result's members after its rows (summary, rowLimit, ...).
     trailer: dict = field(default_factory=dict)
-
-
-def _request(result: JobResult) -> MyReportsRequest:
-    details: MyReportsRequest = result.vendor
-    return details
 
 
 class MyReportsRequests:
@@ -134,15 +129,16 @@ class MyReportsRequests:
 
     def describe(self, result: JobResult) -> str:
         message = result.status_message
-        return f"request {result.job_id} for report {_request(result).report_id} {result.window}" + (
-            f" ({message})" if message and self._phase(result.status, None) is not JobPhase.DONE else ""
+        return (
+            f"request {result.job_id} for report {vendor_details(result, MyReportsRequest).report_id} {result.window}"
+            + (f" ({message})" if message and self._phase(result.status, None) is not JobPhase.DONE else "")
         )
 
     def delete(self, result: JobResult) -> None:
         """MyReports offers no way to delete a request: it expires there."""
 
     def poll(self, context: Context | None, result: JobResult) -> JobStatus | None:
-        report_id, request_id = _request(result).report_id, result.job_id
+        report_id, request_id = vendor_details(result, MyReportsRequest).report_id, result.job_id
         url = f"{self.stream.report_url(report_id)}/requests/{request_id}"
         answer = unless_gone(lambda: self.stream.send("GET", url))
         if answer is None:
@@ -223,7 +219,7 @@ class MyReportsRequests:
                 ):
                     if _has_time_zone(members):  # empty of the window asked for, not of a misread one
                         self._check_filter_reading(context, self._time_zone(members), members, result)
-                    _request(result).meta = members
+                    vendor_details(result, MyReportsRequest).meta = members
                     result.verdict = verify_counts(0, {"totalCount": 0})
                     return  # no rows, and it says so (`data: null`, totalCount 0)
                 raise missing_rows(
@@ -235,7 +231,7 @@ class MyReportsRequests:
                     ),
                 )
             meta = result_members(document, document.header)
-            _request(result).meta = meta
+            vendor_details(result, MyReportsRequest).meta = meta
             self._announce_display_fields(meta)
             tz = self._time_zone(meta) if _has_time_zone(meta) else None
             if tz is not None:
@@ -251,7 +247,7 @@ class MyReportsRequests:
                 rows = self._converted(document.rows(skip), tz, result)
             yield from rows
             trailer = result_members(document, document.trailer)
-            _request(result).trailer = trailer
+            vendor_details(result, MyReportsRequest).trailer = trailer
             members = {**trailer, **meta}
             counts = {} if self._limit_exceeded(members) is True else {"totalCount": members.get("totalCount")}
             result.verdict = verify_counts(document.rows_read, counts)
@@ -284,7 +280,7 @@ class MyReportsRequests:
         return set()
 
     def _converted(self, rows: t.Iterable[dict], tz: ZoneInfo, result: JobResult) -> t.Iterator[dict]:
-        report_id, request_id = _request(result).report_id, result.job_id
+        report_id, request_id = vendor_details(result, MyReportsRequest).report_id, result.job_id
         # A wall time that happened twice is placed in the window itself, not in the overlap before it.
         to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
         shape = self.stream.shaper.shape
@@ -325,7 +321,7 @@ class MyReportsRequests:
         the result's own filter says it selected other instants than the window's (or, without that
         echo, when the two zones differ at the window's bounds). The zone is kept for this run and in
         the STATE."""
-        report_id = _request(result).report_id
+        report_id = vendor_details(result, MyReportsRequest).report_id
         self._zones[report_id] = tz.key
         self.stream.get_context_state(context)[ZONE_STATE_KEY] = tz.key
         sent = ZoneInfo(str(result.timezone or "UTC"))
@@ -416,7 +412,7 @@ class MyReportsRequests:
         with tempfile.TemporaryFile() as spool:
             for row in document.rows(skip):
                 spool.write(orjson.dumps(row) + b"\n")
-            members = {**result_members(document, document.trailer), **_request(result).meta}
+            members = {**result_members(document, document.trailer), **vendor_details(result, MyReportsRequest).meta}
             if not _has_time_zone(members):
                 raise StreamError(
                     self.stream.name,
@@ -435,7 +431,7 @@ class MyReportsRequests:
     # ---- the request record ----------------------------------------------------------------------
 
     def record(self, result: JobResult, rows: int, outcome: str) -> dict:
-        details = _request(result)
+        details = vendor_details(result, MyReportsRequest)
         meta, trailer = details.meta, details.trailer
         request: dict = meta["request"] if isinstance(meta.get("request"), dict) else {}
         return {

@@ -19,6 +19,8 @@ from tap_callreports.timeutil import iso_z
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+    from tap_callreports.settings import MyReportsSettings
+
 #: The warehouse shape of call rows: snake_case columns (docId -> doc_id), `start` (local wall time in
 #: the report's time zone) kept as start_local beside start_utc.
 ROW_POLICY = RowPolicy(key=("doc_id",), renamed={"start": "start_local"})  # start_utc: converted before
@@ -48,16 +50,8 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         return [{"report_id": report_id} for report_id in self.myreports.report_ids] or None
 
     @property
-    def lookback(self) -> dt.timedelta:
-        return dt.timedelta(minutes=self.myreports.lookback_minutes)
-
-    @property
-    def window_days(self) -> int:
-        return self.myreports.window_days
-
-    @property
-    def data_lag(self) -> dt.timedelta:
-        return dt.timedelta(minutes=self.myreports.data_lag_minutes)
+    def windows_settings(self) -> MyReportsSettings:
+        return self.myreports
 
     def get_new_paginator(self) -> None:
         return None

@@ -36,7 +36,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.reportjobs.engine import OrderedJobs
-    from tap_callreports.reportjobs.vendor import VendorJobs
+    from tap_callreports.reportjobs.vendor import VendorJobs, WindowSettings
 
 
 class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
@@ -60,11 +60,17 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
 
     @property
     @abc.abstractmethod
-    def window_days(self) -> int: ...
+    def windows_settings(self) -> WindowSettings:
+        """The vendor's settings of window length, lookback and lag (reportjobs/vendor.py)."""
 
     @property
-    @abc.abstractmethod
-    def data_lag(self) -> dt.timedelta: ...
+    def window_days(self) -> int:
+        return self.windows_settings.window_days
+
+    @property
+    def data_lag(self) -> dt.timedelta:
+        """How long after the fact the vendor's reports hold every row."""
+        return dt.timedelta(minutes=self.windows_settings.data_lag_minutes)
 
     @property
     @abc.abstractmethod
@@ -81,7 +87,7 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
     @property
     def lookback(self) -> dt.timedelta:
         """How much before the bookmark an incremental run reads again (late or changed rows)."""
-        return dt.timedelta(0)
+        return dt.timedelta(minutes=self.windows_settings.lookback_minutes)
 
     #: The longest window one job may cover (the vendor's limit).
     max_window: t.ClassVar[dt.timedelta] = dt.timedelta(days=366)

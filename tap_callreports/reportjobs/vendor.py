@@ -68,6 +68,29 @@ class VendorJobs(t.Protocol):
         ...
 
 
+class WindowSettings(t.Protocol):
+    """A vendor's settings the planner reads (each vendor's settings dataclass has them)."""
+
+    @property
+    def window_days(self) -> int: ...
+
+    @property
+    def lookback_minutes(self) -> int: ...
+
+    @property
+    def data_lag_minutes(self) -> int: ...
+
+
+D = t.TypeVar("D")
+
+
+def vendor_details(result: JobResult, kind: type[D]) -> D:
+    """The vendor's own details of a job (`JobResult.vendor`), as the vendor's dataclass."""
+    details = result.vendor
+    assert isinstance(details, kind)
+    return details
+
+
 def unless_gone(ask: t.Callable[[], T]) -> T | None:
     """The vendor's answer to a poll, or None when it answers 404: it no longer has the job."""
     try:

@@ -24,7 +24,7 @@ from tap_callreports.client import VendorRefused
 from tap_callreports.completeness import IncompleteResult, missing_rows, stated_empty, verify_counts
 from tap_callreports.errors import ReportJobFailed
 from tap_callreports.reportjobs.job import COMMON_STATUS_WORDS, JobPhase, JobResult, JobStatus, StatusWords, Window
-from tap_callreports.reportjobs.vendor import gone, unless_gone
+from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words
 from tap_callreports.rowshape import RowKeys
 from tap_callreports.streaming import ReportDocument, csv_rows, ndjson_rows
@@ -55,11 +55,6 @@ class TalkdeskJob:
     links: dict = field(default_factory=dict)
     #: How the file came: "direct", or "signed_url" (a redirect to storage).
     delivery: str | None = None
-
-
-def _job(result: JobResult) -> TalkdeskJob:
-    details: TalkdeskJob = result.vendor
-    return details
 
 
 class TalkdeskReportJobs:
@@ -164,7 +159,7 @@ class TalkdeskReportJobs:
         the tap does not know -> done when the answer links the file, else polled again."""
         stream = self.stream
         url = f"{stream.url_base}{stream.path}/{result.job_id}"
-        details = _job(result)
+        details = vendor_details(result, TalkdeskJob)
         response = unless_gone(lambda: stream.send("GET", url, allow_redirects=False))
         if response is None:
             return gone("Talkdesk", "job")
@@ -250,7 +245,7 @@ class TalkdeskReportJobs:
     def read(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
         fmt = self.talkdesk.report_format
         response = self.stream.open_report(result, fmt, lambda: self._open_file(result))
-        _job(result).delivery = "signed_url" if response.url != result.location else "direct"
+        vendor_details(result, TalkdeskJob).delivery = "signed_url" if response.url != result.location else "direct"
         origin = {
             "report_job_id": result.job_id,
             "report_window_start": iso_z(result.window.start),
@@ -297,7 +292,7 @@ class TalkdeskReportJobs:
 
     def record(self, result: JobResult, rows: int, outcome: str) -> dict:
         status = "done" if outcome == "emitted" else outcome
-        details = _job(result)
+        details = vendor_details(result, TalkdeskJob)
         job = details.job
         return {
             "id": result.job_id,

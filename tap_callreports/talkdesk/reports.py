@@ -17,6 +17,7 @@ from tap_callreports.talkdesk.jobs import TalkdeskReportJobs
 from tap_callreports.talkdesk.report_types import ORIGIN_FIELDS, REPORT_TYPES, ROW_POLICIES
 
 if t.TYPE_CHECKING:
+    from tap_callreports.settings import TalkdeskSettings
     from tap_callreports.tap import TapCallReports
 
 __all__ = ["ROW_POLICIES", "TalkdeskReportStream"]
@@ -78,16 +79,12 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         return ROW_KEY in (self.primary_keys or ())
 
     @property
-    def lookback(self) -> dt.timedelta:
-        return dt.timedelta(minutes=self.talkdesk.lookback_minutes)
-
-    @property
-    def window_days(self) -> int:
-        return self.talkdesk.window_days
+    def windows_settings(self) -> TalkdeskSettings:
+        return self.talkdesk
 
     @property
     def data_lag(self) -> dt.timedelta:
-        return max(dt.timedelta(minutes=self.talkdesk.data_lag_minutes), self.spec.min_data_lag)
+        return max(super().data_lag, self.spec.min_data_lag)
 
     def get_new_paginator(self) -> None:
         return None
