@@ -110,6 +110,12 @@ class JobStatus:
     location: str | None = None
     ended: str | None = None
 
+    @property
+    def done(self) -> bool:
+        """The job is over and its rows can be read; otherwise it ended without them (and is
+        created again). A poll that finds the job still running returns no JobStatus at all."""
+        return bool(self.location)
+
 
 class JobPhase(enum.Enum):
     """What a vendor's job status word means to the engine."""

@@ -87,8 +87,8 @@ class JobRunner:
             current = result
             what = f"{stream.name}: {stream.jobs.describe(current)}"
             status = self.engine.wait_for(lambda: stream.jobs.poll(context, current), what, stop)  # noqa: B023 - called before the loop moves on
-            if status.location:
-                result.location = status.location
+            if status.done:
+                result.location = str(status.location)
                 stream.logger.info("%s: job %s done after %d polls", stream.name, result.job_id, result.polls)
                 return result
             self.job_records.add(stream.job_stream_name, stream.jobs.record(result, 0, str(status.ended)))
