@@ -34,7 +34,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from tap_callreports.rowshape import KeyGuard, RowPolicy, RowShaper
+from tap_callreports.rowkeys import KeyGuard
+from tap_callreports.rowshape import RowPolicy, RowShaper
 from tap_callreports.timeutil import UTC, LocalTimeConverter, parse_instant
 
 # The tap's row policies for these two streams (talkdesk/report_types.py, myreports/), copied so

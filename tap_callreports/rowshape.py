@@ -29,24 +29,7 @@ from dataclasses import dataclass, field
 from tap_callreports.conform import ISO_DATE_TIME, Conformer, ValueNotConformed, utc_text
 from tap_callreports.errors import StreamError
 from tap_callreports.redact import REGISTRY
-from tap_callreports.rowkeys import ROW_KEY, ROW_KEY_DESCRIPTION, KeyGuard, RowKeys
-from tap_callreports.schemagrowth import SchemaGrowth, json_type, text_or_instant
-
-__all__ = [  # row keys and schema growth are imported from here too (tests, bench, the streams)
-    "ROW_KEY",
-    "ROW_KEY_DESCRIPTION",
-    "AddedInstantNotATime",
-    "ColumnNames",
-    "KeyGuard",
-    "RowKeys",
-    "RowPolicy",
-    "RowShaper",
-    "SchemaGrowth",
-    "UtcInstants",
-    "json_type",
-    "sql_name",
-    "text_or_instant",
-]
+from tap_callreports.rowkeys import ROW_KEY, ROW_KEY_DESCRIPTION
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _NOT_SQL = re.compile(r"[^a-z0-9_]+")

@@ -12,14 +12,17 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from tap_callreports.talkdesk.report_types import REPORT_TYPES
+
 TALKDESK_REGIONS: dict[str, tuple[str, str]] = {
     # region: (API base, token host suffix)
     "us": ("https://api.talkdeskapp.com", "talkdeskid.com"),
     "eu": ("https://api.talkdeskapp.eu", "talkdeskid.eu"),
     "ca": ("https://api.talkdeskappca.com", "talkdeskidca.com"),
 }
-TALKDESK_DEFAULT_REPORT_TYPES = ["calls", "contacts", "user_status", "ring_attempts", "studio_flow_execution"]
-TALKDESK_REPORT_TYPES = [*TALKDESK_DEFAULT_REPORT_TYPES, "explore_calls", "audit_logs", "messaging_contacts"]
+#: talkdesk_report_types' values: the report types declared in talkdesk/report_types.py, in order.
+TALKDESK_REPORT_TYPES = list(REPORT_TYPES)
+TALKDESK_DEFAULT_REPORT_TYPES = [name for name, spec in REPORT_TYPES.items() if spec.read_by_default]
 TALKDESK_REPORT_FORMATS = ["json", "csv", "json_bulk"]
 TALKDESK_MAX_WINDOW_DAYS = 31  # "at most one month of data per job"
 TALKDESK_MAX_CONCURRENT_JOBS = 15  # "at most 15 report jobs queued or running per account"

@@ -33,7 +33,8 @@ from tap_callreports.settings import (
     load_settings,
     secret_values,
 )
-from tap_callreports.talkdesk.reports import ROW_POLICIES, TalkdeskReportStream
+from tap_callreports.talkdesk.report_types import ROW_POLICIES
+from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
 from tap_callreports.writer import FastSingerWriter
 from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
@@ -167,12 +168,9 @@ class TapCallReports(TapSDKHooks):
     def authenticator_for(self, vendor: str) -> CallReportsAuth:
         with self._auth_lock:
             if vendor not in self._authenticators:
-                self._authenticators[vendor] = self._build_authenticator(vendor)
+                # bound to the vendor's API host (credentials.AUTHENTICATORS)
+                self._authenticators[vendor] = build_authenticator(vendor, self.settings, self.logger)
             return self._authenticators[vendor]
-
-    def _build_authenticator(self, vendor: str) -> CallReportsAuth:
-        """The vendor's credentials, bound to its API host (credentials.AUTHENTICATORS)."""
-        return build_authenticator(vendor, self.settings, self.logger)
 
     # ---- streams -------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from tap_callreports.reportjobs import engine as job_engine
 from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine, note_retry_after
 from tap_callreports.reportjobs.job import AccountFull, JobTimedOut, Window
 from tap_callreports.settings import load_settings
-from tap_callreports.talkdesk.reports import ROW_POLICIES
+from tap_callreports.talkdesk.report_types import ROW_POLICIES
 from tap_callreports.timeutil import iso_z
 
 UTC = dt.UTC

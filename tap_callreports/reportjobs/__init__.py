@@ -1,6 +1,7 @@
-"""The report-job engine both vendors share, one question per module (docs/contributing.md):
+"""The report-job engine both vendors share, one question per module (the map: docs/architecture.md):
 
 - job.py: what a job is (Window, JobResult, JobStatus, JobPhase, the job errors);
+- vendor.py: what a vendor's job API offers the engine (VendorJobs), and what every vendor does alike;
 - planner.py: which windows a run reads (a pure function of the bookmark and recorded jobs);
 - engine.py: how many jobs at once, polling, results in window order;
 - runner.py: one job's life: create or resume, poll, create again;

@@ -124,11 +124,6 @@ class JobPhase(enum.Enum):
     DONE = "done"
     ENDED = "ended"  # failed, canceled, deleted: the job is created again
 
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the job will not change any more (its rows are ready, or it ended without them)."""
-        return self is not JobPhase.RUNNING
-
 
 #: Words most job APIs use, beyond the documented ones; a vendor's table adds its own.
 COMMON_STATUS_WORDS: dict[str, JobPhase] = {

@@ -16,7 +16,7 @@ from tap_callreports.completeness import EmittedRows, IncompleteResult
 from tap_callreports.errors import MalformedBodyError, StreamError
 from tap_callreports.responses import vendor_error_details
 from tap_callreports.retry import RETRY_AFTER_CAP_SECONDS, parse_retry_after
-from tap_callreports.rowshape import KeyGuard
+from tap_callreports.rowkeys import KeyGuard
 from tap_callreports.streaming import BodyInterrupted, BodyMalformed, not_the_report, peek_body
 from tap_callreports.timeutil import iso_z, utc_now
 

@@ -28,7 +28,7 @@ from tap_callreports.reportjobs.planner import data_end, plan_run
 from tap_callreports.reportjobs.reader import WindowReader
 from tap_callreports.reportjobs.runner import JobRunner
 from tap_callreports.reportjobs.state import JOBS_STATE_KEY, context_key, forget_records, forget_window, record_window
-from tap_callreports.rowshape import SchemaGrowth
+from tap_callreports.schemagrowth import SchemaGrowth
 from tap_callreports.sdk_hooks import ReportStreamSDKHooks
 from tap_callreports.timeutil import iso_z, parse_instant, utc_now
 

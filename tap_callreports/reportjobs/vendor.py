@@ -6,9 +6,9 @@ A vendor implements `VendorJobs` once (talkdesk/jobs.py `TalkdeskReportJobs`, my
 `MyReportsRequests`); the stream creates it with itself (for HTTP, settings and logging) and the
 engine calls it: create on a worker thread, poll on a worker thread until it answers, read on the
 main thread, delete when the tap will not read the job, describe for every log and error line,
-record for the job-record stream. What a job is (its ids, what polls and reads learnt) is a
-`JobResult`; what only one vendor keeps about a job is its `vendor` details, a small dataclass of
-that vendor's."""
+record for the job-record stream, recorded_details for a job resumed from the STATE. What a job
+is (its ids, what polls and reads learnt) is a `JobResult`; what only one vendor keeps about a job
+is its `vendor` details, a small dataclass of that vendor's."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from tap_callreports.errors import ReportJobFailed
 from tap_callreports.reportjobs.job import COMMON_STATUS_WORDS, JobPhase, JobResult, JobStatus, StatusWords, Window
 from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words
-from tap_callreports.rowshape import RowKeys
+from tap_callreports.rowkeys import RowKeys
 from tap_callreports.streaming import ReportDocument, csv_rows, ndjson_rows
 from tap_callreports.timeutil import iso_z, offset_changes, utc_now
 

@@ -46,6 +46,8 @@ class ReportType:
     strip_prefixes: tuple[str, ...] = ()
     #: The least time between now and a window's end, whatever talkdesk_data_lag_minutes says.
     min_data_lag: dt.timedelta = dt.timedelta(0)
+    #: In talkdesk_report_types' default (the types real accounts are documented to send).
+    read_by_default: bool = True
 
     @cached_property
     def row_policy(self) -> RowPolicy:
@@ -83,10 +85,10 @@ REPORT_TYPES: dict[str, ReportType] = {
         instants=_STUDIO_TIMES,
         local_instants=_STUDIO_TIMES,
     ),
-    "explore_calls": ReportType(key=(ROW_KEY,), renamed=CALLS_RENAMED),
+    "explore_calls": ReportType(key=(ROW_KEY,), renamed=CALLS_RENAMED, read_by_default=False),
     # Audit logs reach the report about an hour late.
-    "audit_logs": ReportType(key=(ROW_KEY,), min_data_lag=dt.timedelta(hours=1)),
-    "messaging_contacts": ReportType(key=(ROW_KEY,)),
+    "audit_logs": ReportType(key=(ROW_KEY,), min_data_lag=dt.timedelta(hours=1), read_by_default=False),
+    "messaging_contacts": ReportType(key=(ROW_KEY,), read_by_default=False),
 }
 
 #: Per report type, the warehouse shape of its rows.

@@ -9,18 +9,18 @@ from functools import cached_property
 
 from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.reportjobs.vendor import report_shaper
-from tap_callreports.rowshape import ROW_KEY, RowShaper, SchemaGrowth, text_or_instant
+from tap_callreports.rowkeys import ROW_KEY
+from tap_callreports.rowshape import RowShaper
+from tap_callreports.schemagrowth import SchemaGrowth, text_or_instant
 from tap_callreports.schemas import load_schema
 from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
 from tap_callreports.talkdesk.client import TalkdeskStream
 from tap_callreports.talkdesk.jobs import TalkdeskReportJobs
-from tap_callreports.talkdesk.report_types import ORIGIN_FIELDS, REPORT_TYPES, ROW_POLICIES
+from tap_callreports.talkdesk.report_types import ORIGIN_FIELDS, REPORT_TYPES
 
 if t.TYPE_CHECKING:
     from tap_callreports.settings import TalkdeskSettings
     from tap_callreports.tap import TapCallReports
-
-__all__ = ["ROW_POLICIES", "TalkdeskReportStream"]
 
 
 class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
