@@ -7,12 +7,16 @@ class CallReportsError(Exception):
     """An error the user can act on; printed as one line, exit code 1."""
 
 
-class ConfigError(CallReportsError):
-    """A bad setting, caught before any request is sent."""
+#: What to do about a bad setting when nothing more precise can be said.
+FIX_THE_SETTING = "correct it in the config (docs/settings.md describes every setting)"
 
-    def __init__(self, setting: str, problem: str) -> None:
+
+class ConfigError(CallReportsError):
+    """A bad setting, caught before any request is sent: what is wrong with it, then what to do."""
+
+    def __init__(self, setting: str, problem: str, fix: str = FIX_THE_SETTING) -> None:
         self.setting = setting
-        super().__init__(f"config: setting '{setting}' {problem}")
+        super().__init__(f"config: setting '{setting}' {problem}; {fix}")
 
 
 class StreamError(CallReportsError):

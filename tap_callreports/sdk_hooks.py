@@ -236,8 +236,7 @@ class TapSDKHooks(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Keeps the SDK's JSON-schema validation; the tap's own checks run first (one line naming
         the setting), and the SDK's ConfigValidationError becomes one ConfigError line."""
-        if raise_errors:
-            self.check_config(self._config)
+        self.check_config(self._config)  # also when the SDK only warns (--discover): one line, not two
         try:
             return super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as exc:

@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import ipaddress
 import math
+import re
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -57,6 +58,7 @@ __all__ = [  # the schema's names are imported from here too (tests, bench, scri
     "check_base_url",
     "load_settings",
     "parse_datetime",
+    "read_number",
     "secret_values",
 ]
 
@@ -95,41 +97,56 @@ def parse_datetime(setting: str, value: t.Any) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
+#: Where a user finds each vendor's credentials.
+CREDENTIALS_DOC = "docs/settings.md#getting-credentials says where to find it"
+
+
 def _pair(config: t.Mapping[str, t.Any], first: str, second: str) -> bool:
     """True when both of a credential pair are set; a ConfigError when only one is."""
     has_first, has_second = bool(config.get(first)), bool(config.get(second))
     if has_first != has_second:
         missing, given = (second, first) if has_first else (first, second)
-        raise ConfigError(missing, f"is missing: it is needed together with '{given}'")
+        raise ConfigError(
+            missing,
+            f"is missing: it is needed together with '{given}'",
+            f"set it ({CREDENTIALS_DOC}), or remove '{given}'",
+        )
     return has_first
 
 
-def _whole_number(config: t.Mapping[str, t.Any], setting: str) -> int:
-    """The setting's value (its declared default when unset), within its declared bounds."""
+def read_number(config: t.Mapping[str, t.Any], setting: str) -> float:
+    """Every numeric setting, read one way: its declared default when unset; a JSON number (the SDK
+    reads JSON numbers as Decimal) or the same number as text (Meltano environment variables and
+    `--config ENV` deliver text, "5"); within its declared bounds, whole when declared integer."""
     spec = declared(setting)
-    low, high = spec["minimum"], spec["maximum"]
+    whole = "integer" in spec["type"]
     value = config.get(setting, spec.get("default"))
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(setting, f"must be a whole number from {low} to {high} (got {value!r})")
-    return value
-
-
-def _seconds(config: t.Mapping[str, t.Any], setting: str) -> float:
-    """The setting's value in seconds (its declared default when unset), above 0."""
-    value = config.get(setting, declared(setting)["default"])
-    # The SDK reads JSON config numbers as Decimal; Meltano passes `kind: string` values from the
-    # environment as strings ("120").
     number: float | None = None
     if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
         number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number) or number <= 0:
-        raise ConfigError(setting, f"must be a number of seconds above 0 (got {value!r})")
+    elif isinstance(value, str) and re.fullmatch(spec["pattern"], value):
+        number = float(value)
+    low, high, above = spec.get("minimum"), spec.get("maximum"), spec.get("exclusiveMinimum")
+    if (
+        number is None
+        or not math.isfinite(number)
+        or (whole and not number.is_integer())
+        or (low is not None and number < low)
+        or (high is not None and number > high)
+        or (above is not None and number <= above)
+    ):
+        bounds = f"from {low} to {high}" if above is None else f"above {above}"
+        kind = "a whole number" if whole else "a number of seconds"
+        raise ConfigError(
+            setting,
+            f"must be {kind} {bounds} (got {value!r})",
+            'change it in the config (a number, or the number as text: 5 and "5" both work)',
+        )
     return number
+
+
+def _whole_number(config: t.Mapping[str, t.Any], setting: str) -> int:
+    return int(read_number(config, setting))
 
 
 @dataclass(frozen=True)
@@ -229,6 +246,7 @@ def _talkdesk(config: t.Mapping[str, t.Any]) -> TalkdeskSettings | None:
             raise ConfigError(
                 "talkdesk_account_name",
                 "is missing: client credentials need it (or talkdesk_token_url) to reach the token URL",
+                "set talkdesk_account_name (acme for acme.talkdeskid.com) or talkdesk_token_url",
             )
     types = config.get("talkdesk_report_types", declared("talkdesk_report_types")["default"])
     if not isinstance(types, (list, tuple)) or not all(isinstance(x, str) for x in types):
@@ -277,7 +295,11 @@ def _zendesk(config: t.Mapping[str, t.Any]) -> ZendeskSettings | None:
     elif config.get("zendesk_subdomain"):
         api_url = f"https://{config['zendesk_subdomain']}.zendesk.com"
     else:
-        raise ConfigError("zendesk_subdomain", "is missing: Zendesk credentials need it (or zendesk_api_url)")
+        raise ConfigError(
+            "zendesk_subdomain",
+            "is missing: Zendesk credentials need it (or zendesk_api_url)",
+            "set zendesk_subdomain (acme for acme.zendesk.com) or zendesk_api_url",
+        )
     ids = config.get("zendesk_job_status_ids") or []
     if not isinstance(ids, (list, tuple)) or not all(isinstance(x, str) and x for x in ids):
         raise ConfigError("zendesk_job_status_ids", "must be a list of job status id strings")
@@ -296,12 +318,20 @@ def _myreports(config: t.Mapping[str, t.Any]) -> MyReportsSettings | None:
     if not token and not refresh_token:
         for orphan in ("myreports_client_id", "myreports_client_secret", "myreports_token_url"):
             if config.get(orphan):
-                raise ConfigError("myreports_refresh_token", f"is missing: '{orphan}' is only used with it")
+                raise ConfigError(
+                    "myreports_refresh_token",
+                    f"is missing: '{orphan}' is only used with it",
+                    f"set it ({CREDENTIALS_DOC}), or remove '{orphan}'",
+                )
         return None
     token_url = None
     if refresh_token:
         if not config.get("myreports_token_url"):
-            raise ConfigError("myreports_token_url", "is missing: myreports_refresh_token needs the token endpoint")
+            raise ConfigError(
+                "myreports_token_url",
+                "is missing: myreports_refresh_token needs the token endpoint",
+                f"set it ({CREDENTIALS_DOC})",
+            )
         token_url = check_base_url("myreports_token_url", config["myreports_token_url"])
     api_url = check_base_url(
         "myreports_api_url", config.get("myreports_api_url") or declared("myreports_api_url")["default"]
@@ -310,7 +340,11 @@ def _myreports(config: t.Mapping[str, t.Any]) -> MyReportsSettings | None:
     if not isinstance(report_ids, (list, tuple)) or not all(isinstance(x, str) and x for x in report_ids):
         raise ConfigError("myreports_report_ids", "must be a list of report id strings")
     if report_ids and not config.get("myreports_workspace_id"):
-        raise ConfigError("myreports_workspace_id", "is missing: myreports_report_ids need their workspace")
+        raise ConfigError(
+            "myreports_workspace_id",
+            "is missing: myreports_report_ids need their workspace",
+            f"set it ({CREDENTIALS_DOC})",
+        )
     return MyReportsSettings(
         api_url=api_url,
         token=token,
@@ -342,30 +376,39 @@ NO_CREDENTIALS = (
 def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
     """Validate every setting and derive URLs, raising ConfigError (one line) on the first problem."""
     if not config.get("start_date"):
-        raise ConfigError("start_date", "is required (ISO 8601, e.g. 2026-01-01T00:00:00Z)")
+        raise ConfigError(
+            "start_date",
+            "is required",
+            "set it to the earliest moment to extract (ISO 8601, e.g. 2026-01-01T00:00:00Z)",
+        )
     start = parse_datetime("start_date", config["start_date"])
     end = parse_datetime("end_date", config["end_date"]) if config.get("end_date") else None
     if end is not None and end <= start:
-        raise ConfigError("end_date", f"must be after start_date ({end.isoformat()} <= {start.isoformat()})")
+        raise ConfigError(
+            "end_date",
+            f"must be after start_date ({end.isoformat()} <= {start.isoformat()})",
+            "set end_date later than start_date, or leave it unset (now)",
+        )
     talkdesk = _talkdesk(config)
     max_jobs = None if config.get("max_concurrent_jobs") is None else _whole_number(config, "max_concurrent_jobs")
     if talkdesk and max_jobs is not None and max_jobs > TALKDESK_MAX_CONCURRENT_JOBS:
         raise ConfigError(
             "max_concurrent_jobs",
             f"must be at most {TALKDESK_MAX_CONCURRENT_JOBS} with Talkdesk (its per-account job limit); got {max_jobs}",
+            f"set it to {TALKDESK_MAX_CONCURRENT_JOBS} or less, or leave it unset",
         )
-    poll = _seconds(config, "job_poll_interval_seconds")
+    poll = read_number(config, "job_poll_interval_seconds")
     return Settings(
         start_date=start,
         end_date=end,
         max_retries=_whole_number(config, "max_retries"),
-        request_timeout_seconds=_seconds(config, "request_timeout_seconds"),
-        retry_backoff_base_seconds=_seconds(config, "retry_backoff_base_seconds"),
+        request_timeout_seconds=read_number(config, "request_timeout_seconds"),
+        retry_backoff_base_seconds=read_number(config, "retry_backoff_base_seconds"),
         jobs=JobSettings(
             max_concurrent_jobs=max_jobs,
             poll_interval_seconds=poll,
-            poll_max_interval_seconds=max(poll, _seconds(config, "job_poll_max_interval_seconds")),
-            timeout_seconds=_seconds(config, "job_timeout_seconds"),
+            poll_max_interval_seconds=max(poll, read_number(config, "job_poll_max_interval_seconds")),
+            timeout_seconds=read_number(config, "job_timeout_seconds"),
             max_attempts=_whole_number(config, "job_max_attempts"),
             min_window_minutes=_whole_number(config, "min_window_minutes"),
         ),

@@ -37,11 +37,21 @@ MAX_LOOKBACK_MINUTES = 7 * 24 * 60
 MAX_LAG_MINUTES = 24 * 60
 
 
+# Numbers are read alike (settings.read_number): a JSON number, or the same number as text, as
+# Meltano environment variables and `--config ENV` deliver them ("5", "0.25").
+
+
 def _seconds(**bounds: t.Any) -> th.CustomType:
-    """A duration in seconds, fractions allowed: a JSON number, or the same number as a string
-    (Meltano passes `kind: string` settings read from the environment as strings; its `kind:
-    decimal` turns them into Decimal and then fails to write the config file)."""
-    return th.CustomType({"type": ["number", "string"], "pattern": r"^[0-9]+(\.[0-9]+)?$", **bounds})
+    """A duration in seconds, fractions allowed. Meltano kind `string`: its `kind: decimal` turns
+    a value read from the environment into Decimal and then fails to write the config file."""
+    return th.CustomType({"type": ["number", "string"], "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*$", **bounds})
+
+
+def _whole(minimum: int, maximum: int) -> th.CustomType:
+    """A whole number from `minimum` to `maximum`."""
+    return th.CustomType(
+        {"type": ["integer", "string"], "pattern": r"^\s*[0-9]+\s*$", "minimum": minimum, "maximum": maximum}
+    )
 
 
 SETTINGS_SCHEMA = th.PropertiesList(
@@ -130,14 +140,14 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "talkdesk_window_days",
-        th.IntegerType(minimum=1, maximum=TALKDESK_MAX_WINDOW_DAYS),
+        _whole(1, TALKDESK_MAX_WINDOW_DAYS),
         default=7,
         title="Talkdesk window (days)",
         description="Days of data per report job (1 to 31).",
     ),
     th.Property(
         "talkdesk_data_lag_minutes",
-        th.IntegerType(minimum=0, maximum=MAX_LAG_MINUTES),
+        _whole(0, MAX_LAG_MINUTES),
         default=5,
         title="Talkdesk data lag (minutes)",
         description="Reports lag real time; windows never end later than now minus this, 0 to 1440 "
@@ -145,7 +155,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "talkdesk_lookback_minutes",
-        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
+        _whole(0, MAX_LOOKBACK_MINUTES),
         default=DEFAULT_LOOKBACK_MINUTES,
         title="Talkdesk lookback (minutes)",
         description="Every incremental run re-reads this much before its bookmark (0 to 10080): rows "
@@ -154,7 +164,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "talkdesk_page_size",
-        th.IntegerType(minimum=1, maximum=100),
+        _whole(1, 100),
         default=100,
         title="Talkdesk page size",
         description="per_page for the bulk-imports list (1 to 100).",
@@ -255,21 +265,21 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "myreports_window_days",
-        th.IntegerType(minimum=1, maximum=366),
+        _whole(1, 366),
         default=7,
         title="MyReports window (days)",
         description="Days of data per report request (1 to 366); halved automatically when a result hits rowLimit.",
     ),
     th.Property(
         "myreports_data_lag_minutes",
-        th.IntegerType(minimum=0, maximum=MAX_LAG_MINUTES),
+        _whole(0, MAX_LAG_MINUTES),
         default=15,
         title="MyReports data lag (minutes)",
         description="A call row exists once the call ends: windows end this long before now (0 to 1440).",
     ),
     th.Property(
         "myreports_lookback_minutes",
-        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
+        _whole(0, MAX_LOOKBACK_MINUTES),
         default=DEFAULT_LOOKBACK_MINUTES,
         title="MyReports lookback (minutes)",
         description="Every incremental run re-reads this much before its bookmark (0 to 10080): a call "
@@ -277,7 +287,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "min_window_minutes",
-        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
+        _whole(0, MAX_LOOKBACK_MINUTES),
         default=15,
         title="Minimum window (minutes)",
         description="A report stream whose new data since its bookmark spans less than this (0 to 10080) "
@@ -286,7 +296,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
     # Report jobs, retries
     th.Property(
         "max_concurrent_jobs",
-        th.IntegerType(minimum=1, maximum=64),
+        _whole(1, 64),
         title="Concurrent report jobs",
         description="Upper bound on report jobs run at once per vendor, 1 to 64 (at most 15 with Talkdesk). "
         "Unset: the vendor's limit (Talkdesk 15 per account, MyReports 10), lowered for the run "
@@ -316,14 +326,14 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "job_max_attempts",
-        th.IntegerType(minimum=1, maximum=20),
+        _whole(1, 20),
         default=3,
         title="Job attempts",
         description="Times (1 to 20) a report job is created when it fails or is canceled, before the stream fails.",
     ),
     th.Property(
         "max_retries",
-        th.IntegerType(minimum=0, maximum=100),
+        _whole(0, 100),
         default=5,
         title="Max retries",
         description="Retries (0 to 100) of a request after 429, 5xx, resets and timeouts.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import difflib
 import logging
 import threading
@@ -36,6 +37,7 @@ from tap_callreports.settings import (
 from tap_callreports.talkdesk.report_types import ROW_POLICIES
 from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
+from tap_callreports.timeutil import iso_z
 from tap_callreports.writer import FastSingerWriter
 from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
 
@@ -52,6 +54,10 @@ ALL_STREAM_NAMES = [
     "myreports_call_rows",
     "myreports_requests",
 ]
+
+
+#: Settings the SDK reads without declaring them in its built-in settings: RESTStream.user_agent.
+SDK_UNDECLARED_SETTINGS = ("user_agent",)
 
 
 def _did_you_mean(name: str, valid: t.Iterable[str]) -> str:
@@ -127,15 +133,32 @@ class TapCallReports(TapSDKHooks):
 
     def check_config(self, config: dict) -> None:
         """Before the SDK's schema validation (`TapSDKHooks._validate_config`): each check names its
-        setting in one line."""
+        setting in one line; what the run would silently ignore is one warning each."""
         REGISTRY.add(*secret_values(config))
-        load_settings(config)
+        settings = load_settings(config)
         self._warn_unknown_settings(config)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if settings.start_date > now:
+            self.logger.warning(
+                "config: setting 'start_date' is in the future (%s; now %s): incremental streams have "
+                "nothing to extract until then; set start_date to an earlier moment",
+                iso_z(settings.start_date),
+                iso_z(now),
+            )
+
+    @classmethod
+    def accepted_settings(cls) -> list[str]:
+        """Every setting the tap or the SDK reads: the tap's schema with the built-in settings the
+        SDK adds for the tap's capabilities (stream maps, flattening, BATCH, activate-version; what
+        `--about` lists), plus the few the SDK reads without declaring them."""
+        schema = copy.deepcopy(SETTINGS_SCHEMA)
+        cls.append_builtin_config(schema)
+        return [*schema["properties"], *SDK_UNDECLARED_SETTINGS]
 
     def _warn_unknown_settings(self, config: dict) -> None:
         """A misspelt setting would be ignored and its default used without a word: one warning
         names each unknown one with the closest valid name."""
-        valid = list(self.config_jsonschema["properties"])
+        valid = self.accepted_settings()
         unknown = [name for name in config if name not in valid]
         if unknown:
             self.logger.warning(

@@ -37,15 +37,57 @@ def test_unknown_settings_are_one_warning_naming_each_and_the_closest_valid_one(
     assert run.records("zendesk_job_statuses")  # a warning, not an error: the run goes on
 
 
-def test_known_settings_and_the_sdks_own_are_not_warned_about(tmp_path, sandbox):
-    config = sandbox_config(sandbox, vendors=("zendesk",)) | {
-        "flattening_enabled": False,
-        "emit_activate_version_messages": False,
-        "stream_maps": {},
-    }
-    run = run_cli(tmp_path, config, "--discover")
+#: A value for every setting the SDK adds or reads (stream maps, flattening, BATCH, activate-version,
+#: the user agent): none is unknown to the tap.
+SDK_SETTINGS = {
+    "flattening_enabled": False,
+    "flattening_max_depth": 1,
+    "emit_activate_version_messages": False,
+    "stream_maps": {},
+    "stream_map_config": {},
+    "faker_config": {"locale": "en_US"},
+    "batch_config": None,
+    "user_agent": "tap-callreports-test",
+}
+
+
+@pytest.mark.parametrize("mode", ["sync", "--test", "--discover"])
+def test_known_settings_and_the_sdks_own_are_not_warned_about(tmp_path, sandbox, mode):
+    config = sandbox_config(sandbox, vendors=("zendesk",)) | SDK_SETTINGS
+    run = run_cli(tmp_path, config, *([mode] if mode != "sync" else []))
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "unknown setting" not in run.stderr
+    assert [line for line in run.stderr_lines if "WARNING" in line] == []
+
+
+def test_every_setting_the_sdk_declares_for_the_tap_is_accepted():
+    from tap_callreports.tap import TapCallReports
+
+    about = TapCallReports._get_about_info().settings["properties"]
+    assert set(about) <= set(TapCallReports.accepted_settings())
+    assert set(SDK_SETTINGS) <= set(TapCallReports.accepted_settings())
+
+
+@pytest.mark.parametrize(
+    ("change", "mode"),
+    [
+        ({"start_date": "2099-01-01T00:00:00Z", "end_date": None}, "sync"),
+        ({"start_date": "2099-01-01T00:00:00Z", "end_date": "2099-02-01T00:00:00Z"}, "sync"),
+        ({"start_date": "2099-01-01T00:00:00Z", "end_date": None}, "--discover"),
+    ],
+)
+def test_a_start_date_in_the_future_is_one_warning_naming_it(tmp_path, sandbox, change, mode):
+    config = {k: v for k, v in (sandbox_config(sandbox, vendors=("talkdesk",)) | change).items() if v is not None}
+    run = run_cli(tmp_path, config, *([mode] if mode != "sync" else []))
+    assert run.returncode == 0, run.stderr[-2000:]
+    warnings = [line for line in run.stderr_lines if "WARNING" in line]
+    assert len(warnings) == 1 and FUTURE_START_WARNING in warnings[0], warnings
+    if mode == "sync":  # there is no bookmark: the INFO line names start_date
+        assert "talkdesk_calls: nothing to extract (start_date 2099-01-01T00:00:00Z is at or after" in run.stderr
+    assert run.records("talkdesk_calls") == []
+    assert sandbox.app.events("job_created") == []
+
+
+FUTURE_START_WARNING = "config: setting 'start_date' is in the future (2099-01-01T00:00:00Z; now "
 
 
 def test_emit_activate_version_messages_is_a_declared_setting_that_works(tmp_path, sandbox):
@@ -186,6 +228,7 @@ def test_docs_error_table_quotes_every_bad_input_line():
         *(line for *_, line in SELECTION_ERRORS),
         *(line.format(path=f"{what}.json") for what, _c, line in NOT_AN_OBJECT),
         "state: state.json is empty: no state, so every stream starts at start_date",
+        FUTURE_START_WARNING,
     ]
     missing = [line for line in lines if line not in text]
     assert missing == []

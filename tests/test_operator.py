@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ import yaml
 
 from helpers import SANDBOX_SECRETS, run_cli, sandbox_config
 from tap_callreports.errors import ConfigError
-from tap_callreports.settings import SETTINGS_SCHEMA, load_settings
+from tap_callreports.settings import SETTINGS_SCHEMA, load_settings, read_number
+from tap_callreports.tap import TapCallReports
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -102,17 +104,45 @@ def test_a_missing_config_file_is_one_line_naming_it(tmp_path):
 # ---- settings as Meltano passes them ------------------------------------------------------------------
 
 
-def test_seconds_settings_take_numbers_and_numeric_strings():
-    base = {
-        "start_date": "2026-10-01T00:00:00Z",
-        "zendesk_api_url": "https://x.zendesk.com",
-        "zendesk_oauth_token": "t",
-    }
-    for given, expected in (("120", 120.0), ("0.25", 0.25), (7, 7.0), (1.5, 1.5)):
-        assert load_settings(base | {"request_timeout_seconds": given}).request_timeout_seconds == expected
-    for bad in ("soon", "0", "-3", "nan", True):
-        with pytest.raises(ConfigError, match="request_timeout_seconds' must be a number of seconds above 0"):
-            load_settings(base | {"request_timeout_seconds": bad})
+NUMERIC_SETTINGS = [
+    name for name, spec in SETTINGS_SCHEMA["properties"].items() if {"integer", "number"} & set(spec["type"])
+]
+BASE = {"start_date": "2026-10-01T00:00:00Z", "zendesk_api_url": "https://x.zendesk.com", "zendesk_oauth_token": "t"}
+
+
+def _lowest(spec: dict) -> float:
+    return spec["minimum"] if "minimum" in spec else spec["exclusiveMinimum"] + 1
+
+
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+def test_every_numeric_setting_reads_its_number_from_text_alike(name):
+    """As Meltano environment variables deliver them: "5" is 5 for every numeric setting."""
+    spec = SETTINGS_SCHEMA["properties"][name]
+    low = int(_lowest(spec))
+    for given in (low, str(low), f" {low} ", Decimal(low)):
+        config = BASE | {name: given}
+        assert read_number(config, name) == low, given
+        load_settings(config)  # and the whole config reads
+    whole = "integer" in spec["type"]
+    kind = "a whole number" if whole else "a number of seconds"
+    bounds = f"from {spec['minimum']} to {spec['maximum']}" if whole else "above 0"
+    too_big = [spec["maximum"] + 1, str(spec["maximum"] + 1)] if whole else []
+    for bad in ("soon", "", True, "-1", "nan", "1e3", -1, *too_big, *(["1.5", 1.5] if whole else [])):
+        with pytest.raises(ConfigError) as caught:
+            read_number(BASE | {name: bad}, name)
+        assert str(caught.value) == (
+            f"config: setting '{name}' must be {kind} {bounds} (got {bad!r}); "
+            'change it in the config (a number, or the number as text: 5 and "5" both work)'
+        )
+
+
+def test_numbers_as_text_pass_the_cli_and_the_sdks_schema(tmp_path):
+    config = BASE | {"max_retries": "5", "talkdesk_window_days": "14", "request_timeout_seconds": "120"}
+    run = run_cli(tmp_path, config, "--discover")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert [line for line in run.stderr_lines if "WARNING" in line or "error" in line] == []
+    tap = TapCallReports(config=config)
+    assert (tap.settings.max_retries, tap.settings.request_timeout_seconds) == (5, 120.0)
 
 
 def test_every_setting_is_described_with_its_range_and_no_kind_meltano_mishandles():

@@ -138,7 +138,7 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
                     self.settings.jobs.min_window_minutes,
                 )
             elif not windows:
-                self._log_nothing_to_extract(where)
+                self._log_nothing_to_extract(where, bookmark)
             return windows
         if bookmark is not None and plan.looked_back < bookmark:
             self.logger.info(
@@ -149,11 +149,20 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
                 iso_z(bookmark),
             )
         if not windows:
-            self._log_nothing_to_extract(where)
+            self._log_nothing_to_extract(where, bookmark)
         return windows
 
-    def _log_nothing_to_extract(self, where: str) -> None:
-        self.logger.info("%s%s: nothing to extract (bookmark at or after %s)", self.name, where, iso_z(self.data_end()))
+    def _log_nothing_to_extract(self, where: str, bookmark: dt.datetime | None) -> None:
+        since = (
+            f"bookmark {iso_z(bookmark)}" if bookmark is not None else f"start_date {iso_z(self.settings.start_date)}"
+        )
+        self.logger.info(
+            "%s%s: nothing to extract (%s is at or after the end of the data, %s)",
+            self.name,
+            where,
+            since,
+            iso_z(self.data_end()),
+        )
 
     def prefetch(self) -> None:
         """Start this stream's first jobs now, before its turn to sync (called by the tap for every
