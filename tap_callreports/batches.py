@@ -3,9 +3,10 @@
 With `batch_config` set, a report stream writes each window's rows to files under
 `batch_config.storage.root` (`<prefix>tap-callreports--<stream>--<run>-<n>.json.gz`, a new file every
 `batch_size` rows, since targets read a file whole). Each file is announced in a BATCH message as
-soon as it is full, so the target loads it while the tap writes the next one; when the window's
-rows are all out, its last file's BATCH goes out, then the window's STATE. So a STATE never reaches
-the target before the BATCH holding its rows, exactly as in RECORD mode.
+full (held, with the window's RECORD lines, until the window's keys are proven: `writer.py`); when
+the window's rows are all out, its last file's BATCH goes out, then the window's STATE. So a STATE
+never reaches the target before the BATCH holding its rows, exactly as in RECORD mode. A window
+that fails its key check is never announced and its files are deleted (`discard_window`).
 
 Streams without windows (`sdk_hooks.whole_stream_batches`) write their rows to the same kind of files, with
 one BATCH at the end.
@@ -69,6 +70,7 @@ class WindowBatches:
         self._rows_in_file = 0
         self._buffer = bytearray()
         self._manifest: list[str] = []
+        self._window_files: list[str] = []  # the files of the window being written
         self._on_full = on_full
 
     # ---- clean-up ------------------------------------------------------------------------------
@@ -106,7 +108,26 @@ class WindowBatches:
         """The window's rows are all written: close its files; the URLs not announced yet, in order."""
         self._close()
         manifest, self._manifest = self._manifest, []
+        self._window_files = []
         return manifest
+
+    def window_rows(self) -> t.Iterator[dict] | None:
+        """The rows written for the window so far, read back from its files (None: the files are
+        not local, so they cannot be read back)."""
+        root = _local_root(self.storage.root)
+        if root is None:
+            return None
+        self._close()
+        return (row for name in list(self._window_files) for row in read_batch_file(str(root / name)))
+
+    def discard_window(self) -> None:
+        """The window's rows must not reach the target: its files (never announced) are deleted."""
+        self._close()
+        root = _local_root(self.storage.root)
+        if root is not None:
+            for name in self._window_files:
+                (root / name).unlink(missing_ok=True)
+        self._manifest, self._window_files = [], []
 
     def _open(self) -> None:
         self._count += 1
@@ -115,6 +136,7 @@ class WindowBatches:
         raw = self._context.__enter__()
         self._file = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL) if self.compress else raw
         self._manifest.append(self.storage.get_url(filename))
+        self._window_files.append(filename)
         self._rows_in_file = 0
 
     def _flush(self) -> None:

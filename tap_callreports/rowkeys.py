@@ -87,8 +87,20 @@ class KeyGuard:
         return len(self._missing)
 
     def duplicates(self) -> int:
-        repeated = 0
+        return sum(1 for _ in self._repeats())
+
+    def repeated(self) -> set[int]:
+        """The hashes of the keys that more than one row carries."""
+        return set(self._repeats())
+
+    def _repeats(self) -> t.Iterator[int]:
         for bucket in self._buckets:
             ordered = sorted(bucket)
-            repeated += sum(1 for a, b in zip(ordered, ordered[1:]) if a == b)
-        return repeated
+            yield from (a for a, b in zip(ordered, ordered[1:]) if a == b)
+
+    def digest(self, row: t.Mapping[str, t.Any]) -> int | None:
+        """The hash `add` keeps for `row`'s key (None: the row lacks it)."""
+        values = tuple([row.get(k) for k in self.key])
+        if None in values or "" in values:
+            return None
+        return hash(values[0]) if len(values) == 1 else hash(values)

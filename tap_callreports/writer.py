@@ -3,20 +3,31 @@
 orjson instead of simplejson, and RECORD lines buffered: the buffer is flushed before every
 other message (SCHEMA, STATE...), when it passes FLUSH_BYTES, and at the end of the run. A STATE
 therefore never reaches the target ahead of the records it covers.
+
+A report window's RECORD (and BATCH) lines can be held (`hold`): they go to a spool file on disk,
+already serialised, instead of stdout, until the window's keys are proven; then `release` copies
+them out in one buffered copy, or `discard` drops them (nothing of the window leaves). Other
+messages (SCHEMA, STATE) are not held: a STATE written meanwhile covers only committed windows.
 """
 
 from __future__ import annotations
 
 import decimal
+import shutil
 import signal
 import sys
+import tempfile
 import typing as t
 
 import orjson
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
-from singer_sdk.singerlib.messages import Message, RecordMessage
+from singer_sdk.singerlib.messages import Message, RecordMessage, SingerMessageType
 
 FLUSH_BYTES = 1 << 20
+#: Buffer of the copy of a held window to stdout.
+COPY_BYTES = 8 << 20
+#: Messages a held window keeps back (the ones that carry its rows).
+HELD_TYPES = frozenset({SingerMessageType.RECORD, SingerMessageType.BATCH})
 # Held back while lines are written: a signal landing in a write to a full pipe would end the
 # write part-way and leave half a line for the target.
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -52,6 +63,7 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         self._stamp: t.Any = None
         self._open = b""  # the head the buffer ends with while a run is open
         self._between = b""  # tail + head
+        self._held: t.BinaryIO | None = None  # the spool file while a window is held
 
     def write_record(self, stream: str, record: dict, time_extracted: t.Any) -> None:
         """A RECORD line byte-for-byte like write_message(RecordMessage(...)) would give, without
@@ -91,9 +103,55 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
 
     def write_message(self, message: Message) -> None:
         self._end_run()
-        self._buffer += self.format_message(message) + b"\n"
+        line = self.format_message(message) + b"\n"
+        if self._held is not None and message.type not in HELD_TYPES:
+            self.flush()  # the held lines to the spool; this one goes out now
+            self._emit(line)
+            return
+        self._buffer += line
         if type(message) is not RecordMessage or len(self._buffer) >= FLUSH_BYTES:
             self.flush()
+
+    # ---- holding a window's lines ----------------------------------------------------------------
+
+    def hold(self) -> None:
+        """From now on RECORD and BATCH lines go to the spool file, not out."""
+        self.discard()  # (a window held and never released or dropped: nothing of it leaves)
+        self.flush()
+        self._held = t.cast(t.BinaryIO, tempfile.TemporaryFile(prefix="tap-callreports-window-"))
+
+    def held_lines(self) -> t.Iterator[bytes]:
+        """The lines held so far (to read the window again), in order."""
+        spool = self._held
+        if spool is None:
+            return
+        self.flush()
+        spool.seek(0)
+        try:
+            yield from spool
+        finally:
+            spool.seek(0, 2)
+
+    def release(self) -> None:
+        """The held lines go out, in order, and nothing is held any more."""
+        spool = self._held
+        if spool is None:
+            return
+        self.flush()
+        self._held = None
+        with spool:
+            spool.seek(0)
+            self._emit(spool)
+
+    def discard(self) -> None:
+        """The held lines are dropped: none of them ever leaves."""
+        spool = self._held
+        if spool is None:
+            return
+        self._end_run()
+        self._buffer = bytearray()
+        self._held = None
+        spool.close()
 
     def flush(self) -> None:
         self._end_run()
@@ -102,16 +160,29 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         # Handed over before the write: a signal raised once the lines are out must not leave
         # them buffered, to be written a second time by the final flush.
         data, self._buffer = self._buffer, bytearray()
+        if self._held is not None:
+            self._held.write(data)
+            return
+        self._emit(data)
+
+    def _emit(self, data: bytes | bytearray | t.BinaryIO) -> None:
+        """Write bytes, or a whole spool file in one buffered copy, to stdout, signals held so no
+        half line is left for the target."""
+        chunks: t.Iterable[bytes | bytearray] = [data] if isinstance(data, (bytes, bytearray)) else data
         out = sys.stdout
         binary = getattr(out, "buffer", None)
-        if binary is None:  # a text stream without a byte buffer (tests capturing stdout)
-            out.write(data.decode())
+        if binary is None:  # a text stream without a byte buffer (tests capturing stdout): whole lines
+            for chunk in chunks:
+                out.write(chunk.decode())
             out.flush()
             return
         out.flush()
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS) if _CAN_HOLD else None
         try:
-            binary.write(data)
+            if isinstance(data, (bytes, bytearray)):
+                binary.write(data)
+            else:
+                shutil.copyfileobj(data, binary, COPY_BYTES)
             binary.flush()
         finally:
             if held is not None:

@@ -12,7 +12,7 @@ import typing as t
 import pytest
 from test_shapes import DAYS, Kind, assert_same_records, error_lines, faults, plain_runs
 
-from helpers import TapRun, run_cli, sandbox_config, sync
+from helpers import TapRun, catalog_selecting, run_cli, sandbox_config, sync
 from tap_callreports.sandbox import RunningSandbox
 
 
@@ -356,3 +356,73 @@ def test_a_filter_on_start_and_end_loses_no_call_that_straddles_a_window_boundar
         got |= {r["doc_id"]: {k: v for k, v in r.items() if k != "request_id"} for r in run.records(stream)}
     assert sorted(set(expected) - set(got)) == [], "calls lost"
     assert got == expected
+
+
+# ---- no row of a window leaves before the window's keys are proven (issue 26) ------------------------------
+
+SECOND_LEG = "talkdesk-calls-second-leg"  # 2026-10-02 (a Friday) 12:00 UTC: a call id in two different rows
+
+
+def _day(record: dict) -> str:
+    return str(record.get("start_at") or record.get("start_time"))[:10]
+
+
+def _override_key(catalog: dict, stream: str, key: list[str]) -> dict:
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == stream:
+            root = next(item for item in entry["metadata"] if item["breadcrumb"] == [])
+            root["metadata"]["table-key-properties"] = key
+    return catalog
+
+
+@pytest.mark.parametrize("mode", ["record", "batch"])
+def test_rows_sharing_a_key_with_other_content_stop_before_any_row_of_their_window_leaves(
+    tmp_path, make_sandbox, plain, mode
+):
+    from test_batch import batch_config, batch_rows
+
+    stream = "talkdesk_calls"
+    sandbox = make_sandbox(shapes=(SECOND_LEG,))
+    config = KINDS["talkdesk-json"].config(sandbox)
+    if mode == "batch":
+        config |= {"batch_config": batch_config(tmp_path / "batches", size=25)}
+    out = batch_rows if mode == "batch" else (lambda run: {stream: run.records(stream)})
+    (tmp_path / "1").mkdir()
+    stopped = run_cli(tmp_path / "1", config, catalog=catalog_selecting(config, [stream]))
+    assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
+    lines = error_lines(stopped)
+    assert len(lines) == 1, stopped.stderr[-3000:]
+    assert lines[0].startswith(f"tap-callreports: error: {stream}: ") and f"{DAYS[1]}..{DAYS[2]}" in lines[0]
+    assert "repeating another row's key" in lines[0] and "table-key-properties" in lines[0], lines[0]
+    emitted = out(stopped)[stream]
+    assert {_day(r) for r in emitted} == {DAYS[0][:10]}  # the first window, and nothing of the second
+    assert len(emitted) == len([r for r in plain("talkdesk-json").records(stream) if _day(r) == DAYS[0][:10]])
+    assert talkdesk_bookmarks(stopped)[-1] == DAYS[1]  # the bookmark stays before the conflicting window
+    if mode == "batch":  # the conflicting window's files were never announced and are gone
+        announced = {url for m in stopped.messages if m["type"] == "BATCH" for url in m["manifest"]}
+        assert {p.as_uri() for p in (tmp_path / "batches").iterdir()} == announced
+    # The way out the line names: a key the rows do carry, in the catalog; the next run completes.
+    catalog = _override_key(catalog_selecting(config, [stream]), stream, ["call_id", "callsid"])
+    (tmp_path / "2").mkdir()
+    resumed = run_cli(tmp_path / "2", config, catalog=catalog, state=stopped.final_state)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert talkdesk_bookmarks(resumed)[-1] == DAYS[-1]
+    got = sorted((r["call_id"], r["callsid"]) for r in [*emitted, *out(resumed)[stream]])
+    sent = [(r["call_id"], r["callsid"]) for r in plain("talkdesk-json").records(stream)]
+    legs = [(r["call_id"], r["callsid"]) for r in out(resumed)[stream] if r["user_name"] == "Second Leg"]
+    assert len(legs) == 1 and legs[0][0] in {call for call, _ in sent}
+    # Every row, the second leg too (the resumed run reads the lookback again: those replace themselves).
+    assert sorted(set(got)) == sorted({*sent, *legs})
+    assert len(out(resumed)[stream]) == len({(r["call_id"], r["callsid"]) for r in out(resumed)[stream]})
+
+
+def test_rows_repeating_a_key_with_the_same_content_are_proven_and_go_out(make_sandbox, plain):
+    """A row sent twice, identical, loses nothing when a warehouse merges it: not a conflict."""
+    stream = "talkdesk_calls"
+    sandbox = make_sandbox(shapes=("talkdesk-calls-repeated-row",))
+    run = sync(KINDS["talkdesk-json"].config(sandbox), streams=[stream])
+    assert run.error is None, run.error
+    records = run.records(stream)
+    assert len(records) == len(plain("talkdesk-json").records(stream)) + 1  # the repeated row, twice
+    assert {r["call_id"] for r in records} == {r["call_id"] for r in plain("talkdesk-json").records(stream)}
+    assert run.final_state == plain("talkdesk-json").final_state

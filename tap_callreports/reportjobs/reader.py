@@ -1,15 +1,18 @@
 """One window's rows, exactly once: from a result proved complete, downloaded again when the
 connection breaks, its job created again when it proves incomplete (rows already out are known
-by position, then by digest), every row checked for its key before it leaves."""
+by position, then by digest), and none of them out before the window's keys are proven (the
+stream holds the window's lines until then: `ReportJobStream.hold_window`)."""
 
 from __future__ import annotations
 
 import threading
 import time
 import typing as t
+from hashlib import blake2b
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 
 from tap_callreports.completeness import EmittedRows, IncompleteResult
@@ -60,23 +63,42 @@ class WindowReader:
         return StreamError(
             stream.name,
             f"a row of {stream.jobs.describe(result)} has no value for the key ({', '.join(stream.primary_keys)}): "
-            f"the report's layout differs from what the tap expects (the row carries {shown}). No row without its "
-            f"key was emitted and no bookmark moved past {iso_z(result.window.start)}; "
+            f"the report's layout differs from what the tap expects (the row carries {shown}). Nothing of this "
+            f"window was emitted and no bookmark moved past {iso_z(result.window.start)}; "
             + KEY_OVERRIDE.format(stream=stream.name),
         )
 
     def check_keys(self, keys: KeyGuard, result: JobResult) -> None:
-        """A row without its key or two rows with one key would be dropped or merged by the warehouse."""
+        """The window's keys are proven before any of its rows leaves (they are held until then):
+        every row has its key, and rows that share a key are identical (a warehouse merging on the
+        key loses nothing). Rows that share a key with different content would be merged into one
+        by the warehouse: the stream stops with nothing of the window emitted."""
         stream = self.stream
-        duplicates = keys.duplicates()
-        if keys.missing or duplicates:
+        repeated = keys.repeated() if not keys.missing else set()
+        conflicting = self.conflicting(keys, repeated) if repeated else 0
+        if keys.missing or conflicting:
             raise StreamError(
                 stream.name,
                 f"the result of {stream.jobs.describe(result)} has {keys.missing} row(s) without the key "
-                f"({', '.join(stream.primary_keys)}) and {duplicates} row(s) repeating another row's key; a warehouse "
-                f"would drop or merge them, so no bookmark moved past {iso_z(result.window.start)}; "
-                + KEY_OVERRIDE.format(stream=stream.name),
+                f"({', '.join(stream.primary_keys)}) and {conflicting} row(s) repeating another row's key with "
+                f"other content; a warehouse would drop or merge them, so nothing of this window was emitted and "
+                f"no bookmark moved past {iso_z(result.window.start)}; " + KEY_OVERRIDE.format(stream=stream.name),
             )
+
+    def conflicting(self, keys: KeyGuard, repeated: set[int]) -> int:
+        """Of the rows whose key repeats, those whose content differs from the first with their key,
+        read back from where the window's rows are held (all of them when they cannot be read back)."""
+        held = self.stream.held_rows()
+        if held is None:
+            return keys.duplicates()
+        contents: dict[int, list[bytes]] = {digest: [] for digest in repeated}
+        digest_of = keys.digest
+        for row in held:
+            same = contents.get(digest_of(row))  # type: ignore[arg-type]
+            if same is not None:
+                same.append(blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=16).digest())
+        # A key read back fewer than twice (a key that does not survive JSON) is not proven either.
+        return sum(max(len(seen) - 1, 1) for seen in contents.values() if len(seen) < 2 or len(set(seen)) > 1)  # noqa: PLR2004
 
     def read(self, context: Context | None, result: JobResult, stop: threading.Event) -> t.Generator[dict, None, int]:
         """Yield every row of one window exactly once, from a result proved complete.
@@ -157,7 +179,7 @@ class WindowReader:
                 raise MalformedBodyError(
                     stream.name,
                     f"the result of job {result.job_id} ({window}) at {_path(result.location)} is "
-                    f"malformed: {exc}; rows before it were emitted but the bookmark stays at the window start; "
+                    f"malformed: {exc}; nothing of this window was emitted and the bookmark stays at its start; "
                     "run again, and report it to the vendor if it persists",
                 ) from None
             except IncompleteResult as exc:

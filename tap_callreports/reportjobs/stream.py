@@ -19,6 +19,7 @@ import time
 import typing as t
 from functools import cached_property
 
+import orjson
 import requests
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
@@ -31,6 +32,7 @@ from tap_callreports.reportjobs.state import JOBS_STATE_KEY, context_key, forget
 from tap_callreports.schemagrowth import SchemaGrowth
 from tap_callreports.sdk_hooks import ReportStreamSDKHooks
 from tap_callreports.timeutil import iso_z, parse_instant, utc_now
+from tap_callreports.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -224,9 +226,14 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
         )
         progress = _Progress()
         for window, result in jobs:
+            self.hold_window()
             try:
                 rows = yield from self.reader.read(context, result, jobs.stop)
-            except SplitWindow as split:
+            except BaseException as exc:
+                self.drop_window()  # nothing of a window leaves before its keys are proven
+                if not isinstance(exc, SplitWindow):
+                    raise
+                split = exc
                 self.logger.info(
                     "%s%s: window %s split in %d (%s)", self.name, where, window, len(split.windows), split.reason
                 )
@@ -291,8 +298,10 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
         return ()  # report streams have no child streams
 
     def commit_window(self, context: Context | None, window: Window) -> None:
-        """Every row of `window` is out and verified: move the bookmark to its end, drop its job
-        record, and say so in a STATE (in BATCH mode after the BATCH message holding the rows)."""
+        """Every row of `window` is read and verified: its held rows go out, the bookmark moves to its
+        end, its job record is dropped, and a STATE says so (in BATCH mode after the BATCH message
+        holding the rows)."""
+        self.release_window()
         self.write_window_batch()
         forget_window(self.get_context_state(context), window, through_end=True)
         state = self.get_context_state(context)
@@ -300,6 +309,43 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
         state["replication_key_value"] = iso_z(window.end)
         state.pop("progress_markers", None)
         self.services.write_state(self.tap_state)
+
+    # ---- a window held until its keys are proven (`writer.py`, `batches.py`) ----------------------
+
+    @property
+    def _held_writer(self) -> FastSingerWriter | None:
+        writer = self.services.message_writer
+        return writer if isinstance(writer, FastSingerWriter) else None
+
+    def hold_window(self) -> None:
+        """The window's RECORD and BATCH lines wait in a spool file until `release_window`."""
+        if (writer := self._held_writer) is not None:
+            writer.hold()
+
+    def release_window(self) -> None:
+        if (writer := self._held_writer) is not None:
+            writer.release()
+
+    def drop_window(self) -> None:
+        """Nothing the window wrote leaves: its held lines and its batch files are dropped."""
+        if (writer := self._held_writer) is not None:
+            writer.discard()
+        if self._batches is not None:
+            self._batches.discard_window()
+
+    def held_rows(self) -> t.Iterator[dict] | None:
+        """The rows of the window held so far, read back (None: they cannot be)."""
+        if self._batches is not None:
+            return self._batches.window_rows()
+        writer = self._held_writer
+        if writer is None:
+            return None
+        name = self.name
+        return (
+            message["record"]
+            for message in map(orjson.loads, writer.held_lines())
+            if message.get("type") == "RECORD" and message.get("stream") == name
+        )
 
     # ---- downloads (`reader.py`) -------------------------------------------------------------
 

@@ -5,6 +5,7 @@ the vendor modules look up."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import typing as t
 import zlib
@@ -52,6 +53,9 @@ SHAPES: dict[str, str] = {
     "either",
     "talkdesk-studio-without-interaction-id": "studio_flow_execution rows carry no interaction_id (the tap's key "
     "for a step): a layout that differs from the tap's expectation",
+    "talkdesk-calls-second-leg": "the calls report repeats the call_id of the week's first call at Friday 12:00 UTC "
+    "in a second row with other content (a second leg: another callsid, user and talk_time)",
+    "talkdesk-calls-repeated-row": "the calls report sends the week's first call at Friday 12:00 UTC twice, identical",
     # Talkdesk bulk imports
     "imports-empty-no-embedded": "a page without rows has no _embedded member",
     "imports-expire-while-read": "right after page 1 is first served, its first import expires (leaves the list): "
@@ -182,9 +186,36 @@ def _without_interaction_id(rows: t.Iterable[dict]) -> t.Iterator[dict]:
     return ({k: v for k, v in row.items() if k != "interaction_id"} for row in rows)
 
 
+def _with_second_leg(rows: t.Iterable[dict], *, leg: bool = True) -> t.Iterator[dict]:
+    """After the first call of each week's Friday 12:00 UTC hour, its second leg: same call id
+    (or, not `leg`, the same row again)."""
+    legged: set[int] = set()
+    for row in rows:
+        yield row
+        start = str(row.get("start_at") or row.get("start_time") or "")
+        try:
+            hour = int(dt.datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()) // 3600
+        except ValueError:
+            continue
+        if hour % (7 * 24) == UNTYPABLE_HOUR_OF_WEEK and hour not in legged:
+            legged.add(hour)
+            yield (
+                row
+                if not leg
+                else row
+                | {
+                    "callsid": "CA" + "f" * 32,
+                    "user_name": "Second Leg",
+                    "talk_time": int(row.get("talk_time") or 0) + 30,
+                }
+            )
+
+
 #: Talkdesk report rows rewritten by a shape: (report type, rewrite of its rows).
 TALKDESK_ROWS: dict[str, tuple[str, t.Callable[[t.Iterable[dict]], t.Iterable[dict]]]] = {
     "talkdesk-studio-without-interaction-id": ("studio_flow_execution", _without_interaction_id),
+    "talkdesk-calls-second-leg": ("calls", _with_second_leg),
+    "talkdesk-calls-repeated-row": ("calls", lambda rows: _with_second_leg(rows, leg=False)),
 }
 
 #: How a JSON report file frames its entries, per shape (else "entries-first").
