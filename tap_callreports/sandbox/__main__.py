@@ -73,6 +73,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows-per-hour", type=int, default=None, help="exact Talkdesk report rows per hour")
     parser.add_argument("--myreports-rows-per-hour", type=int, default=None)
     parser.add_argument("--zendesk-rate-limit", type=int, default=700)
+    parser.add_argument(
+        "--zendesk-talk-rate-limit", type=int, default=10, help="Talk export requests per window, per endpoint"
+    )
+    parser.add_argument("--zendesk-talk-rate-window-seconds", type=float, default=60.0)
+    parser.add_argument("--zendesk-talk-days", type=float, default=14.0, help="days of Talk calls before the anchor")
+    parser.add_argument("--zendesk-talk-calls-per-hour", type=int, default=None)
     args = parser.parse_args(argv)
     try:
         config = SandboxConfig(
@@ -96,6 +102,10 @@ def main(argv: list[str] | None = None) -> None:
             rows_per_hour=args.rows_per_hour,
             myreports_rows_per_hour=args.myreports_rows_per_hour,
             zendesk_rate_limit=args.zendesk_rate_limit,
+            zendesk_talk_rate_limit=args.zendesk_talk_rate_limit,
+            zendesk_talk_rate_window_seconds=args.zendesk_talk_rate_window_seconds,
+            zendesk_talk_days=args.zendesk_talk_days,
+            zendesk_talk_calls_per_hour=args.zendesk_talk_calls_per_hour,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -85,6 +85,14 @@ class SandboxConfig:
     cancel_windows: tuple[str, ...] = ()
     zendesk_rate_limit: int = 700  # requests per window
     zendesk_rate_window_seconds: int = 60
+    # Zendesk Talk incremental exports: per endpoint, answered requests allowed in a window (the
+    # documented 10 a minute; tests shorten the window), the days of calls before list_anchor, and
+    # the Talk clock (ISO; None: the real time), which decides the version of each call answered
+    zendesk_talk_rate_limit: int = 10
+    zendesk_talk_rate_window_seconds: float = 60.0
+    zendesk_talk_days: float = 14.0
+    zendesk_talk_calls_per_hour: int | None = None
+    zendesk_talk_now: str | None = None
     slow_seconds: float = 2.5
     # data volumes
     rows_per_hour: int | None = None

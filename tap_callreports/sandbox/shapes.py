@@ -73,6 +73,9 @@ SHAPES: dict[str, str] = {
     "zendesk-next-canonical-host": "links.next names the account's canonical https://sandbox.zendesk.com host "
     "(the API is host-mapped to the sandbox's address)",
     "zendesk-next-foreign-host": "links.next names another host (the sandbox under another name), not Zendesk's",
+    # Zendesk Talk incremental exports
+    "zendesk-talk-second-full": "1001 Talk calls and 1001 legs are saved again in one second (12 hours into the "
+    "data, a bulk correction): a whole export page shares one second, so start_time cannot move past it",
     # MyReports
     "myreports-request-after-data": "the /data body has request and every other member after the data array",
     "myreports-no-timezone": "the /data result's request has no timeZoneId",
@@ -342,6 +345,9 @@ ZENDESK_NEXT_HOSTS: dict[str, t.Callable[[str, str], str]] = {
     "zendesk-next-canonical-host": lambda own, other: "https://sandbox.zendesk.com",
     "zendesk-next-foreign-host": lambda own, other: other,
 }
+
+#: Items of each Talk export saved again in one second (12 hours into the data), per shape.
+ZENDESK_TALK_FULL_SECOND = {"zendesk-talk-second-full": 1001}
 
 #: MyReports result templates: (template, display fields added to the call list's) per shape.
 MYREPORTS_CALL_LIST: tuple[str, tuple[str, ...]] = ("CallListByUserSegmented", ())
