@@ -9,6 +9,7 @@ the ones a sync uses.
 
 from __future__ import annotations
 
+import time
 import typing as t
 import uuid
 from dataclasses import dataclass
@@ -19,10 +20,12 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from tap_callreports.client import VendorRefused
 from tap_callreports.errors import CallReportsError
 from tap_callreports.redact import REGISTRY
+from tap_callreports.zendesk.talk import TALK_HELP
 
 if t.TYPE_CHECKING:
     from tap_callreports.client import CallReportsStream
     from tap_callreports.tap import TapCallReports
+    from tap_callreports.zendesk.talk import ZendeskTalkStream
 
 
 class CheckRefused(Exception):
@@ -114,7 +117,20 @@ class ConnectionTest:
     def check_zendesk(self) -> str:
         statuses = self.stream("zendesk_job_statuses")
         _get(statuses, statuses.path, t.cast("dict", statuses.get_url_params(None, None)))
-        return "credentials, job statuses page"
+        calls = t.cast("ZendeskTalkStream", self.stream("zendesk_talk_calls"))
+        if not (calls.selected or self.stream("zendesk_talk_legs").selected):
+            return "credentials, job statuses page"
+        # one request of the Talk export (its own budget: 10 a minute), from a day ago
+        calls.pacer.wait()
+        try:
+            _get(calls, calls.path, {"start_time": int(time.time()) - 86400})
+        except VendorRefused as exc:
+            if exc.status in (403, 404):
+                raise CheckRefused(f"Talk export: {_reason(exc)}; {TALK_HELP}") from None
+            raise
+        finally:
+            calls.pacer.sent()
+        return "credentials, job statuses page, talk calls export"
 
     def check_myreports(self) -> str:
         rows = self.stream("myreports_call_rows")

@@ -35,6 +35,7 @@ MYREPORTS_DEFAULT_API_URL = "https://api.na.myreports.cloud/api"
 DEFAULT_LOOKBACK_MINUTES = 120
 MAX_LOOKBACK_MINUTES = 7 * 24 * 60
 MAX_LAG_MINUTES = 24 * 60
+ZENDESK_TALK_REQUESTS_PER_MINUTE = 10  # "10 requests per minute" per incremental export endpoint
 
 
 # Numbers are read alike (settings.read_number): a JSON number, or the same number as text, as
@@ -207,6 +208,31 @@ SETTINGS_SCHEMA = th.PropertiesList(
         th.ArrayType(th.StringType),
         title="Zendesk job status IDs",
         description="When given, fetch these job statuses via show_many (batches of 100) instead of listing all.",
+    ),
+    th.Property(
+        "zendesk_talk_requests_per_minute",
+        th.IntegerType(minimum=1, maximum=1000),
+        default=ZENDESK_TALK_REQUESTS_PER_MINUTE,
+        title="Zendesk Talk export requests per minute",
+        description="Pace of the Talk incremental exports (zendesk_talk_calls, zendesk_talk_legs), per endpoint, "
+        "1 to 1000: Zendesk allows 10 a minute; raise it only if Zendesk raised your account's limit.",
+    ),
+    th.Property(
+        "zendesk_talk_data_lag_minutes",
+        th.IntegerType(minimum=0, maximum=MAX_LAG_MINUTES),
+        default=5,
+        title="Zendesk Talk data lag (minutes)",
+        description="Talk calls and legs updated in the last minutes (0 to 1440) are left to the next run: "
+        "exports show some updates late, and the bookmark never passes one not yet visible.",
+    ),
+    th.Property(
+        "zendesk_talk_lookback_minutes",
+        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
+        default=0,
+        title="Zendesk Talk lookback (minutes)",
+        description="Every incremental run of the Talk streams re-reads this much before its bookmark (0 to "
+        "10080). 0 re-reads only the bookmark's second: an updated call or leg is exported again with its new "
+        "updated_at.",
     ),
     # MyReports
     th.Property(

@@ -40,6 +40,7 @@ from tap_callreports.talkdesk.streams import TalkdeskImportsStream
 from tap_callreports.timeutil import iso_z
 from tap_callreports.writer import FastSingerWriter
 from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
+from tap_callreports.zendesk.talk import ZendeskTalkCallsStream, ZendeskTalkLegsStream
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
@@ -51,6 +52,8 @@ ALL_STREAM_NAMES = [
     *(f"talkdesk_{report_type}" for report_type in TALKDESK_REPORT_TYPES),
     "talkdesk_report_jobs",
     "zendesk_job_statuses",
+    "zendesk_talk_calls",
+    "zendesk_talk_legs",
     "myreports_call_rows",
     "myreports_requests",
 ]
@@ -219,6 +222,7 @@ class TapCallReports(TapSDKHooks):
             job_logs.append(JobRecordsStream(self, "talkdesk_report_jobs", "id", self.job_records))
         if settings.zendesk is not None:
             streams.append(ZendeskJobStatusesStream(self))
+            streams.extend((ZendeskTalkCallsStream(self), ZendeskTalkLegsStream(self)))
         if settings.myreports is not None:
             streams.append(MyReportsCallRowsStream(self))
             job_logs.append(JobRecordsStream(self, "myreports_requests", "request_id", self.job_records))

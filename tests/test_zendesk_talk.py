@@ -1,0 +1,288 @@
+"""Zendesk Talk calls and legs (zendesk/talk.py) against the sandbox's incremental exports, over
+real HTTP: every item once per version, a resumed run that re-reads only the boundary second, runs
+that end although next_page never does, a full second stopped loudly, the rate limit paced and its
+429s waited out; the pacer (ratelimit.py) on a fake clock."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+
+import pytest
+
+from helpers import catalog_selecting, run_cli, sandbox_config, sync
+from tap_callreports.errors import StreamError
+from tap_callreports.ratelimit import Budget, Pacer
+from tap_callreports.sandbox import SandboxConfig, start_sandbox
+from tap_callreports.zendesk.talk import PAGE_SIZE
+
+TALK = ("zendesk_talk_calls", "zendesk_talk_legs")
+RESOURCE = {"zendesk_talk_calls": "calls", "zendesk_talk_legs": "legs"}
+ANCHOR = "2026-10-04T00:00:00Z"
+FIRST_NOW, SECOND_NOW = "2026-10-03T12:00:00Z", "2026-10-06T00:00:00Z"
+#: The sandbox's Talk limit: 10 requests per second per endpoint (the real one: per minute), so the
+#: tap's matching pace is 600 a minute.
+FAST_WINDOW = {"zendesk_talk_rate_window_seconds": 1.0}
+MATCHED = {"zendesk_talk_requests_per_minute": 600}
+
+
+def epoch(text: str) -> int:
+    return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def talk_sandbox(**overrides):
+    return start_sandbox(
+        SandboxConfig(
+            **{
+                "seed": 28,
+                "list_anchor": ANCHOR,
+                "zendesk_talk_days": 3,
+                "zendesk_talk_calls_per_hour": 40,
+                "zendesk_talk_now": FIRST_NOW,
+                **FAST_WINDOW,
+                **overrides,
+            }
+        )
+    )
+
+
+def talk_config(sandbox, **overrides):
+    config = sandbox_config(sandbox, vendors=("zendesk",), start_date="2026-10-01T00:00:00Z", **MATCHED)
+    config.pop("end_date")
+    return config | overrides
+
+
+def talk_api(sandbox):
+    return next(vendor for vendor in sandbox.app.vendors if vendor.NAME == "zendesk").talk
+
+
+def upserted(*runs, stream):
+    """What a warehouse upserting by id holds after the runs: the last version sent of each id."""
+    rows: dict = {}
+    for run in runs:
+        for record in run.records(stream):
+            rows[record["id"]] = record
+    return rows
+
+
+def pages(sandbox, stream):
+    return [e for e in sandbox.app.events("zendesk_talk_page") if e["resource"] == RESOURCE[stream]]
+
+
+@pytest.fixture
+def sandbox():
+    running = talk_sandbox()
+    yield running
+    running.stop()
+
+
+def test_discovered_with_zendesk_credentials_keyed_by_id_and_incremental_on_updated_at(sandbox):
+    catalog = catalog_selecting(talk_config(sandbox), TALK)
+    entries = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
+    for name in TALK:
+        entry = entries[name]
+        assert list(entry["key_properties"]) == ["id"]
+        assert entry["replication_key"] == "updated_at"
+        properties = entry["schema"]["properties"]
+        assert properties["updated_at"]["format"] == "date-time"
+        assert properties["created_at"]["format"] == "date-time"
+        assert properties["quality_issues"]["type"] == ["array", "null"]
+        assert properties["call_charge"]["type"] == ["string", "null"]  # decimal text, as Zendesk writes it
+    no_zendesk = sandbox_config(sandbox, vendors=("talkdesk",))
+    assert not set(TALK) & {e["tap_stream_id"] for e in catalog_selecting(no_zendesk, ())["streams"]}
+
+
+def test_a_run_and_a_resumed_run_give_every_call_and_leg_once_in_its_latest_version(sandbox):
+    config = talk_config(sandbox)
+    first = sync(config, streams=TALK)
+    assert first.error is None, first.error
+    state = first.final_state
+    sandbox.app.config.zendesk_talk_now = SECOND_NOW  # two and a half days of updates later
+    before = len(sandbox.app.events("zendesk_talk_page"))
+    second = sync(config, state=state, streams=TALK)
+    assert second.error is None, second.error
+
+    talk = talk_api(sandbox)
+    for stream in TALK:
+        latest = talk.latest(RESOURCE[stream], epoch(SECOND_NOW))
+        assert len(latest) > 2 * PAGE_SIZE
+        # each id once, in its latest version, after an upsert by id
+        assert upserted(first, second, stream=stream) == latest, stream
+        # within a run, each item went out once (the boundary seconds' repeats were left out)
+        for run in (first, second):
+            counts = collections.Counter(record["id"] for record in run.records(stream))
+            assert max(counts.values()) == 1, stream
+        # updates re-appeared: items of the first run came again, newer
+        firsts = {r["id"]: r["updated_at"] for r in first.records(stream)}
+        again = [r for r in second.records(stream) if r["id"] in firsts]
+        assert again and all(r["updated_at"] >= firsts[r["id"]] for r in again)
+
+        # the resumed run asked from the bookmark's second, and re-sent only that second's items
+        bookmark = state["bookmarks"][stream]["replication_key_value"]
+        asked = [e for e in sandbox.app.events("zendesk_talk_page")[before:] if e["resource"] == RESOURCE[stream]]
+        assert asked[0]["start_time"] == epoch(bookmark)
+        same = [r for r in again if r["updated_at"] == firsts[r["id"]]]
+        assert same and {r["updated_at"] for r in same} == {bookmark}
+        assert second.final_state["bookmarks"][stream]["replication_key_value"] == max(
+            r["updated_at"] for r in latest.values()
+        )
+
+
+def test_paging_crosses_seconds_shared_by_two_pages_and_ends_when_caught_up(sandbox):
+    sandbox.app.config.zendesk_talk_now = SECOND_NOW
+    run = sync(talk_config(sandbox), streams=TALK)
+    assert run.error is None, run.error
+    for stream in TALK:
+        asked = pages(sandbox, stream)
+        # a page boundary fell inside a second: the next page asked from it and got the rest too
+        split = [
+            (page, following)
+            for page, following in zip(asked, asked[1:])
+            if page["at_end_time"] and following["start_time"] == page["end_time"]
+        ]
+        assert split, stream
+        # every page but the last was full; the last was short and the run ended on it (next_page
+        # was the URL just asked: never followed)
+        assert [page["count"] for page in asked[:-1]] == [PAGE_SIZE] * (len(asked) - 1)
+        assert asked[-1]["count"] < PAGE_SIZE
+        records = run.records(stream)
+        assert (
+            len(records)
+            == len({r["id"] for r in records})
+            == len(talk_api(sandbox).latest(RESOURCE[stream], epoch(SECOND_NOW)))
+        )
+        assert [r["updated_at"] for r in records] == sorted(r["updated_at"] for r in records)
+
+
+def test_a_caught_up_run_asks_once_and_sends_only_the_boundary_second(sandbox):
+    config = talk_config(sandbox)
+    first = sync(config, streams=["zendesk_talk_calls"])
+    before = len(pages(sandbox, "zendesk_talk_calls"))
+    again = sync(config, state=first.final_state, streams=["zendesk_talk_calls"])
+    assert again.error is None
+    asked = pages(sandbox, "zendesk_talk_calls")[before:]
+    assert len(asked) == 1  # next_page repeats this URL: not followed
+    bookmark = first.final_state["bookmarks"]["zendesk_talk_calls"]["replication_key_value"]
+    assert {r["updated_at"] for r in again.records("zendesk_talk_calls")} == {bookmark}
+    assert again.final_state["bookmarks"]["zendesk_talk_calls"]["replication_key_value"] == bookmark
+
+
+def test_a_full_page_sharing_one_second_stops_loudly_without_looping():
+    sandbox = talk_sandbox(shapes=("zendesk-talk-second-full",), zendesk_talk_now=SECOND_NOW)
+    try:
+        run = sync(talk_config(sandbox), streams=["zendesk_talk_legs"])
+        assert isinstance(run.error, StreamError)
+        message = str(run.error)
+        assert message.startswith("zendesk_talk_legs: ") and "2026-10-01T12:00:00Z" in message
+        assert "cannot be paged past that second" in message
+        asked = pages(sandbox, "zendesk_talk_legs")
+        assert len(asked) <= 4  # stopped at the stuck second, not asked again and again
+        # nothing after the stuck second went out, and the bookmark is no later than it
+        records = run.records("zendesk_talk_legs")
+        assert records and max(r["updated_at"] for r in records) <= "2026-10-01T12:00:00Z"
+        for state in run.states:
+            value = state.get("bookmarks", {}).get("zendesk_talk_legs", {}).get("replication_key_value")
+            assert value is None or value <= "2026-10-01T12:00:00Z"
+    finally:
+        sandbox.stop()
+
+
+def test_429s_are_waited_out_and_the_run_still_gives_everything():
+    sandbox = talk_sandbox(zendesk_talk_rate_limit=1)  # 1 a second, the tap asks up to 10 a second
+    try:
+        run = sync(talk_config(sandbox), streams=["zendesk_talk_legs"])
+        assert run.error is None, run.error
+        limited = sandbox.app.events("rate_limited")
+        assert limited and all(e["retry_after"] >= 1 for e in limited)
+        latest = talk_api(sandbox).latest("legs", epoch(FIRST_NOW))
+        assert upserted(run, stream="zendesk_talk_legs") == latest
+        # each 429 was followed by a wait of its Retry-After before the endpoint was asked again
+        requests = [e for e in sandbox.app.events() if e["kind"] in ("rate_limited", "zendesk_talk_page")]
+        for refused, following in zip(requests, requests[1:]):
+            if refused["kind"] == "rate_limited":
+                assert following["wall"] - refused["wall"] >= refused["retry_after"] * 0.9
+    finally:
+        sandbox.stop()
+
+
+def test_the_tap_paced_to_the_limit_is_never_refused(sandbox):
+    sandbox.app.config.zendesk_talk_now = SECOND_NOW
+    sandbox.app.config.zendesk_talk_rate_limit = 2  # 2 a second: the tap's matching pace, 120 a minute
+    run = sync(talk_config(sandbox, zendesk_talk_requests_per_minute=120), streams=TALK)
+    assert run.error is None
+    assert len(pages(sandbox, "zendesk_talk_legs")) > 2 * 2  # more requests than two windows allow
+    assert sandbox.app.events("rate_limited") == []
+
+
+def test_end_date_bounds_what_goes_out_and_the_bookmark(sandbox):
+    end = "2026-10-02T00:00:00Z"
+    run = sync(talk_config(sandbox, end_date=end), streams=["zendesk_talk_calls"])
+    assert run.error is None
+    records = run.records("zendesk_talk_calls")
+    assert records and all(r["updated_at"] < end for r in records)
+    assert run.final_state["bookmarks"]["zendesk_talk_calls"]["replication_key_value"] < end
+    # it stopped once a page reached the end, well before the export's end
+    assert pages(sandbox, "zendesk_talk_calls")[-1]["end_time"] < epoch(FIRST_NOW)
+
+
+def test_connection_test_asks_the_talk_export_once(sandbox, tmp_path):
+    run = run_cli(tmp_path, talk_config(sandbox), "--test")
+    assert run.returncode == 0, run.stderr
+    assert "zendesk: ok" in run.stderr and "talk" in run.stderr
+    assert len(pages(sandbox, "zendesk_talk_calls")) == 1
+
+
+def test_progress_lines_say_how_long_a_backfill_will_take(sandbox, tmp_path):
+    config = talk_config(sandbox, zendesk_talk_requests_per_minute=10)
+    catalog = catalog_selecting(config, ["zendesk_talk_legs"])
+    sandbox.app.config.zendesk_talk_rate_window_seconds = 60.0
+    # one page at the real pace: its progress line estimates the rest at 10 requests a minute
+    run = run_cli(tmp_path, config | {"end_date": "2026-10-01T06:00:00Z"}, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line for line in run.stderr_lines if "zendesk_talk_legs: page 1 " in line]
+    assert lines and "left at 10 requests/minute" in lines[0], run.stderr[-2000:]
+    json.dumps(lines)
+
+
+# ---- the pacer ----------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_the_pacer_spreads_requests_evenly_and_counts_from_each_answer():
+    clock = FakeClock()
+    pacer = Pacer(Budget(10, 60.0), clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(25):
+        pacer.wait()
+        sent.append(clock.now)
+        clock.now += 0.5  # the answer takes half a second
+        pacer.sent()
+    assert all(later - earlier >= 6.0 for earlier, later in zip(sent, sent[1:]))
+    # never more than 10 in any 60 seconds, wherever the window falls
+    assert all(sum(1 for s in sent if start <= s < start + 60) <= 10 for start in sent)
+    assert sent[-1] - sent[0] == pytest.approx(24 * 6.5)
+
+
+def test_the_pacer_holds_for_a_retry_after_and_allows_bursts_when_not_even():
+    clock = FakeClock()
+    pacer = Pacer(Budget(3, 10.0, even=False), clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        assert pacer.wait() == 0
+        pacer.sent()
+    assert pacer.delay() == pytest.approx(10.0)
+    pacer.hold(30.0)
+    assert pacer.wait() == pytest.approx(30.0)
+    assert pacer.waits == 1
