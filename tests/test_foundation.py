@@ -88,7 +88,7 @@ def test_discovery_follows_credentials(sandbox):
     from tap_callreports.tap import TapCallReports
 
     only_zendesk = TapCallReports(config=sandbox_config(sandbox, vendors=("zendesk",)), validate_config=False)
-    assert set(only_zendesk.streams) == {"zendesk_job_statuses"}
+    assert set(only_zendesk.streams) == {"zendesk_job_statuses", "zendesk_talk_calls", "zendesk_talk_legs"}
 
 
 def test_no_credentials_is_one_clear_line(tmp_path):

@@ -11,7 +11,10 @@ import json
 
 import pytest
 
-from helpers import catalog_selecting, run_cli, sandbox_config, sync
+# the targets and the schema as test_warehouse installs and makes them (fixtures), and its pipe
+from test_warehouse import duckdb_query, pg_schema, pipe, postgres_config, target_duckdb, target_postgres  # noqa: F401
+
+from helpers import catalog_selecting, psql, run_cli, sandbox_config, sync
 from tap_callreports.errors import StreamError
 from tap_callreports.ratelimit import Budget, Pacer
 from tap_callreports.sandbox import SandboxConfig, start_sandbox
@@ -286,3 +289,69 @@ def test_the_pacer_holds_for_a_retry_after_and_allows_bursts_when_not_even():
     pacer.hold(30.0)
     assert pacer.wait() == pytest.approx(30.0)
     assert pacer.waits == 1
+
+
+# ---- through the targets: PostgreSQL and DuckDB, each id once in its latest version --------------
+
+
+@pytest.mark.slow
+def test_a_run_and_a_resumed_run_land_each_call_and_leg_once_in_postgres_and_duckdb(
+    tmp_path,
+    target_postgres,  # noqa: F811 - test_warehouse's fixtures
+    target_duckdb,  # noqa: F811
+    pg_schema,  # noqa: F811
+):
+    sandbox = talk_sandbox(zendesk_talk_calls_per_hour=30)
+    try:
+        config = talk_config(sandbox)  # no catalog: every Zendesk stream, job statuses too
+        duck = tmp_path / "talk.duckdb"
+        targets = {
+            "postgres": (target_postgres, postgres_config(pg_schema), f"{pg_schema}."),
+            "duckdb": (target_duckdb, {"filepath": str(duck), "default_target_schema": "zendesk"}, "zendesk."),
+        }
+        states: dict[str, dict | None] = {}
+        sent: dict[str, list] = {name: [] for name in targets}
+        for phase, now in (("first", FIRST_NOW), ("resumed", SECOND_NOW)):
+            sandbox.app.config.zendesk_talk_now = now
+            for name, (target, target_config, _) in targets.items():
+                run = pipe(
+                    tmp_path,
+                    f"{name}-{phase}",
+                    config,
+                    target,
+                    target_config,
+                    state=states.get(name),
+                    target_env={"PGTZ": "UTC"},
+                )
+                states[name] = run.confirmed_state
+                sent[name].append(run)
+        talk = talk_api(sandbox)
+        for stream in TALK:
+            latest = talk.latest(RESOURCE[stream], epoch(SECOND_NOW))
+            newest = max(r["updated_at"] for r in latest.values())
+            for name, (target, _, schema) in targets.items():
+                runs = sent[name]
+                # records went out more than once (updates re-appeared, the boundary second) ...
+                assert sum(run.sent(stream) for run in runs) > len(latest)
+                # ... yet each id landed once, in its latest version
+                count_query = f"select count(*), count(distinct id), max(updated_at) from {schema}{stream}"
+                versions_query = f"select id, updated_at from {schema}{stream}"
+                if name == "postgres":
+                    (count, distinct, _), landed = psql(count_query)[0], psql(versions_query)
+                else:
+                    answers = duckdb_query(target, duck, [count_query, versions_query])
+                    (count, distinct, _), landed = answers[count_query][0], answers[versions_query]
+                assert int(count) == int(distinct) == len(latest), (name, stream)
+                stamps = {int(row[0]): z_text(row[1]) for row in landed}
+                assert stamps == {item_id: row["updated_at"] for item_id, row in latest.items()}, (name, stream)
+                assert states[name]["bookmarks"][stream]["replication_key_value"] == newest
+        assert sandbox.app.events("rate_limited") == []
+    finally:
+        sandbox.stop()
+
+
+def z_text(value) -> str:
+    """A landed updated_at (PostgreSQL text or DuckDB timestamp text) as RFC 3339 UTC."""
+    text = str(value).replace(" ", "T")
+    text = text.split("+")[0].removesuffix("Z")
+    return text[:19] + "Z"
