@@ -211,7 +211,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "zendesk_talk_requests_per_minute",
-        th.IntegerType(minimum=1, maximum=1000),
+        _whole(1, 1000),
         default=ZENDESK_TALK_REQUESTS_PER_MINUTE,
         title="Zendesk Talk export requests per minute",
         description="Pace of the Talk incremental exports (zendesk_talk_calls, zendesk_talk_legs), per endpoint, "
@@ -219,7 +219,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "zendesk_talk_data_lag_minutes",
-        th.IntegerType(minimum=0, maximum=MAX_LAG_MINUTES),
+        _whole(0, MAX_LAG_MINUTES),
         default=5,
         title="Zendesk Talk data lag (minutes)",
         description="Talk calls and legs updated in the last minutes (0 to 1440) are left to the next run: "
@@ -227,7 +227,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "zendesk_talk_lookback_minutes",
-        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
+        _whole(0, MAX_LOOKBACK_MINUTES),
         default=0,
         title="Zendesk Talk lookback (minutes)",
         description="Every incremental run of the Talk streams re-reads this much before its bookmark (0 to "
