@@ -14,6 +14,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from tap_callreports.connection_test import ConnectionTestFailed
 from tap_callreports.errors import CallReportsError, TerminatedBySignal
 from tap_callreports.redact import REGISTRY
+from tap_callreports.sdk_hooks import STREAM_OF_ERROR
 from tap_callreports.tap import TapCallReports
 
 KNOWN_ERRORS = (CallReportsError, FatalAPIError, RetriableAPIError, requests.RequestException, TerminatedBySignal)
@@ -42,11 +43,17 @@ def check_input_files(argv: list[str]) -> list[str]:
         if option == "--config" and value == "ENV":
             continue
         path = Path(value)
-        if not path.is_file():
+        if not path.exists():
             raise InputFileError(f"{what}: {path} does not exist; give the path of a JSON file")
+        if path.is_dir():
+            raise InputFileError(f"{what}: {path} is a directory; give the path of a JSON file")
+        if not (path.is_file() or path.is_char_device()):
+            continue  # a pipe (`--config <(...)`): reading it here would leave nothing for the SDK
         try:
             text = path.read_text(encoding="utf-8")
-            if what == "state" and not text.strip():
+            if not text.strip():
+                if what != "state":
+                    raise InputFileError(f"{what}: {path} is empty; {IF_EMPTY[what]}")
                 note(f"state: {path} is empty: no state, so every stream starts at start_date")
                 args[index : index + (1 if inline else 2)] = [None] * (1 if inline else 2)
                 continue
@@ -67,6 +74,10 @@ def check_input_files(argv: list[str]) -> list[str]:
 
 #: The JSON type of a document, as a user reads it.
 JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+IF_EMPTY = {
+    "config": 'write the settings in it as one JSON object, e.g. {"start_date": "2026-01-01T00:00:00Z", ...}',
+    "catalog": "write a catalog into it with --discover (tap-callreports --config CONFIG --discover > catalog.json)",
+}
 EXPECTED = {
     "config": 'settings by name, e.g. {"start_date": "2026-01-01T00:00:00Z", ...}',
     "state": 'a Singer state, e.g. {"bookmarks": {...}}',
@@ -80,15 +91,29 @@ def note(line: str) -> None:
 
 
 def report(lines: list[str]) -> None:
-    """Each error line on stderr; under Meltano (which gives the SDK a logging config and shows
-    the tap's own log records at their level) also logged at ERROR, so it is not shown as INFO."""
-    if os.environ.get("SINGER_SDK_LOG_CONFIG") and logging.getLogger().handlers:
+    """Each error line once on stderr: as a log record at ERROR when a logging config (Meltano's
+    structured logging) sends the tap's log to stderr, so it is not shown as INFO nor twice;
+    else as a plain line."""
+    root = logging.getLogger()
+    logged = os.environ.get("SINGER_SDK_LOG_CONFIG") and any(
+        isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stderr
+        for handler in root.handlers
+    )
+    if logged:
         logger = logging.getLogger(TapCallReports.name)
         for line in lines:
             logger.error("%s", line)
+        return
     for line in lines:
         sys.stderr.write(f"tap-callreports: error: {line}\n")
     sys.stderr.flush()
+
+
+def error_line(exc: BaseException) -> str:
+    """The error's line, naming the stream it stopped when its text does not."""
+    line = str(exc) or type(exc).__name__
+    stream = getattr(exc, STREAM_OF_ERROR, None)
+    return f"{stream}: {line}" if stream and not line.startswith(f"{stream}: ") else line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         args = check_input_files(args)
         TapCallReports.cli.main(args=args, prog_name="tap-callreports", standalone_mode=True)
     except KNOWN_ERRORS as exc:
-        lines = exc.lines if isinstance(exc, ConnectionTestFailed) else [str(exc) or type(exc).__name__]
+        lines = exc.lines if isinstance(exc, ConnectionTestFailed) else [error_line(exc)]
         report([REGISTRY.redact(line).replace("\n", " ") for line in lines])
         sys.exit(128 + exc.signum if isinstance(exc, TerminatedBySignal) else 1)
 

@@ -21,12 +21,19 @@ from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 from tap_callreports.auth import CallReportsAuth
 from tap_callreports.conform import Conformer
-from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError
+from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError, unreachable_line
 from tap_callreports.redact import REGISTRY, is_signed_url
 from tap_callreports.reportjobs.engine import note_retry_after
 from tap_callreports.reportjobs.job import AccountFull
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
-from tap_callreports.retry import RetryPolicy, TokenRefreshed, parse_retry_after
+from tap_callreports.retry import (
+    HostUnreachable,
+    RetryPolicy,
+    TokenRefreshed,
+    connection_failure,
+    host_of,
+    parse_retry_after,
+)
 from tap_callreports.sdk_hooks import RESTStreamSDKHooks, whole_stream_batches
 
 if t.TYPE_CHECKING:
@@ -54,10 +61,6 @@ def _with_token_retries(func: t.Callable) -> t.Callable:
         return func(*args, **kwargs)
 
     return call
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).netloc.rpartition("@")[2]
 
 
 class VendorRefused(FatalAPIError):
@@ -175,7 +178,7 @@ class CallReportsStream(RESTStreamSDKHooks):
             # A host our credentials are not for (signed storage, another host in a Location) was
             # sent none: its refusal says nothing about them.
             raise VendorRefused(
-                f"{status} {response.reason} for {request_label(response)} on {_host(response.url)}, "
+                f"{status} {response.reason} for {request_label(response)} on {host_of(response.url)}, "
                 f"a host the tap sends no credentials to: {vendor_error_details(response)}",
                 response,
             )
@@ -260,8 +263,8 @@ class CallReportsStream(RESTStreamSDKHooks):
             return link._replace(scheme=api.scheme, netloc=api.netloc).geturl()
         raise StreamError(
             self.name,
-            f"the vendor's paging link points to another host ({_host(url)}), not the API "
-            f"host {_host(self.url_base)}: the tap sends no credentials there and stopped; the rows "
+            f"the vendor's paging link points to another host ({host_of(url)}), not the API "
+            f"host {host_of(self.url_base)}: the tap sends no credentials there and stopped; the rows "
             f"read so far were emitted and the bookmark was not advanced; check {self.vendor}_api_url "
             "(a host-mapped domain), then run again",
         )
@@ -338,14 +341,8 @@ class CallReportsStream(RESTStreamSDKHooks):
             yield from self.extract_records(context)
         except CallReportsError:
             raise
-        except (FatalAPIError, RetriableAPIError) as exc:
-            raise StreamError(self.name, self._explain(exc)) from None
-        except requests.RequestException as exc:
-            raise StreamError(
-                self.name,
-                f"network error after {self.backoff_max_tries()} attempts: "
-                f"{type(exc).__name__}; check the API URL and network, then run again",
-            ) from None
+        except (FatalAPIError, RetriableAPIError, requests.RequestException) as exc:
+            raise StreamError(self.name, self.explain_failure(exc)) from None
 
     def extract_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """The stream's records; the default follows the SDK's request/paginate loop."""
@@ -384,7 +381,20 @@ class CallReportsStream(RESTStreamSDKHooks):
     def get_batches(self, batch_config: BatchConfig, context: Context | None = None) -> Iterable[t.Any]:
         return whole_stream_batches(self, batch_config, context)
 
-    def _explain(self, exc: Exception) -> str:
+    def explain_failure(self, exc: Exception) -> str:
+        """A request that failed for good, in one line: what happened, then what to do. A host
+        that could not be reached is said the same way for every vendor (errors.unreachable_line)."""
+        if isinstance(exc, HostUnreachable):
+            return unreachable_line(host_of(exc.url), exc.reason, exc.attempts, self.settings.naming_host(exc.url))
+        if isinstance(exc, requests.RequestException):
+            url = exc.request.url if exc.request is not None and exc.request.url else self.url_base
+            reason = connection_failure(exc)
+            if reason:
+                return unreachable_line(host_of(url), reason, self.backoff_max_tries(), self.settings.naming_host(url))
+            return (
+                f"network error after {self.backoff_max_tries()} attempts: {type(exc).__name__} talking to "
+                f"{host_of(url)}; run again later, or raise request_timeout_seconds or max_retries if it repeats"
+            )
         message = REGISTRY.redact(str(exc.args[0]) if exc.args else type(exc).__name__)
         if isinstance(exc, RetriableAPIError):
             return f"gave up after {self.backoff_max_tries()} attempts: {message}; run again later or raise max_retries"

@@ -20,12 +20,17 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from tap_callreports.client import VendorRefused
 from tap_callreports.errors import CallReportsError
 from tap_callreports.redact import REGISTRY
+from tap_callreports.retry import HostUnreachable
 from tap_callreports.zendesk.talk import TALK_HELP
 
 if t.TYPE_CHECKING:
     from tap_callreports.client import CallReportsStream
     from tap_callreports.tap import TapCallReports
     from tap_callreports.zendesk.talk import ZendeskTalkStream
+
+
+#: The stream whose requests check each vendor first (its token, its list).
+VENDOR_STREAMS = {"talkdesk": "talkdesk_imports", "zendesk": "zendesk_job_statuses", "myreports": "myreports_call_rows"}
 
 
 class CheckRefused(Exception):
@@ -51,11 +56,13 @@ class VendorResult:
         return f"{self.vendor}: {'ok' if self.ok else 'refused'}: {self.detail}"
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, (FatalAPIError, RetriableAPIError, CallReportsError, CheckRefused)):
+def _reason(exc: BaseException, stream: CallReportsStream | None = None) -> str:
+    if stream is not None and isinstance(exc, (HostUnreachable, requests.RequestException)):
+        text = stream.explain_failure(exc)  # the line a sync gives (an unreachable host: what to check)
+    elif isinstance(exc, (FatalAPIError, RetriableAPIError, CallReportsError, CheckRefused)):
         text = str(exc.args[0]) if exc.args else type(exc).__name__
     else:  # requests' connection errors carry the whole URL: the type says enough
-        text = f"network error ({type(exc).__name__}); check the API URL and the network"
+        text = f"network error ({type(exc).__name__}); check the vendor's URL settings and the network"
     return REGISTRY.redact(text).replace("\n", " ")
 
 
@@ -83,7 +90,7 @@ class ConnectionTest:
             try:
                 detail = check()
             except (FatalAPIError, RetriableAPIError, CallReportsError, CheckRefused, requests.RequestException) as exc:
-                results.append(VendorResult(vendor, False, _reason(exc)))
+                results.append(VendorResult(vendor, False, _reason(exc, self.stream(VENDOR_STREAMS[vendor]))))
             else:
                 results.append(VendorResult(vendor, True, detail))
         return results

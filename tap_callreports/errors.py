@@ -35,6 +35,15 @@ class MalformedBodyError(StreamError):
     """A response body that is not the JSON (or CSV) the vendor documents."""
 
 
+def unreachable_line(host: str, reason: str, attempts: int, settings: str) -> str:
+    """A host that could not be reached, said the same way for every vendor and every request
+    (token, list, report job, download): what failed, then what to check."""
+    return (
+        f"cannot reach {host} ({reason}; {attempts} attempt(s)); check {settings} and that this "
+        f"machine can reach {host} (network, proxy, firewall), then run again"
+    )
+
+
 class TerminatedBySignal(BaseException):
     """SIGTERM/SIGINT: the run stops; the last STATE written is where the next run resumes.
 
@@ -45,4 +54,4 @@ class TerminatedBySignal(BaseException):
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
-        super().__init__(f"stopped by signal {signum}; the last STATE written is where the next run resumes")
+        super().__init__(f"stopped by signal {signum}; run again: it resumes from the last STATE written")

@@ -88,7 +88,10 @@ class OAuthTokenAuth(CallReportsAuth):
 
     def _renew(self) -> None:
         token, expires_in = self.retry_policy.call(
-            self.request_token, what=f"token request to {host_path(self.token_url)}", logger=self.logger
+            self.request_token,
+            what=f"token request to {host_path(self.token_url)}",
+            url=self.token_url,
+            logger=self.logger,
         )
         self._issued.append(token)
         self._token = token
@@ -127,7 +130,7 @@ class OAuthTokenAuth(CallReportsAuth):
                 headers={"Accept": "application/json", "User-Agent": self._user_agent},
             )
         except requests.RequestException as exc:
-            raise RetriableAPIError(type(exc).__name__) from None
+            raise RetriableAPIError(type(exc).__name__) from exc  # the cause: whether the host was reached
         if response.status_code == 429 or response.status_code >= 500:  # noqa: PLR2004
             raise RetriableAPIError(
                 f"{response.status_code} {response.reason} {_vendor_error(response)}".strip(), response

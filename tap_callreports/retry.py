@@ -15,6 +15,7 @@ import random
 import time
 import typing as t
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -42,6 +43,47 @@ class TokenRefreshed(RetriableAPIError):
 class RetriesExhausted(FatalAPIError):
     """Every try of a request outside the SDK's loop failed. Fatal, so an outer retry loop
     (the SDK's decorator around a request whose token fetch this was) does not start over."""
+
+
+class HostUnreachable(RetriesExhausted):
+    """Every try failed to connect (refused, name not resolved, TLS, connect timeout): the host,
+    the reason in words and the number of attempts, for the one line that says what to check."""
+
+    def __init__(self, url: str, reason: str, attempts: int) -> None:
+        super().__init__(f"cannot reach {host_of(url)} ({reason}; {attempts} attempt(s))")
+        self.url, self.reason, self.attempts = url, reason, attempts
+
+
+def host_of(url: str) -> str:
+    """host[:port] of a URL, without any user info."""
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
+def connection_failure(exc: BaseException) -> str | None:
+    """Why a connection could not be made, in words (no URL: requests' messages carry query
+    strings); None when `exc` is not a failure to connect."""
+    if not isinstance(exc, requests.exceptions.ConnectionError) or isinstance(
+        exc, requests.exceptions.ChunkedEncodingError
+    ):
+        return None
+    text = str(exc)
+    for needle, words in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "host name not resolved"),
+        ("nodename nor servname", "host name not resolved"),
+        ("Temporary failure in name resolution", "host name not resolved"),
+        ("No route to host", "no route to host"),
+        ("Network is unreachable", "network unreachable"),
+    ):
+        if needle in text:
+            return words
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "proxy refused"
+    return type(exc).__name__
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
@@ -85,15 +127,20 @@ class RetryPolicy:
         expo = min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
         return expo * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
 
-    def call(self, attempt: t.Callable[[], T], *, what: str, logger: logging.Logger) -> T:
+    def call(self, attempt: t.Callable[[], T], *, what: str, logger: logging.Logger, url: str | None = None) -> T:
         """`attempt()` under this policy: retriable failures are tried again (one log line each,
-        naming `what`, which must hold no secret), at most `max_retries` times, then RetriesExhausted."""
+        naming `what`, which must hold no secret), at most `max_retries` times, then RetriesExhausted
+        (HostUnreachable when `url`'s host could not be reached)."""
         for number in range(1, self.max_tries + 1):
             try:
                 return attempt()
             except RETRIABLE_ERRORS as exc:
                 reason = _describe(exc)
                 if number == self.max_tries:
+                    cause = exc.__cause__ if isinstance(exc, RetriableAPIError) else exc
+                    unreachable = connection_failure(cause) if cause is not None else None
+                    if unreachable and url:
+                        raise HostUnreachable(url, unreachable, self.max_tries) from None
                     raise RetriesExhausted(
                         f"gave up after {self.max_tries} attempts: {what} failed: {reason}; "
                         "run again later or raise max_retries"

@@ -9,6 +9,8 @@ tap itself.
 
 from __future__ import annotations
 
+import logging
+import sys
 import typing as t
 from functools import cached_property
 
@@ -57,7 +59,28 @@ def whole_stream_batches(
         yield batch_config.encoding, manifest
 
 
-class RESTStreamSDKHooks(RESTStream):
+#: The SDK's ERROR line when a stream's sync raises (`Stream.sync`, 0.54), before the error goes on
+#: up to the command, which prints the tap's own line for it.
+SDK_UNHANDLED_ERROR = "An unhandled error occurred while syncing '%s'"
+#: Attribute naming the stream an error stopped (set where the SDK's line would be logged): the
+#: command's line names it when the error's own text does not (cli.error_line).
+STREAM_OF_ERROR = "callreports_stream"
+
+
+class OneErrorLine(Stream):
+    """A stop is one line, the tap's (cli.report): the SDK's generic line for it is not logged;
+    what it said, the stream's name, goes with the error to that line."""
+
+    def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
+        if level == logging.ERROR and message == SDK_UNHANDLED_ERROR:
+            error = sys.exc_info()[1]
+            if error is not None and not hasattr(error, STREAM_OF_ERROR):
+                setattr(error, STREAM_OF_ERROR, self.name)
+            return
+        super().log(message, *args, level=level, **kwargs)
+
+
+class RESTStreamSDKHooks(OneErrorLine, RESTStream):
     """The base of every stream of the tap (client.CallReportsStream)."""
 
     # METRIC lines name the endpoint, not the URL with its query (the SDK's default, pinned here).
@@ -77,7 +100,7 @@ class RESTStreamSDKHooks(RESTStream):
         self._write_request_duration_log(endpoint=endpoint, response=response, context=context, extra_tags=extra_tags)
 
 
-class ReportStreamSDKHooks(Stream):
+class ReportStreamSDKHooks(OneErrorLine):
     """The record path of report streams (reportjobs.stream.ReportJobStream): the SDK's RECORD,
     STATE and BATCH messages, written by a lean loop where it would write exactly the same."""
 

@@ -229,6 +229,23 @@ class Settings:
     def end_or_now(self, now: dt.datetime) -> dt.datetime:
         return min(self.end_date, now) if self.end_date else now
 
+    def naming_host(self, url: str) -> str:
+        """The settings that decide the host a request to `url` goes to, as a user reads them."""
+        bases: list[tuple[str | None, str]] = []
+        if self.talkdesk:
+            bases += [
+                (self.talkdesk.token_url, "talkdesk_token_url (or talkdesk_account_name and talkdesk_region)"),
+                (self.talkdesk.api_url, "talkdesk_api_url (or talkdesk_region)"),
+            ]
+        if self.zendesk:
+            bases.append((self.zendesk.api_url, "zendesk_api_url (or zendesk_subdomain)"))
+        if self.myreports:
+            bases += [(self.myreports.token_url, "myreports_token_url"), (self.myreports.api_url, "myreports_api_url")]
+        for base, names in bases:  # token URLs first: they may lie under an API URL
+            if base and url.startswith(base):
+                return names
+        return "the vendor's URL settings"
+
 
 def _talkdesk(config: t.Mapping[str, t.Any]) -> TalkdeskSettings | None:
     has_client = _pair(config, "talkdesk_client_id", "talkdesk_client_secret")

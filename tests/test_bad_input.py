@@ -218,6 +218,55 @@ def test_an_empty_state_file_is_no_state_with_an_info_line(tmp_path, sandbox):
     assert error_lines(run) == []
 
 
+@pytest.mark.parametrize("args", [[], ["--discover"], ["--test"]], ids=["sync", "discover", "test"])
+def test_the_empty_state_files_info_line_is_said_once(tmp_path, sandbox, args):
+    (tmp_path / "config.json").write_text(json.dumps(sandbox_config(sandbox, vendors=("zendesk",))))
+    (tmp_path / "state.json").write_bytes(b"")
+    run = run_cli(
+        tmp_path, None, "--config", str(tmp_path / "config.json"), "--state", str(tmp_path / "state.json"), *args
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sum("is empty: no state" in line for line in run.stderr_lines) == 1, run.stderr[-2000:]
+
+
+EMPTY_FILES = [
+    ("catalog", "catalog: /dev/null is empty; write a catalog into it with --discover"),
+    ("config", "config: /dev/null is empty; write the settings in it as one JSON object"),
+]
+
+
+@pytest.mark.parametrize(("what", "line"), EMPTY_FILES, ids=[w for w, _ in EMPTY_FILES])
+def test_an_empty_catalog_or_config_file_is_said_to_be_empty_not_missing(tmp_path, sandbox, what, line):
+    (tmp_path / "config.json").write_text(json.dumps(sandbox_config(sandbox, vendors=("zendesk",))))
+    files = {"config": str(tmp_path / "config.json"), what: "/dev/null"}
+    run = run_cli(tmp_path, None, *(arg for name, file in files.items() for arg in (f"--{name}", file)))
+    assert run.returncode == 1
+    assert len(run.stderr_lines) == 1 and run.stderr_lines[0].startswith(f"tap-callreports: error: {line}")
+    assert sandbox.app.events("request") == []
+
+
+MISSING_CREDENTIALS = [
+    (
+        {"talkdesk_client_secret": None},
+        "config: setting 'talkdesk_client_secret' is missing: it is needed together with 'talkdesk_client_id'; "
+        "set it (docs/settings.md#getting-credentials says where to find it), or remove 'talkdesk_client_id'",
+    ),
+    (
+        {"myreports_workspace_id": None},
+        "config: setting 'myreports_workspace_id' is missing: myreports_report_ids need their workspace; "
+        "set it (docs/settings.md#getting-credentials says where to find it)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "line"), MISSING_CREDENTIALS, ids=["secret", "workspace"])
+def test_a_missing_credential_says_what_to_do(tmp_path, sandbox, change, line):
+    config = {k: v for k, v in (sandbox_config(sandbox) | change).items() if v is not None}
+    run = run_cli(tmp_path, config)
+    assert run.returncode == 1
+    assert error_lines(run) == [f"tap-callreports: error: {line}"]
+
+
 # ---- the docs quote every line ---------------------------------------------------------------------------
 
 
@@ -229,6 +278,8 @@ def test_docs_error_table_quotes_every_bad_input_line():
         *(line.format(path=f"{what}.json") for what, _c, line in NOT_AN_OBJECT),
         "state: state.json is empty: no state, so every stream starts at start_date",
         FUTURE_START_WARNING,
+        *(line.replace("/dev/null", f"{what}.json") for what, line in EMPTY_FILES),
+        *(line for _, line in MISSING_CREDENTIALS),
     ]
     missing = [line for line in lines if line not in text]
     assert missing == []

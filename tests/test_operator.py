@@ -3,6 +3,9 @@ Meltano passes them, generated settings descriptions, and the package without it
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -213,3 +216,96 @@ def test_the_tap_imports_and_answers_about_without_the_sandbox_extra():
     assert result.returncode == 0, result.stderr[-2000:]
     assert '"capabilities"' in result.stdout
     assert "pip install 'tap-callreports[sandbox]'" in result.stderr
+
+
+# ---- one error line for a stop, at any stage ------------------------------------------------------------
+
+STRUCTURED_LOGGING = """version: 1
+disable_existing_loggers: false
+formatters:
+  structured:
+    (): singer_sdk.logging.StructuredFormatter
+handlers:
+  console:
+    class: logging.StreamHandler
+    formatter: structured
+    stream: ext://sys.stderr
+root:
+  level: INFO
+  handlers: [console]
+"""
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def unreachable(vendor: str) -> dict:
+    url = f"http://127.0.0.1:{closed_port()}"
+    return {
+        "talkdesk": {"talkdesk_api_url": url, "talkdesk_token_url": f"{url}/oauth/token"},
+        "zendesk": {"zendesk_api_url": url},
+        "myreports": {"myreports_api_url": f"{url}/api"},
+    }[vendor] | {"max_retries": 0}
+
+
+STOPS = {
+    "a bad setting": ({"talkdesk_window_days": 45}, []),
+    "a bad setting, discovery": ({"talkdesk_window_days": 45}, ["--discover"]),
+    "a refused credential": ({"talkdesk_client_secret": "wrong-secret"}, []),
+    "a refused credential, connection test": ({"zendesk_api_token": "wrong-token"}, ["--test"]),
+    "an unreachable host": ("zendesk", []),
+}
+
+
+@pytest.mark.parametrize("structured", [False, True], ids=["plain", "meltano-logging"])
+@pytest.mark.parametrize(("change", "args"), STOPS.values(), ids=list(STOPS))
+def test_a_stop_is_one_error_line_the_taps_at_any_stage(tmp_path, sandbox, change, args, structured):
+    env = {}
+    if structured:  # as Meltano runs the tap: its log as JSON records on stderr
+        (tmp_path / "logging.yml").write_text(STRUCTURED_LOGGING)
+        env["SINGER_SDK_LOG_CONFIG"] = str(tmp_path / "logging.yml")
+    config = sandbox_config(sandbox) | (unreachable(change) if isinstance(change, str) else change)
+    run = run_cli(tmp_path, config, *args, env=env)
+    assert run.returncode == 1
+    errors = [line for line in run.stderr_lines if "error" in line.lower()]
+    assert len(errors) == 1, errors
+    assert "An unhandled error occurred" not in run.stderr
+    assert "Traceback" not in run.stderr
+    line = json.loads(errors[0])["message"] if structured else errors[0].removeprefix("tap-callreports: error: ")
+    if not args:  # a stop while syncing names its stream (what the SDK's line said)
+        assert line.split(":", 1)[0] in ("config", "talkdesk_imports", "zendesk_job_statuses"), line
+    assert "; " in line  # what is wrong; what to do
+
+
+UNREACHABLE = re.compile(
+    r"cannot reach 127\.0\.0\.1:\d+ \(connection refused; 1 attempt\(s\)\); check (?P<settings>.+) and that "
+    r"this machine can reach 127\.0\.0\.1:\d+ \(network, proxy, firewall\), then run again$"
+)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "stream", "settings"),
+    [
+        ("talkdesk", "talkdesk_imports", "talkdesk_token_url (or talkdesk_account_name and talkdesk_region)"),
+        ("zendesk", "zendesk_job_statuses", "zendesk_api_url (or zendesk_subdomain)"),
+        ("myreports", "myreports_call_rows", "myreports_api_url"),
+    ],
+)
+def test_an_unreachable_host_is_the_same_line_for_every_vendor_saying_what_to_check(
+    tmp_path, sandbox, vendor, stream, settings
+):
+    config = sandbox_config(sandbox, vendors=(vendor,)) | unreachable(vendor)
+    for args, prefix in (([], f"{stream}: "), (["--test"], f"{vendor}: refused: ")):
+        run = run_cli(tmp_path, config, *args)
+        assert run.returncode == 1
+        lines = error_lines(run)
+        assert len(lines) == 1, run.stderr[-2000:]
+        line = lines[0].removeprefix("tap-callreports: error: ")
+        assert line.startswith(prefix), line
+        matched = UNREACHABLE.match(line.removeprefix(prefix))
+        assert matched, line
+        assert matched["settings"] == settings

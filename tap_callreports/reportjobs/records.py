@@ -7,11 +7,9 @@ import threading
 import typing as t
 from functools import cached_property
 
-from singer_sdk import Stream
-
 from tap_callreports.conform import Conformer, ValueNotConformed
 from tap_callreports.schemas import load_schema
-from tap_callreports.sdk_hooks import whole_stream_batches
+from tap_callreports.sdk_hooks import OneErrorLine, whole_stream_batches
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
@@ -36,7 +34,7 @@ class JobRecords:
             return list(self._records.get(stream, []))
 
 
-class JobRecordsStream(Stream):
+class JobRecordsStream(OneErrorLine):
     """One record per report job or request this run made (talkdesk_report_jobs,
     myreports_requests). Synced after the row streams whose jobs it reports: empty when none of
     them is selected."""
