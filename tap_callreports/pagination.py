@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import typing as t
-from urllib.parse import parse_qs, unquote, urljoin, urlsplit
+from http import HTTPStatus
+from urllib.parse import parse_qs, unquote, urljoin, urlparse, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
 
@@ -47,11 +48,19 @@ class StableListing:
       change after the run is: they are newer than every row sent).
     A list that only grows at the top is never read again in full.
 
-    The stream feeds it every page it parses (`page`) and any total it states (`note`).
+    A read that loses its place (a cursor that expired before it was used: a 400 naming the cursor)
+    resumes from the last page it committed (`resume_at`: the last page whose rows were all taken,
+    which the paginator asks again for a fresh cursor), or from the first page when that page's
+    own cursor is refused too; rows already sent are not sent again, so nothing is lost or doubled.
+    After MAX_RESUMES such resumes in one read the stream stops with one line.
+
+    The stream feeds it every page it parses (`page`), any total it states (`note`) and the URL of
+    every page whose rows were all taken (`committed`).
     """
 
     MAX_PASSES = 3
     MAX_HEAD_READS = 3
+    MAX_RESUMES = 3
 
     def __init__(self, stream_name: str, key: str = "id") -> None:
         self.stream_name = stream_name
@@ -66,6 +75,14 @@ class StableListing:
         self._shifted = False
         self._page_left = 0
         self._page_fresh = False
+        #: Where the next read of the pages starts (None: the first page); `_committed`: the URL of
+        #: the last page whose rows were all taken.
+        self.resume_at: str | None = None
+        self._committed: str | None = None
+
+    def committed(self, url: str) -> None:
+        """Every row of the page `url` answered was taken."""
+        self._committed = url
 
     def note(self, body: t.Any) -> None:
         total = whole_number(dig(body, "total"))
@@ -84,8 +101,12 @@ class StableListing:
                 self._shifted = True
             self._first_keys = self._keys(rows)
 
+    logger: logging.Logger | None = None
+
     def read(self, read_pages: Callable[[], Iterable[dict]], logger: logging.Logger) -> Iterator[dict]:
-        """The rows of `read_pages()` (one read over the pages from the first), complete or loud."""
+        """The rows of `read_pages()` (one read over the pages from the first, or from `resume_at`
+        when the stream's paginator starts there), complete or loud."""
+        self.logger = logger
         for attempt in range(1, self.MAX_PASSES + 1):
             yield from self._read_from_top(read_pages, carried=self.stated_total)
             moved = self._entries_left()
@@ -135,23 +156,62 @@ class StableListing:
         self._totals = [] if carried is None else [carried]
         self._first_keys, self._pages, self._head_of, self._shifted = None, 0, head_of, False
         found = False
+        self.resume_at = self._committed = None
         rows = iter(read_pages())
+        resumes = 0
         try:
-            for row in rows:
-                if self._shifted:
+            while True:
+                try:
+                    for row in rows:
+                        if self._shifted:
+                            break
+                        self._page_left -= 1
+                        if not self._already_sent(row):
+                            found = True
+                            yield row
+                        if head_of is not None and self._page_left <= 0 and not self._page_fresh:
+                            break  # the pages below were read after every move this read can see
                     break
-                self._page_left -= 1
-                if not self._already_sent(row):
-                    found = True
-                    yield row
-                if head_of is not None and self._page_left <= 0 and not self._page_fresh:
-                    break  # the pages below were read after every move this read can see
+                except StreamError:
+                    raise
+                except Exception as exc:
+                    if not lost_place(exc):
+                        raise
+                    resumes += 1
+                    self._resume(exc, resumes)
+                    rows = iter(read_pages())  # from `resume_at`
         finally:
             close = getattr(rows, "close", None)
             if close is not None:
                 close()
             self._head_of = None
+            self.resume_at = None
         return found
+
+    def _resume(self, exc: Exception, resumes: int) -> None:
+        """Where a read that lost its place (`exc`) starts again: the last page it committed, or
+        the first page when that page's own cursor was refused; a loud stop after MAX_RESUMES."""
+        if resumes > self.MAX_RESUMES:
+            raise StreamError(
+                self.stream_name,
+                f"the list lost its place {self.MAX_RESUMES + 1} times in one read ({exc}); the rows read "
+                "were emitted once each and the bookmark was not advanced; run again later (the next run "
+                "reads the list from its first page), and report it to the vendor if it persists",
+            ) from None
+        refused = getattr(exc, "url", None)
+        start = None if refused is not None and refused == self._committed else self._committed
+        self.resume_at = start
+        self._page_left = 0
+        if self.logger is not None:
+            self.logger.warning(
+                "%s: the list lost its place (%s); reading on from %s (resume %d of at most %d); rows "
+                "already sent are not sent again",
+                self.stream_name,
+                exc,
+                "the last page read" if start else "the first page",
+                resumes,
+                self.MAX_RESUMES,
+            )
 
     def _entries_left(self) -> str | None:
         """Why the read just done may have skipped entries that shifted up the list, or None."""
@@ -279,13 +339,20 @@ class CursorLinksPaginator(BaseHATEOASPaginator):
     """Zendesk cursor pagination: follow `links.next` while `meta.has_more` is true.
 
     `has_more` without a usable next link, or a next link already followed, stops the stream
-    with one line instead of ending early or looping.
+    with one line instead of ending early or looping. A read may start at a page's URL
+    (`start_url`: a listing resuming where it lost its place); `committed` hears the URL of every
+    page whose rows were all taken.
     """
 
-    def __init__(self, stream_name: str) -> None:
+    def __init__(
+        self, stream_name: str, start_url: str | None = None, committed: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__()
         self.stream_name = stream_name
         self._followed: set[str] = set()
+        self._committed = committed
+        if start_url:
+            self._value = urlparse(start_url)
 
     def has_more(self, response: requests.Response) -> bool:
         body = json_body(response, self.stream_name)
@@ -297,6 +364,8 @@ class CursorLinksPaginator(BaseHATEOASPaginator):
     def get_next_url(self, response: requests.Response) -> str | None:
         href = dig(json_body(response, self.stream_name), "links", "next")
         self._followed.add(unquote(response.url))
+        if self._committed is not None:
+            self._committed(response.url)  # its rows were all taken before the paginator moves on
         url = urljoin(response.url, href.strip()) if isinstance(href, str) else ""
         if not href or urlsplit(url).scheme not in ("http", "https"):
             self._stop(
@@ -312,6 +381,12 @@ class CursorLinksPaginator(BaseHATEOASPaginator):
             self.stream_name,
             f"cannot read the rest of the list: {what}; the rows read so far were emitted, {REPORT_IT}",
         )
+
+
+def lost_place(exc: Exception) -> bool:
+    """Whether a refused page request says the list lost its place: a 400 naming the cursor (an
+    expired or unknown `page[after]`)."""
+    return getattr(exc, "status", None) == HTTPStatus.BAD_REQUEST and "cursor" in str(exc).lower()
 
 
 def _page_of(href: t.Any) -> int | None:

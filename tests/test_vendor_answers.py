@@ -282,14 +282,19 @@ def test_a_next_link_on_the_vendors_canonical_host_is_read_on_the_configured_hos
     assert seen and all(e["authorization"] for e in seen)  # on the configured host, with the credentials
 
 
-def test_a_next_link_to_a_foreign_host_stops_without_sending_credentials(tmp_path, make_sandbox):
-    spec = LISTS["zendesk"]
-    sandbox = make_sandbox(shapes=("zendesk-next-foreign-host",), **spec.box)
+def stopped_once(tmp_path, spec: Kind, sandbox: RunningSandbox) -> tuple[TapRun, str]:
+    """The CLI run against `sandbox`: exit 1, no traceback, and its one error line."""
     stopped = run_cli(tmp_path, spec.config(sandbox))
     assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
     lines = error_lines(stopped)
     assert len(lines) == 1, stopped.stderr[-3000:]
-    line = lines[0]
+    return stopped, lines[0]
+
+
+def test_a_next_link_to_a_foreign_host_stops_without_sending_credentials(tmp_path, make_sandbox):
+    spec = LISTS["zendesk"]
+    sandbox = make_sandbox(shapes=("zendesk-next-foreign-host",), **spec.box)
+    stopped, line = stopped_once(tmp_path, spec, sandbox)
     assert line.startswith(
         "tap-callreports: error: zendesk_job_statuses: the vendor's paging link points to another host (localhost:"
     ), line
@@ -426,3 +431,53 @@ def test_rows_repeating_a_key_with_the_same_content_are_proven_and_go_out(make_s
     assert len(records) == len(plain("talkdesk-json").records(stream)) + 1  # the repeated row, twice
     assert {r["call_id"] for r in records} == {r["call_id"] for r in plain("talkdesk-json").records(stream)}
     assert run.final_state == plain("talkdesk-json").final_state
+
+
+# ---- a missing file is a question for the job (issue 26) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["talkdesk-json", "talkdesk-signed"])
+def test_a_job_gone_with_its_file_is_created_again_at_once(make_sandbox, plain, caplog, kind):
+    spec = KINDS[kind]
+    sandbox = make_sandbox(shapes=("talkdesk-job-vanished",), **spec.box)
+    with caplog.at_level(logging.INFO):
+        run = sync(spec.config(sandbox), streams=[spec.stream])
+    assert run.error is None, run.error
+    assert len(faults(sandbox, "job-vanished")) == 3  # noqa: PLR2004 - every window's first job
+    assert_same_records(run, plain(kind), spec.stream)
+    assert run.final_state == plain(kind).final_state
+    # Asked the job once, then created it again: no pauses asking for a file that is gone.
+    assert len(sandbox.app.events("job_created")) == 6  # noqa: PLR2004 - each window twice
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING and "talkdesk_calls" in r.getMessage()] == []
+    again = [r.getMessage() for r in caplog.records if "creating it again" in r.getMessage()]
+    assert len(again) == 3 and all("gone" in line for line in again), again  # noqa: PLR2004
+
+
+# ---- a listing that loses its place resumes exact (issue 26) -------------------------------------------------
+
+
+def test_a_listing_whose_cursor_expired_resumes_from_its_last_page_exact(make_sandbox, caplog):
+    spec = LISTS["zendesk"]
+    expected = sync(spec.config(make_sandbox(**spec.box)), streams=[spec.stream])
+    sandbox = make_sandbox(shapes=("zendesk-cursor-expired-once",), **spec.box)
+    with caplog.at_level(logging.WARNING):
+        run = sync(spec.config(sandbox), streams=[spec.stream])
+    assert run.error is None, run.error
+    assert len(faults(sandbox, "cursor-expired")) == 1
+    assert [r["id"] for r in run.records(spec.stream)] == [r["id"] for r in expected.records(spec.stream)]  # exact
+    # From the last page read (its cursor asked again gives a fresh one), not from the first.
+    assert [p["start"] for p in sandbox.app.events("zendesk_page")] == [0, 100, 100, 200, 0]
+    assert "lost its place" in caplog.text
+
+
+def test_a_listing_that_keeps_losing_its_place_stops_loudly_and_a_run_later_completes(tmp_path, make_sandbox):
+    spec = LISTS["zendesk"]
+    sandbox = make_sandbox(shapes=("zendesk-cursor-expired-always",), **spec.box)
+    stopped, line = stopped_once(tmp_path, spec, sandbox)
+    assert line.startswith(f"tap-callreports: error: {spec.stream}: the list lost its place 4 times"), line
+    assert "run again later" in line
+    ids = [r["id"] for r in stopped.records(spec.stream)]
+    assert len(ids) == len(set(ids)) == 200  # noqa: PLR2004 - the two pages read, once each
+    resumed = sync(spec.config(make_sandbox(**spec.box)), state=stopped.final_state, streams=[spec.stream])
+    assert resumed.error is None, resumed.error
+    assert len(resumed.records(spec.stream)) == 230  # noqa: PLR2004 - the whole list

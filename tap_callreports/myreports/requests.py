@@ -182,7 +182,11 @@ class MyReportsRequests:
 
     # ---- the rows (main thread) ----------------------------------------------------------------
 
-    def _open_result(self, result: JobResult) -> t.Any:
+    def file_gone(self, context: Context | None, result: JobResult) -> str | None:
+        """Not checked ahead: a request whose data is gone is found when it is read (`_open_result`)."""
+        return None
+
+    def _open_result(self, context: Context | None, result: JobResult) -> t.Any:
         """The result's data. The reference's headings say /results/{id}/data where its examples say
         /requests/: a 404 on one tries the other. Data that neither has makes the result incomplete
         (the request is created again), so a recorded request whose data expired never blocks a run."""
@@ -201,12 +205,16 @@ class MyReportsRequests:
         except VendorRefused as exc:
             if exc.status != HTTPStatus.NOT_FOUND:
                 raise
-            raise IncompleteResult("its data is not found (404 at /requests/ and /results/)", 0) from None
+            missing = "its data is not found (404 at /requests/ and /results/)"
+            location = result.location
+            self.stream.reader.ask_job(context, result, missing)  # a request that ended: created again at once
+            result.location = location
+            raise IncompleteResult(missing, 0) from None
         result.location = other
         return response
 
     def read(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
-        response = self.stream.open_report(result, "json", lambda: self._open_result(result))
+        response = self.stream.open_report(result, "json", lambda: self._open_result(context, result))
         try:
             document = ReportDocument(response.raw, ROW_ARRAYS)
             if document.array_key is None:

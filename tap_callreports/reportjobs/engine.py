@@ -382,6 +382,17 @@ class OrderedJobs(t.Generic[T]):
         for window in reversed(windows):
             self._pending.appendleft((window, None))
 
+    def recheck(self, check: t.Callable[[T, threading.Event], T]) -> None:
+        """Results in hand but not read yet go through `check` on worker threads (a done job whose
+        file is gone is created again there, all at once, not one by one as they are read)."""
+        for index, (window, future) in enumerate(self._pending):
+            if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+                held = future.result()
+                self._pending[index] = (
+                    window,
+                    self.engine.submit(self.vendor, lambda stop, held=held: check(held, stop), self.stop),
+                )
+
     def __iter__(self) -> t.Iterator[tuple[Window, T]]:
         try:
             while self._pending:

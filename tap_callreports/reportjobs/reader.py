@@ -26,6 +26,7 @@ from tap_callreports.timeutil import iso_z, utc_now
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+    from tap_callreports.reportjobs.engine import OrderedJobs
     from tap_callreports.reportjobs.job import JobResult
     from tap_callreports.reportjobs.records import JobRecords
     from tap_callreports.reportjobs.runner import JobRunner
@@ -41,6 +42,11 @@ KEY_OVERRIDE = (
     "table-key-properties metadata (Meltano: the extractor's `metadata` extra, "
     "{stream}: {{table-key-properties: [...]}}), and run again"
 )
+
+
+class JobVanished(IncompleteResult):
+    """A done job's file is gone and the job ended or is gone too (`WindowReader.ask_job`): it is
+    created again at once, without asking for the file again."""
 
 
 class WindowReader:
@@ -100,14 +106,30 @@ class WindowReader:
         # A key read back fewer than twice (a key that does not survive JSON) is not proven either.
         return sum(max(len(seen) - 1, 1) for seen in contents.values() if len(seen) < 2 or len(set(seen)) > 1)  # noqa: PLR2004
 
-    def read(self, context: Context | None, result: JobResult, stop: threading.Event) -> t.Generator[dict, None, int]:
+    def ask_job(self, context: Context | None, result: JobResult, problem: str) -> None:
+        """A done job's file is missing (`problem`): ask the job once. A job that ended (deleted,
+        failed, canceled) or that the vendor no longer has raises JobVanished; one still done or
+        running returns (its file may just not be there yet)."""
+        status = self.stream.jobs.poll(context, result)
+        if status is not None and status.ended:
+            raise JobVanished(f"{problem}, and the job is now '{status.ended}'", 0)
+
+    def read(
+        self,
+        context: Context | None,
+        result: JobResult,
+        stop: threading.Event,
+        ahead: OrderedJobs[JobResult] | None = None,
+    ) -> t.Generator[dict, None, int]:
         """Yield every row of one window exactly once, from a result proved complete.
 
         A connection broken mid-body downloads the same result again and skips, by position, the
         rows already handled. A result that proves incomplete is downloaded again, then its job
         is created again; from the first incomplete result on, the rows emitted are remembered by
         digest (`EmittedRows`), so a re-read emits only what was not out yet (a row the vendor
-        changed in between goes out again, and replaces the old one by key).
+        changed in between goes out again, and replaces the old one by key). A job whose file is
+        gone with the job (JobVanished) is created again at once, and the results `ahead` in hand
+        are checked for the same on worker threads.
         """
         window = result.window
         stream = self.stream
@@ -189,7 +211,8 @@ class WindowReader:
                     memory = EmittedRows(stream.origin_fields)
                     learn, handled = handled, 0
                 attempts = stream.settings.jobs.max_attempts
-                if downloads <= INCOMPLETE_REFETCHES:
+                vanished = isinstance(exc, JobVanished)
+                if downloads <= INCOMPLETE_REFETCHES and not vanished:
                     wait = stream.retry_policy.wait_seconds(None, downloads)
                     stream.logger.warning(
                         "%s: the result of %s is incomplete: %s (%s); downloading it again in %.1fs",
@@ -210,16 +233,33 @@ class WindowReader:
                         f"({exc.counts}) after {result.attempt} job(s); no bookmark moved past "
                         f"{iso_z(window.start)}; run again later, and report it to the vendor if it persists",
                     ) from None
-                stream.logger.warning(
-                    "%s: the result of %s is incomplete: %s (%s); creating the job again (attempt %d of %d)",
-                    stream.name,
-                    stream.jobs.describe(result),
-                    exc.problem,
-                    exc.counts,
-                    result.attempt + 1,
-                    attempts,
+                if vanished:
+                    stream.logger.info(
+                        "%s: %s is gone: %s; creating it again now (attempt %d of %d)",
+                        stream.name,
+                        stream.jobs.describe(result),
+                        exc.problem,
+                        result.attempt + 1,
+                        attempts,
+                    )
+                    if ahead is not None and not self.runner.check_files:
+                        # What took this job's file likely took others: check the results in hand
+                        # now, and each job's file once it is done, on worker threads.
+                        self.runner.check_files = True
+                        ahead.recheck(self.runner.checked(context))
+                else:
+                    stream.logger.warning(
+                        "%s: the result of %s is incomplete: %s (%s); creating the job again (attempt %d of %d)",
+                        stream.name,
+                        stream.jobs.describe(result),
+                        exc.problem,
+                        exc.counts,
+                        result.attempt + 1,
+                        attempts,
+                    )
+                self.job_records.add(
+                    stream.job_stream_name, stream.jobs.record(result, 0, "gone" if vanished else "incomplete")
                 )
-                self.job_records.add(stream.job_stream_name, stream.jobs.record(result, 0, "incomplete"))
                 stream.jobs.delete(result)
                 result = self.runner.run_loudly(context, window, stop, first_attempt=result.attempt + 1)
                 journal.record()

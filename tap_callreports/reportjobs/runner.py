@@ -32,6 +32,9 @@ class JobRunner:
         self.job_records = job_records
         #: Per partition (`context_key`): the recorded jobs the plan reuses, by window.
         self.recorded: dict[str, dict[Window, dict]] = {}
+        #: Set once a done job's file was found gone with its job: from then on each job's file is
+        #: checked when the job is done (`VendorJobs.file_gone`), on the worker thread.
+        self.check_files = False
 
     def for_context(self, context: Context | None) -> t.Callable[[Window, threading.Event], JobResult]:
         """What the engine runs for each window of this partition (a recorded job is used once)."""
@@ -46,6 +49,28 @@ class JobRunner:
             raise CallReportsError(
                 f"{exc}; the job stays recorded in the STATE, so the next run polls it instead of creating it again"
             ) from None
+
+    def checked(self, context: Context | None) -> t.Callable[[JobResult, threading.Event], JobResult]:
+        """What re-checks a result in hand (`OrderedJobs.recheck`): a done job whose file is gone
+        with the job is created again (within job_max_attempts)."""
+
+        def check(result: JobResult, stop: threading.Event) -> JobResult:
+            if result.attempt >= self.stream.settings.jobs.max_attempts:
+                return result  # the reader finds it gone and stops loudly
+            ended = self.stream.jobs.file_gone(context, result)
+            if ended is None:
+                return result
+            self.job_records.add(self.stream.job_stream_name, self.stream.jobs.record(result, 0, ended))
+            self.stream.logger.info(
+                "%s: %s ended '%s'; creating it again (attempt %d)",
+                self.stream.name,
+                self.stream.jobs.describe(result),
+                ended,
+                result.attempt + 1,
+            )
+            return self.run_loudly(context, result.window, stop, first_attempt=result.attempt + 1)
+
+        return check
 
     def resume(self, context: Context | None, window: Window, record: dict) -> JobResult:
         """A job an earlier run created and recorded: polled again, not created again."""
@@ -87,23 +112,26 @@ class JobRunner:
             current = result
             what = f"{stream.name}: {stream.jobs.describe(current)}"
             status = self.engine.wait_for(lambda: stream.jobs.poll(context, current), what, stop)  # noqa: B023 - called before the loop moves on
+            ended = status.ended
             if status.done:
                 result.location = str(status.location)
                 stream.logger.info("%s: job %s done after %d polls", stream.name, result.job_id, result.polls)
-                return result
-            self.job_records.add(stream.job_stream_name, stream.jobs.record(result, 0, str(status.ended)))
+                ended = stream.jobs.file_gone(context, result) if self.check_files else None
+                if ended is None:
+                    return result
+            self.job_records.add(stream.job_stream_name, stream.jobs.record(result, 0, str(ended)))
             if attempt >= attempts:
                 raise ReportJobFailed(
                     stream.name,
-                    f"{stream.jobs.describe(result)} ended '{status.ended}' ({attempts} attempts); the bookmark "
+                    f"{stream.jobs.describe(result)} ended '{ended}' ({attempts} attempts); the bookmark "
                     f"stays at {iso_z(window.start)}, the end of the last complete window; run again later, or check "
                     "the report at the vendor",
                 )
-            stream.logger.warning(
+            (stream.logger.info if status.done else stream.logger.warning)(
                 "%s: %s ended '%s'; creating it again (attempt %d of %d)",
                 stream.name,
                 stream.jobs.describe(result),
-                status.ended,
+                ended,
                 attempt + 1,
                 attempts,
             )

@@ -228,7 +228,7 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
         for window, result in jobs:
             self.hold_window()
             try:
-                rows = yield from self.reader.read(context, result, jobs.stop)
+                rows = yield from self.reader.read(context, result, jobs.stop, jobs)
             except BaseException as exc:
                 self.drop_window()  # nothing of a window leaves before its keys are proven
                 if not isinstance(exc, SplitWindow):

@@ -49,6 +49,11 @@ class VendorJobs(t.Protocol):
         IncompleteResult (or SplitWindow before any row, when the window must be read in parts)."""
         ...
 
+    def file_gone(self, context: Context | None, result: JobResult) -> str | None:
+        """Whether a done job's file is gone with the job (any thread; asked only once a run has
+        met such a job): why the job ended, or None when the file is there or cannot be told."""
+        ...
+
     def delete(self, result: JobResult) -> None:
         """Free a job the tap will not read at the vendor, where its API allows (best effort)."""
         ...

@@ -56,6 +56,8 @@ SHAPES: dict[str, str] = {
     "talkdesk-calls-second-leg": "the calls report repeats the call_id of the week's first call at Friday 12:00 UTC "
     "in a second row with other content (a second leg: another callsid, user and talk_time)",
     "talkdesk-calls-repeated-row": "the calls report sends the week's first call at Friday 12:00 UTC twice, identical",
+    "talkdesk-job-vanished": "the first job of each (type, window) is deleted (retention, someone else) right after "
+    "it reports done: its file answers 404 and the job 404 from then on",
     # Talkdesk bulk imports
     "imports-empty-no-embedded": "a page without rows has no _embedded member",
     "imports-expire-while-read": "right after page 1 is first served, its first import expires (leaves the list): "
@@ -73,6 +75,9 @@ SHAPES: dict[str, str] = {
     "zendesk-next-canonical-host": "links.next names the account's canonical https://sandbox.zendesk.com host "
     "(the API is host-mapped to the sandbox's address)",
     "zendesk-next-foreign-host": "links.next names another host (the sandbox under another name), not Zendesk's",
+    "zendesk-cursor-expired-once": "the first time each page[after] cursor from the list's third page on is used, it "
+    'has expired: 400 {"error": "InvalidPaginationParameter", "description": "page[after] cursor has expired"}',
+    "zendesk-cursor-expired-always": "every page[after] cursor from the list's third page on has expired when used (400)",
     # Zendesk Talk incremental exports
     "zendesk-talk-second-full": "1001 Talk calls and 1001 legs are saved again in one second (12 hours into the "
     "data, a bulk correction): a whole export page shares one second, so start_time cannot move past it",
@@ -284,6 +289,9 @@ NOT_THE_FILE["talkdesk-file-html-always"] = NOT_THE_FILE["talkdesk-file-html-onc
 NOT_THE_FILE["talkdesk-file-text-always"] = NOT_THE_FILE["talkdesk-file-text-once"]
 EXPIRED_LINK = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
 
+#: Done jobs deleted at the first GET of their file (only a window's first job: a job created again stays).
+TALKDESK_VANISHED_JOBS = {"talkdesk-job-vanished": True}
+
 #: Signed download links answered 403 "Request has expired" (after the link's own expiry).
 TALKDESK_EXPIRED_LINKS = {"talkdesk-signed-url-expired-always": True, "talkdesk-signed-url-expired-once": True}
 
@@ -348,6 +356,11 @@ ZENDESK_NEXT_HOSTS: dict[str, t.Callable[[str, str], str]] = {
 
 #: Items of each Talk export saved again in one second (12 hours into the data), per shape.
 ZENDESK_TALK_FULL_SECOND = {"zendesk-talk-second-full": 1001}
+
+#: page[after] cursors that have expired when used, per shape: from which row of the list on (the
+#: third page of 100); "-once": the first use of each cursor.
+ZENDESK_EXPIRED_CURSORS = {"zendesk-cursor-expired-once": 200, "zendesk-cursor-expired-always": 200}
+EXPIRED_CURSOR = {"error": "InvalidPaginationParameter", "description": "page[after] cursor has expired"}
 
 #: MyReports result templates: (template, display fields added to the call list's) per shape.
 MYREPORTS_CALL_LIST: tuple[str, tuple[str, ...]] = ("CallListByUserSegmented", ())

@@ -29,6 +29,7 @@ from tap_callreports.sandbox.shapes import (
     TALKDESK_LOCATION_ONLY,
     TALKDESK_ROWS,
     TALKDESK_STATUS_WORDS,
+    TALKDESK_VANISHED_JOBS,
     TALKDESK_WALL_TIMES,
     TOKEN_BURST_RATE,
     all_but_last,
@@ -527,6 +528,11 @@ class TalkdeskApi(VendorApi):
             return invalid
         with self.lock:
             job = self.jobs.get(job_id)
+        if job is not None and job.attempt == 1 and any(self.box.met(name, job_id) for name in TALKDESK_VANISHED_JOBS):
+            with self.lock:
+                self.jobs.pop(job_id, None)  # gone with its file, as retention does
+            self.box.event("fault", fault="job-vanished", job_id=job_id)
+            job = None
         if job is None or job.report_type != report_type or job.status != "done" or job.file_path is None:
             return talkdesk_error(404, "0000404", "Report file not found")
         if self.box.shape_once("talkdesk-files-404-once", job.id):

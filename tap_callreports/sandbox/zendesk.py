@@ -16,7 +16,12 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
-from tap_callreports.sandbox.shapes import ZENDESK_NEXT_HOSTS, ZENDESK_TALK_FULL_SECOND
+from tap_callreports.sandbox.shapes import (
+    EXPIRED_CURSOR,
+    ZENDESK_EXPIRED_CURSORS,
+    ZENDESK_NEXT_HOSTS,
+    ZENDESK_TALK_FULL_SECOND,
+)
 from tap_callreports.sandbox.vendor import VendorApi, json_response
 
 if t.TYPE_CHECKING:
@@ -102,6 +107,11 @@ class ZendeskApi(VendorApi):
             denied.headers.update(headers)
         return headers, denied
 
+    def _cursor_expired(self, cursor: str, start: int) -> bool:
+        return any(
+            start >= first and self.box.met(name, f"cursor:{cursor}") for name, first in ZENDESK_EXPIRED_CURSORS.items()
+        )
+
     def job_statuses(self, request: Request) -> Response:
         headers, refused = self._guard(request)
         if refused is not None:
@@ -130,6 +140,9 @@ class ZendeskApi(VendorApi):
                     return json_response(
                         {"error": "InvalidPaginationParameter", "description": "invalid cursor"}, 400, headers
                     )
+            if after and self._cursor_expired(after, start):
+                self.box.event("fault", fault="cursor-expired", start=start)
+                return json_response(EXPIRED_CURSOR, 400, headers)
             page = rows[start : start + size]
             has_more = start + size < len(rows)
 

@@ -192,13 +192,27 @@ class TalkdeskReportJobs:
     def _files_url(self, result: JobResult) -> str:
         return f"{self.stream.url_base}/data/reports/{self.report_type}/files/{result.job_id}"
 
-    def _open_file(self, result: JobResult) -> requests.Response:
+    def file_gone(self, context: Context | None, result: JobResult) -> str | None:
+        """A GET of the files endpoint, body left unread: a 404 asks the job once."""
+        try:
+            self.stream.open_download(self._files_url(result)).close()
+        except VendorRefused as exc:
+            if exc.status != HTTPStatus.NOT_FOUND:
+                return None
+            status = self.poll(context, result)
+            return status.ended if status is not None else None
+        return None
+
+    def _open_file(self, context: Context | None, result: JobResult) -> requests.Response:
         """The file, from the files endpoint (or the Location a done job gave). The files endpoint
         may not have it yet right after done (404): wait and ask again, a few times. A short-lived
         download link that storage refuses (expired, not consistent yet: 400/403/404 from a host
         that gets no credentials) is asked for afresh at the files endpoint, a few times. A file
-        that stays missing makes the result incomplete, and so the job is created again."""
+        that stays missing makes the result incomplete, and so the job is created again. A missing
+        file (or a link refused again) is a question for the job, asked once: a job that ended
+        or is gone is created again at once (`JobVanished`)."""
         stream = self.stream
+        ask_job = stream.reader.ask_job
         tries = stream.settings.max_retries + 1
         url, not_found, refused = result.location, 0, 0
         while True:
@@ -209,6 +223,8 @@ class TalkdeskReportJobs:
                     if exc.status not in STORAGE_REFUSALS:
                         raise
                     refused += 1
+                    if refused == 2:  # noqa: PLR2004 - a fresh link did not cure it
+                        ask_job(context, result, f"storage refused its download link twice ({exc.status})")
                     if refused >= tries:
                         raise IncompleteResult(
                             f"storage refused its download link {refused} times "
@@ -229,6 +245,8 @@ class TalkdeskReportJobs:
                 if exc.status != HTTPStatus.NOT_FOUND:
                     raise
                 not_found += 1
+                if not_found == 1:
+                    ask_job(context, result, "its file is not found (404) at the files endpoint")
                 if not_found >= tries:
                     raise IncompleteResult("its file is not found (404) at the files endpoint", 0) from None
                 wait = stream.retry_policy.wait_seconds(None, not_found)
@@ -244,7 +262,7 @@ class TalkdeskReportJobs:
 
     def read(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
         fmt = self.talkdesk.report_format
-        response = self.stream.open_report(result, fmt, lambda: self._open_file(result))
+        response = self.stream.open_report(result, fmt, lambda: self._open_file(context, result))
         vendor_details(result, TalkdeskJob).delivery = "signed_url" if response.url != result.location else "direct"
         origin = {
             "report_job_id": result.job_id,

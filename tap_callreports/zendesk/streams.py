@@ -57,7 +57,10 @@ class ZendeskJobStatusesStream(ZendeskStream):
     def get_new_paginator(self) -> BaseAPIPaginator:
         if self.zendesk.job_status_ids:
             return IdBatchPaginator(len(self.id_batches))
-        return CursorLinksPaginator(self.name)
+        listing = self.listing
+        if listing is None:
+            return CursorLinksPaginator(self.name)
+        return CursorLinksPaginator(self.name, listing.resume_at, listing.committed)
 
     def new_listing(self) -> StableListing | None:
         # The full list is sorted by completion date: a job that completes while it is read moves
