@@ -173,7 +173,8 @@ class ZendeskSettings:
     oauth_token: str | None
     job_status_ids: tuple[str, ...]
     # Talk incremental exports (zendesk/talk.py)
-    talk_requests_per_minute: int = 10
+    talk_rate_limit: int = 10
+    talk_rate_window_seconds: float = 60.0
     talk_data_lag_minutes: int = 5
     talk_lookback_minutes: int = 0
 
@@ -330,7 +331,8 @@ def _zendesk(config: t.Mapping[str, t.Any]) -> ZendeskSettings | None:
         api_token=config.get("zendesk_api_token") if has_token else None,
         oauth_token=oauth if not has_token else None,
         job_status_ids=tuple(dict.fromkeys(ids)),
-        talk_requests_per_minute=_whole_number(config, "zendesk_talk_requests_per_minute"),
+        talk_rate_limit=_whole_number(config, "zendesk_talk_rate_limit"),
+        talk_rate_window_seconds=read_number(config, "zendesk_talk_rate_window_seconds"),
         talk_data_lag_minutes=_whole_number(config, "zendesk_talk_data_lag_minutes"),
         talk_lookback_minutes=_whole_number(config, "zendesk_talk_lookback_minutes"),
     )

@@ -24,10 +24,10 @@ TALK = ("zendesk_talk_calls", "zendesk_talk_legs")
 RESOURCE = {"zendesk_talk_calls": "calls", "zendesk_talk_legs": "legs"}
 ANCHOR = "2026-10-04T00:00:00Z"
 FIRST_NOW, SECOND_NOW = "2026-10-03T12:00:00Z", "2026-10-06T00:00:00Z"
-#: The sandbox's Talk limit: 10 requests per second per endpoint (the real one: per minute), so the
-#: tap's matching pace is 600 a minute.
+#: The sandbox's Talk limit: 10 requests per second per endpoint (the real one: per minute), and the
+#: tap's matching setting.
 FAST_WINDOW = {"zendesk_talk_rate_window_seconds": 1.0}
-MATCHED = {"zendesk_talk_requests_per_minute": 600}
+MATCHED = {"zendesk_talk_rate_limit": 10, "zendesk_talk_rate_window_seconds": 1}
 
 
 def epoch(text: str) -> int:
@@ -211,8 +211,8 @@ def test_429s_are_waited_out_and_the_run_still_gives_everything():
 
 def test_the_tap_paced_to_the_limit_is_never_refused(sandbox):
     sandbox.app.config.zendesk_talk_now = SECOND_NOW
-    sandbox.app.config.zendesk_talk_rate_limit = 2  # 2 a second: the tap's matching pace, 120 a minute
-    run = sync(talk_config(sandbox, zendesk_talk_requests_per_minute=120), streams=TALK)
+    sandbox.app.config.zendesk_talk_rate_limit = 2  # 2 a second, and the tap told so
+    run = sync(talk_config(sandbox, zendesk_talk_rate_limit=2), streams=TALK)
     assert run.error is None
     assert len(pages(sandbox, "zendesk_talk_legs")) > 2 * 2  # more requests than two windows allow
     assert sandbox.app.events("rate_limited") == []
@@ -237,7 +237,7 @@ def test_connection_test_asks_the_talk_export_once(sandbox, tmp_path):
 
 
 def test_progress_lines_say_how_long_a_backfill_will_take(sandbox, tmp_path):
-    config = talk_config(sandbox, zendesk_talk_requests_per_minute=10)
+    config = talk_config(sandbox, zendesk_talk_rate_limit=10, zendesk_talk_rate_window_seconds=60)
     catalog = catalog_selecting(config, ["zendesk_talk_legs"])
     sandbox.app.config.zendesk_talk_rate_window_seconds = 60.0
     # one page at the real pace: its progress line estimates the rest at 10 requests a minute
@@ -355,3 +355,73 @@ def z_text(value) -> str:
     text = str(value).replace(" ", "T")
     text = text.split("+")[0].removesuffix("Z")
     return text[:19] + "Z"
+
+
+# ---- the paginator on answers the sandbox does not give ----------------------------------------------
+
+URL = "https://acme.zendesk.com/api/v2/channels/voice/stats/incremental/calls"
+
+
+class StubStream:
+    name = "zendesk_talk_calls"
+    resource = "calls"
+
+    def log_progress(self, read, count) -> None:
+        pass
+
+
+def answer(start_time: int, body: dict):
+    import requests
+
+    response = requests.Response()
+    response.status_code = 200
+    response.url = f"{URL}?start_time={start_time}"
+    response._content = json.dumps(body).encode()
+    response.request = requests.Request("GET", response.url).prepare()
+    return response
+
+
+def full_page(end_time: int, next_page) -> dict:
+    return {"calls": [{"id": n} for n in range(PAGE_SIZE)], "count": PAGE_SIZE, "end_time": end_time} | (
+        {"next_page": next_page} if next_page is not ... else {}
+    )
+
+
+def paginator():
+    from tap_callreports.zendesk.talk import ExportRead, TalkExportPaginator
+
+    return TalkExportPaginator(StubStream(), ExportRead(since=100, until=10_000))  # type: ignore[arg-type]
+
+
+def test_a_short_page_ends_the_read_whatever_its_next_page_says():
+    pages_ = paginator()
+    pages_.advance(
+        answer(100, {"calls": [{"id": 1}], "count": 1, "end_time": 500, "next_page": f"{URL}?start_time=900"})
+    )
+    assert pages_.finished
+
+
+def test_a_full_page_without_next_page_goes_on_from_its_end_time():
+    pages_ = paginator()
+    pages_.advance(answer(100, full_page(500, None)))
+    assert not pages_.finished and pages_.current_value.geturl() == f"{URL}?start_time=500"
+
+
+@pytest.mark.parametrize(
+    ("next_page", "why"),
+    [
+        (f"{URL}?start_time=100", "would repeat or skip"),  # the same second again: a loop
+        (f"{URL}?start_time=700", "would repeat or skip"),  # past end_time: items in between lost
+        (f"{URL}?cursor=abc", "no start_time"),
+    ],
+)
+def test_a_next_page_that_would_loop_or_skip_stops_loudly(next_page, why):
+    with pytest.raises(StreamError, match=why):
+        paginator().advance(answer(100, full_page(500, next_page)))
+
+
+def test_a_refused_talk_export_says_to_deselect_the_streams(sandbox):
+    run = sync(talk_config(sandbox, zendesk_api_url=f"{sandbox.url}/no-talk"), streams=["zendesk_talk_calls"])
+    assert isinstance(run.error, StreamError)
+    assert str(run.error).startswith("zendesk_talk_calls: 404")
+    assert "deselect zendesk_talk_calls and zendesk_talk_legs" in str(run.error)

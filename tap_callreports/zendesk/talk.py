@@ -189,7 +189,9 @@ class ZendeskTalkStream(ZendeskStream):
 
     @cached_property
     def pacer(self) -> Pacer:
-        return pacer_for(self.tap, f"{self.url_base}{self.path}", Budget(self.zendesk.talk_requests_per_minute, 60.0))
+        zendesk = self.zendesk
+        budget = Budget(zendesk.talk_rate_limit, zendesk.talk_rate_window_seconds, even=False)
+        return pacer_for(self.tap, f"{self.url_base}{self.path}", budget)
 
     def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
         self.pacer.wait()
