@@ -481,3 +481,62 @@ def test_a_listing_that_keeps_losing_its_place_stops_loudly_and_a_run_later_comp
     resumed = sync(spec.config(make_sandbox(**spec.box)), state=stopped.final_state, streams=[spec.stream])
     assert resumed.error is None, resumed.error
     assert len(resumed.records(spec.stream)) == 230  # noqa: PLR2004 - the whole list
+
+
+# ---- a wall time that names two instants is placed by what else the answer says (issue 26) ----------------
+
+FALL_BACK = dt.datetime(2026, 10, 25, 1, tzinfo=dt.UTC)  # Europe/London: 01:00-02:00 local happens twice
+
+
+def test_a_wall_time_that_happened_twice_is_placed_by_what_the_answer_says(make_sandbox, caplog):
+    """The request after a fall-back reaches back over the repeated hour (the lookback), and under a
+    filter on start and end it holds calls from both hours that only their wall time names."""
+    stream, box = "myreports_call_rows", {"myreports_rows_per_hour": 60}
+    days = {"start_date": "2026-10-24T00:00:00Z", "end_date": "2026-10-26T00:00:00Z"}
+    whole = sync(KINDS["myreports"].config(make_sandbox(**box)) | days, streams=[stream])
+    assert whole.error is None, whole.error
+    expected = {r["doc_id"]: {k: v for k, v in r.items() if k != "request_id"} for r in whole.records(stream)}
+    sandbox = make_sandbox(shapes=("myreports-filter-start-and-end",), **box)
+    with caplog.at_level(logging.WARNING):
+        run = sync(KINDS["myreports"].config(sandbox) | days, streams=[stream])
+    assert run.error is None, run.error
+    hour = dt.timedelta(hours=1)
+    straddling = [
+        r
+        for r in expected.values()
+        if FALL_BACK - hour
+        <= dt.datetime.fromisoformat(r["start_utc"])
+        < FALL_BACK
+        <= dt.datetime.fromisoformat(r["start_utc"]) + dt.timedelta(seconds=r["duration"])
+    ]
+    assert straddling, "the data must hold calls from the first of the two hours over the change"
+    got = {r["doc_id"]: {k: v for k, v in r.items() if k != "request_id"} for r in run.records(stream)}
+    assert len(got) == len(run.records(stream)), "a call emitted twice"
+    assert {d: got[d]["start_utc"] for d in got} == {d: expected[d]["start_utc"] for d in got}  # none an hour off
+    end = dt.datetime.fromisoformat(days["end_date"])
+    ended = {  # a call still going at end_date is the next run's under this filter
+        d: r
+        for d, r in expected.items()
+        if dt.datetime.fromisoformat(r["start_utc"]) + dt.timedelta(seconds=r["duration"]) < end
+    }
+    assert got == ended
+    assert "happened twice" not in caplog.text  # the answer told every time
+
+
+def test_a_wall_time_nothing_places_is_counted_and_named_in_one_warning(make_sandbox, caplog):
+    """Without a stated order, a call from the first of the two hours that went on past the change
+    could be either: it goes out placed in the window, and one WARNING names it with the stream."""
+    stream, box = "myreports_call_rows", {"myreports_rows_per_hour": 60}
+    days = {"start_date": "2026-10-24T00:00:00Z", "end_date": "2026-10-26T00:00:00Z"}
+    sandbox = make_sandbox(shapes=("myreports-filter-start-and-end", "myreports-no-sort-order"), **box)
+    with caplog.at_level(logging.WARNING):
+        run = sync(KINDS["myreports"].config(sandbox) | days, streams=[stream])
+    assert run.error is None, run.error
+    said = [r.getMessage() for r in caplog.records if "happened twice" in r.getMessage()]
+    assert len(said) == 1, said
+    assert said[0].startswith(f"{stream}: ") and "Europe/London" in said[0] and "placed at the later one" in said[0]
+    count = int(said[0].split(": ")[1].split(" ")[0])
+    named = said[0].partition("(doc_id ")[2].partition(")")[0].removesuffix(", ...").split(", ")
+    rows = {r["doc_id"]: r for r in run.records(stream)}
+    assert count > 0 and len(named) == min(count, 5)  # noqa: PLR2004
+    assert all(rows[d]["start_local"][11:13] == "01" for d in named), said[0]  # the repeated hour

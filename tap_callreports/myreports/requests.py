@@ -252,7 +252,7 @@ class MyReportsRequests:
                 rows = self._spooled_rows(context, document, result, skip)
             else:
                 self._check_limit(meta, result)
-                rows = self._converted(document.rows(skip), tz, result)
+                rows = self._converted(document.rows(skip), tz, result, meta)
             yield from rows
             trailer = result_members(document, document.trailer)
             vendor_details(result, MyReportsRequest).trailer = trailer
@@ -287,27 +287,57 @@ class MyReportsRequests:
     def _announced(self) -> set[str]:
         return set()
 
-    def _converted(self, rows: t.Iterable[dict], tz: ZoneInfo, result: JobResult) -> t.Iterator[dict]:
+    def _converted(self, rows: t.Iterable[dict], tz: ZoneInfo, result: JobResult, members: dict) -> t.Iterator[dict]:
         report_id, request_id = vendor_details(result, MyReportsRequest).report_id, result.job_id
-        # A wall time that happened twice is placed in the window itself, not in the overlap before it.
+        # A wall time that happened twice is placed in the window itself, not in the overlap before it,
+        # unless the answer tells otherwise (`RepeatedWallTimes`, when the request spans both).
         to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
         shape = self.stream.shaper.shape
         key_fields = tuple(self.stream.primary_keys or ())
         emitted_before = self.stream._overlap_keys.get(report_id, {})  # fixed while the window is read: re-reads agree
         near_end = iso_z(result.window.end - self.stream.lookback)[:19]
         near_end_keys = self.stream._window_keys.setdefault(report_id, {})
-        for row in rows:
-            row["start_utc"] = to_utc(row.get("start"))
-            row = shape(row, UTC)
-            key = tuple(row.get(name) for name in key_fields)
-            if key in emitted_before:
-                continue  # an earlier window of this run emitted it (the request overlaps it)
+        asked = Window(parse_instant(result.requested_start) or result.window.start, result.window.end)
+        twice = RepeatedWallTimes.of(tz, asked, result.window, members)
+
+        def finish(row: dict, key: tuple) -> dict:
             start = str(row.get("start_utc") or "")
             if start[:19] >= near_end:
                 near_end_keys[key] = start
             row["report_id"] = report_id
             row["request_id"] = request_id
-            yield row
+            return row
+
+        for row in rows:
+            local = row.get("start")
+            row["start_utc"] = to_utc(local)
+            row = shape(row, UTC)
+            key = tuple(row.get(name) for name in key_fields)
+            if key in emitted_before:  # an earlier window of this run emitted it (the request overlaps it)
+                if twice is not None:  # a neighbour whose instant is known
+                    for ready, ready_key in twice.known(emitted_before[key]):
+                        yield finish(ready, ready_key)
+                continue
+            if twice is None:
+                yield finish(row, key)
+            else:
+                for ready, ready_key in twice.add(row, key, local):
+                    yield finish(ready, ready_key)
+        if twice is not None:
+            for ready, ready_key in twice.flush():
+                yield finish(ready, ready_key)
+            if twice.unresolved:
+                self.stream.logger.warning(
+                    "%s: %d row(s) of %s start at a wall time that happened twice (%s turns its clocks back "
+                    "at %s) and nothing in the answer tells which: each was placed at the later one, in the "
+                    "window (doc_id %s); check them in the warehouse",
+                    self.stream.name,
+                    len(twice.unresolved),
+                    self.describe(result),
+                    tz.key,
+                    iso_z(twice.transition),
+                    ", ".join(map(str, twice.unresolved[:5])) + (", ..." if len(twice.unresolved) > 5 else ""),  # noqa: PLR2004
+                )
 
     def filter_zone(self, context: Context | None) -> str:
         """The zone a request's dateFilter is written in: the report's own, once a result (or the
@@ -434,7 +464,7 @@ class MyReportsRequests:
             self._split_at_fall_back(tz, result)
             self._check_limit(members, result, document.rows_read)
             spool.seek(0)
-            yield from self._converted((orjson.loads(line) for line in spool), tz, result)
+            yield from self._converted((orjson.loads(line) for line in spool), tz, result, members)
 
     # ---- the request record ----------------------------------------------------------------------
 
@@ -465,6 +495,111 @@ class MyReportsRequests:
             "attempt": result.attempt,
             "finished_at": iso_z(utc_now()),
         }
+
+
+class RepeatedWallTimes:
+    """Rows of one result whose local `start` names two instants that both lie in what the request
+    asked (the hour before a fall-back, when the request reaches back over it: the lookback), each
+    placed by what else the answer says, else placed in the window and named (`unresolved`):
+
+    - a filter on `start` only: the earlier instant was the window before's, which this run read
+      and emitted (a row it emitted is left out by key): the later one;
+    - the call's `duration`: an earlier instant whose call ended before the window's start was the
+      window before's (the later one); a later instant whose call ends after the request's end
+      cannot be under a filter on `end` (the earlier one);
+    - neighbours, in a result sorted by `start` while it keeps to that order: an earlier row known
+      to be after the earlier instant means the later one; a following row known to be before the
+      later instant means the earlier one (rows wait for the next row of known instant)."""
+
+    def __init__(self, tz: ZoneInfo, transition: dt.datetime, asked: Window, window: Window, members: dict) -> None:
+        self.transition = transition
+        before = (transition - dt.timedelta(seconds=1)).astimezone(tz).utcoffset()
+        after = transition.astimezone(tz).utcoffset()
+        assert before is not None and after is not None
+        self.before, self.after = before, after
+        wall = (transition + after).replace(tzinfo=None)  # the repeated hour: [wall, wall + before - after)
+        self.first_wall, self.last_wall = wall, wall + (before - after)
+        self.asked, self.window = asked, window
+        conditions = dig(members, "request", "filterConditions")
+        self.end_filter = isinstance(conditions, list) and any(
+            isinstance(c, dict) and c.get("fieldName") == "end" and c.get("operator") == "<" for c in conditions
+        )
+        fields = dig(members, "request", "sortFields")
+        self.in_order = isinstance(fields, list) and any(
+            isinstance(f, dict) and f.get("fieldName") == "start" and f.get("direction") in (1, "1", "asc", "ASC")
+            for f in fields
+        )
+        self.floor: dt.datetime | None = None  # the latest known instant of the rows so far
+        self.pending: list[tuple[dict, tuple, dt.datetime, dt.datetime]] = []
+        self.unresolved: list[t.Any] = []
+
+    @classmethod
+    def of(cls, tz: ZoneInfo, asked: Window, window: Window, members: dict) -> RepeatedWallTimes | None:
+        """None when no fall-back lies within the request (no wall time of it names two instants)."""
+        transitions = fall_back_transitions(tz, asked.start, asked.end)
+        return cls(tz, transitions[0], asked, window, members) if transitions else None
+
+    def known(self, instant: t.Any) -> list[tuple[dict, tuple]]:
+        """A row of known instant: the rows waiting before it are placed."""
+        moment = parse_instant(instant) if not isinstance(instant, dt.datetime) else instant
+        if moment is None:
+            return []
+        ready = self._release(moment)
+        if self.floor is not None and moment < self.floor:
+            self.in_order = False  # not sorted by start after all: neighbours tell nothing
+        self.floor = moment if self.floor is None else max(self.floor, moment)
+        return ready
+
+    def add(self, row: dict, key: tuple, local: t.Any) -> list[tuple[dict, tuple]]:
+        try:
+            wall = dt.datetime.fromisoformat(str(local))
+        except ValueError:
+            wall = None
+        if wall is None or wall.tzinfo is not None or not self.first_wall <= wall < self.last_wall:
+            return [*self.known(row.get("start_utc")), (row, key)]
+        earlier, later = (wall - self.before).replace(tzinfo=UTC), (wall - self.after).replace(tzinfo=UTC)
+        if not (self.asked.start <= earlier and later < self.asked.end):
+            return [*self.known(row.get("start_utc")), (row, key)]  # the request holds one of them only
+        placed = self._by_answer(row, earlier, later)
+        if placed is not None:
+            row["start_utc"] = iso_z(placed)
+            return [*self.known(placed), (row, key)]
+        self.pending.append((row, key, earlier, later))
+        return []
+
+    def flush(self) -> list[tuple[dict, tuple]]:
+        return self._release(None)
+
+    def _by_answer(self, row: dict, earlier: dt.datetime, later: dt.datetime) -> dt.datetime | None:
+        window = self.window
+        if self.asked.start < window.start <= later and earlier < window.start:
+            if not self.end_filter:
+                return later  # the window before selected the earlier instant, and it was emitted
+            duration = row.get("duration")
+            if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+                if earlier + dt.timedelta(seconds=duration) < window.start:
+                    return later
+                if later + dt.timedelta(seconds=duration) >= self.asked.end:
+                    return earlier
+        if self.in_order and self.floor is not None and self.floor > earlier:
+            return later
+        return None
+
+    def _release(self, ceiling: dt.datetime | None) -> list[tuple[dict, tuple]]:
+        ready: list[tuple[dict, tuple]] = []
+        for row, key, earlier, later in self.pending:
+            if self.in_order and self.floor is not None and self.floor > earlier:
+                placed = later
+            elif self.in_order and ceiling is not None and ceiling < later:
+                placed = earlier
+            else:
+                placed = later if self.window.start <= later < self.window.end else earlier
+                self.unresolved.append(key[0] if len(key) == 1 else key)
+            row["start_utc"] = iso_z(placed)
+            self.floor = placed if self.floor is None else max(self.floor, placed)
+            ready.append((row, key))
+        self.pending = []
+        return ready
 
 
 def _has_time_zone(members: dict) -> bool:

@@ -100,6 +100,7 @@ SHAPES: dict[str, str] = {
     "myreports-filter-start-and-end": "a request selects the calls with start >= dateFilter.start AND end < dateFilter.end "
     "(end = start + duration; filterConditions say so): a call that straddles a "
     "window's end is in neither window",
+    "myreports-no-sort-order": "the /data result's request names no sortFields: the order of its rows is not stated",
     "myreports-status-upper": "request statuses in upper case (COMPLETE, PROCESSING, ...)",
     "myreports-other-template": "results come from the CallSummaryByUser template: displayFields and rows add "
     "talkTime (number), holdCount (integer) and transferredTo (string, in some rows)",
@@ -392,12 +393,17 @@ def _members_as_other_types(head: dict[str, t.Any], returned: int) -> None:
     head["request"]["rowLimit"] = float(head["request"]["rowLimit"])
 
 
+def _without_sort_fields(head: dict, returned: int) -> None:
+    head["request"].pop("sortFields", None)
+
+
 #: A MyReports /data result's members (all but data) changed in place by a shape, in this order;
 #: `returned` is how many rows it holds.
 MYREPORTS_RESULT_MEMBERS: dict[str, t.Callable[[dict, int], None]] = {
     "myreports-no-timezone": _without_time_zone,
     "wrong-json-types": _members_as_other_types,
     "myreports-cut-unflagged": _unflag_cut,
+    "myreports-no-sort-order": _without_sort_fields,
 }
 
 
