@@ -15,6 +15,14 @@ process with stdout to /dev/null. Cases:
             the 8 Talkdesk jobs do not fit in the slots left (the rest start as the first finish).
 - backfill: talkdesk_calls over `--backfill-days` days in `--window-days` windows. Floor:
             ceil(windows / 15) x J.
+- backfill-all: all 8 Talkdesk report types and 2 MyReports reports over `--backfill-days`
+            days, every other setting default (7-day windows): 104 Talkdesk jobs and 26 MyReports
+            ones. Floor: the larger of ceil(Talkdesk jobs / 15) x J and
+            ceil(MyReports jobs / 10) x J (MyReports' default ceiling). Goal <= 1.15x.
+
+The sandbox builds each job's file while the job runs (`build_files_early`), as a vendor does:
+otherwise it builds them at the poll that finds the job done, one at a time under its lock, and
+15 jobs finishing together are seen up to several seconds late because of the sandbox's own CPU.
 
 Printed per case: wall time of the process (start-up included), wall / floor, jobs created,
 429s met, the tap's wait lines (one per 429), polls per job.
@@ -36,7 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tap_callreports.sandbox.server import SandboxConfig, start_sandbox  # noqa: E402
-from tap_callreports.settings import TALKDESK_MAX_CONCURRENT_JOBS, TALKDESK_REPORT_TYPES  # noqa: E402
+from tap_callreports.settings import (  # noqa: E402
+    DEFAULT_CONCURRENT_JOBS,
+    TALKDESK_MAX_CONCURRENT_JOBS,
+    TALKDESK_REPORT_TYPES,
+)
 
 START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
 WS = "00000000-0000-0000-0000-000000000001"
@@ -50,6 +62,23 @@ def iso(moment: dt.datetime) -> str:
 
 def config_for(url: str, case: str, args: argparse.Namespace) -> dict:
     common = {"start_date": iso(START), "talkdesk_api_url": url, "talkdesk_access_token": "sandbox-talkdesk-token"}
+    myreports = {
+        "myreports_api_url": f"{url}/api",
+        "myreports_token": "sandbox-myreports-token",
+        "myreports_workspace_id": WS,
+        "myreports_report_ids": REPORTS,
+    }
+    if case == "backfill-all":  # every default stream, default windows, the last `--backfill-days` whole days
+        end = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return (
+            common
+            | myreports
+            | {
+                "start_date": iso(end - dt.timedelta(days=args.backfill_days)),
+                "end_date": iso(end),
+                "talkdesk_report_types": TALKDESK_REPORT_TYPES,
+            }
+        )
     if case == "backfill":  # the last `--backfill-days` whole days (windows never end after now)
         end = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return common | {
@@ -58,16 +87,16 @@ def config_for(url: str, case: str, args: argparse.Namespace) -> dict:
             "talkdesk_report_types": ["calls"],
             "talkdesk_window_days": args.window_days,
         }
-    return common | {
-        "end_date": iso(START + dt.timedelta(days=1)),
-        "talkdesk_report_types": TALKDESK_REPORT_TYPES,
-        "talkdesk_window_days": 1,
-        "myreports_api_url": f"{url}/api",
-        "myreports_token": "sandbox-myreports-token",
-        "myreports_workspace_id": WS,
-        "myreports_report_ids": REPORTS,
-        "myreports_window_days": 1,
-    }
+    return (
+        common
+        | {
+            "end_date": iso(START + dt.timedelta(days=1)),
+            "talkdesk_report_types": TALKDESK_REPORT_TYPES,
+            "talkdesk_window_days": 1,
+            "myreports_window_days": 1,
+        }
+        | myreports
+    )
 
 
 def run_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
@@ -82,6 +111,7 @@ def run_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
             talkdesk_max_active_jobs=TALKDESK_MAX_CONCURRENT_JOBS,
             talkdesk_held_jobs=held,
             talkdesk_held_seconds=args.job_seconds if held else 0.0,
+            build_files_early=True,  # as a vendor: the file is built during the job, not at the poll that ends it
         )
     )
     try:
@@ -90,18 +120,31 @@ def run_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
         path.write_text(json.dumps(config))
         started = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "tap_callreports", "--config", str(path)],
+            [*(args.tap.split() if args.tap else [sys.executable, "-m", "tap_callreports"]), "--config", str(path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             check=False,
         )
         wall = time.monotonic() - started
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            (Path(args.logs) / f"{case}.log").write_text(proc.stderr)
         app = sandbox.app
         created = len(app.events("job_created"))
         polls = len(app.events("job_polled"))
         windows = math.ceil(args.backfill_days / args.window_days) if case == "backfill" else 1
         floor = math.ceil(windows / TALKDESK_MAX_CONCURRENT_JOBS) * args.job_seconds
+        if case == "backfill-all":  # the jobs each vendor created, in rounds of its ceiling
+            talkdesk = sum(1 for e in app.events("job_created") if e.get("vendor") == "talkdesk")
+            windows = created
+            floor = (
+                max(
+                    math.ceil(talkdesk / TALKDESK_MAX_CONCURRENT_JOBS),
+                    math.ceil((created - talkdesk) / DEFAULT_CONCURRENT_JOBS["myreports"]),
+                )
+                * args.job_seconds
+            )
         if held and len(TALKDESK_REPORT_TYPES) > TALKDESK_MAX_CONCURRENT_JOBS - held:
             floor += args.job_seconds  # the jobs that found no slot start when the first ones finish
         return {
@@ -127,7 +170,11 @@ def main() -> None:
     parser.add_argument("--backfill-days", type=int, default=90)
     parser.add_argument("--window-days", type=int, default=7)
     parser.add_argument("--rows-per-hour", type=int, default=20, help="rows per hour per report (kept small)")
-    parser.add_argument("--cases", default="free,shared,backfill")
+    parser.add_argument(
+        "--tap", help="the tap's command (default: this checkout's), e.g. another checkout's to compare"
+    )
+    parser.add_argument("--logs", help="a directory to keep each case's tap log in (<case>.log)")
+    parser.add_argument("--cases", default="free,shared,backfill,backfill-all")
     args = parser.parse_args()
     print(
         f"latency bench: jobs of J={args.job_seconds:g}s, Talkdesk account limit {TALKDESK_MAX_CONCURRENT_JOBS}, "
@@ -145,7 +192,7 @@ def main() -> None:
             print(
                 f"{case:9} {r['exit']:>4} {r['wall']:>7.1f} {r['floor']:>7.0f} {r['wall'] / r['floor']:>10.2f} "
                 f"{r['created']:>5} {r['refused']:>5} {r['waits']:>5} {r['polls_per_job']:>9.1f}"
-                + (f"   ({r['windows']} windows)" if case == "backfill" else "")
+                + (f"   ({r['windows']} windows)" if case.startswith("backfill") else "")
                 + (f"   {r['stderr_tail']}" if r["stderr_tail"] else ""),
                 flush=True,
             )

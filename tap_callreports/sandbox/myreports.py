@@ -212,6 +212,8 @@ class MyReportsApi(VendorApi):
                 attempt=attempt,
             )
             self.requests[req.id] = req
+            if req.outcome == "done":
+                self.box.build_early(req.id, lambda: self._write_result(req))
         self.box.event(
             "job_created",
             vendor="myreports",
@@ -258,7 +260,7 @@ class MyReportsApi(VendorApi):
                 if status == "Complete" and req.outcome != "done":
                     status = "Failed" if req.outcome == "failed" else "Cancelled"
                 if status == "Complete":
-                    self._write_result(req)
+                    self.box.file_built(req.id, lambda: self._write_result(req))
                 req.status = status
         self.box.event("job_polled", vendor="myreports", job_id=req.id, status=req.status)
         if req.status != was and req.status not in ("Pending", "Processing"):

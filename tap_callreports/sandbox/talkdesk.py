@@ -346,6 +346,8 @@ class TalkdeskApi(VendorApi):
             cfg = self.config.talkdesk_file_redirect
             job.redirect = cfg == "always" or (cfg == "alternate" and int(job.id, 16) % 2 == 0)
             self.jobs[job.id] = job
+            if job.outcome == "done":
+                self.box.build_early(job.id, lambda: self._write_file(job))
         self.box.event(
             "job_created",
             vendor="talkdesk",
@@ -383,7 +385,7 @@ class TalkdeskApi(VendorApi):
         if job.outcome == "failed" and status == "done":
             status = "failed"
         if status == "done":
-            self._write_file(job)
+            self.box.file_built(job.id, lambda: self._write_file(job))
         job.status = status
 
     @staticmethod
