@@ -256,10 +256,34 @@ class TapCallReports(TapSDKHooks):
         )
 
     def start_sync(self) -> None:
-        """Every selected report stream starts its first jobs now, before its turn to sync."""
+        """Every selected report stream starts its jobs now, before its turn to sync; then the
+        streams of the vendor whose jobs end first are read first (`_read_first_what_ends_first`)."""
         for stream in self.streams.values():
             if isinstance(stream, ReportJobStream) and stream.selected:
                 stream.prefetch()
+        self._read_first_what_ends_first()
+
+    def _read_first_what_ends_first(self) -> None:
+        """Report streams sync in the order their vendor's jobs end (fewest rounds of jobs per slot
+        first; within a vendor, as discovered): while one vendor's results are read, the other's
+        jobs still run, and a window split when read (a MyReports fall-back, a cut result) gets its
+        new jobs while there is still time to hide them. The other streams keep their places."""
+        streams = self.streams
+        places = [n for n, s in enumerate(streams.values()) if isinstance(s, ReportJobStream) and s.selected]
+        if not places or "engine" not in self.__dict__:
+            return
+        names = list(streams)
+        rounds = {vendor: slots.rounds() for vendor, slots in self.engine.slots.items()}
+        ordered = sorted(places, key=lambda n: (rounds.get(t.cast(ReportJobStream, streams[names[n]]).vendor, 0.0), n))
+        if ordered == places:
+            return
+        for place, source in zip(places, ordered, strict=True):
+            names[place] = list(streams)[source]
+        self._streams = {name: streams[name] for name in names}
+        self.logger.info(
+            "report streams are read in the order their jobs end: %s",
+            ", ".join(name for name in names if isinstance(streams[name], ReportJobStream) and streams[name].selected),
+        )
 
     def end_sync(self) -> None:
         if "engine" in self.__dict__:

@@ -109,3 +109,13 @@ class LocalTimeConverter:
         else:
             utc = naive - offsets[0]
         return utc.isoformat() + "Z"
+
+
+def duration_text(seconds: float) -> str:
+    """A duration for a log line: 42s, 3m05s, 2h10m."""
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

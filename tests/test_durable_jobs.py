@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, run_cli, sandbox_config, sync
+from tap_callreports.reportjobs.engine import UNREAD_PER_SLOT
 from tap_callreports.reportjobs.state import JOBS_STATE_KEY
 
 
@@ -150,9 +151,11 @@ def test_state_holds_only_windows_in_flight(make_sandbox):
     assert run.error is None, run.error
     in_flight = [len(recorded_jobs(s)) for s in run.states]
     assert max(in_flight) >= 2  # jobs were recorded while they ran...
-    # ...never more than the windows in flight: 3 scopes (calls, 2 reports), each at most 4 jobs
-    # ahead (max_concurrent_jobs) plus the window being read
-    assert max(in_flight) <= 3 * (4 + 1)
+    # ...never more than the windows in flight, per vendor: 4 jobs running (max_concurrent_jobs),
+    # at most UNREAD_PER_SLOT x 4 done ones waiting to be read, and the window being read
+    for vendor_scopes in ({"calls"}, {LONDON_REPORT, NEW_YORK_REPORT}):
+        held = [sum(1 for r in recorded_jobs(s) if r["scope"] in vendor_scopes) for s in run.states]
+        assert max(held) <= 4 + UNREAD_PER_SLOT * 4 + 1, vendor_scopes
     assert in_flight[-1] == 0  # and none is left once every window is committed
 
 

@@ -108,6 +108,82 @@ def test_a_job_refused_with_none_of_this_run_to_wait_for_asks_again_after_a_paus
     jobs.shutdown()
 
 
+def test_a_freed_slot_starts_the_next_job_while_earlier_results_are_still_unread():
+    """The account stays full: with 2 slots, every job of two streams runs while the first window
+    of the stream being read is still being read (its consumer has not asked for the next)."""
+    jobs = engine(2)
+    started: list[tuple[str, Window]] = []
+    lock = threading.Lock()
+
+    def job_of(stream: str):
+        def run_job(window: Window, stop: threading.Event) -> Window:
+            with lock:
+                started.append((stream, window))
+            return window
+
+        return run_job
+
+    first = jobs.ordered("talkdesk", windows(6), job_of("a"), start_now=True)
+    second = jobs.ordered("talkdesk", windows(4), job_of("b"), start_now=True)
+    reading = iter(first)
+    window, _result = next(reading)  # window 1 of stream a is being read...
+    assert window == windows(6)[0]
+    wait_until(lambda: len(started) == 10, "every job started while window 1 is read")  # ...all 10 ran
+    assert [w for name, w in started if name == "a"] == windows(6)  # each stream's jobs in window order
+    assert [w for w, _r in reading] == windows(6)[1:]
+    assert [w for w, _r in second] == windows(4)
+    jobs.shutdown()
+
+
+def test_a_freed_slot_goes_to_the_stream_being_read_first():
+    """Streams planned in one order and read in another (a stream that syncs before a prefetched
+    one): the waiting jobs of the stream being read take the freed slots first."""
+    jobs = engine(1)
+    started: list[str] = []
+    gate = threading.Event()
+
+    def job_of(stream: str):
+        def run_job(window: Window, stop: threading.Event) -> Window:
+            started.append(stream)
+            gate.wait(20)
+            return window
+
+        return run_job
+
+    later = jobs.ordered("talkdesk", windows(2), job_of("later"), start_now=True)  # holds the one slot
+    now = jobs.ordered("talkdesk", windows(2), job_of("now"))
+    wait_until(lambda: started == ["later"], "the first job running")
+    reading = threading.Thread(target=lambda: list(now))
+    reading.start()  # `now` is read: its waiting jobs go before `later`'s second
+    wait_until(lambda: now.reading, "the stream being read")
+    gate.set()
+    reading.join(20)
+    assert started[:3] == ["later", "now", "now"]
+    assert [w for w, _r in later] == windows(2)
+    jobs.shutdown()
+
+
+def test_the_outlook_says_how_many_jobs_are_done_and_how_long_the_rest_take():
+    jobs = engine(2)
+    finish = threading.Event()
+
+    def run_job(window: Window, stop: threading.Event) -> Window:
+        if window != windows(5)[0]:
+            finish.wait(20)
+        return window
+
+    ordered = jobs.ordered("talkdesk", windows(5), run_job, start_now=True)
+    assert jobs.outlook().startswith("report jobs of the run: talkdesk ")
+    wait_until(lambda: jobs.slots["talkdesk"].finished == 1, "the first job done")
+    text = jobs.outlook()
+    assert "talkdesk 1/5 done, 2 running" in text and "the last about" in text, text
+    finish.set()
+    assert [w for w, _r in ordered] == windows(5)
+    wait_until(lambda: jobs.outlook().endswith("none left"), "every job done")
+    assert "talkdesk 5/5 done" in jobs.outlook()
+    jobs.shutdown()
+
+
 def test_vendors_have_separate_ceilings():
     """Talkdesk jobs and MyReports requests do not share a limit; max_concurrent_jobs bounds both."""
     base = {
@@ -141,20 +217,6 @@ class RecordingStop(threading.Event):
         return False
 
 
-def test_a_retry_after_on_a_poll_sets_the_next_pause():
-    jobs = ReportJobEngine({"talkdesk": 1}, PollPolicy(2, 60, 3600), logging.getLogger("test.jobs"))
-    answers = iter([(7.0, None), (None, None), (None, "done")])  # (Retry-After, status) of each poll
-
-    def poll_once() -> str | None:
-        retry_after, status = next(answers)
-        note_retry_after(retry_after)  # what `send` does with an answer's Retry-After
-        return status
-
-    stop = RecordingStop()
-    assert jobs.wait_for(poll_once, "job", stop) == "done"
-    assert stop.pauses == [2, 7.0, 2]  # the schedule, then the vendor's Retry-After, then the schedule
-
-
 class ClockedStop(RecordingStop):
     """A RecordingStop whose pauses move a fake monotonic clock (what the engine's deadline reads)."""
 
@@ -165,6 +227,39 @@ class ClockedStop(RecordingStop):
     def wait(self, timeout: float | None = None) -> bool:
         self.now += timeout or 0.0
         return super().wait(timeout)
+
+
+def test_a_retry_after_on_a_poll_sets_the_next_pause(monkeypatch):
+    jobs = ReportJobEngine({"talkdesk": 1}, PollPolicy(2, 60, 3600), logging.getLogger("test.jobs"))
+    answers = iter([(7.0, None), (None, None), (None, "done")])  # (Retry-After, status) of each poll
+    stop = ClockedStop()
+    monkeypatch.setattr(job_engine, "time", types.SimpleNamespace(monotonic=lambda: stop.now))
+
+    def poll_once() -> str | None:
+        retry_after, status = next(answers)
+        note_retry_after(retry_after)  # what `send` does with an answer's Retry-After
+        return status
+
+    assert jobs.wait_for(poll_once, "job", stop) == "done"
+    assert stop.pauses == [2, 7.0, 2]  # the schedule, then the vendor's Retry-After, then the schedule
+
+
+def test_slow_poll_answers_do_not_push_the_schedule_back(monkeypatch):
+    """Each poll answer takes 1 s: the polls still come 5, 10, 15, 20 s after the job was created
+    (a 20 s job is seen at 20 s, not at 23 s), and no more of them than the schedule asks."""
+    jobs = ReportJobEngine({"talkdesk": 1}, PollPolicy(5, 60, 3600), logging.getLogger("test.jobs"))
+    stop = ClockedStop()
+    created = stop.now
+    monkeypatch.setattr(job_engine, "time", types.SimpleNamespace(monotonic=lambda: stop.now))
+    polled_at: list[float] = []
+
+    def poll_once() -> str | None:
+        polled_at.append(stop.now - created)
+        stop.now += 1.0  # the answer takes a second
+        return "done" if stop.now - created >= 20 else None
+
+    assert jobs.wait_for(poll_once, "job", stop, since=created) == "done"
+    assert polled_at == [5, 10, 15, 20]
 
 
 def test_a_retry_after_past_the_job_timeout_ends_in_a_timeout_not_a_hang(monkeypatch):
@@ -282,3 +377,20 @@ def test_myreports_requests_wait_at_their_own_limit(make_sandbox, caplog):
         r["doc_id"] for r in expected.records("myreports_call_rows")
     )
     assert window_order(run) == window_order(expected) and bookmarks(run) == bookmarks(expected)
+
+
+def test_the_vendor_whose_jobs_end_first_is_read_first(make_sandbox, caplog):
+    """8 Talkdesk jobs in 15 slots (0.53 rounds) and 2 MyReports requests in 10 (0.2 rounds):
+    MyReports' rows are read first, while Talkdesk's jobs still run; the run says so once. The
+    job-record streams stay last."""
+    sandbox = make_sandbox(job_polls=1, job_seconds=0.2)
+    with caplog.at_level(logging.INFO):
+        run, types = run_all_report_streams(sandbox)
+    assert run.error is None, run.error
+    streams = list(dict.fromkeys(m["stream"] for m in run.messages if m["type"] == "RECORD"))
+    assert streams[0] == "myreports_call_rows", streams
+    assert streams[1:] == [f"talkdesk_{t}" for t in types if run.records(f"talkdesk_{t}")], streams
+    orders = [r.getMessage() for r in caplog.records if "read in the order their jobs end" in r.getMessage()]
+    assert len(orders) == 1 and orders[0].endswith(
+        ", ".join(["myreports_call_rows", *(f"talkdesk_{t}" for t in types)])
+    ), orders

@@ -4,6 +4,7 @@ it until its rows can be read, and create it again when it ends without them."""
 from __future__ import annotations
 
 import threading
+import time
 import typing as t
 
 from tap_callreports.errors import CallReportsError, ReportJobFailed
@@ -104,14 +105,16 @@ class JobRunner:
         if recorded is not None:
             result = self.resume(context, window, recorded)
             stream.logger.info("%s: resuming %s, recorded by an earlier run", stream.name, stream.jobs.describe(result))
+        since: float | None = None  # when the vendor answered the creation: the polls count from it
         while True:
             if result is None:
                 result = stream.jobs.create(context, window, attempt, stop)
+                since = time.monotonic()
                 stream.logger.info("%s: created %s (attempt %d)", stream.name, stream.jobs.describe(result), attempt)
                 self.unsaved.created(stream, context, result)
             current = result
             what = f"{stream.name}: {stream.jobs.describe(current)}"
-            status = self.engine.wait_for(lambda: stream.jobs.poll(context, current), what, stop)  # noqa: B023 - called before the loop moves on
+            status = self.engine.wait_for(lambda: stream.jobs.poll(context, current), what, stop, since)  # noqa: B023 - called before the loop moves on
             ended = status.ended
             if status.done:
                 result.location = str(status.location)

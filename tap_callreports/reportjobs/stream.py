@@ -31,7 +31,7 @@ from tap_callreports.reportjobs.runner import JobRunner
 from tap_callreports.reportjobs.state import JOBS_STATE_KEY, context_key, forget_records, forget_window, record_window
 from tap_callreports.schemagrowth import SchemaGrowth
 from tap_callreports.sdk_hooks import ReportStreamSDKHooks
-from tap_callreports.timeutil import iso_z, parse_instant, utc_now
+from tap_callreports.timeutil import duration_text, iso_z, parse_instant, utc_now
 from tap_callreports.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -244,8 +244,9 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
             self.runner.job_records.add(self.job_stream_name, self.jobs.record(result, rows, "emitted"))
             self.commit_window(context, result.window)
             progress.window_done(rows)
+            outlook = self.runner.engine.outlook()
             self.logger.info(
-                "%s%s: window %d of %d %s done: %s; %s",
+                "%s%s: window %d of %d %s done: %s; %s%s",
                 self.name,
                 where,
                 progress.windows,
@@ -253,6 +254,7 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
                 result.window,
                 result.verdict,
                 progress.describe(len(jobs.windows)),
+                f"; {outlook}" if outlook else "",
             )
 
     # ---- rows a warehouse can take ----------------------------------------------------------------
@@ -373,14 +375,5 @@ class _Progress:
         text = f"{self.rows:,} rows so far, {self.rows / elapsed:,.0f} rows/s"
         if windows_left:
             left = elapsed / self.windows * windows_left
-            text += f", about {_duration(left)} left ({windows_left} window(s))"
+            text += f", about {duration_text(left)} left ({windows_left} window(s))"
         return text
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds + 0.5)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
