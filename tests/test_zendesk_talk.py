@@ -425,3 +425,50 @@ def test_a_refused_talk_export_says_to_deselect_the_streams(sandbox):
     assert isinstance(run.error, StreamError)
     assert str(run.error).startswith("zendesk_talk_calls: 404")
     assert "deselect zendesk_talk_calls and zendesk_talk_legs" in str(run.error)
+
+
+# ---- the sandbox's exports, as a client sees them (plain HTTP) -------------------------------------
+
+
+def test_the_sandbox_export_repeats_itself_when_caught_up_and_limits_each_endpoint():
+    import requests
+
+    sandbox = talk_sandbox(zendesk_talk_rate_limit=3, zendesk_talk_rate_window_seconds=60.0)
+    try:
+        auth = ("agent@example.com/token", "sandbox-zendesk-token")
+        url = f"{sandbox.url}/api/v2/channels/voice/stats/incremental/calls.json?start_time={epoch(FIRST_NOW) - 600}"
+        first = requests.get(url, auth=auth, timeout=10).json()
+        assert 0 < first["count"] < PAGE_SIZE and first["end_time"] == epoch(first["calls"][-1]["updated_at"])
+        again = requests.get(first["next_page"], auth=auth, timeout=10).json()
+        # caught up: next_page is the URL just asked, and it repeats the items of the last second
+        assert again["next_page"] == first["next_page"] and again["end_time"] == first["end_time"]
+        assert again["calls"] == [c for c in first["calls"] if c["updated_at"] == first["calls"][-1]["updated_at"]]
+        requests.get(first["next_page"], auth=auth, timeout=10)
+        refused = requests.get(first["next_page"], auth=auth, timeout=10)
+        assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+        legs = requests.get(url.replace("calls.json", "legs"), auth=auth, timeout=10)
+        assert legs.status_code == 200  # the limit is per endpoint
+    finally:
+        sandbox.stop()
+
+
+def test_items_updated_within_the_data_lag_are_left_to_the_next_run():
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    sandbox = talk_sandbox(
+        list_anchor=(now - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        zendesk_talk_days=1,
+        zendesk_talk_now=None,  # the real clock: calls of the last hour are being saved now
+    )
+    try:
+        start = (now - dt.timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        run = sync(talk_config(sandbox, start_date=start, zendesk_talk_data_lag_minutes=30), streams=TALK)
+        assert run.error is None, run.error
+        cutoff = (now - dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        served = [e for e in sandbox.app.events("zendesk_talk_page") if e["end_time"] >= epoch(cutoff)]
+        assert served  # the export had newer items ...
+        for stream in TALK:
+            records = run.records(stream)
+            assert records and max(r["updated_at"] for r in records) < cutoff  # ... which did not go out
+            assert run.final_state["bookmarks"][stream]["replication_key_value"] < cutoff
+    finally:
+        sandbox.stop()
