@@ -436,19 +436,26 @@ def test_rows_repeating_a_key_with_the_same_content_are_proven_and_go_out(make_s
 # ---- a missing file is a question for the job (issue 26) ---------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["talkdesk-json", "talkdesk-signed"])
-def test_a_job_gone_with_its_file_is_created_again_at_once(make_sandbox, plain, caplog, kind):
+@pytest.mark.parametrize(
+    ("kind", "shape", "fault"),
+    [
+        ("talkdesk-json", "talkdesk-job-vanished", "job-vanished"),
+        ("talkdesk-signed", "talkdesk-job-vanished", "job-vanished"),
+        ("myreports", "myreports-request-vanished", "request-vanished"),
+    ],
+)
+def test_a_job_gone_with_its_file_is_created_again_at_once(make_sandbox, plain, caplog, kind, shape, fault):
     spec = KINDS[kind]
-    sandbox = make_sandbox(shapes=("talkdesk-job-vanished",), **spec.box)
+    sandbox = make_sandbox(shapes=(shape,), **spec.box)
     with caplog.at_level(logging.INFO):
         run = sync(spec.config(sandbox), streams=[spec.stream])
     assert run.error is None, run.error
-    assert len(faults(sandbox, "job-vanished")) == 3  # noqa: PLR2004 - every window's first job
+    assert len(faults(sandbox, fault)) == 3  # noqa: PLR2004 - every window's first job
     assert_same_records(run, plain(kind), spec.stream)
     assert run.final_state == plain(kind).final_state
     # Asked the job once, then created it again: no pauses asking for a file that is gone.
     assert len(sandbox.app.events("job_created")) == 6  # noqa: PLR2004 - each window twice
-    assert [r for r in caplog.records if r.levelno >= logging.WARNING and "talkdesk_calls" in r.getMessage()] == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING and spec.stream in r.getMessage()] == []
     again = [r.getMessage() for r in caplog.records if "creating it again" in r.getMessage()]
     assert len(again) == 3 and all("gone" in line for line in again), again  # noqa: PLR2004
 

@@ -26,6 +26,7 @@ from tap_callreports.sandbox.shapes import (
     MYREPORTS_RESULT_ORDER,
     MYREPORTS_STATUS_WORDS,
     MYREPORTS_TEMPLATES,
+    MYREPORTS_VANISHED_REQUESTS,
     MYREPORTS_WALL_TIMES,
 )
 from tap_callreports.sandbox.vendor import UTC, VendorApi, envelope, json_response, parse_moment
@@ -410,6 +411,11 @@ class MyReportsApi(VendorApi):
             return denied
         with self.lock:
             req = self._lookup(ws, rep, rid)
+        if req is not None and req.attempt == 1 and any(self.box.met(n, req.id) for n in MYREPORTS_VANISHED_REQUESTS):
+            with self.lock:
+                self.requests.pop(req.id, None)  # expired with its data
+            self.box.event("fault", fault="request-vanished", job_id=req.id)
+            req = None
         if req is None:
             return envelope(None, "error", "NotFound", "Request not found", 404)
         if req.status != "Complete" or req.file_path is None:

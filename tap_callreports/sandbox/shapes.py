@@ -100,6 +100,8 @@ SHAPES: dict[str, str] = {
     "myreports-filter-start-and-end": "a request selects the calls with start >= dateFilter.start AND end < dateFilter.end "
     "(end = start + duration; filterConditions say so): a call that straddles a "
     "window's end is in neither window",
+    "myreports-request-vanished": "the first request of each (report, window) is gone (expired) right after it "
+    "reports Complete: its /data answers 404 at /requests/ and /results/, and the request 404 from then on",
     "myreports-no-sort-order": "the /data result's request names no sortFields: the order of its rows is not stated",
     "myreports-status-upper": "request statuses in upper case (COMPLETE, PROCESSING, ...)",
     "myreports-other-template": "results come from the CallSummaryByUser template: displayFields and rows add "
@@ -416,6 +418,8 @@ def _request_after_data(head: dict, tail: dict) -> tuple[dict, dict]:
 MYREPORTS_RESULT_ORDER: dict[str, t.Callable[[dict, dict], tuple[dict, dict]]] = {
     "myreports-request-after-data": _request_after_data,
 }
+#: Complete requests gone at the first GET of their /data (only a window's first request).
+MYREPORTS_VANISHED_REQUESTS = {"myreports-request-vanished": True}
 #: GETs of /data answered 200 with an error envelope (after "-once": the first per request).
 MYREPORTS_ERROR_ENVELOPES = {"myreports-error-envelope-always": True, "myreports-error-envelope-once": True}
 
