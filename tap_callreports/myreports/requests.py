@@ -315,7 +315,7 @@ class MyReportsRequests:
             key = tuple(row.get(name) for name in key_fields)
             if key in emitted_before:  # an earlier window of this run emitted it (the request overlaps it)
                 if twice is not None:  # a neighbour whose instant is known
-                    for ready, ready_key in twice.known(emitted_before[key]):
+                    for ready, ready_key in twice.known(emitted_before[key], local):
                         yield finish(ready, ready_key)
                 continue
             if twice is None:
@@ -497,19 +497,34 @@ class MyReportsRequests:
         }
 
 
+@dataclass
+class _Twice:
+    """A row of the repeated hour, in result order: its wall time, both instants it may name, and
+    the one it was placed at (known: a row left out by key, or placed by the answer)."""
+
+    row: dict | None  # None: a row an earlier window emitted (left out by key)
+    key: tuple
+    wall: dt.datetime
+    earlier: dt.datetime
+    later: dt.datetime
+    placed: dt.datetime | None
+
+
 class RepeatedWallTimes:
     """Rows of one result whose local `start` names two instants that both lie in what the request
-    asked (the hour before a fall-back, when the request reaches back over it: the lookback), each
+    asked (the hour a fall-back repeats, when the request reaches back over it: the lookback), each
     placed by what else the answer says, else placed in the window and named (`unresolved`):
 
     - a filter on `start` only: the earlier instant was the window before's, which this run read
       and emitted (a row it emitted is left out by key): the later one;
     - the call's `duration`: an earlier instant whose call ended before the window's start was the
-      window before's (the later one); a later instant whose call ends after the request's end
-      cannot be under a filter on `end` (the earlier one);
-    - neighbours, in a result sorted by `start` while it keeps to that order: an earlier row known
-      to be after the earlier instant means the later one; a following row known to be before the
-      later instant means the earlier one (rows wait for the next row of known instant)."""
+      window before's (the later one); a later instant whose call would end after the request's
+      `end` filter was not selected (the earlier one);
+    - the neighbours, in a result stated sorted by `start` (`sortFields`) whose rows keep to the
+      order of their instants: the rows of the repeated hour wait until it has passed; their wall
+      times drop back once, where the earlier hour ends, and every row whose instant is known (left
+      out by key, placed by the answer) agrees: the rows before the drop are the earlier hour's,
+      those after it the later one's. A result sorted by wall time has no drop and tells nothing."""
 
     def __init__(self, tz: ZoneInfo, transition: dt.datetime, asked: Window, window: Window, members: dict) -> None:
         self.transition = transition
@@ -529,8 +544,8 @@ class RepeatedWallTimes:
             isinstance(f, dict) and f.get("fieldName") == "start" and f.get("direction") in (1, "1", "asc", "ASC")
             for f in fields
         )
-        self.floor: dt.datetime | None = None  # the latest known instant of the rows so far
-        self.pending: list[tuple[dict, tuple, dt.datetime, dt.datetime]] = []
+        self.last_known: dt.datetime | None = None  # the instant of the last row outside the hour
+        self.hour: list[_Twice] = []  # the rows of the repeated hour, waiting until it has passed
         self.unresolved: list[t.Any] = []
 
     @classmethod
@@ -539,66 +554,84 @@ class RepeatedWallTimes:
         transitions = fall_back_transitions(tz, asked.start, asked.end)
         return cls(tz, transitions[0], asked, window, members) if transitions else None
 
-    def known(self, instant: t.Any) -> list[tuple[dict, tuple]]:
-        """A row of known instant: the rows waiting before it are placed."""
-        moment = parse_instant(instant) if not isinstance(instant, dt.datetime) else instant
-        if moment is None:
-            return []
-        ready = self._release(moment)
-        if self.floor is not None and moment < self.floor:
-            self.in_order = False  # not sorted by start after all: neighbours tell nothing
-        self.floor = moment if self.floor is None else max(self.floor, moment)
-        return ready
+    def known(self, instant: t.Any, local: t.Any) -> list[tuple[dict, tuple]]:
+        """A row an earlier window emitted (left out by key): its instant is known."""
+        return self._take(None, (), local, parse_instant(instant))
 
     def add(self, row: dict, key: tuple, local: t.Any) -> list[tuple[dict, tuple]]:
+        """A row to emit: the rows ready to go out (the hour's wait until it has passed)."""
+        return self._take(row, key, local, None)
+
+    def flush(self) -> list[tuple[dict, tuple]]:
+        return self._release()
+
+    def _take(
+        self, row: dict | None, key: tuple, local: t.Any, instant: dt.datetime | None
+    ) -> list[tuple[dict, tuple]]:
         try:
             wall = dt.datetime.fromisoformat(str(local))
         except ValueError:
             wall = None
-        if wall is None or wall.tzinfo is not None or not self.first_wall <= wall < self.last_wall:
-            return [*self.known(row.get("start_utc")), (row, key)]
-        earlier, later = (wall - self.before).replace(tzinfo=UTC), (wall - self.after).replace(tzinfo=UTC)
-        if not (self.asked.start <= earlier and later < self.asked.end):
-            return [*self.known(row.get("start_utc")), (row, key)]  # the request holds one of them only
-        placed = self._by_answer(row, earlier, later)
-        if placed is not None:
-            row["start_utc"] = iso_z(placed)
-            return [*self.known(placed), (row, key)]
-        self.pending.append((row, key, earlier, later))
-        return []
-
-    def flush(self) -> list[tuple[dict, tuple]]:
-        return self._release(None)
+        if wall is not None and wall.tzinfo is None and self.first_wall <= wall < self.last_wall:
+            earlier, later = (wall - self.before).replace(tzinfo=UTC), (wall - self.after).replace(tzinfo=UTC)
+            if self.asked.start <= earlier and later < self.asked.end:  # the request holds both
+                placed = instant if row is None else self._by_answer(row, earlier, later)
+                self.hour.append(_Twice(row, key, wall, earlier, later, placed))
+                return []
+        ready = self._release()
+        if row is not None:
+            ready.append((row, key))
+            instant = parse_instant(row.get("start_utc"))
+        if instant is not None:
+            if self.last_known is not None and instant < self.last_known:
+                self.in_order = False  # not in the order of instants: neighbours tell nothing
+            self.last_known = instant
+        return ready
 
     def _by_answer(self, row: dict, earlier: dt.datetime, later: dt.datetime) -> dt.datetime | None:
         window = self.window
-        if self.asked.start < window.start <= later and earlier < window.start:
-            if not self.end_filter:
-                return later  # the window before selected the earlier instant, and it was emitted
-            duration = row.get("duration")
-            if isinstance(duration, (int, float)) and not isinstance(duration, bool):
-                if earlier + dt.timedelta(seconds=duration) < window.start:
-                    return later
-                if later + dt.timedelta(seconds=duration) >= self.asked.end:
-                    return earlier
-        if self.in_order and self.floor is not None and self.floor > earlier:
-            return later
+        if not earlier < window.start <= later:
+            return None
+        if not self.end_filter:
+            return later  # the window before selected the earlier instant, and it was emitted
+        duration = row.get("duration")
+        if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+            if earlier + dt.timedelta(seconds=duration) < window.start:
+                return later
+            if later + dt.timedelta(seconds=duration) >= self.asked.end:
+                return earlier
         return None
 
-    def _release(self, ceiling: dt.datetime | None) -> list[tuple[dict, tuple]]:
+    def _split(self) -> int | None:
+        """Where the earlier hour's rows end in the result (the one drop of its wall times), when
+        the result keeps to the order of instants and every row of known instant agrees."""
+        hour = self.hour
+        drops = [i for i in range(1, len(hour)) if hour[i].wall < hour[i - 1].wall]
+        if not self.in_order or len(drops) != 1:
+            return None
+        split = drops[0]
+        for i, twice in enumerate(hour):
+            if twice.placed is not None and (twice.placed < self.transition) != (i < split):
+                return None
+        return split
+
+    def _release(self) -> list[tuple[dict, tuple]]:
+        if not self.hour:
+            return []
+        split = self._split()
         ready: list[tuple[dict, tuple]] = []
-        for row, key, earlier, later in self.pending:
-            if self.in_order and self.floor is not None and self.floor > earlier:
-                placed = later
-            elif self.in_order and ceiling is not None and ceiling < later:
-                placed = earlier
-            else:
-                placed = later if self.window.start <= later < self.window.end else earlier
-                self.unresolved.append(key[0] if len(key) == 1 else key)
-            row["start_utc"] = iso_z(placed)
-            self.floor = placed if self.floor is None else max(self.floor, placed)
-            ready.append((row, key))
-        self.pending = []
+        for i, twice in enumerate(self.hour):
+            if twice.row is None:
+                continue
+            placed = twice.placed
+            if placed is None and split is not None:
+                placed = twice.earlier if i < split else twice.later
+            if placed is None:
+                placed = twice.later if self.window.start <= twice.later < self.window.end else twice.earlier
+                self.unresolved.append(twice.key[0] if len(twice.key) == 1 else twice.key)
+            twice.row["start_utc"] = iso_z(placed)
+            ready.append((twice.row, twice.key))
+        self.hour = []
         return ready
 
 
