@@ -25,7 +25,7 @@ from singer_sdk.singerlib.messages import Message, RecordMessage, SingerMessageT
 
 FLUSH_BYTES = 1 << 20
 #: Buffer of the copy of a held window to stdout.
-COPY_BYTES = 8 << 20
+COPY_BYTES = 1 << 20
 #: Messages a held window keeps back (the ones that carry its rows).
 HELD_TYPES = frozenset({SingerMessageType.RECORD, SingerMessageType.BATCH})
 # Held back while lines are written: a signal landing in a write to a full pipe would end the
