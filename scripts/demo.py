@@ -71,6 +71,16 @@ def query_command(db_path: Path) -> str:
     )
 
 
+def count_table(counts: list[tuple[str, int]]) -> list[str]:
+    """The rows-per-table lines, as wide as the longest table name and the largest count."""
+    name_width = max([len("table"), *(len(name) for name, _ in counts)])
+    count_width = max([len("rows"), *(len(f"{count:,}") for _, count in counts)])
+    return [
+        f"  {'table':<{name_width}}  {'rows':>{count_width}}",
+        *(f"  {name:<{name_width}}  {count:>{count_width},}" for name, count in counts),
+    ]
+
+
 def print_counts(db_path: Path) -> None:
     import duckdb
 
@@ -79,12 +89,16 @@ def print_counts(db_path: Path) -> None:
             "select table_catalog, table_schema, table_name from information_schema.tables "
             "where table_schema = 'callreports' order by table_name"
         ).fetchall()
-        print(f"\nLanded in {db_path.relative_to(ROOT)}:")
-        print(f"  {'table':48} {'rows':>8}")
-        for catalog, schema, table in tables:
-            count = con.execute(f'select count(*) from "{catalog}"."{schema}"."{table}"').fetchall()[0][0]
-            print(f"  {catalog + '.' + schema + '.' + table:48} {count:>8}")
+        counts = [
+            (
+                f"{catalog}.{schema}.{table}",
+                con.execute(f'select count(*) from "{catalog}"."{schema}"."{table}"').fetchall()[0][0],
+            )
+            for catalog, schema, table in tables
+        ]
         con.sql(EXAMPLE_QUERY).fetchall()  # the query printed below works, or the demo fails here
+    print(f"\nLanded in {db_path.relative_to(ROOT)}:")
+    print("\n".join(count_table(counts)))
     print(f"\nQuery it (paste this in the repository's folder):\n{query_command(db_path)}")
 
 

@@ -115,7 +115,8 @@ def hub_definition() -> dict:
         "repo": REPO_URL,
         "docs": f"{REPO_URL}#readme",
         "logo_url": f"{REPO_URL}/raw/main/hub/logo.svg",
-        "domain_url": "https://www.talkdesk.com",
+        # The source is three vendors' APIs, not one website: the tap's own home, not one vendor's.
+        "domain_url": REPO_URL,
         "keywords": ["meltano_sdk", "talkdesk", "zendesk", "myreports", "contact center", "call reports"],
         "maintenance_status": "beta",
         # The Hub's maintainers grade connectors; a new definition starts ungraded.

@@ -4,6 +4,7 @@ in DuckDB, PostgreSQL and JSONL files, including an incremental second run with 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import os
 import shlex
@@ -11,12 +12,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-import yaml
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, PG, columns, primary_keys, psql, require_postgres
 from tap_callreports.sandbox import SandboxConfig, start_sandbox
@@ -257,12 +258,46 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_newcomers_path_on_a_fresh_copy(tmp_path, pipeline_sandbox):
-    """`make demo`, then every Meltano command of the README as written, in place (no restore), then
-    the checks of `make test` that Meltano's rewrite of meltano.yml could break."""
+def rewrite_story(before: str, after: str, what: str) -> str:
+    """What differs between two versions of a meltano.yml, and why it would (for failure messages)."""
+    if before == after:
+        return f"{what} is unchanged"
+    changed = sum(
+        1
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )
+    comments = [line.strip() for line in before.splitlines() if line.lstrip().startswith("#")]
+    gone = [comment for comment in comments if comment not in after]
+    return f"{what} differs in {changed} changed line(s), {len(gone)} of {len(comments)} comment(s) gone" + (
+        ": Meltano rewrote it (`meltano config set` without --store=dotenv stores the value in meltano.yml "
+        "and writes the whole file again in its own layout, without comments; `git checkout meltano.yml` "
+        "restores it, `meltano config set --store=dotenv ...` keeps values in .env instead)"
+        if gone
+        else ""
+    )
+
+
+#: The sandbox's job limits in the newcomer's test: small, so the report jobs `meltano config test`
+#: leaves behind fill the account the way the README's own config fills Talkdesk's 15 slots.
+NEWCOMER_LIMITS = {"talkdesk_max_active_jobs": 2, "myreports_max_active_requests": 1}
+
+
+def test_the_newcomers_path_on_a_fresh_copy(tmp_path):
+    """`make demo`, then every Meltano command of the README as written, in order, in place (no
+    restore), then the checks of `make test` that a rewrite of meltano.yml could break. `config
+    test` stops the tap at its first record and leaves report jobs at the sandbox, enough to fill
+    its (small) job limits: the `run` after it gets slots only because jobs finish on the
+    sandbox's clock, polled or not, as the vendors' do. Each command's time is printed (-s)."""
     if not meltano_bin():
         pytest.skip("meltano is not installed (run `make test`, which installs it)")
     clone = repo_copy(tmp_path / "tap-callreports")
+    committed = subprocess.run(
+        ["git", "show", "HEAD:meltano.yml"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout
+    checkout_story = rewrite_story(
+        committed, (ROOT / "meltano.yml").read_text(), "this checkout's meltano.yml (from HEAD's)"
+    )
 
     # make demo (its install steps are done: the linked venvs are those `make test` built)
     demo = subprocess.run(
@@ -292,81 +327,20 @@ def test_the_newcomers_path_on_a_fresh_copy(tmp_path, pipeline_sandbox):
 
     # the README's Meltano commands, against a sandbox whose rows are counted exactly (so the demo's
     # state and tables go first: the README's runs load a window of their own)
-    sandbox = pipeline_sandbox
-    env = tap_env(sandbox, FIRST_END)
-    binary = meltano_bin()
-    for state_id in ("sandbox:tap-callreports-to-target-duckdb", "sandbox:tap-callreports-to-target-jsonl"):
-        subprocess.run(
-            [binary, "state", "clear", "--force", state_id],
-            cwd=clone,
-            env=meltano_env(env),
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-    shutil.rmtree(clone / "output")
-    (clone / "output").mkdir()
+    sandbox = start_sandbox(SandboxConfig(seed=5, list_anchor=FIRST_END, job_polls=2, **NEWCOMER_LIMITS))
+    try:
+        timings = replay_readme(clone, sandbox)
+    finally:
+        sandbox.stop()
+    print("\nthe README's Meltano commands on a fresh copy (seconds):")
+    for command, seconds in timings:
+        print(f"  {seconds:6.1f}  meltano {command}")
 
-    checks = {
-        "install": lambda out: True,
-        "config list tap-callreports": lambda out: (
-            f"'{FIRST_END}' (from the TAP_CALLREPORTS_END_DATE" in out and "Earliest moment to extract" in out
-        ),
-        "config set tap-callreports talkdesk_window_days 14": lambda out: (
-            yaml.safe_load((clone / "meltano.yml").read_text())["environments"][0]["config"]["plugins"]["extractors"][
-                0
-            ]["config"]["talkdesk_window_days"]
-            == 14
-        ),
-        "invoke tap-callreports --test": lambda out: (
-            all(f"connection test: {v}: ok" in out for v in ("talkdesk", "zendesk", "myreports"))
-            and not sandbox.app.events("job_created")
-        ),
-        "config test tap-callreports": lambda out: "Plugin configuration is valid" in out,
-        "select tap-callreports --list --all": lambda out: "talkdesk_calls" in out and "myreports_call_rows" in out,
-        "invoke tap-callreports --discover": lambda out: (
-            {"talkdesk_calls", "zendesk_job_statuses"}
-            <= {s["tap_stream_id"] for s in json.loads(out[out.index("{") :])["streams"]}
-        ),
-        "run tap-callreports target-duckdb": lambda out: duckdb_counts(clone, expected) == expected,
-        "run tap-callreports target-jsonl": lambda out: (clone / "output" / "talkdesk_calls.jsonl").exists(),
-        "state list": lambda out: (
-            "sandbox:tap-callreports-to-target-duckdb" in out and "sandbox:tap-callreports-to-target-jsonl" in out
-        ),
-        "state get sandbox:tap-callreports-to-target-duckdb": lambda out: (
-            "talkdesk_calls" in json.loads(out[out.index("{") :])["singer_state"]["bookmarks"]
-        ),
-    }
-    expected = expected_counts(sandbox, START, FIRST_END)
-    commands = readme_commands()
-    assert len(commands) >= 10
-    for extra_env, argv in commands:
-        assert argv[0] == "--environment=sandbox" or argv == ["install"], argv
-        key = " ".join(argv[1:] if argv[0].startswith("--environment") else argv)
-        assert key in checks, f"README command without a check here: meltano {' '.join(argv)}"
-        if "config test" in key:  # Meltano's own test runs a sync: it creates report jobs
-            before = len(sandbox.app.events("job_created"))
-        result = subprocess.run(
-            [binary, *argv],
-            cwd=clone,
-            env=meltano_env(env | extra_env),
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, (argv, output[-3000:])
-        assert "Traceback" not in output and "deprecated" not in output.lower(), (argv, output[-3000:])
-        assert checks[key](result.stdout if "discover" in key or "state get" in key else output), (argv, output[-3000:])
-        if "config test" in key:
-            assert len(sandbox.app.events("job_created")) >= before
-    rewritten = (clone / "meltano.yml").read_text()
-    assert (
-        "requires_meltano: '>=4.0'" in rewritten and 'requires_meltano: ">=4.0"' in (ROOT / "meltano.yml").read_text()
-    )
-
-    # make test's checks of the generated files, on the rewritten meltano.yml
+    # make test's checks of the generated files, on the meltano.yml the commands left
+    copied = (ROOT / "meltano.yml").read_text()
+    after = (clone / "meltano.yml").read_text()
+    story = f"{rewrite_story(copied, after, 'the copy of meltano.yml after the README')}; {checkout_story}"
+    assert (clone / "meltano.yml").read_text() == copied, story  # the README's commands leave it as it was
     generate = subprocess.run(
         [sys.executable, "scripts/generate.py", "--check"],
         cwd=clone,
@@ -375,7 +349,7 @@ def test_the_newcomers_path_on_a_fresh_copy(tmp_path, pipeline_sandbox):
         timeout=300,
         check=False,
     )
-    assert generate.returncode == 0, generate.stderr
+    assert generate.returncode == 0, f"{generate.stderr}\n{story}"
     settings_tests = subprocess.run(
         [
             sys.executable,
@@ -396,8 +370,87 @@ def test_the_newcomers_path_on_a_fresh_copy(tmp_path, pipeline_sandbox):
         timeout=600,
         check=False,
     )
-    assert settings_tests.returncode == 0, settings_tests.stdout[-3000:]
+    assert settings_tests.returncode == 0, f"{settings_tests.stdout[-3000:]}\n{story}"
     assert "5 passed in" in settings_tests.stdout, settings_tests.stdout[-1000:]
+
+
+def replay_readme(clone: Path, sandbox) -> list[tuple[str, float]]:
+    """Every `meltano ...` line of the README's Meltano block, in order, each checked; their times."""
+    env = tap_env(sandbox, FIRST_END)
+    binary = meltano_bin()
+    for state_id in ("sandbox:tap-callreports-to-target-duckdb", "sandbox:tap-callreports-to-target-jsonl"):
+        subprocess.run(
+            [binary, "state", "clear", "--force", state_id],
+            cwd=clone,
+            env=meltano_env(env),
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+    shutil.rmtree(clone / "output")
+    (clone / "output").mkdir()
+
+    checks = {
+        "install": lambda out: True,
+        "config list tap-callreports": lambda out: (
+            f"'{FIRST_END}' (from the TAP_CALLREPORTS_END_DATE" in out and "Earliest moment to extract" in out
+        ),
+        "config set --store=dotenv tap-callreports talkdesk_window_days 14": lambda out: (
+            "TAP_CALLREPORTS_TALKDESK_WINDOW_DAYS" in (clone / ".env").read_text()
+            and "14" in (clone / ".env").read_text()
+        ),
+        "invoke tap-callreports --test": lambda out: (
+            all(f"connection test: {v}: ok" in out for v in ("talkdesk", "zendesk", "myreports"))
+            and not sandbox.app.events("job_created")
+        ),
+        # Meltano's test runs a sync until its first record: it creates report jobs and leaves them
+        "config test tap-callreports": lambda out: (
+            "Plugin configuration is valid" in out and len(sandbox.app.events("job_created")) >= 2
+        ),
+        "select tap-callreports --list --all": lambda out: "talkdesk_calls" in out and "myreports_call_rows" in out,
+        "invoke tap-callreports --discover": lambda out: (
+            {"talkdesk_calls", "zendesk_job_statuses"}
+            <= {s["tap_stream_id"] for s in json.loads(out[out.index("{") :])["streams"]}
+        ),
+        "run tap-callreports target-duckdb": lambda out: duckdb_counts(clone, expected) == expected,
+        "run tap-callreports target-jsonl": lambda out: (clone / "output" / "talkdesk_calls.jsonl").exists(),
+        "state list": lambda out: (
+            "sandbox:tap-callreports-to-target-duckdb" in out and "sandbox:tap-callreports-to-target-jsonl" in out
+        ),
+        "state get sandbox:tap-callreports-to-target-duckdb": lambda out: (
+            "talkdesk_calls" in json.loads(out[out.index("{") :])["singer_state"]["bookmarks"]
+        ),
+    }
+    expected = expected_counts(sandbox, START, FIRST_END)
+    commands = readme_commands()
+    assert len(commands) >= 10
+    timings = []
+    left_behind: set[str] = set()
+    for extra_env, argv in commands:
+        assert argv[0] == "--environment=sandbox" or argv == ["install"], argv
+        key = " ".join(argv[1:] if argv[0].startswith("--environment") else argv)
+        assert key in checks, f"README command without a check here: meltano {' '.join(argv)}"
+        began = time.monotonic()
+        result = subprocess.run(
+            [binary, *argv],
+            cwd=clone,
+            env=meltano_env(env | extra_env),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        timings.append((" ".join(argv), time.monotonic() - began))
+        if "config test" in key:
+            left_behind = {e["job_id"] for e in sandbox.app.events("job_created")}
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, (argv, output[-3000:])
+        assert "Traceback" not in output and "deprecated" not in output.lower(), (argv, output[-3000:])
+        assert checks[key](result.stdout if "discover" in key or "state get" in key else output), (argv, output[-3000:])
+    # jobs `config test` left unfinished (nobody polls them any more) finished on the sandbox's clock
+    by_clock = {e["job_id"] for e in sandbox.app.events("job_finished") if e.get("by") == "clock"}
+    assert by_clock & left_behind, "config test left no job unfinished: the test proved nothing about them"
+    return timings
 
 
 # ---- scale-out: two extractors in parallel, state on PostgreSQL ------------------------------------------------

@@ -309,3 +309,18 @@ def test_an_unreachable_host_is_the_same_line_for_every_vendor_saying_what_to_ch
         matched = UNREACHABLE.match(line.removeprefix(prefix))
         assert matched, line
         assert matched["settings"] == settings
+
+
+# ---- the demo's row counts -------------------------------------------------------------------------------
+
+
+def test_the_demos_row_count_table_is_aligned_for_every_stream_name():
+    import demo
+
+    from tap_callreports.tap import ALL_STREAM_NAMES
+
+    counts = [(f"callreports.callreports.{name}", 10**index) for index, name in enumerate(ALL_STREAM_NAMES)]
+    lines = demo.count_table(counts)
+    assert len({len(line) for line in lines}) == 1, "\n".join(lines)  # the counts end in one column
+    for line, (name, count) in zip(lines[1:], counts):
+        assert line.split() == [name, f"{count:,}"]

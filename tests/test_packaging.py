@@ -137,6 +137,8 @@ def test_hub_definition_validates_against_the_hubs_extractor_schema():
     for field in ("repo", "keywords", "domain_url", "logo_url", "maintenance_status", "pip_url", "docs"):
         assert hub.get(field), field
     assert hub["domain_url"].startswith("https://") and hub["logo_url"].startswith("https://")
+    # Three vendors: the domain is the tap's own, not one vendor's site.
+    assert not any(vendor in hub["domain_url"] for vendor in ("talkdesk", "zendesk", "myreports")), hub["domain_url"]
     assert (ROOT / "hub" / "logo.svg").read_text().lstrip().startswith("<svg")  # what logo_url names
     # The supported versions are the ones CI runs and pyproject declares.
     ci = (ROOT / ".ci" / "run").read_text()

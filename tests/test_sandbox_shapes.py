@@ -499,3 +499,51 @@ def test_unknown_shape_is_refused(capsys):
     with pytest.raises(SystemExit) as exited:
         sandbox_cli(["--port", "0", "--shape", "imports-next-missing", "--shape", "nope"])
     assert exited.value.code == 2 and "unknown sandbox shape 'nope'" in capsys.readouterr().err
+
+
+# ---- the job clock -------------------------------------------------------------------------------------
+
+
+def test_jobs_finish_on_their_own_clock_polled_or_not(make_sandbox):
+    """As at the vendors: a job nobody polls (its client stopped, e.g. by `meltano config test`)
+    finishes after job_wall_seconds and frees its slot; polls still finish it sooner (job_polls)."""
+    sandbox = make(
+        make_sandbox, job_polls=5, job_wall_seconds=0.5, talkdesk_max_active_jobs=2, myreports_max_active_requests=1
+    )
+    left = [create_job(sandbox), create_job(sandbox)]
+    mr_left = mr_create(sandbox)
+    full = requests.post(
+        f"{sandbox.url}/data/reports/calls/jobs",
+        headers=TD,
+        timeout=10,
+        json={"name": "t", "format": "json", "timespan": WINDOW},
+    )
+    assert full.status_code == 429
+    assert (
+        requests.post(
+            sandbox.url + MR_REQUESTS,
+            headers=MR,
+            timeout=10,
+            json={
+                "reportId": LONDON_REPORT,
+                "dateFilter": {"start": "2026-10-02T00:00:00Z", "end": "2026-10-02T06:00:00Z"},
+            },
+        ).status_code
+        == 429
+    )
+    time.sleep(0.6)
+    create_job(sandbox), mr_create(sandbox, start="2026-10-02T00:00:00+00:00", end="2026-10-02T06:00:00+00:00")
+    finished = {e["job_id"] for e in sandbox.app.events("job_finished") if e.get("by") == "clock"}
+    assert {left[0]["id"], left[1]["id"], mr_left.rsplit("/", 1)[1]} <= finished
+    # a job the clock finished answers done at its first poll, with its file
+    assert poll(sandbox, left[0]).status_code == 300
+    assert read_file(sandbox, left[0]).content
+    assert get(mr_left, MR).json()["data"]["status"] == "Complete"
+    assert get(mr_left + "/data", MR).status_code == 200
+
+
+def test_polls_finish_a_job_before_its_wall_time(make_sandbox):
+    sandbox = make(make_sandbox, job_polls=2, job_wall_seconds=3600)
+    job = create_job(sandbox)
+    assert poll(sandbox, job).json()["job"]["status"] == "processing"
+    assert poll(sandbox, job).status_code == 300

@@ -46,7 +46,13 @@ def main(argv: list[str] | None = None) -> None:
         help="answer in this documented shape (repeatable; see the list below)",
     )
     parser.add_argument("--job-polls", type=int, default=3)
-    parser.add_argument("--job-seconds", type=float, default=0.0)
+    parser.add_argument("--job-seconds", type=float, default=0.0, help="a job is done no sooner than this")
+    parser.add_argument(
+        "--job-wall-seconds",
+        type=float,
+        default=10.0,
+        help="a job is done this long after creation even if nobody polls it (or after --job-polls polls, if sooner)",
+    )
     parser.add_argument("--talkdesk-max-active-jobs", type=int, default=15, help="report jobs per account (then 429)")
     parser.add_argument(
         "--talkdesk-held-jobs",
@@ -90,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             shapes=tuple(name for given in args.shape for name in given.split(",") if name),
             job_polls=args.job_polls,
             job_seconds=args.job_seconds,
+            job_wall_seconds=args.job_wall_seconds,
             talkdesk_done_status=args.talkdesk_done_status,
             talkdesk_max_active_jobs=args.talkdesk_max_active_jobs,
             talkdesk_held_jobs=args.talkdesk_held_jobs,

@@ -29,10 +29,13 @@ from tap_callreports.sandbox.shapes import (
     MYREPORTS_VANISHED_REQUESTS,
     MYREPORTS_WALL_TIMES,
 )
-from tap_callreports.sandbox.vendor import UTC, VendorApi, envelope, json_response, parse_moment
+from tap_callreports.sandbox.vendor import UTC, VendorApi, envelope, job_finished_by_clock, json_response, parse_moment
 
 if t.TYPE_CHECKING:
     from tap_callreports.sandbox.server import Sandbox
+
+
+MYREPORTS_ACTIVE = ("Pending", "Processing")
 
 
 @dataclass
@@ -195,7 +198,7 @@ class MyReportsApi(VendorApi):
         now = dt.datetime.now(UTC)
         with self.lock:
             limit = self.config.myreports_max_active_requests
-            active = sum(1 for req in self.requests.values() if req.status in ("Pending", "Processing"))
+            active = sum(1 for req in self.requests.values() if self._settle(req) in MYREPORTS_ACTIVE)
             if limit is not None and active >= limit:
                 self.box.event("job_rejected", vendor="myreports", report_id=rep, active=active)
                 return envelope(None, "error", "TooManyRequests", "Too many report requests running", 429)
@@ -254,17 +257,11 @@ class MyReportsApi(VendorApi):
                 return envelope(None, "error", "NotFound", "Request not found", 404)
             was = req.status
             req.polls += 1
-            if req.status in ("Pending", "Processing"):
-                status = "Complete" if req.polls >= self.config.job_polls else "Processing"
-                if status == "Complete" and time.monotonic() - req.created < self.config.job_seconds:
-                    status = "Processing"
-                if status == "Complete" and req.outcome != "done":
-                    status = "Failed" if req.outcome == "failed" else "Cancelled"
-                if status == "Complete":
-                    self.box.file_built(req.id, lambda: self._write_result(req))
-                req.status = status
+            self._settle(req, polled=True)
+            if req.status == "Complete" and req.file_path is None:
+                self.box.file_built(req.id, lambda: self._write_result(req))  # built early, or now
         self.box.event("job_polled", vendor="myreports", job_id=req.id, status=req.status)
-        if req.status != was and req.status not in ("Pending", "Processing"):
+        if req.status != was and req.status not in MYREPORTS_ACTIVE:
             self.box.event("job_finished", vendor="myreports", job_id=req.id, status=req.status)
         message = {
             "Pending": "Report queued",
@@ -283,6 +280,20 @@ class MyReportsApi(VendorApi):
                 "dateCreated": req.created_at.isoformat(),
             }
         )
+
+    def _settle(self, req: MyReportsRequest, polled: bool = False) -> str:
+        """(Holding the lock.) The request's status now, by the job clock
+        (vendor.job_finished_by_clock): it finishes whether polled or not. A poll reports its own
+        change (`poll`); a change nobody polled is an event here."""
+        if req.status not in MYREPORTS_ACTIVE:
+            return req.status
+        if not job_finished_by_clock(req.polls, time.monotonic() - req.created, self.config):
+            req.status = "Processing" if req.polls else "Pending"
+            return req.status
+        req.status = {"done": "Complete", "failed": "Failed"}.get(req.outcome, "Cancelled")
+        if not polled:
+            self.box.event("job_finished", vendor="myreports", job_id=req.id, status=req.status, by="clock")
+        return req.status
 
     def _write_result(self, req: MyReportsRequest) -> None:
         name, tz_name = MYREPORTS_REPORTS[req.report_id]

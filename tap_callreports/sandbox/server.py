@@ -70,6 +70,8 @@ class SandboxConfig:
     # report jobs
     job_polls: int = 3  # polls until a job is done (created -> processing -> uploading -> done)
     job_seconds: float = 0.0  # and at least this long after creation
+    # ... or this long after creation, polled or not (the vendor's own clock), whichever is first
+    job_wall_seconds: float = 10.0
     # build a job's file while it runs (from its creation, on a thread), as a vendor does, instead of
     # at the poll that finds it done (the latency bench: the sandbox's CPU then never delays answers)
     build_files_early: bool = False

@@ -37,7 +37,7 @@ from tap_callreports.sandbox.shapes import (
     imports_link_query,
     talkdesk_json_frame,
 )
-from tap_callreports.sandbox.vendor import CHUNK, UTC, VendorApi, json_response, parse_moment
+from tap_callreports.sandbox.vendor import CHUNK, UTC, VendorApi, job_finished_by_clock, json_response, parse_moment
 
 if t.TYPE_CHECKING:
     from tap_callreports.sandbox.server import Sandbox
@@ -320,7 +320,8 @@ class TalkdeskApi(VendorApi):
             return talkdesk_error(400, "0000400", "Invalid request body", fields)
         assert start is not None and end is not None
         with self.lock:
-            active = sum(1 for job in self.jobs.values() if job.status in TALKDESK_ACTIVE) + self._held_by_others()
+            active = sum(1 for job in self.jobs.values() if self._settle(job) in TALKDESK_ACTIVE)
+            active += self._held_by_others()
             if active >= self.config.talkdesk_max_active_jobs:
                 self.box.event("job_rejected", report_type=report_type, active=active)
                 return talkdesk_error(
@@ -371,22 +372,33 @@ class TalkdeskApi(VendorApi):
         return self.config.talkdesk_held_jobs if held else 0
 
     def _advance_job(self, job: TalkdeskJob) -> None:
+        """(Holding the lock.) A poll: one more poll counts, then the job clock says where it is."""
         job.polls += 1
+        self._settle(job, polled=True)
+        if job.status == "done" and job.file_path is None:
+            self.box.file_built(job.id, lambda: self._write_file(job))  # built early, or now
+
+    def _settle(self, job: TalkdeskJob, polled: bool = False) -> str:
+        """(Holding the lock.) The job's status now, by the job clock (vendor.job_finished_by_clock):
+        it moves on whether polled or not, so jobs nobody polls free their slots. A poll reports
+        its own change (`job`); a change nobody polled is an event here."""
         if job.status not in TALKDESK_ACTIVE:
-            return
-        if job.polls >= self.config.job_polls:
+            return job.status
+        finished = job_finished_by_clock(job.polls, time.monotonic() - job.created, self.config)
+        if finished:
             status = "done"
+        elif job.polls == 0:
+            status = "created"
         else:
-            status = "processing" if job.polls == 1 else "uploading"
-        if status == "done" and time.monotonic() - job.created < self.config.job_seconds:
-            status = "uploading"
-        if job.outcome == "canceled" and job.polls >= 2:
+            status = "processing" if job.polls == 1 and job.polls < self.config.job_polls else "uploading"
+        if job.outcome == "canceled" and (job.polls >= 2 or finished):
             status = "canceled"
         if job.outcome == "failed" and status == "done":
             status = "failed"
-        if status == "done":
-            self.box.file_built(job.id, lambda: self._write_file(job))
+        if not polled and status not in TALKDESK_ACTIVE:  # finished with nobody polling
+            self.box.event("job_finished", vendor="talkdesk", job_id=job.id, status=status, by="clock")
         job.status = status
+        return status
 
     @staticmethod
     def _type_invalid(report_type: str) -> Response | None:

@@ -47,6 +47,14 @@ def parse_moment(value: t.Any, tz: dt.tzinfo, wall: bool = False) -> dt.datetime
     return (parsed if parsed.tzinfo and not wall else parsed.replace(tzinfo=tz)).astimezone(UTC)
 
 
+def job_finished_by_clock(polls: int, age: float, config: t.Any) -> bool:
+    """The job clock both vendors' report jobs run on: a job is finished after `job_polls` polls
+    or `job_wall_seconds` after it was created, whichever comes first, and never before
+    `job_seconds`. Like the vendors' jobs, it finishes whether anyone polls it or not: jobs a
+    stopped client left behind free the account's slots (docs/sandbox.md)."""
+    return (polls >= config.job_polls or age >= config.job_wall_seconds) and age >= config.job_seconds
+
+
 class VendorApi:
     """One vendor's routes and state. The router (server.Sandbox) sends each of `ROUTES` to the
     method it names; what the vendors share (config, data, lock, events, shapes, faults, file
