@@ -7,7 +7,7 @@ Zendesk allows 10 requests a minute per export and answers 1000 items a page, so
 more than 10 x 1000 = 10,000 calls a minute (the ceiling). The sandbox runs in this process with
 `--days` days of calls (`--calls-per-hour` each hour, each call in its final version) and a Talk
 limit of 10 requests per 60/`--speedup` seconds; the tap runs as its own process (stdout to
-/dev/null) with the matching `zendesk_talk_rate_limit` / `zendesk_talk_rate_window_seconds` and
+a file) with the matching `zendesk_talk_rate_limit` / `zendesk_talk_rate_window_seconds` and
 only zendesk_talk_calls selected, from the first day.
 
 The sped-up clock shortens the rate window only; the tap's own work per page (parsing, conforming,
@@ -17,7 +17,10 @@ window seconds), i.e. calls per sandbox window.
 
 Printed: calls, pages (requests answered 200), 429s (the tap's pacing should meet none), wall
 seconds, calls per (converted) minute, and that as a share of the ceiling; the tap's progress lines
-(their time-left estimates) with --progress.
+(their time-left estimates) with --progress. With --resume, a second run starts the moment the
+first ends, from its last STATE (as a scheduler chaining runs would): its requests, the 429s it
+met (the first run's last requests are still inside Zendesk's window; a new process does not know
+them) and the calls it sent again (only the bookmark's second).
 """
 
 from __future__ import annotations
@@ -46,12 +49,29 @@ def iso(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def tap(config: Path, catalog: Path, state: dict | None, tmp: Path) -> tuple[subprocess.CompletedProcess, list]:
+    """One run of the tap's CLI; its STATE values (records are counted by the sandbox)."""
+    argv = [sys.executable, "-m", "tap_callreports", "--config", str(config), "--catalog", str(catalog)]
+    if state is not None:
+        (tmp / "state.json").write_text(json.dumps(state))
+        argv += ["--state", str(tmp / "state.json")]
+    with open(tmp / "out.jsonl", "wb") as out:
+        run = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, text=True, check=False)
+    states = []
+    with open(tmp / "out.jsonl", "rb") as out:
+        for line in out:
+            if line.startswith(b'{"type":"STATE"') or b'"type": "STATE"' in line[:40]:
+                states.append(json.loads(line)["value"])
+    return run, states
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--calls-per-hour", type=int, default=60)
     parser.add_argument("--speedup", type=float, default=10.0, help="the rate window is 60/speedup seconds")
     parser.add_argument("--progress", action="store_true", help="print the tap's progress lines")
+    parser.add_argument("--resume", action="store_true", help="then a second run from the first's STATE")
     args = parser.parse_args()
     window = 60.0 / args.speedup
     start = ANCHOR - dt.timedelta(days=args.days)
@@ -94,28 +114,28 @@ def main() -> int:
             catalog_path = Path(tmp) / "catalog.json"
             catalog_path.write_text(json.dumps(streams))
             began = time.monotonic()
-            with open(os.devnull, "wb") as devnull:
-                run = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "tap_callreports",
-                        "--config",
-                        str(config_path),
-                        "--catalog",
-                        str(catalog_path),
-                    ],
-                    stdout=devnull,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    check=False,
-                )
+            run, states = tap(config_path, catalog_path, None, Path(tmp))
             wall = time.monotonic() - began
+            pages = [e for e in sandbox.app.events("zendesk_talk_page") if e["resource"] == "calls"]
+            limited = [e for e in sandbox.app.events("rate_limited") if e.get("resource") == "calls"]
+            resumed_line = ""
+            if args.resume and run.returncode == 0:
+                before = len(sandbox.app.events("zendesk_talk_page"))
+                limited_before = len(sandbox.app.events("rate_limited"))
+                resumed, _ = tap(config_path, catalog_path, states[-1], Path(tmp))
+                if resumed.returncode != 0:
+                    print(resumed.stderr[-3000:], file=sys.stderr)
+                    return 1
+                asked = sandbox.app.events("zendesk_talk_page")[before:]
+                bookmark = states[-1]["bookmarks"]["zendesk_talk_calls"]["replication_key_value"]
+                resumed_line = (
+                    f"  resumed run: {len(asked)} request(s) from start_time {asked[0]['start_time']} "
+                    f"(the bookmark {bookmark}), {len(sandbox.app.events('rate_limited')) - limited_before} 429(s) "
+                    f"waited out, {sum(e['count'] for e in asked)} call(s) read again (those of the bookmark's second)"
+                )
         if run.returncode != 0:
             print(run.stderr[-3000:], file=sys.stderr)
             return 1
-        pages = [e for e in sandbox.app.events("zendesk_talk_page") if e["resource"] == "calls"]
-        limited = [e for e in sandbox.app.events("rate_limited") if e.get("resource") == "calls"]
         calls = len(zendesk.talk.latest("calls", int((ANCHOR + dt.timedelta(days=3)).timestamp())))
         per_minute = calls / (wall / window)
         ceiling = LIMIT * PAGE_SIZE
@@ -131,6 +151,10 @@ def main() -> int:
             f"  wall {wall:.1f}s = {wall / window:.2f} windows; {per_minute:,.0f} calls per (converted) minute; "
             f"ceiling {ceiling:,} (10 requests x {PAGE_SIZE}); {100 * per_minute / ceiling:.0f}% of it"
         )
+        if len(pages) <= LIMIT:
+            print(f"  (only {len(pages)} pages: one window's worth, not bound by the limit; use more --days)")
+        if resumed_line:
+            print(resumed_line)
         print(f"  load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     finally:
         sandbox.stop()
