@@ -21,7 +21,7 @@ from tap_callreports.client import VendorRefused
 from tap_callreports.errors import CallReportsError
 from tap_callreports.redact import REGISTRY
 from tap_callreports.retry import HostUnreachable
-from tap_callreports.zendesk.talk import TALK_HELP
+from tap_callreports.zendesk.talk import TALK_ABSENT, TALK_HELP
 
 if t.TYPE_CHECKING:
     from tap_callreports.client import CallReportsStream
@@ -132,7 +132,9 @@ class ConnectionTest:
         try:
             _get(calls, calls.path, {"start_time": int(time.time()) - 86400})
         except VendorRefused as exc:
-            if exc.status in (403, 404):
+            if exc.status == 404:  # a sync skips the Talk streams with a warning
+                return f"credentials, job statuses page; talk calls export: 404, {TALK_ABSENT}"
+            if exc.status == 403:
                 raise CheckRefused(f"Talk export: {_reason(exc)}; {TALK_HELP}") from None
             raise
         finally:

@@ -420,11 +420,39 @@ def test_a_next_page_that_would_loop_or_skip_stops_loudly(next_page, why):
         paginator().advance(answer(100, full_page(500, next_page)))
 
 
-def test_a_refused_talk_export_says_to_deselect_the_streams(sandbox):
-    run = sync(talk_config(sandbox, zendesk_api_url=f"{sandbox.url}/no-talk"), streams=["zendesk_talk_calls"])
-    assert isinstance(run.error, StreamError)
-    assert str(run.error).startswith("zendesk_talk_calls: 404")
-    assert "deselect zendesk_talk_calls and zendesk_talk_legs" in str(run.error)
+def test_an_account_without_talk_skips_the_streams_with_one_warning_and_the_run_goes_on(tmp_path):
+    sandbox = talk_sandbox(shapes=("zendesk-talk-absent",))
+    try:
+        run = run_cli(tmp_path, talk_config(sandbox))
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.records("zendesk_job_statuses")  # the other Zendesk stream still loads
+        warnings = [line for line in run.stderr_lines if "| WARNING" in line]
+        assert len(warnings) == 2, warnings  # one per Talk stream
+        assert all(
+            "Zendesk Talk is not on this account; deselect zendesk_talk_calls and zendesk_talk_legs" in line
+            for line in warnings
+        )
+        assert not run.records("zendesk_talk_calls")
+        assert "zendesk_talk_calls" not in run.final_state.get("bookmarks", {}) or not run.final_state["bookmarks"][
+            "zendesk_talk_calls"
+        ].get("replication_key_value")
+        checked = run_cli(tmp_path, talk_config(sandbox), "--test")
+        assert checked.returncode == 0 and "talk calls export: 404" in checked.stderr
+    finally:
+        sandbox.stop()
+
+
+def test_a_user_who_may_not_read_the_exports_stops_the_stream_with_what_to_do(tmp_path):
+    sandbox = talk_sandbox(shapes=("zendesk-talk-forbidden",))
+    try:
+        run = sync(talk_config(sandbox), streams=["zendesk_talk_calls"])
+        assert isinstance(run.error, StreamError)
+        assert str(run.error).startswith("zendesk_talk_calls: 403")
+        assert "deselect zendesk_talk_calls and zendesk_talk_legs" in str(run.error)
+        checked = run_cli(tmp_path, talk_config(sandbox), "--test")
+        assert checked.returncode != 0 and "zendesk: refused: Talk export: 403" in checked.stderr
+    finally:
+        sandbox.stop()
 
 
 # ---- the sandbox's exports, as a client sees them (plain HTTP) -------------------------------------

@@ -81,6 +81,9 @@ SHAPES: dict[str, str] = {
     # Zendesk Talk incremental exports
     "zendesk-talk-second-full": "1001 Talk calls and 1001 legs are saved again in one second (12 hours into the "
     "data, a bulk correction): a whole export page shares one second, so start_time cannot move past it",
+    "zendesk-talk-absent": "the Talk exports answer 404 (an account without Talk)",
+    "zendesk-talk-forbidden": "the Talk exports answer 403 (a user who may not read them: not an admin, nor an "
+    "agent who can manage channels)",
     # MyReports
     "myreports-request-after-data": "the /data body has request and every other member after the data array",
     "myreports-no-timezone": "the /data result's request has no timeZoneId",
@@ -359,6 +362,11 @@ ZENDESK_NEXT_HOSTS: dict[str, t.Callable[[str, str], str]] = {
 
 #: Items of each Talk export saved again in one second (12 hours into the data), per shape.
 ZENDESK_TALK_FULL_SECOND = {"zendesk-talk-second-full": 1001}
+#: The Talk exports refused, per shape: (status, Zendesk's error body).
+ZENDESK_TALK_REFUSED: dict[str, tuple[int, dict[str, str]]] = {
+    "zendesk-talk-absent": (404, {"error": "InvalidEndpoint", "description": "Not found"}),
+    "zendesk-talk-forbidden": (403, {"error": "Forbidden", "description": "You do not have access to this page"}),
+}
 
 #: page[after] cursors that have expired when used, per shape: from which row of the list on (the
 #: third page of 100); "-once": the first use of each cursor.

@@ -21,6 +21,7 @@ from tap_callreports.sandbox.shapes import (
     ZENDESK_EXPIRED_CURSORS,
     ZENDESK_NEXT_HOSTS,
     ZENDESK_TALK_FULL_SECOND,
+    ZENDESK_TALK_REFUSED,
 )
 from tap_callreports.sandbox.vendor import VendorApi, json_response
 
@@ -278,6 +279,8 @@ class ZendeskApi(VendorApi):
         headers, refused = self._guard(request)
         if refused is not None:
             return refused
+        if (answer := self.box.first_on(ZENDESK_TALK_REFUSED)) is not None:
+            return json_response(answer[1], answer[0], headers)
         limited = self._talk_rate(resource)
         if limited is not None:
             limited.headers.update(headers)

@@ -50,6 +50,10 @@ EXPORT_PATH = "/api/v2/channels/voice/stats/incremental/"
 PAGE_SIZE = 1000
 #: Seconds between two progress lines of a long read (the first page always has one).
 PROGRESS_EVERY_SECONDS = 30.0
+TALK_ABSENT = (
+    "Zendesk Talk is not on this account; deselect zendesk_talk_calls and zendesk_talk_legs in the catalog to "
+    "leave them out"
+)
 TALK_HELP = (
     "Zendesk Talk is not on this account, or this user may not read its exports (admins, or agents who "
     "can manage channels); deselect zendesk_talk_calls and zendesk_talk_legs in the catalog, or use "
@@ -281,8 +285,18 @@ class ZendeskTalkStream(ZendeskStream):
         try:
             yield from super().extract_records(context)
         except VendorRefused as exc:
+            said = exc.args[0] if exc.args else str(exc.status)
+            if exc.status == HTTPStatus.NOT_FOUND and read.pages == 0:
+                # as tap-zendesk does for Talk: an account without Talk is not an error of the run
+                self.logger.warning(
+                    "%s: %s: %s; the stream was skipped: nothing emitted, no bookmark moved",
+                    self.name,
+                    said,
+                    TALK_ABSENT,
+                )
+                return
             if exc.status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
-                raise StreamError(self.name, f"{exc.args[0] if exc.args else exc.status}: {TALK_HELP}") from None
+                raise StreamError(self.name, f"{said}: {TALK_HELP}") from None
             raise
         self.logger.info(
             "%s: read %d page(s) up to %s: %d item(s) emitted, %d repeat(s) of a boundary second left out, "
