@@ -58,7 +58,7 @@ def wait_for(url: str, seconds: float = 20) -> None:
 # A query to paste after the demo. Tables are named database.schema.table: target-duckdb's schema
 # is `callreports` inside the database file `callreports`, so `callreports.talkdesk_calls` alone is ambiguous.
 EXAMPLE_QUERY = (
-    "select type, count(*) as calls, round(avg(talk_time)) as avg_talk_seconds "
+    "select type, count(*) as calls, round(avg(talk_time_seconds)) as avg_talk_seconds "
     "from callreports.callreports.talkdesk_calls group by type order by calls desc"
 )
 

@@ -11,6 +11,10 @@ and the rows it gets always agree.
   other character that is not [a-z0-9_] -> `_`. Two vendor names that would meet keep apart: the
   later one gets its full dotted name with `__` for dots.
 - Renamed fields land in one canonical column whichever payload version arrives.
+- Values the vendor writes in a form other than the column's type are converted where nothing is
+  lost (`ValueForm`: flags as text, durations as fractions of a day or `0d 0h 0m 42s` text, lists
+  as JSON text), by one converter per column chosen once per layout; any other value stops the
+  stream with one line naming the column and the catalog override.
 - Instants are RFC 3339 UTC (`...Z`, format date-time). A vendor value with an offset or `Z` is
   converted; a wall time without one is read in the zone the report was requested in, and the
   original text is kept as `<column>_local` (the local wall time carries information).
@@ -22,9 +26,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import math
 import re
 import typing as t
 from dataclasses import dataclass, field
+
+import orjson
 
 from tap_callreports.conform import ISO_DATE_TIME, Conformer, ValueNotConformed, utc_text
 from tap_callreports.errors import StreamError
@@ -47,6 +54,96 @@ def sql_name(name: str, strip_prefixes: t.Sequence[str] = ()) -> str:
 
 
 @dataclass(frozen=True)
+class ValueForm:
+    """How a vendor writes a column's values, and the lossless conversion to the column's JSON type
+    (`kind`). `convert` takes a value that is not missing and returns it converted, or raises
+    ValueError when the value is in none of the form's `known` forms."""
+
+    name: str
+    kind: str
+    known: str
+    convert: t.Callable[[t.Any], t.Any]
+
+
+def _flag_forms() -> dict[t.Any, bool]:
+    forms: dict[t.Any, bool] = {True: True, False: False}
+    for words, flag in ((("true", "yes", "t", "y", "1"), True), (("false", "no", "f", "n", "0"), False)):
+        for word in words:
+            for written in (word, word.upper(), word.capitalize()):
+                forms[written] = flag
+    return forms
+
+
+_FLAGS = _flag_forms()
+
+
+def _flag(value: t.Any) -> bool:
+    try:
+        return _FLAGS[value]
+    except (KeyError, TypeError):  # a list or object cannot be looked up
+        if value.__class__ is str and (found := _FLAGS.get(value.strip().lower())) is not None:
+            return found
+        raise ValueError(value) from None
+
+
+DAY = 86400
+
+
+def _day_fraction(value: t.Any) -> float:
+    """A fraction of a day (0.000069444446, 1.6087963E-6) -> seconds, to the millisecond: the
+    vendor's fractions carry about 8 significant digits (a float32), less than a millisecond."""
+    cls = value.__class__
+    if cls is bool or cls not in (int, float, str):
+        raise ValueError(value)
+    number = float(value)  # ValueError for text that is not a number
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(value)
+    return round(number * DAY, 3)
+
+
+_DHMS = re.compile(r"\s*(?:([0-9]+)d)?\s*(?:([0-9]+)h)?\s*(?:([0-9]+)m)?\s*(?:([0-9]+)s)?\s*")
+
+
+def _dhms(value: t.Any) -> int:
+    """Duration text `0d 0h 0m 42s` (any part may be left out) -> whole seconds."""
+    found = _DHMS.fullmatch(value) if value.__class__ is str else None
+    if found is None or not any(found.groups()):
+        raise ValueError(value)
+    days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _json_list(value: t.Any) -> list:
+    """A JSON array, or text holding one (`["rg1", "rg2"]`, as CSV cells and some reports write it)."""
+    if value.__class__ is list:
+        return value
+    if value.__class__ is str:
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise ValueError(value) from None
+        if parsed.__class__ is list:
+            return parsed
+    raise ValueError(value)
+
+
+#: A flag written as a boolean or as text in any case: true/false, yes/no, t/f, y/n, 1/0.
+FLAG = ValueForm("flag", "boolean", "true/false, yes/no, t/f, y/n, 1/0 in any case", _flag)
+#: A duration written as a fraction of a day, decimal or exponent form -> seconds.
+DAY_FRACTION = ValueForm("day fraction", "number", "a fraction of a day (e.g. 0.000069444446)", _day_fraction)
+#: A duration written as text `0d 0h 0m 42s` -> seconds.
+DHMS_TEXT = ValueForm("duration text", "number", "duration text like '0d 0h 0m 42s'", _dhms)
+#: A list written as a JSON array or as text holding one.
+JSON_LIST = ValueForm("list", "array", 'a JSON array or text holding one (e.g. ["a", "b"])', _json_list)
+
+
+def seconds_column(vendor_name: str, strip_prefixes: t.Sequence[str] = ()) -> str:
+    """The column of a duration: its name says seconds (`talk_time` -> `talk_time_seconds`)."""
+    name = sql_name(vendor_name, strip_prefixes)
+    return name if name.endswith("_seconds") else f"{name}_seconds"
+
+
+@dataclass(frozen=True)
 class RowPolicy:
     """How one report stream's vendor rows become warehouse rows (all names are output names)."""
 
@@ -63,6 +160,8 @@ class RowPolicy:
     empty_text_is_null: bool = False
     #: The text "None" is a missing value in every column, known or added (Talkdesk writes both).
     none_text_is_null: bool = False
+    #: Output columns whose vendor form is converted to the column's type (`ValueForm`).
+    forms: t.Mapping[str, ValueForm] = field(default_factory=dict)
 
     def output_schema(self, vendor_schema: dict) -> dict:
         """The SCHEMA targets see: vendor properties under their column names, old names folded
@@ -77,6 +176,11 @@ class RowPolicy:
         for vendor_name, spec in vendor.items():
             if vendor_name in self.renamed:  # folded into its canonical column
                 properties.setdefault(self.renamed[vendor_name], copy.deepcopy(spec))
+        for column, form in self.forms.items():
+            spec = properties.setdefault(column, {})
+            spec["type"] = [form.kind, "null"]
+            if form.kind == "array":
+                spec.setdefault("items", {"type": ["string"]})
         for column in self.instants:
             spec = properties.setdefault(column, {})
             description = spec.get("description", "")
@@ -195,17 +299,8 @@ def _wall_text(text: str) -> str:
     return text if text[10] == "T" else f"{text[:10]}T{text[11:]}"
 
 
-_MISSING_TEXTS = frozenset({"", "None"})
-
-
-def _has_missing_text(row: dict[str, t.Any]) -> bool:
-    """Whether a value is "" or "None" (a C-level set probe per value; a list or object value
-    cannot be hashed, and then the slower scan decides)."""
-    try:
-        return not _MISSING_TEXTS.isdisjoint(row.values())
-    except TypeError:
-        values = row.values()
-        return "" in values or "None" in values
+#: Renamed fields move in place while at most one field in this many is renamed (else: rebuilt).
+_MOVES_RATIO = 4
 
 
 class RowShaper:
@@ -221,6 +316,7 @@ class RowShaper:
         stream: str = "",
         instants: t.Callable[[], t.Sequence[str]] | None = None,
         text_instants: t.Callable[[], t.Collection[str]] | None = None,
+        forms: t.Callable[[], t.Mapping[str, ValueForm]] | None = None,
     ) -> None:
         """`known` gives the columns the stream's schema has; a row with any other column is handed
         to `on_unknown` (schema growth) before it is converted, so a new column is typed from the
@@ -228,7 +324,9 @@ class RowShaper:
         `conformer` builds the stream's Conformer (again after the schema grows): every row leaves
         with each value of its column's type (`conform.py`). `instants` gives the instant columns
         (again after the schema grows); by default the policy's. `text_instants`: those of them the
-        catalog declares text: a time in them is converted all the same, other text kept as sent."""
+        catalog declares text: a time in them is converted all the same, other text kept as sent.
+        `forms` gives the columns whose vendor form is converted (again after the schema grows: a
+        column the catalog types otherwise is left to the conformer); by default the policy's."""
         self.policy = policy
         self.stream = stream
         self.names = ColumnNames(policy)
@@ -243,10 +341,16 @@ class RowShaper:
             ({"None"} if policy.none_text_is_null else set()) | ({""} if policy.empty_text_is_null else set())
         )
         self.instants = UtcInstants()
-        # Per key tuple seen: (the output names when any differs from the vendor's, else None;
-        # whether any output name is unknown to the schema; the value-type patterns proven to
-        # conform for this layout).
-        self._columns_for: dict[tuple[str, ...], tuple[tuple[str, ...] | None, bool, set]] = {}
+        # Per key tuple seen: (the output names when the layout is rebuilt, else None; the
+        # (vendor name, column) pairs moved in place; whether any output name is unknown to the
+        # schema; the value-type patterns proven to conform for this layout; the (column, form)
+        # pairs of this layout to convert).
+        self._columns_for: dict[
+            tuple[str, ...],
+            tuple[tuple[str, ...] | None, tuple[tuple[str, str], ...], bool, set, tuple[tuple[str, ValueForm], ...]],
+        ] = {}
+        self._form_columns = forms
+        self._forms = dict(forms()) if forms is not None else dict(policy.forms)
         self._instant_columns = instants
         self._instants = tuple(instants()) if instants is not None else policy.instants
         self._text_instant_columns = text_instants
@@ -261,20 +365,45 @@ class RowShaper:
         YYYY-MM-DDTHH:MM:SS whatever form the vendor used."""
         keys = tuple(row)
         try:
-            columns, unknown, proven = self._columns_for[keys]
+            columns, moves, unknown, proven, converted = self._columns_for[keys]
         except KeyError:
             renamed = tuple(self.names.column(k) for k in keys)
             unknown = self._known is not None and not set(renamed) <= self._known()
-            columns = None if renamed == keys else renamed
+            moved = tuple((k, c) for k, c in zip(keys, renamed) if k != c)
+            # A few renamed fields move in place (a Talkdesk duration to its `_seconds` column);
+            # a layout renamed throughout (camelCase) is rebuilt in one go.
+            moves = moved if len(moved) * _MOVES_RATIO <= len(keys) else ()
+            columns = renamed if moved and not moves else None
             proven = set()
-            self._columns_for[keys] = (columns, unknown, proven)
+            converted = tuple((name, self._forms[name]) for name in renamed if name in self._forms)
+            self._columns_for[keys] = (columns, moves, unknown, proven, converted)
+        if self._missing:
+            # Missing texts found by C-level scans of the values (`list.index` compares with ==, and
+            # only a str equals "" or "None"), set to null under the row's own keys.
+            values = list(row.values())
+            for text in self._missing:
+                try:
+                    at = values.index(text)
+                except ValueError:
+                    continue
+                while True:
+                    row[keys[at]] = None
+                    try:
+                        at = values.index(text, at + 1)
+                    except ValueError:
+                        break
         if columns is not None:
             row = dict(zip(columns, row.values()))
-        if self._missing and _has_missing_text(row):
-            missing = self._missing
-            for name, value in row.items():  # same keys: safe while iterating
-                if value.__class__ is str and value in missing:
-                    row[name] = None
+        else:
+            for vendor_name, column in moves:
+                row[column] = row.pop(vendor_name)
+        for name, form in converted:
+            value = row[name]
+            if value is not None:
+                try:
+                    row[name] = form.convert(value)
+                except (ValueError, TypeError, OverflowError):
+                    raise ValueFormNotKnown(self.stream, name, form, value) from None
         if unknown and self._on_unknown is not None:
             # Typed from its first value that is not missing: the same type wherever a run starts.
             self._on_unknown(row)  # the conformer may be new now
@@ -325,6 +454,34 @@ class RowShaper:
             self._instants = tuple(self._instant_columns())
         if self._text_instant_columns is not None:
             self._text_instants = frozenset(self._text_instant_columns())
+        if self._form_columns is not None:
+            self._forms = dict(self._form_columns())
+
+
+class ValueFormNotKnown(ValueNotConformed):
+    """A value in none of its column's known forms (a flag that is neither yes nor no, a duration
+    that is no fraction of a day): converting it would be a guess, and null would lose it. The
+    stream stops; the line names the catalog declaration that keeps such values as text."""
+
+    def __init__(self, stream: str, column: str, form: ValueForm, value: t.Any) -> None:
+        self.column, self.value = column, value
+        shown = REGISTRY.redact(repr(value))[:_SHOWN_ADDED]
+        StreamError.__init__(  # the message is this class's own, not ValueNotConformed's
+            self,
+            stream,
+            f"column '{column}' ({form.kind}) takes {form.known}, but the vendor sent {shown}; converting it "
+            "would be a guess, so the record was not emitted and no bookmark moved past it. To keep such values, "
+            f"{_as_text(stream, column)}; the column then holds the values as the vendor wrote them",
+        )
+
+
+def _as_text(stream: str, column: str) -> str:
+    """The way out of a stop on a column's value: the catalog declaration that keeps it as text."""
+    return (
+        f'declare the column as text in the stream\'s catalog schema: "{column}": {{"type": ["string", "null"]}} '
+        f"under the {stream} entry's schema.properties (Meltano: the extractor's `schema` extra, "
+        f'{stream}: {{{column}: {{type: [string, "null"]}}}}) and run again'
+    )
 
 
 class AddedInstantNotATime(ValueNotConformed):
@@ -341,10 +498,8 @@ class AddedInstantNotATime(ValueNotConformed):
             stream,
             f"column '{column}' (a field the schema did not list) was added as a UTC date-time because its first "
             f"value was a time, but the vendor sent {shown}, which is not a time; the record was not emitted and "
-            f"no bookmark moved past it. Declare the column as text in the stream's catalog schema: "
-            f'"{column}": {{"type": ["string", "null"]}} under the {stream} entry\'s schema.properties (Meltano: '
-            f'the extractor\'s `schema` extra, {stream}: {{{column}: {{type: [string, "null"]}}}}) and run again; '
-            "times in it still land as UTC text, any other text as sent",
+            f"no bookmark moved past it. To keep it, {_as_text(stream, column)}; times in it still land as UTC "
+            "text, any other text as sent",
         )
 
 

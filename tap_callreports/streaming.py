@@ -435,24 +435,46 @@ EMPTY_JSON_TYPES = frozenset(
         "binary/octet-stream",
     }
 )
-#: A column name when the layout is unknown: snake_case or dotted, as every evidenced layout's.
-_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 
 
 def _not_a_csv_header(body: bytes, whole: bool, columns: t.Collection[str], kind: str) -> str | None:
-    """Why the first line of a CSV body is not the report's header (a Talkdesk CSV always has one)."""
-    if not body:
+    """Why the first line of a CSV body is not the report's header (a Talkdesk CSV always has one),
+    decided by the file's structure, whatever the names hold (`in_business_hours?`,
+    `wrap-up_duration`, dots, spaces, capitals): a header is a CSV record of distinct, non-empty
+    names without white space around them, and the next record (when the bytes looked at hold it
+    whole) has as many fields. Status text is one field, or words with a space after a comma; a
+    one-field line is a header only when it names one of `columns` (the layout's vendor names)."""
+    if not body.strip():
         return f"an empty {kind or 'untyped'} body for a CSV report (its header line is missing)"
-    line, newline, _ = body.partition(b"\n")
-    fields = [f.strip().strip('"').strip() for f in line.decode("utf-8", "replace").rstrip("\r").split(",")]
-    if not newline and not whole:
-        fields = fields[:-1]  # a header longer than the bytes looked at: its last name is cut
+    records: list[list[str]] = []
+    try:
+        records.extend(csv.reader(io.StringIO(body.decode("utf-8", "replace"), newline="")))
+    except csv.Error:
+        pass  # a quoted field cut by the bytes looked at: judge the records before it
+    line = body.partition(b"\n")[0].rstrip(b"\r")
     shown = line[:60].decode("utf-8", "replace")
-    if columns:
-        known = {c.lower() for c in columns}
-        if any(f.lower() in known for f in fields):
+    if not records:
+        return f"a {kind or 'text'} body ({shown!r}) whose first line is not a CSV header (no CSV record)"
+    header_whole = whole or len(records) > 1
+    names = records[0] if header_whole else records[0][:-1]  # a header longer than the bytes looked at
+    known = {c.lower() for c in columns}
+    why = None
+    if header_whole and len(names) == 1:
+        if names[0].lower() in known:
             return None
-        return f"a {kind or 'text'} body ({shown!r}) whose first line names none of the report's columns"
-    if len(fields) >= 2 and all(_COLUMN_NAME.fullmatch(f) for f in fields):
+        why = "one field"
+    elif any(not name or name != name.strip() for name in names):
+        why = "an empty name or one with white space around it"
+    elif len(set(names)) != len(names):
+        why = "a name given twice"
+    elif len(records) > 2 or (whole and len(records) == 2):  # noqa: PLR2004 - the second record is whole
+        if len(records[1]) != len(records[0]) and any(records[1]):
+            why = f"{len(records[0])} fields, the next line {len(records[1])}"
+    if why is None:
         return None
-    return f"a {kind or 'text'} body ({shown!r}) whose first line is not a CSV header"
+    if known and not known.intersection(name.lower() for name in names):
+        return (
+            f"a {kind or 'text'} body ({shown!r}) whose first line names none of the report's columns "
+            f"and is not a CSV header ({why})"
+        )
+    return f"a {kind or 'text'} body ({shown!r}) whose first line is not a CSV header ({why})"

@@ -231,3 +231,20 @@ def require_postgres() -> None:
         if os.environ.get("CI_REQUIRE_POSTGRES"):
             pytest.fail("PostgreSQL is not running on 127.0.0.1:55432: `make postgres` starts it")
         pytest.skip("PostgreSQL is not running (`make postgres` starts one on 127.0.0.1:55432)")
+
+
+#: Talkdesk calls durations (whole seconds) land in `<name>_seconds` (docs/talkdesk-report-rows.md).
+CALLS_DURATIONS = ("total_time", "talk_time", "wait_time", "hold_time", "abandon_time", "total_ringing_time")
+
+
+def landed_calls_row(row: dict) -> dict:
+    """A sandbox calls row as the tap lands it: durations in `_seconds` columns, the Yes/No flag a
+    boolean, empty text null (a CSV cell cannot tell "" from null)."""
+    landed = {}
+    for name, value in row.items():
+        if value == "":
+            value = None
+        if name == "agent_disconnected" and value is not None:
+            value = {"Yes": True, "No": False}[value]
+        landed[f"{name}_seconds" if name in CALLS_DURATIONS else name] = value
+    return landed

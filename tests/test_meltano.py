@@ -191,7 +191,7 @@ def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox,
     assert types["myreports_requests"]["summary"] == "jsonb"
     assert types["myreports_call_rows"]["start_utc"].startswith("timestamp")
     assert types["myreports_call_rows"]["duration"] in ("numeric", "double precision", "real")
-    assert types["talkdesk_calls"]["talk_time"] in ("bigint", "integer", "numeric")
+    assert types["talkdesk_calls"]["talk_time_seconds"] in ("bigint", "integer", "numeric")
     keys = {(t, c) for t, names in primary_keys("callreports").items() for c in names}
     assert {("talkdesk_imports", "id"), ("zendesk_job_statuses", "id"), ("myreports_call_rows", "doc_id")} <= keys
     duplicates = postgres("select count(*) - count(distinct doc_id) from callreports.myreports_call_rows")

@@ -207,10 +207,15 @@ CALLS_COLUMNS = ("call_id", "interaction_id", "start_at", "start_time")
         (
             "csv",
             "text/csv",
-            b"call_id" + b",a_column_the_tap_does_not_know" * 30,
+            b"call_id" + b"".join(b",a_column_the_tap_does_not_know_%d" % n for n in range(30)),
             CALLS_COLUMNS,
         ),  # longer than looked at
-        ("csv", "text/csv", b"event_id,occurred_at,studio.step-name\n", ()),  # no layout: looks like a header
+        ("csv", "text/csv", b"event_id,occurred_at,studio.step-name\n", ()),  # no layout
+        # The header is decided by its structure, whatever the names hold (explore_calls, messaging).
+        ("csv", "text/csv", b"interaction_id,in_business_hours?,transfer?,wrap-up_duration\r\na,TRUE,No,0.1\r\n", ()),
+        ("csv", "text/csv", b'"Date & Time","Is KPI",Response\r\n2026-10-01 10:00:00,yes,"5"\r\n', ()),
+        ("csv", "text/csv", b"agent,queue\n", CALLS_COLUMNS),  # names none of the layout's: the key check decides
+        ("csv", "text/csv", b"call_id\r\n", CALLS_COLUMNS),  # one column, the layout's
         ("json_bulk", "application/x-ndjson", b"", ()),  # an empty window
         ("json_bulk", "binary/octet-stream", b"", ()),
     ],
@@ -223,7 +228,8 @@ def test_a_report_body_is_taken(fmt, content_type, head, columns):
     ("fmt", "content_type", "head", "columns", "says"),
     [
         ("csv", "text/plain", b"The report file is being generated\n", CALLS_COLUMNS, "names none of the report's"),
-        ("csv", "text/csv", b"agent,queue\n", CALLS_COLUMNS, "names none of the report's"),
+        ("csv", "text/csv", b"agent,agent\n", (), "a name given twice"),
+        ("csv", "text/csv", b"a,b\r\n1,2,3\r\n4,5\r\n", (), "2 fields, the next line 3"),
         ("csv", "text/csv", b"", CALLS_COLUMNS, "empty text/csv body"),
         ("csv", "text/csv", b"\r\n", (), "empty text/csv body"),
         ("csv", "text/plain", b"The report file is being generated\n", (), "not a CSV header"),

@@ -654,7 +654,7 @@ def test_batch_and_record_runs_land_the_same_rows_in_postgres(tmp_path, target_p
         )
         assert as_batches.sent("talkdesk_calls") == 0 and any(m["type"] == "BATCH" for m in as_batches.messages)
         for table, columns in (
-            ("talkdesk_calls", "call_id, type, start_at, end_at, talk_time, user_id"),
+            ("talkdesk_calls", "call_id, type, start_at, end_at, talk_time_seconds, user_id"),
             ("myreports_call_rows", "doc_id, start_utc, start_local, user_name, duration"),
         ):
             landed = [psql(f"select {columns} from {schema}.{table} order by 1") for schema in schemas]
@@ -743,7 +743,7 @@ def test_every_file_format_lands_the_same_tables_in_postgres_and_duckdb(tmp_path
         assert all(count > 100 for _, count in tables.values()), {t: c for t, (_, c) in tables.items()}  # noqa: PLR2004
         contacts = tables["talkdesk_contacts"][0]
         assert contacts["answered_at"].startswith("timestamp") and contacts["inside_business_hours"] == "boolean"
-        assert contacts["talk_time"] in ("bigint", "integer") and contacts["answered_at_local"] != "boolean"
+        assert contacts["talk_time_seconds"] in ("bigint", "integer") and contacts["answered_at_local"] != "boolean"
         studio = tables["talkdesk_studio_flow_execution"][0]
         assert studio["timestamp"].startswith("timestamp") and studio["step_execution_order"] in ("bigint", "integer")
         assert primary_keys(schemas["json"])["talkdesk_studio_flow_execution"] == {

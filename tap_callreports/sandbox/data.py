@@ -29,7 +29,7 @@ MYREPORTS_REPORTS = {
     "00000000-0000-0000-0000-000000000002": ("Call list by user (New York)", "America/New_York"),
 }
 #: Report types that write instants as ISO UTC text (the others: wall-clock text in the job's zone).
-ISO_TIMES = frozenset({"calls", "explore_calls", "audit_logs", "messaging_contacts"})
+ISO_TIMES = frozenset({"calls"})
 MYREPORTS_WORKSPACE = "00000000-0000-0000-0000-000000000001"
 
 
@@ -49,8 +49,23 @@ def _iso_z(moment: dt.datetime, millis: bool = False) -> str:
     return text + "Z"
 
 
-def _wall(moment: dt.datetime, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+def _wall(moment: dt.datetime, tz: ZoneInfo, millis: bool = False) -> str:
+    text = moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    return text + f".{moment.microsecond // 1000:03d}" if millis else text
+
+
+def _day_fraction(seconds: float) -> float:
+    """A duration as Talkdesk's Explore reports write many: a fraction of a day, to about 8
+    significant digits (0.000069444446 for 6 s, 1.6087963e-06 for 0.139 s)."""
+    return float(f"{seconds / 86400:.8g}")
+
+
+def _dhms(seconds: int) -> str:
+    """A duration as messaging reports write some: `0d 0h 0m 42s`."""
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    day, hour = divmod(hours, 24)
+    return f"{day}d {hour}h {minute}m {second}s"
 
 
 def hour_buckets(start: dt.datetime, end: dt.datetime) -> range:
@@ -231,7 +246,7 @@ class SandboxData:
                         row.update(
                             talkdesk_callback_at(bits, _iso_z(at) if report_type in ISO_TIMES else _wall(at, tz))
                         )
-                    if report_type in ("calls", "contacts"):
+                    if report_type in ("calls", "contacts", "explore_calls"):
                         self._mark_untypable(row, f"talkdesk-{report_type}", bucket, index)
                     yield row
 
@@ -350,11 +365,26 @@ def _calls_row(bits: int, index: int, at: dt.datetime, new_names: bool) -> dict:
         "handling_user_email": user_email if talked else None,
         "recording_url": f"/recordings/{_hex(bits >> 40, 20)}" if talked else None,
         "csat_score": (bits >> 126) % 5 + 1 if surveyed else None,
-        "csat_survey_time": _iso_z(end + dt.timedelta(seconds=14)) if surveyed else None,
+        "csat_survey_time": _iso_z(end + dt.timedelta(seconds=14)) if surveyed else "",  # "" when absent, as the page
         "mood": ("happy", "neutral", "sad")[(bits >> 127) % 3],
         "is_mood_prompted": None if index == 0 else bool((bits >> 128) & 1),
         "team_id": team_id if handled else None,
         "team_name": team_name if handled else None,
+        # The fields Talkdesk's calls page adds (the payload of 2026-05-11; talkdesk-explore-official.md 2.1).
+        "rating_reason": ("", "Too long on hold", "Great agent")[(bits >> 129) % 3] if surveyed else "",
+        "agent_disconnected": _yes_no(bool((bits >> 130) & 1)) if talked else "No",
+        "data_status": "Valid",
+        "int_custom_field_n1": _maybe((bits >> 131) % 1000, bits >> 131, index),
+        "int_custom_field_n2": None,
+        "float_custom_field_n1": _maybe(round((bits >> 133) % 10000 / 100, 2), bits >> 133, index),
+        "float_custom_field_n2": None,
+        "text_custom_field_n1": _maybe(("gold", "silver", "bronze")[(bits >> 135) % 3], bits >> 135, index),
+        "text_custom_field_n2": None,
+        "text_custom_field_n3": None,
+        "text_custom_field_n4": None,
+        "timestamp_custom_field_n1": _maybe(_iso_z(at - dt.timedelta(days=3)), bits >> 137, index, 4),
+        "disposition_set": ("Outbound", "Inbound", "Sales")[(bits >> 139) % 3],
+        "nested_disposition": _maybe(("No Budget", "Interested", "Call back")[(bits >> 141) % 3], bits >> 141, index),
     }
 
 
@@ -470,9 +500,15 @@ def _user_status_rows(bits: int, user: int, bucket: int, tz: ZoneInfo) -> list[d
                 "is_user_active": bool((bits >> (100 + n)) & 1) or n == 0,
                 "team_id": team_id if (bits >> 110) % 4 else None,
                 "team_name": team_name if (bits >> 110) % 4 else None,
+                # Text holding a list, as the Explore page writes it (not a JSON array).
+                "ring_groups": "[" + ", ".join(f'"{q.lower()}"' for q in _ring_groups(bits >> 120)) + "]",
             }
         )
     return rows
+
+
+def _ring_groups(bits: int) -> list[str]:
+    return [queue for n, queue in enumerate(QUEUES) if (bits >> n) & 1][:2]
 
 
 def _studio_flow_rows(bits: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:
@@ -480,7 +516,7 @@ def _studio_flow_rows(bits: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:
     steps ordered by step_execution_order from 0; each row repeats the execution's finish time."""
     flow_id, flow_name, steps = STUDIO_FLOWS[(bits >> 50) % len(STUDIO_FLOWS)]
     taken = steps[: (bits >> 52) % (len(steps) - 1) + 2]
-    spent = [((bits >> (60 + 8 * n)) % 200) / 10 or 6.712963e-07 for n in range(len(taken))]
+    spent = [((bits >> (60 + 8 * n)) % 200) / 10 or 0.139 for n in range(len(taken))]
     finished = at + dt.timedelta(seconds=sum(spent))
     rows, moment = [], at
     for order, step in enumerate(taken):
@@ -495,7 +531,7 @@ def _studio_flow_rows(bits: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:
                 "component_title": step,
                 "step_name": step.lower().replace(" ", "_"),
                 "exit": "ok" if order + 1 < len(taken) or (bits >> 110) % 5 else "error",
-                "time_in_step": spent[order],
+                "time_in_step": _day_fraction(spent[order]),  # a fraction of a day, as the page
                 "timestamp": _wall(moment, tz),
                 "studio_flow_executions_aggregated.flow_execution_finished_time": _wall(finished, tz),
                 "step_execution_order": order,
@@ -508,9 +544,10 @@ def _studio_flow_rows(bits: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:
 def _talkdesk_rows(
     report_type: str, bits: int, index: int, bucket: int, at: dt.datetime, tz: ZoneInfo, new_names: bool
 ) -> list[dict]:
-    """The rows one generated event gives: evidenced layouts for the five report types
-    `docs/talkdesk-report-layouts` covers (../shared/api-docs/talkdesk-report-layouts.md); the
-    others are invented (no public evidence), and now and then send one row twice, identical."""
+    """The rows one generated event gives, in the layouts Talkdesk's own report pages give
+    (../shared/api-docs/talkdesk-explore-official.md), else the community evidence (contacts,
+    ring_attempts: talkdesk-report-layouts.md). Types keyed by `_row_key` (explore_calls,
+    audit_logs) now and then send one row twice, identical."""
     if report_type == "calls":
         return [_calls_row(bits, index, at, new_names)]
     if report_type == "contacts":
@@ -521,44 +558,169 @@ def _talkdesk_rows(
         return _user_status_rows(bits, (bucket * 7 + index) % len(AGENTS) if index < len(AGENTS) else index, bucket, tz)
     if report_type == "studio_flow_execution":
         return _studio_flow_rows(bits, at, tz)
-    row = _unevidenced_row(report_type, bits, at, new_names)
+    if report_type == "messaging_contacts":
+        return _messaging_contacts_rows(bits, index, at, tz)
+    if report_type == "messaging_traffic":
+        return _messaging_traffic_rows(bits, at, tz)
+    row = _explore_calls_row(bits, index, at, tz) if report_type == "explore_calls" else _audit_logs_row(bits, at, tz)
     return [row, dict(row)] if (bits >> 140) % 6 == 0 else [row]
 
 
-def _unevidenced_row(report_type: str, bits: int, at: dt.datetime, new_names: bool) -> dict:
+def _explore_calls_row(bits: int, index: int, at: dt.datetime, tz: ZoneInfo) -> dict:
+    """An explore_calls row as its page shows it: `?` flags as TRUE/FALSE, Yes/No flags, wall-clock
+    times in the job's zone, durations as fractions of a day."""
+    kind = ("inbound", "outbound", "abandoned", "missed", "voicemail")[(bits >> 50) % 5]
+    talked = kind in ("inbound", "outbound")
+    talk, wait, answer = (bits >> 44) % 1800 if talked else 0, (bits >> 60) % 120, (bits >> 66) % 30
+    hold = (bits >> 70) % 60 if talked and (bits >> 76) % 3 == 0 else 0
+    end = at + dt.timedelta(seconds=wait + talk + hold)
+    surveyed = talked and (bits >> 112) % 3 == 0
     agent = AGENTS[(bits >> 12) % len(AGENTS)]
-    agent_id = f"{(bits >> 20) & 0xFFFFFF:024x}"
-    duration = (bits >> 44) % 1800
-    row_id = _uuid(bits >> 32)
-    if report_type == "explore_calls":
-        kind = ("inbound", "outbound", "abandoned", "missed", "voicemail")[(bits >> 50) % 5]
-        return {
-            ("call_id" if new_names else "interaction_id"): row_id,
-            ("type" if new_names else "call_type"): kind,
-            ("start_at" if new_names else "start_time"): _iso_z(at),
-            "end_at" if new_names else "end_time": _iso_z(at + dt.timedelta(seconds=duration)),
-            "talk_time": duration if kind in ("inbound", "outbound") else 0,
-            "agent_name": agent if kind != "abandoned" else None,
-            "team": QUEUES[(bits >> 120) % len(QUEUES)],
-        }
-    if report_type == "audit_logs":
-        return {
-            "event_id": row_id,
-            "event_type": ("user.login", "user.update", "role.assign", "number.release")[(bits >> 50) % 4],
-            "actor_id": agent_id,
-            "actor_name": agent,
-            "occurred_at": _iso_z(at),
-            "ip_address": f"10.{(bits >> 60) % 256}.{(bits >> 70) % 256}.{(bits >> 80) % 256}",
-        }
-    # messaging_contacts
     return {
-        "conversation_id": row_id,
-        "channel": ("sms", "whatsapp", "chat")[(bits >> 50) % 3],
-        "started_at": _iso_z(at),
-        "ended_at": _iso_z(at + dt.timedelta(seconds=duration)),
-        "messages_count": (bits >> 60) % 40 + 1,
-        "agent_id": agent_id,
+        "interaction_id": _hex(bits >> 32),
+        "call_type": kind,
+        "start_time": _wall(at, tz),
+        "end_time": _wall(end, tz),
+        "talkdesk_phone_number": f"+1844{(bits >> 90) % 10_000_000:07d}",
+        "customer_phone_number": f"+1202{(bits >> 100) % 10_000_000:07d}",
+        "talk_time": _day_fraction(talk),
+        "record": f"/recordings/{_hex(bits >> 40, 20)}" if talked else None,
+        "hangup": ("disconnected", "agent", "customer")[(bits >> 80) % 3],
+        "in_business_hours?": "TRUE" if (bits >> 121) & 1 else "FALSE",
+        "callback_from_queue?": "TRUE" if (bits >> 122) & 1 else "FALSE",
+        "waiting_time": _day_fraction(wait),
+        "agent_speed_to_answer": _day_fraction(answer) if talked else 0.0,
+        "holding_time": _day_fraction(hold),
+        "rating": _maybe((bits >> 115) % 5 + 1, bits >> 115, index) if talked else None,
+        "description": _maybe("Customer asked for a refund, then for a manager", bits >> 108, index, 4),
+        "agent_name": agent if kind != "abandoned" else None,
+        "phone_display_name": "support",
+        "disposition_code": _maybe(("resolved", "callback", "escalated")[(bits >> 110) % 3], bits >> 110, index),
+        "handling_agent": agent if talked else None,
+        "team": TEAMS[(bits >> 82) % len(TEAMS)][1],
+        "transfer?": _yes_no(bool((bits >> 125) & 1)),
+        "tags": "agents+" + QUEUES[(bits >> 84) % len(QUEUES)].lower(),
+        "ivr_options": ",".join(str((bits >> (86 + 2 * n)) % 3 + 1) for n in range((bits >> 120) % 4)),
+        "csat_score": (bits >> 126) % 5 + 1 if surveyed else None,
+        "csat_survey_time": _wall(end + dt.timedelta(seconds=14), tz) if surveyed else None,
+        "rating_reason": "",
+        "agent_disconnected": _yes_no(bool((bits >> 130) & 1)),
+        "disposition_set": ("Outbound", "Inbound", "Sales")[(bits >> 139) % 3],
+        "nested_disposition": _maybe("No Budget", bits >> 141, index),
     }
+
+
+USER_AGENT = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/109.0.0.0 Safari/537.36"
+)
+
+
+def _audit_logs_row(bits: int, at: dt.datetime, tz: ZoneInfo) -> dict:
+    """An audit_logs row as its page shows it: ip_addresses a JSON array, the time with milliseconds."""
+    user_id, agent, email = _user((bits >> 12) % len(AGENTS))
+    at = at + dt.timedelta(milliseconds=(bits >> 100) % 1000)
+    addresses = [f"85.{(bits >> 60) % 256}.{(bits >> 70) % 256}.{(bits >> 80) % 256}"]
+    if (bits >> 90) % 4 == 0:
+        addresses.append(f"10.0.{(bits >> 92) % 256}.1")
+    operation = ("read_ring_groups", "update_user", "assign_role", "release_number")[(bits >> 50) % 4]
+    return {
+        "actor_id": _hex(bits >> 20) if (bits >> 94) % 5 else "",
+        "generator_name": ("ring-groups-api", "users-api", "TALKDESK-ID")[(bits >> 96) % 3],
+        "ip_addresses": addresses,
+        "operation": operation,
+        "platform_tid": _uuid(bits >> 8),
+        "resource_id": f"/{operation.split('_', 1)[1].replace('_', '-')}",
+        "operation_status": "success" if (bits >> 98) % 7 else "failure",
+        "user_agent": USER_AGENT,
+        "timestamp": _wall(at, tz, millis=True),
+        "user_id": f"{(bits >> 104) % 10**9:09d}ID",
+        "agent_name": agent,
+        "agent_email": email,
+    }
+
+
+def _messaging_contacts_rows(bits: int, index: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:
+    """One messaging interaction's contacts (one or two; interaction fields repeat on each), keys in
+    alphabetical order as the page's example: durations as fractions of a day and `0d 0h 0m 42s`
+    text, YES/NO and Yes/No flags, `wrap-up_duration`."""
+    interaction = _hex(bits >> 32)
+    channel = ("SMS", "WhatsApp", "Chat")[(bits >> 50) % 3]
+    queues = " + ".join(("agents", QUEUES[(bits >> 52) % len(QUEUES)].lower()))
+    rows, moment = [], at
+    interaction_length = sum(60 + (bits >> (60 + 8 * n)) % 240 for n in range((bits >> 56) % 2 + 1))
+    for n in range((bits >> 56) % 2 + 1):
+        length = 60 + (bits >> (60 + 8 * n)) % 240
+        handle, first, wrap = length - 20, (bits >> (64 + 8 * n)) % 60, (bits >> (68 + 8 * n)) % 30
+        user_id, user_name, _email = _user((bits >> (12 + n)) % len(AGENTS))
+        virtual = n == 0 and (bits >> 58) % 4 == 0
+        rows.append(
+            {
+                "channel_type": channel,
+                "contact_assigned_at": _wall(moment + dt.timedelta(seconds=5), tz),
+                "contact_duration": _day_fraction(length),
+                "contact_finished_at": _wall(moment + dt.timedelta(seconds=length), tz),
+                "contact_finished_reason": ("MANUALLY CLOSED", "TRANSFERRED", "TIMEOUT")[(bits >> (72 + n)) % 3],
+                "contact_handle_time": _dhms(handle),
+                "contact_id": _uuid((bits >> 16) + n),
+                "contact_person_channel_identifier": f"+1330{(bits >> 100) % 10_000_000:07d}",
+                "contact_person_id": _hex(bits >> 20, 24),
+                "contact_person_name": "",
+                "contact_started_at": _wall(moment, tz),
+                "conversation": f"https://demo.talkdeskapp.com/atlas/apps/conversation-history/{channel}/{interaction}",
+                "direct_assignment_user": None,
+                "direct_assignment_user_id": None,
+                "direction": ("Outbound", "Inbound")[(bits >> 76) % 2],
+                "disposition_name": _maybe("Resolved", bits >> 78, index),
+                "first_response_time": _dhms(first),
+                "handling_queues": queues,
+                "interaction_duration": _day_fraction(interaction_length),
+                "interaction_finished_at": _wall(at + dt.timedelta(seconds=interaction_length), tz),
+                "interaction_handle_time": _dhms(interaction_length - 20),
+                "interaction_id": interaction,
+                "interaction_started_at": _wall(at, tz),
+                "interaction_status": "CLOSED",
+                "is_virtual_agent": "YES" if virtual else "NO",
+                "notes": None,
+                "queues": queues,
+                "touchpoint_identifier": f"+1774{(bits >> 110) % 10_000_000:07d}",
+                "touchpoint_name": "Support line",
+                "transfer_out": _yes_no(n == 0 and (bits >> 56) % 2 == 1),
+                "user_id": None if virtual else user_id,
+                "user_name": None if virtual else user_name,
+                "virtual_agent_id": _hex(bits >> 80) if virtual else None,
+                "virtual_agent_name": "Virtual agent" if virtual else None,
+                "wrap-up_duration": _day_fraction(wrap),
+            }
+        )
+        moment += dt.timedelta(seconds=length)
+    return rows
+
+
+def _messaging_traffic_rows(bits: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:
+    """One conversation's messages, one row each (message_id), as the messaging_traffic page shows."""
+    channel = ("EMAIL", "SMS", "WhatsApp")[(bits >> 50) % 3]
+    user_id, user_name, _email = _user((bits >> 12) % len(AGENTS))
+    rows = []
+    for n in range((bits >> 52) % 4 + 1):
+        inbound = n % 2 == 0
+        rows.append(
+            {
+                "contact_id": _uuid(bits >> 16),
+                "channel_type": channel,
+                "contact_person_id": f"customer{(bits >> 60) % 1000}@example.com"
+                if channel == "EMAIL"
+                else _hex(bits >> 60, 24),
+                "contact_person_name": "",
+                "interaction_id": _hex(bits >> 32),
+                "message_created_at": _wall(at + dt.timedelta(seconds=40 * n), tz),
+                "message_direction": "Inbound" if inbound else "Outbound",
+                "message_id": _uuid((bits >> 24) + n),
+                "user_id": None if inbound else user_id,
+                "user_name": None if inbound else user_name,
+            }
+        )
+    return rows
 
 
 def _myreports_row(bits: int, at: dt.datetime, tz: ZoneInfo) -> dict:

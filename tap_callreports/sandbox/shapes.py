@@ -58,6 +58,9 @@ SHAPES: dict[str, str] = {
     "talkdesk-calls-repeated-row": "the calls report sends the week's first call at Friday 12:00 UTC twice, identical",
     "talkdesk-job-vanished": "the first job of each (type, window) is deleted (retention, someone else) right after "
     "it reports done: its file answers 404 and the job 404 from then on",
+    "talkdesk-file-version-v2": 'JSON report files say "version": "v2" (a layout version the tap was not built for)',
+    "talkdesk-flag-unknown-form": "the first explore_calls row of the hour at Friday 12:00 UTC (each week) carries "
+    '"Maybe" in its transfer? flag (a value in none of a flag\'s forms)',
     # Talkdesk bulk imports
     "imports-empty-no-embedded": "a page without rows has no _embedded member",
     "imports-expire-while-read": "right after page 1 is first served, its first import expires (leaves the list): "
@@ -236,11 +239,15 @@ TALKDESK_ROWS: dict[str, tuple[str, t.Callable[[t.Iterable[dict]], t.Iterable[di
 TALKDESK_JSON_LAYOUTS = {"talkdesk-bare-array": "bare-array", "talkdesk-total-first": "total-first"}
 
 
-def talkdesk_json_frame(layout: str, total: int | str, report_type: str) -> tuple[bytes, bytes]:
+#: The `version` a JSON report file states, per shape (else "v1", as the pages show).
+TALKDESK_FILE_VERSIONS = {"talkdesk-file-version-v2": "v2"}
+
+
+def talkdesk_json_frame(layout: str, total: int | str, report_type: str, version: str = "v1") -> tuple[bytes, bytes]:
     """What a JSON report file holds before and after its comma-separated entries."""
     if layout == "bare-array":
         return b"[", b"]"
-    meta = b'"total":%s,"type":"%s","version":"1"' % (orjson.dumps(total), report_type.encode())
+    meta = b'"total":%s,"type":"%s","version":"%s"' % (orjson.dumps(total), report_type.encode(), version.encode())
     if layout == "total-first":
         return b"{" + meta + b',"entries":[', b"]}"
     return b'{"entries":[', b"]," + meta + b"}"
@@ -254,7 +261,7 @@ TOKEN_BURST_RATE = 0.3
 EMPTY_FILES: dict[str, tuple[str, bytes]] = {
     "talkdesk-empty-header-only": ("csv", b"call_id,type,start_at,end_at,agent_name,talk_time\r\n"),
     "talkdesk-empty-no-total": ("json", b'{"entries":[]}'),
-    "talkdesk-empty-no-entries": ("json", b'{"total":0,"type":"calls","version":"1"}'),
+    "talkdesk-empty-no-entries": ("json", b'{"total":0,"type":"calls","version":"v1"}'),
 }
 
 
@@ -528,4 +535,5 @@ UNTYPABLE_VALUES = {
     ("untypable-value", "myreports"): {"callType": "N/A"},
     ("untypable-added-column", "talkdesk-calls"): {"sentiment_scored_at": "x"},
     ("untypable-added-wall-time", "talkdesk-contacts"): {"callback_at": "after 6pm"},
+    ("talkdesk-flag-unknown-form", "talkdesk-explore_calls"): {"transfer?": "Maybe"},
 }

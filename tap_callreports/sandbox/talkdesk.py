@@ -25,6 +25,7 @@ from tap_callreports.sandbox.shapes import (
     NOT_THE_FILE,
     TALKDESK_DONE_WITH_200,
     TALKDESK_EXPIRED_LINKS,
+    TALKDESK_FILE_VERSIONS,
     TALKDESK_JSON_LAYOUTS,
     TALKDESK_LOCATION_ONLY,
     TALKDESK_ROWS,
@@ -52,6 +53,7 @@ TALKDESK_REPORT_TYPES = [
     "studio_flow_execution",
     "audit_logs",
     "messaging_contacts",
+    "messaging_traffic",
 ]
 TALKDESK_ACTIVE = ("created", "processing", "uploading")
 
@@ -488,6 +490,7 @@ class TalkdeskApi(VendorApi):
     def _write_json(self, out: t.BinaryIO, rows: t.Iterable[dict], job: TalkdeskJob, path: str) -> int:
         """Entries framed as the shapes say; returns how many entries the file holds."""
         layout = self.box.first_on(TALKDESK_JSON_LAYOUTS) or "entries-first"
+        version = self.box.first_on(TALKDESK_FILE_VERSIONS) or "v1"
         dropped: list[dict] = []
         if layout != "bare-array" and job.attempt == 1 and self.box.shape("talkdesk-total-short-once"):
             rows = all_but_last(rows, dropped)  # total still counts the row left out
@@ -500,15 +503,17 @@ class TalkdeskApi(VendorApi):
             return count
 
         if layout != "total-first":
-            head, _ = talkdesk_json_frame(layout, 0, job.report_type)
+            head, _ = talkdesk_json_frame(layout, 0, job.report_type, version)
             out.write(head)
             count = write_entries(out)
-            out.write(talkdesk_json_frame(layout, self.box.count_as_sent(count + len(dropped)), job.report_type)[1])
+            total = self.box.count_as_sent(count + len(dropped))
+            out.write(talkdesk_json_frame(layout, total, job.report_type, version)[1])
             return count
         # total comes first: stream the entries aside, then write the file in order
         with open(path + ".entries", "w+b") as entries:
             count = write_entries(entries)
-            head, tail = talkdesk_json_frame(layout, self.box.count_as_sent(count + len(dropped)), job.report_type)
+            total = self.box.count_as_sent(count + len(dropped))
+            head, tail = talkdesk_json_frame(layout, total, job.report_type, version)
             out.write(head)
             entries.seek(0)
             shutil.copyfileobj(entries, out, CHUNK)

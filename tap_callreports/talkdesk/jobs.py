@@ -41,6 +41,8 @@ STATUS_WORDS = COMMON_STATUS_WORDS
 REDIRECTS = (300, 301, 302, 303, 307, 308)
 #: What storage answers for a short-lived link it no longer (or not yet) honours.
 STORAGE_REFUSALS = (HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
+#: The `version` members of the report files the tap's layouts are built for (the pages: "v1").
+KNOWN_FILE_VERSIONS = frozenset({"v1"})
 # Row times just outside a window (a call's end) may fall in a nearby repeated hour too.
 DST_MARGIN = dt.timedelta(days=1)
 
@@ -65,6 +67,7 @@ class TalkdeskReportJobs:
         self.report_type = stream.report_type
         self.talkdesk = stream.talkdesk
         self.status_words = StatusWords("Talkdesk", STATUS_WORDS)
+        self._versions_said: set[tuple[t.Any, t.Any]] = set()
 
     # ---- windows: boundaries every reading of the timespan agrees on ------------------------------
 
@@ -302,9 +305,31 @@ class TalkdeskReportJobs:
             if fmt == "json":
                 read = document.rows_read
                 counts["total"] = document.trailer.get("total", document.header.get("total"))
+                self._check_file_version({**document.header, **document.trailer})
             result.verdict = verify_counts(read, counts)
         finally:
             response.close()
+
+    def _check_file_version(self, members: t.Mapping[str, t.Any]) -> None:
+        """A file's `type`/`version` members the tap was not built for: said once per run in a
+        WARNING naming the stream; the rows land all the same (new fields through schema growth)."""
+        version, kind = members.get("version"), members.get("type")
+        unknown = []
+        if version is not None and str(version) not in KNOWN_FILE_VERSIONS:
+            unknown.append(f"version {version!r} (the tap reads {', '.join(sorted(KNOWN_FILE_VERSIONS))})")
+        if kind is not None and str(kind) != self.report_type:
+            unknown.append(f"type {kind!r}")
+        said = (kind, version)
+        if unknown and said not in self._versions_said:
+            self._versions_said.add(said)
+            self.stream.logger.warning(
+                "%s: the %s report file says %s, which this tap was not built for; its rows still land "
+                "(fields the layout does not list become new columns): check docs/talkdesk-report-rows.md "
+                "and the tap's releases for this layout",
+                self.stream.name,
+                self.report_type,
+                " and ".join(unknown),
+            )
 
     # ---- the job record ------------------------------------------------------------------------
 

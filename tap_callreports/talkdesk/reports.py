@@ -7,10 +7,11 @@ import datetime as dt
 import typing as t
 from functools import cached_property
 
+from tap_callreports.conform import json_types
 from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.reportjobs.vendor import report_shaper
 from tap_callreports.rowkeys import ROW_KEY
-from tap_callreports.rowshape import RowShaper
+from tap_callreports.rowshape import RowShaper, ValueForm
 from tap_callreports.schemagrowth import SchemaGrowth, text_or_instant
 from tap_callreports.schemas import load_schema
 from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
@@ -43,10 +44,10 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         schema["properties"].update(ORIGIN_FIELDS)
         super().__init__(tap, name=f"talkdesk_{report_type}", schema=schema, path=f"/data/reports/{report_type}/jobs")
         self.primary_keys = list(self.row_policy.key)
-        # A CSV is this report only if its header names a column of the layout, old or new name
-        # (types without an evidenced layout declare none: their header must look like one).
+        # A CSV header is decided by its structure (streaming.not_the_report); the layout's names only
+        # tell a one-column header from a line of status text.
         declared, renamed = self.vendor_schema.get("properties", {}), self.row_policy.renamed
-        self.report_columns = frozenset([*declared, *renamed, *renamed.values()]) if declared else frozenset()
+        self.report_columns = frozenset([*declared, *renamed, *renamed.values()])
 
     @cached_property
     def jobs(self) -> TalkdeskReportJobs:
@@ -61,7 +62,18 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
             self.instant_columns,
             instants=self.instant_columns,
             text_instants=lambda: self.schema_growth.text_instants,
+            forms=self.value_forms,
         )
+
+    def value_forms(self) -> dict[str, ValueForm]:
+        """The columns whose vendor form is converted: the layout's, unless the catalog gives the
+        column a type the conversion does not make (the way out ValueFormNotKnown names)."""
+        properties = self.target_schema().get("properties", {})
+        return {
+            column: form
+            for column, form in self.row_policy.forms.items()
+            if form.kind in json_types(properties.get(column, {"type": form.kind}))
+        }
 
     @cached_property
     def schema_growth(self) -> SchemaGrowth:
