@@ -90,10 +90,11 @@ def missing_rows(what: str, body_says: str = "") -> IncompleteResult:
 
 
 def row_digest(row: t.Mapping[str, t.Any], ignore: t.Container[str]) -> bytes:
-    """A digest of a vendor row, without the fields the tap adds (job ids differ between jobs)."""
+    """A digest of a vendor row, without the fields the tap adds (job ids differ between jobs).
+    Exact numbers (Decimal, from CSV text) digest as their text."""
     vendor = {k: v for k, v in row.items() if k not in ignore}
     return hashlib.blake2b(
-        orjson.dumps(vendor, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS), digest_size=12
+        orjson.dumps(vendor, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS), digest_size=12
     ).digest()
 
 

@@ -33,6 +33,7 @@ from tap_callreports.settings_schema import (
     TALKDESK_REPORT_TYPES,
     declared,
 )
+from tap_callreports.talkdesk.report_types import REPORT_TYPE_NAME
 
 __all__ = [  # the schema's names are imported from here too (tests, bench, scripts, the tap)
     "DEFAULT_CONCURRENT_JOBS",
@@ -273,11 +274,12 @@ def _talkdesk(config: t.Mapping[str, t.Any]) -> TalkdeskSettings | None:
     types = config.get("talkdesk_report_types", declared("talkdesk_report_types")["default"])
     if not isinstance(types, (list, tuple)) or not all(isinstance(x, str) for x in types):
         raise ConfigError("talkdesk_report_types", "must be a list of report type names")
-    unknown = [x for x in types if x not in TALKDESK_REPORT_TYPES]
-    if unknown:
+    invalid = [x for x in types if not REPORT_TYPE_NAME.fullmatch(x)]
+    if invalid:
         raise ConfigError(
             "talkdesk_report_types",
-            f"has unknown report type(s) {', '.join(unknown)}; valid: {', '.join(TALKDESK_REPORT_TYPES)}",
+            f"has {', '.join(map(repr, invalid))}, not a report type name (Talkdesk's path names: lower case "
+            f"letters, digits and _, e.g. {', '.join(TALKDESK_REPORT_TYPES[:3])}); correct it in the config",
         )
     tz_name = config.get("talkdesk_report_timezone") or declared("talkdesk_report_timezone")["default"]
     try:

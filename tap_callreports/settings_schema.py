@@ -118,11 +118,12 @@ SETTINGS_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "talkdesk_report_types",
-        th.ArrayType(th.CustomType({"type": ["string"], "enum": TALKDESK_REPORT_TYPES})),
+        th.ArrayType(th.CustomType({"type": ["string"], "pattern": "^[a-z][a-z0-9_]{0,63}$"})),
         default=TALKDESK_DEFAULT_REPORT_TYPES,
         title="Talkdesk report types",
         description="Explore report types to extract, one stream talkdesk_<type> each. "
-        f"Valid: {', '.join(TALKDESK_REPORT_TYPES)}.",
+        f"With a declared layout: {', '.join(TALKDESK_REPORT_TYPES)}; any other Talkdesk report type name "
+        "is read under the generic rules (columns from the rows, keyed by _row_key).",
     ),
     th.Property(
         "talkdesk_report_timezone",

@@ -34,7 +34,7 @@ from tap_callreports.settings import (
     load_settings,
     secret_values,
 )
-from tap_callreports.talkdesk.report_types import ROW_POLICIES
+from tap_callreports.talkdesk.report_types import REPORT_TYPE_NAME, ROW_POLICIES, report_type
 from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
 from tap_callreports.timeutil import iso_z
@@ -208,9 +208,13 @@ class TapCallReports(TapSDKHooks):
                 {
                     MyReportsCallRowsStream.name: MYREPORTS_ROW_POLICY.key,
                     **{f"talkdesk_{kind}": policy.key for kind, policy in ROW_POLICIES.items()},
+                    **{f"talkdesk_{kind}": report_type(kind).key for kind in self._talkdesk_types()},
                 },
             )
         super().setup_mapper()
+
+    def _talkdesk_types(self) -> tuple[str, ...]:
+        return self.settings.talkdesk.report_types if self.settings.talkdesk is not None else ()
 
     def discover_streams(self) -> list[Stream]:
         settings = self.settings
@@ -243,7 +247,13 @@ class TapCallReports(TapSDKHooks):
 
     def _why_not_produced(self, name: str) -> str:
         vendor = name.split("_", 1)[0]
-        if vendor in VENDOR_CREDENTIALS and name in ALL_STREAM_NAMES:
+        # A name no declared type is close to may be a report type read under the generic rules.
+        generic = (
+            vendor == "talkdesk"
+            and REPORT_TYPE_NAME.fullmatch(name.removeprefix("talkdesk_"))
+            and not difflib.get_close_matches(name, ALL_STREAM_NAMES, n=1, cutoff=0.8)
+        )
+        if vendor in VENDOR_CREDENTIALS and (name in ALL_STREAM_NAMES or generic):
             if getattr(self.settings, vendor) is None:
                 return (
                     f"the config has no {VENDOR_LABELS[vendor]} credentials; set {VENDOR_CREDENTIALS[vendor]}, "

@@ -44,9 +44,9 @@ BAD_CONFIG = [
         "config: setting 'end_date' must be after start_date",
     ),
     (
-        "unknown report type",
-        {"talkdesk_report_types": ["calls", "weather"]},
-        "config: setting 'talkdesk_report_types' has unknown report type(s) weather",
+        "not a report type name",
+        {"talkdesk_report_types": ["calls", "Calls Report"]},
+        "config: setting 'talkdesk_report_types' has 'Calls Report', not a report type name",
     ),
     (
         "window over 31 days",

@@ -704,3 +704,41 @@ def test_each_value_form_converts_without_loss(form, sent, landed):
 def test_a_value_in_none_of_the_forms_is_refused_not_guessed(form, sent):
     with pytest.raises(ValueError):
         form.convert(sent)
+
+
+# ---- a report type the tap declares no layout for: the generic rules ---------------------------------------
+
+
+def generic_column(label: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", label.lower()).strip("_")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_configured_type_without_a_layout_is_read_under_the_generic_rules(layout_box, layout_runs, fmt):
+    """feedback_flow (named by Talkdesk's pages, no published API layout; the sandbox writes the
+    dictionary's labels as names): configured, it is read, not refused: every column from the rows
+    under a warehouse-safe name, instants UTC date-times, the rest text, keyed by `_row_key`, each row
+    once across a run and a resumed run in Lisbon across the fall-back, the same in every format."""
+    stream = "talkdesk_feedback_flow"
+    first, second = layout_runs("feedback_flow", fmt)
+    assert first.error is None and second.error is None, (first.error, second.error)
+    assert second.final_state["bookmarks"][stream]["replication_key_value"] == END
+    schema = second.schemas()[stream]
+    assert schema["key_properties"] == ["_row_key"]
+    properties = schema["schema"]["properties"]
+    sent = sent_rows(layout_box, "feedback_flow")
+    assert sent and any(" " in name or "&" in name for name in sent[0])
+    for label in sent[0]:
+        spec = properties[generic_column(label)]
+        assert spec["type"] == ["string", "null"], (label, spec)
+        assert (spec.get("format") == "date-time") == (label == "Date & Time"), (label, spec)
+    records = first.records(stream) + second.records(stream)
+    keys = [r["_row_key"] for r in records]
+    assert len(keys) == len(set(keys)) == len(sent) > 50, (len(keys), len(set(keys)), len(sent))  # noqa: PLR2004
+    expected = [
+        {generic_column(k): (v.replace(" ", "T") + "Z" if k == "Date & Time" else v) for k, v in row.items()}
+        for row in sent
+    ]
+    assert sorted(map(without_key, records)) == sorted(map(without_key, expected))
+    json_schema = layout_runs("feedback_flow", "json")[1].schemas()[stream]["schema"]
+    assert schema["schema"] == json_schema

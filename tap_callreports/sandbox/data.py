@@ -562,6 +562,8 @@ def _talkdesk_rows(
         return _messaging_contacts_rows(bits, index, at, tz)
     if report_type == "messaging_traffic":
         return _messaging_traffic_rows(bits, at, tz)
+    if report_type == "feedback_flow":
+        return _feedback_flow_rows(bits, at, tz)
     row = _explore_calls_row(bits, index, at, tz) if report_type == "explore_calls" else _audit_logs_row(bits, at, tz)
     return [row, dict(row)] if (bits >> 140) % 6 == 0 else [row]
 
@@ -695,6 +697,40 @@ def _messaging_contacts_rows(bits: int, index: int, at: dt.datetime, tz: ZoneInf
         )
         moment += dt.timedelta(seconds=length)
     return rows
+
+
+def _feedback_flow_rows(bits: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:
+    """One survey's answers, one row per component. Talkdesk publishes no API layout for
+    feedback_flow: the names are the data dictionary's labels (spaces, `&`, capitals), a guess the
+    tap reads under its generic rules. Some answers come twice, identical."""
+    agent = AGENTS[(bits >> 12) % len(AGENTS)]
+    rows = []
+    for n, (component, kind, text) in enumerate(
+        (("c1", "Rating", "How would you rate the agent?"), ("c2", "Yes/No", "Was your issue solved?"))
+    ):
+        rows.append(
+            {
+                "Date & Time": _wall(at + dt.timedelta(seconds=30 * n), tz),
+                "Interaction ID": _hex(bits >> 32),
+                "Flow Name": "Post-call survey",
+                "Component ID": component,
+                "Component Name": kind,
+                "Component Type": kind.lower(),
+                "Component Text": text,
+                "Response": str((bits >> (40 + n)) % 5 + 1) if n == 0 else ("yes", "no")[(bits >> 46) % 2],
+                "Is KPI": ("yes", "no")[n],
+                "Pertains to Agent": ("yes", "no")[(bits >> 47) % 2],
+                "Recording URL": f"/recordings/{_hex(bits >> 40, 20)}",
+                "Agent Name": agent,
+                "Respondent Phone Number": f"+1202{(bits >> 100) % 10_000_000:07d}",
+                "Talkdesk Phone Number": f"+1844{(bits >> 90) % 10_000_000:07d}",
+                "Ring Group": QUEUES[(bits >> 84) % len(QUEUES)],
+                "Team Name": TEAMS[(bits >> 80) % len(TEAMS)][1],
+                "Interaction Direction": ("Inbound", "Outbound")[(bits >> 48) % 2],
+                "Survey Channel": ("Voice", "SMS")[(bits >> 49) % 2],
+            }
+        )
+    return rows + [dict(rows[-1])] if (bits >> 140) % 6 == 0 else rows
 
 
 def _messaging_traffic_rows(bits: int, at: dt.datetime, tz: ZoneInfo) -> list[dict]:

@@ -54,6 +54,9 @@ TALKDESK_REPORT_TYPES = [
     "audit_logs",
     "messaging_contacts",
     "messaging_traffic",
+    # No published API layout: the sandbox writes the data dictionary's labels as its column names
+    # (a guess), which the tap reads under its generic rules.
+    "feedback_flow",
 ]
 TALKDESK_ACTIVE = ("created", "processing", "uploading")
 

@@ -6,6 +6,7 @@ rows carry the same origin columns (`ORIGIN_FIELDS`)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import typing as t
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -205,3 +206,14 @@ REPORT_TYPES: dict[str, ReportType] = {
 
 #: Per report type, the warehouse shape of its rows.
 ROW_POLICIES: dict[str, RowPolicy] = {name: spec.row_policy for name, spec in REPORT_TYPES.items()}
+
+#: A report type the tap declares no layout for, read under the generic rules: every column from
+#: the rows (instants UTC, the rest text), keyed by `_row_key` (docs/talkdesk-report-rows.md).
+GENERIC = ReportType(key=(ROW_KEY,), read_by_default=False)
+#: What a report type name may be (Talkdesk's path names: lower snake_case).
+REPORT_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def report_type(name: str) -> ReportType:
+    """The type's declared layout, or the generic rules for a name the tap declares none for."""
+    return REPORT_TYPES.get(name, GENERIC)

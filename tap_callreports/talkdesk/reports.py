@@ -4,6 +4,7 @@ run by `TalkdeskReportJobs` (jobs.py), and `talkdesk_report_jobs`."""
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import typing as t
 from functools import cached_property
 
@@ -18,6 +19,7 @@ from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
 from tap_callreports.talkdesk.client import TalkdeskStream
 from tap_callreports.talkdesk.jobs import TalkdeskReportJobs
 from tap_callreports.talkdesk.report_types import ORIGIN_FIELDS, REPORT_TYPES
+from tap_callreports.talkdesk.report_types import report_type as report_type_spec
 
 if t.TYPE_CHECKING:
     from tap_callreports.settings import TalkdeskSettings
@@ -37,13 +39,24 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     def __init__(self, tap: TapCallReports, report_type: str) -> None:
         self.report_type = report_type
-        self.spec = REPORT_TYPES[report_type]
+        self.spec = report_type_spec(report_type)
         self.row_policy = self.spec.row_policy
-        self.vendor_schema = load_schema(f"talkdesk_{report_type}")
+        self.vendor_schema = (
+            load_schema(f"talkdesk_{report_type}") if report_type in REPORT_TYPES else generic_schema(report_type)
+        )
         schema = self.row_policy.output_schema(self.vendor_schema)
         schema["properties"].update(ORIGIN_FIELDS)
         super().__init__(tap, name=f"talkdesk_{report_type}", schema=schema, path=f"/data/reports/{report_type}/jobs")
         self.primary_keys = list(self.row_policy.key)
+        if report_type not in REPORT_TYPES:
+            close = difflib.get_close_matches(report_type, list(REPORT_TYPES), n=1, cutoff=0.8)
+            (self.logger.warning if close else self.logger.info)(
+                "%s: the tap declares no layout for report type '%s'%s; it is read under the generic rules "
+                "(columns from the rows, instants UTC, keyed by _row_key: docs/talkdesk-report-rows.md)",
+                self.name,
+                report_type,
+                f" (did you mean {close[0]}?)" if close else "",
+            )
         # A CSV header is decided by its structure (streaming.not_the_report); the layout's names only
         # tell a one-column header from a line of status text.
         declared, renamed = self.vendor_schema.get("properties", {}), self.row_policy.renamed
@@ -100,3 +113,14 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     def get_new_paginator(self) -> None:
         return None
+
+
+def generic_schema(report_type: str) -> dict:
+    """The schema of a report type the tap declares no layout for: its columns come from the rows."""
+    return {
+        "type": "object",
+        "description": f"Rows of the Talkdesk Explore '{report_type}' report, read under the generic rules "
+        "(docs/talkdesk-report-rows.md): every column from the rows, instants UTC, keyed by _row_key.",
+        "additionalProperties": True,
+        "properties": {},
+    }
