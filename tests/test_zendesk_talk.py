@@ -500,3 +500,14 @@ def test_items_updated_within_the_data_lag_are_left_to_the_next_run():
             assert run.final_state["bookmarks"][stream]["replication_key_value"] < cutoff
     finally:
         sandbox.stop()
+
+
+def test_items_before_the_newest_second_sent_are_not_sent_again():
+    from tap_callreports.zendesk.talk import ExportRead
+
+    read = ExportRead(since=0, until=10_000)
+    assert read.fresh({"id": 1, "v": 1}, 100) and read.fresh({"id": 2, "v": 1}, 200)
+    assert not read.fresh({"id": 2, "v": 1}, 200)  # the boundary second, answered again
+    assert read.fresh({"id": 2, "v": 2}, 200)  # changed within that second: the newer content goes out
+    assert not read.fresh({"id": 1, "v": 1}, 100)  # a page asked from before the boundary
+    assert read.repeats == 2

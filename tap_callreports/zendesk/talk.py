@@ -98,7 +98,12 @@ class ExportRead:
     boundary_sent: dict[t.Any, bytes] = field(default_factory=dict)
 
     def fresh(self, row: dict, at: int) -> bool:
-        """Whether the row goes out: not the same version of an item already sent at `at`."""
+        """Whether the row goes out: not the same version of an item already sent at `at`, nor one
+        older than the newest second sent (a next_page asking from before its end_time answers
+        again what the page before covered; sending it would break the stream's order)."""
+        if at < self.boundary:
+            self.repeats += 1
+            return False
         if at > self.boundary:
             self.boundary, self.boundary_sent = at, {}
         digest = row_digest(row, ())
