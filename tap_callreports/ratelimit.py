@@ -3,7 +3,10 @@
 A vendor that states a per-endpoint budget (Zendesk Talk's incremental exports: 10 requests a
 minute) is asked at that pace instead of being asked until it answers 429. `Pacer.wait()` goes
 before each try of a request (retries too), `Pacer.sent()` after its answer (whatever it was), and
-`Pacer.hold()` takes a wait the vendor asks for (Retry-After, an exhausted rate-limit header).
+`Pacer.hold()` takes a wait the vendor asks for (Retry-After, an exhausted rate-limit header). A
+limit the vendor states nowhere but in its answers' headers (Zendesk's account-wide one) is a pacer
+without a budget: only its holds make requests wait. Nothing here sleeps inside the handling of an
+answer: the wait is paid before the next request.
 
 Each request is counted from the moment its answer came back, not from when it was sent: the
 vendor counted it somewhere in between, so N answers within any W seconds of the next send mean the
@@ -52,7 +55,9 @@ class Budget:
 class Pacer:
     """The requests to one endpoint within its budget (see the module's docstring)."""
 
-    budget: Budget
+    #: The endpoint's own budget; None when the vendor states none and only its answers say when
+    #: to pause (`hold`): Zendesk's account-wide limit, told by its rate-limit headers.
+    budget: Budget | None
     clock: t.Callable[[], float] = time.monotonic
     sleep: t.Callable[[float], None] = time.sleep
     _answered: deque[float] = field(default_factory=deque)
@@ -66,13 +71,14 @@ class Pacer:
         """Seconds to wait before the next request may go."""
         with self._lock:
             now = self.clock()
-            requests, window = self.budget.slots
-            while self._answered and self._answered[0] <= now - window:
-                self._answered.popleft()
             free_at = now
-            if len(self._answered) >= requests:
-                # the oldest answers must leave the window until one place is free
-                free_at = self._answered[len(self._answered) - requests] + window
+            if self.budget is not None:
+                requests, window = self.budget.slots
+                while self._answered and self._answered[0] <= now - window:
+                    self._answered.popleft()
+                if len(self._answered) >= requests:
+                    # the oldest answers must leave the window until one place is free
+                    free_at = self._answered[len(self._answered) - requests] + window
             return max(0.0, free_at - now, self._not_before - now)
 
     def wait(self) -> float:
@@ -88,6 +94,8 @@ class Pacer:
     def sent(self) -> None:
         """A request was answered (any status: the vendor counted it)."""
         with self._lock:
+            if self.budget is None:
+                return
             self._answered.append(self.clock())
             while len(self._answered) > self.budget.slots[0]:
                 self._answered.popleft()
@@ -98,14 +106,14 @@ class Pacer:
             self._not_before = max(self._not_before, self.clock() + seconds)
 
 
-_PACERS: weakref.WeakKeyDictionary[object, dict[tuple[str, Budget], Pacer]] = weakref.WeakKeyDictionary()
+_PACERS: weakref.WeakKeyDictionary[object, dict[tuple[str, Budget | None], Pacer]] = weakref.WeakKeyDictionary()
 _PACERS_LOCK = threading.Lock()
 
 
-def pacer_for(run: object, endpoint: str, budget: Budget) -> Pacer:
-    """The run's one pacer of `endpoint` (e.g. a URL without its query) at `budget` (`run`: the
-    tap object): every stream or check of the run that asks it shares it, so a run never spends
-    one budget twice."""
+def pacer_for(run: object, endpoint: str, budget: Budget | None) -> Pacer:
+    """The run's one pacer of `endpoint` (a URL without its query, or an API base for a limit of the
+    whole account) at `budget` (`run`: the tap object): every stream or check of the run that asks
+    it shares it, so a run never spends one budget twice."""
     with _PACERS_LOCK:
         pacers = _PACERS.setdefault(run, {})
         key = (endpoint, budget)

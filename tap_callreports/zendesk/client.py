@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import typing as t
-
-import requests
+from functools import cached_property
 
 from tap_callreports.client import CallReportsStream
+from tap_callreports.ratelimit import Pacer, pacer_for
 from tap_callreports.retry import parse_retry_after
 
 # Pause when this few requests are left in Zendesk's rate-limit window, before a 429 happens.
@@ -15,6 +14,9 @@ RATE_LIMIT_FLOOR = 1
 DEFAULT_WINDOW_SECONDS = 60.0
 
 if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context
+
     from tap_callreports.settings import ZendeskSettings
 
 
@@ -33,13 +35,24 @@ class ZendeskStream(CallReportsStream):
     def url_base(self) -> str:
         return self.zendesk.api_url
 
+    # ---- Zendesk's account-wide rate limit (ratelimit.py) ---------------------------------------
+
+    @cached_property
+    def account_pacer(self) -> Pacer:
+        """The account's requests, held when an answer says its rate-limit window is spent."""
+        return pacer_for(self.tap, self.url_base, None)
+
+    def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
+        self.account_pacer.wait()
+        return super()._request(prepared_request, context)
+
     def validate_response(self, response: requests.Response) -> None:
         super().validate_response(response)
         self.respect_rate_limit(response)
 
     def respect_rate_limit(self, response: requests.Response) -> None:
-        """Every Zendesk answer says how many requests are left (X-Rate-Limit-Remaining):
-        at the floor, wait for the window to reset instead of spending a 429."""
+        """Every Zendesk answer says how many requests are left (X-Rate-Limit-Remaining): at the
+        floor, the account's next request waits for the window to reset instead of spending a 429."""
         remaining = response.headers.get("X-Rate-Limit-Remaining")
         try:
             left = int(remaining) if remaining is not None else None
@@ -57,4 +70,4 @@ class ZendeskStream(CallReportsStream):
             response.headers.get("X-Rate-Limit", "?"),
             wait,
         )
-        time.sleep(wait)
+        self.account_pacer.hold(wait)

@@ -36,7 +36,7 @@ from tap_callreports.responses import dig, json_body, request_label
 from tap_callreports.retry import parse_retry_after
 from tap_callreports.schemas import SCHEMAS
 from tap_callreports.timeutil import iso_z, parse_instant, utc_now
-from tap_callreports.zendesk.client import DEFAULT_WINDOW_SECONDS, RATE_LIMIT_FLOOR, ZendeskStream
+from tap_callreports.zendesk.client import ZendeskStream
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -197,10 +197,14 @@ class ZendeskTalkStream(ZendeskStream):
     # ---- pacing: the endpoint's own budget, before every try (retries too) --------------------
 
     @cached_property
-    def pacer(self) -> Pacer:
+    def budget(self) -> Budget:
+        """The export's own limit (10 requests a minute by default)."""
         zendesk = self.zendesk
-        budget = Budget(zendesk.talk_rate_limit, zendesk.talk_rate_window_seconds, even=False)
-        return pacer_for(self.tap, f"{self.url_base}{self.path}", budget)
+        return Budget(zendesk.talk_rate_limit, zendesk.talk_rate_window_seconds, even=False)
+
+    @cached_property
+    def pacer(self) -> Pacer:
+        return pacer_for(self.tap, f"{self.url_base}{self.path}", self.budget)
 
     def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
         self.pacer.wait()
@@ -213,18 +217,10 @@ class ZendeskTalkStream(ZendeskStream):
         if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
             # the retry policy waits its Retry-After; the pacer holds the next request until then too
             wait = parse_retry_after(response.headers.get("Retry-After"))
-            self.pacer.hold(wait if wait is not None else self.pacer.budget.window_seconds)
+            self.pacer.hold(wait if wait is not None else self.budget.window_seconds)
             if self._read is not None:
                 self._read.rate_limited += 1
         super().validate_response(response)
-
-    def respect_rate_limit(self, response: requests.Response) -> None:
-        """The account's rate-limit headers: a spent window holds the pacer (no sleep here)."""
-        remaining = whole_number(response.headers.get("X-Rate-Limit-Remaining"))
-        if remaining is None or remaining > RATE_LIMIT_FLOOR:
-            return
-        wait = parse_retry_after(response.headers.get("ratelimit-reset"))
-        self.pacer.hold(DEFAULT_WINDOW_SECONDS if wait is None else wait)
 
     # ---- what a run reads ---------------------------------------------------------------------
 
@@ -285,7 +281,7 @@ class ZendeskTalkStream(ZendeskStream):
             self.name,
             iso_z(_utc(read.since)),
             iso_z(_utc(read.until)),
-            self.pacer.budget.describe(),
+            self.budget.describe(),
         )
         try:
             yield from super().extract_records(context)
@@ -331,7 +327,7 @@ class ZendeskTalkStream(ZendeskStream):
             pages_left = math.ceil(max(0, read.until - reached) / per_page)
         else:
             pages_left = 0 if count < PAGE_SIZE else 1
-        pace = max(self.pacer.budget.seconds_per_request, (now - read.started) / read.pages)
+        pace = max(self.budget.seconds_per_request, (now - read.started) / read.pages)
         self.logger.info(
             "%s: page %d (%d items) reaches %s, %.0f%% of %s to %s; about %d page(s) and %s left at %s",
             self.name,
@@ -343,7 +339,7 @@ class ZendeskTalkStream(ZendeskStream):
             iso_z(_utc(read.until)),
             pages_left if count >= PAGE_SIZE else 0,
             _duration(pages_left * pace if count >= PAGE_SIZE else 0),
-            self.pacer.budget.describe(),
+            self.budget.describe(),
         )
 
 
