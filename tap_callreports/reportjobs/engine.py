@@ -530,6 +530,16 @@ class OrderedJobs(t.Generic[T]):
                     ),
                 )
 
+    def run_now(self, fn: t.Callable[[threading.Event], T]) -> T:
+        """Run `fn(stop)` on a worker before every waiting job (the job of the window being read,
+        created again) and wait for its result: within the vendor's slots, as every job is."""
+        self._front -= 1
+        future = self.engine.submit(self.vendor, fn, self.stop, rank=self._rank(self._front))
+        try:
+            return self._result_of(future)
+        finally:
+            self.engine.slots[self.vendor].taken(future)
+
     def __iter__(self) -> t.Iterator[tuple[Window, T]]:
         self.reading = True  # its waiting jobs go first from now on
         try:

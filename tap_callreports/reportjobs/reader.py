@@ -5,6 +5,7 @@ stream holds the window's lines until then: `ReportJobStream.hold_window`)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import typing as t
@@ -261,7 +262,11 @@ class WindowReader:
                     stream.job_stream_name, stream.jobs.record(result, 0, "gone" if vanished else "incomplete")
                 )
                 stream.jobs.delete(result)
-                result = self.runner.run_loudly(context, window, stop, first_attempt=result.attempt + 1)
+                again = functools.partial(
+                    self.runner.run_loudly, context, window, first_attempt=result.attempt + 1
+                )  # (stop) -> the window's job, created again
+                # A vanished job: in the vendor's slots, before every waiting job (others are too).
+                result = ahead.run_now(again) if vanished and ahead is not None else again(stop)
                 journal.record()
                 downloads, handled, learn = 0, 0, 0
                 memory.start_result()
