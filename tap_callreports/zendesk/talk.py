@@ -270,10 +270,11 @@ class ZendeskTalkStream(ZendeskStream):
         read = self._read = self.export_read(context)
         if read.since >= read.until:
             self.logger.info(
-                "%s: nothing to read: the bookmark %s is within zendesk_talk_data_lag_minutes of now (or past "
-                "end_date)",
+                "%s: nothing to read: it would start at %s (its bookmark, or start_date), not before %s (now minus "
+                "zendesk_talk_data_lag_minutes, or end_date)",
                 self.name,
                 iso_z(_utc(read.since)),
+                iso_z(_utc(read.until)),
             )
             return
         self.logger.info(
