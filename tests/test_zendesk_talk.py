@@ -511,3 +511,10 @@ def test_items_before_the_newest_second_sent_are_not_sent_again():
     assert read.fresh({"id": 2, "v": 2}, 200)  # changed within that second: the newer content goes out
     assert not read.fresh({"id": 1, "v": 1}, 100)  # a page asked from before the boundary
     assert read.repeats == 2
+
+
+def test_a_start_within_the_data_lag_asks_nothing(sandbox):
+    soon = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run = sync(talk_config(sandbox, start_date=soon), streams=TALK)
+    assert run.error is None and not run.records("zendesk_talk_calls")
+    assert sandbox.app.events("zendesk_talk_page") == []  # not asked from inside the lag
