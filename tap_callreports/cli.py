@@ -125,6 +125,15 @@ def main(argv: list[str] | None = None) -> None:
         lines = exc.lines if isinstance(exc, ConnectionTestFailed) else [error_line(exc)]
         report([REGISTRY.redact(line).replace("\n", " ") for line in lines])
         sys.exit(128 + exc.signum if isinstance(exc, TerminatedBySignal) else 1)
+    except Exception as exc:
+        # A bug: its traceback follows, but the stream it stopped is named first (the SDK's line
+        # that named it is not logged, sdk_hooks.OneErrorLine).
+        stream = getattr(exc, STREAM_OF_ERROR, None)
+        if stream:
+            report(
+                [f"{stream}: stopped by an unexpected {type(exc).__name__}; please report it with the traceback below"]
+            )
+        raise
 
 
 def sandbox_main() -> None:

@@ -136,7 +136,7 @@ def read_number(config: t.Mapping[str, t.Any], setting: str) -> float:
         or (high is not None and number > high)
         or (above is not None and number <= above)
     ):
-        bounds = f"from {low} to {high}" if above is None else f"above {above}"
+        bounds = _bounds_text(low, high, above)
         kind = "a whole number" if whole else "a number of seconds"
         raise ConfigError(
             setting,
@@ -144,6 +144,18 @@ def read_number(config: t.Mapping[str, t.Any], setting: str) -> float:
             'change it in the config (a number, or the number as text: 5 and "5" both work)',
         )
     return number
+
+
+def _bounds_text(low: float | None, high: float | None, above: float | None) -> str:
+    """The declared bounds in words ("from 0 to 100", "of at least 1", "above 0 and at most 60")."""
+    parts = []
+    if above is not None:
+        parts.append(f"above {above}")
+    elif low is not None:
+        parts.append(f"from {low}" if high is not None else f"of at least {low}")
+    if high is not None:
+        parts.append(f"to {high}" if low is not None and above is None else f"at most {high}")
+    return " and ".join(parts) if above is not None else " ".join(parts)
 
 
 def _whole_number(config: t.Mapping[str, t.Any], setting: str) -> int:

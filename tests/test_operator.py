@@ -139,6 +139,27 @@ def test_every_numeric_setting_reads_its_number_from_text_alike(name):
         )
 
 
+@pytest.mark.parametrize(
+    ("bounds", "said"),
+    [
+        ({"minimum": 1, "maximum": 20}, "from 1 to 20"),
+        ({"minimum": 1}, "of at least 1"),
+        ({"maximum": 5}, "at most 5"),
+        ({"exclusiveMinimum": 0}, "above 0"),
+        ({"exclusiveMinimum": 0, "maximum": 60}, "above 0 and at most 60"),
+    ],
+)
+def test_a_bad_number_names_only_the_bounds_declared(monkeypatch, bounds, said):
+    """A setting declared with one bound is not told as "from 1 to None"."""
+    import tap_callreports.settings as settings
+
+    spec = {"type": ["integer", "string"], "pattern": r"^\s*[0-9]+\s*$", **bounds}
+    monkeypatch.setattr(settings, "declared", lambda _name: spec)
+    with pytest.raises(ConfigError) as caught:
+        read_number({"max_retries": "soon"}, "max_retries")
+    assert f"must be a whole number {said} (got 'soon')" in str(caught.value)
+
+
 def test_numbers_as_text_pass_the_cli_and_the_sdks_schema(tmp_path):
     config = BASE | {"max_retries": "5", "talkdesk_window_days": "14", "request_timeout_seconds": "120"}
     run = run_cli(tmp_path, config, "--discover")
@@ -324,3 +345,22 @@ def test_the_demos_row_count_table_is_aligned_for_every_stream_name():
     assert len({len(line) for line in lines}) == 1, "\n".join(lines)  # the counts end in one column
     for line, (name, count) in zip(lines[1:], counts):
         assert line.split() == [name, f"{count:,}"]
+
+
+def test_an_unexpected_error_names_the_stream_it_stopped_before_its_traceback(monkeypatch, capsys):
+    """The SDK's line that named the stream is not logged: the tap names it for a bug too."""
+    from tap_callreports import cli
+    from tap_callreports.sdk_hooks import STREAM_OF_ERROR
+
+    def crash(_args):
+        error = KeyError("boom")
+        setattr(error, STREAM_OF_ERROR, "talkdesk_calls")
+        raise error
+
+    monkeypatch.setattr(cli, "check_input_files", crash)
+    with pytest.raises(KeyError):
+        cli.main(["--about"])
+    assert capsys.readouterr().err.splitlines() == [
+        "tap-callreports: error: talkdesk_calls: stopped by an unexpected KeyError; "
+        "please report it with the traceback below"
+    ]
