@@ -21,6 +21,7 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_callreports.batches import WindowBatches
 from tap_callreports.errors import ConfigError, TerminatedBySignal
+from tap_callreports.timeutil import parse_instant
 from tap_callreports.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -98,6 +99,25 @@ class RESTStreamSDKHooks(OneErrorLine, RESTStream):
         """The SDK's METRIC line for a request (`_write_request_duration_log`), for the requests the
         tap sends itself (`CallReportsStream.send`: any thread, bodies left on the wire)."""
         self._write_request_duration_log(endpoint=endpoint, response=response, context=context, extra_tags=extra_tags)
+
+
+class LookbackSDKHooks(Stream):
+    """A sorted stream (`is_sorted = True`: its bookmark is resumable mid-stream) that reads again
+    from before its bookmark (a lookback: zendesk.talk). Keeps the SDK's per-record bookmark
+    (`_increment_stream_state`) for every record at or after the bookmark the state holds; a record
+    before it (re-read by the lookback, emitted again) leaves the bookmark where it is. Without
+    this the SDK's sort check (`check_sorted`) raises InvalidStreamSortException on the first
+    re-read item, every run after the first fails and the bookmark never moves; with
+    `check_sorted = False` it would move the bookmark back instead. Either way the bookmark stays
+    the newest `replication_key` emitted, and only rises."""
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+        if self.replication_key:
+            held = parse_instant(self.get_context_state(context).get("replication_key_value"))
+            value = parse_instant(latest_record.get(self.replication_key))
+            if held is not None and value is not None and value < held:
+                return
+        super()._increment_stream_state(latest_record, context=context)
 
 
 class ReportStreamSDKHooks(OneErrorLine):

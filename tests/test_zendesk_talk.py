@@ -132,6 +132,56 @@ def test_a_run_and_a_resumed_run_give_every_call_and_leg_once_in_its_latest_vers
         )
 
 
+def bookmarks_in_order(run, stream):
+    """The stream's bookmark in each STATE of the run, and the newest updated_at emitted before it."""
+    seen, newest = [], None
+    for message in run.messages:
+        if message["type"] == "RECORD" and message["stream"] == stream:
+            newest = max(newest or "", message["record"]["updated_at"])
+        elif message["type"] == "STATE":
+            value = message["value"].get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+            if value is not None:
+                seen.append((value, newest))
+    return seen
+
+
+def test_resumed_runs_with_a_lookback_send_its_items_again_and_the_bookmark_only_rises(sandbox):
+    lookback = 24 * 60  # a day: the third run, after the last updates, still finds some in it
+    config = talk_config(sandbox, zendesk_talk_lookback_minutes=lookback)
+    first = sync(config, streams=TALK)
+    assert first.error is None, first.error
+    sandbox.app.config.zendesk_talk_now = SECOND_NOW
+    before = len(sandbox.app.events("zendesk_talk_page"))
+    second = sync(config, state=first.final_state, streams=TALK)
+    assert second.error is None, second.error  # not InvalidStreamSortException on the first older item
+    before_third = len(sandbox.app.events("zendesk_talk_page"))
+    third = sync(config, state=second.final_state, streams=TALK)  # nothing new: only the lookback again
+    assert third.error is None, third.error
+
+    talk = talk_api(sandbox)
+    for stream in TALK:
+        latest = talk.latest(RESOURCE[stream], epoch(SECOND_NOW))
+        newest = max(r["updated_at"] for r in latest.values())
+        assert upserted(first, second, stream=stream) == latest, stream
+        for run, state, since in ((second, first.final_state, before), (third, second.final_state, before_third)):
+            bookmark = state["bookmarks"][stream]["replication_key_value"]
+            asked = [e for e in sandbox.app.events("zendesk_talk_page")[since:] if e["resource"] == RESOURCE[stream]]
+            assert asked[0]["start_time"] == epoch(bookmark) - lookback * 60
+            # the lookback's items went out again, oldest first, each once
+            records = run.records(stream)
+            assert any(r["updated_at"] < bookmark for r in records), stream
+            assert [r["updated_at"] for r in records] == sorted(r["updated_at"] for r in records)
+            assert len(records) == len({r["id"] for r in records})
+            # every STATE: never below the bookmark the run started from, never past what was emitted
+            seen = bookmarks_in_order(run, stream)
+            assert seen and [value for value, _ in seen] == sorted(value for value, _ in seen)
+            assert all(value >= bookmark for value, _ in seen), stream
+            assert all(value <= max(emitted or "", bookmark) for value, emitted in seen), stream
+        assert second.final_state["bookmarks"][stream]["replication_key_value"] == newest
+        assert third.final_state["bookmarks"][stream]["replication_key_value"] == newest  # not moved back
+        assert {r["id"]: r for r in third.records(stream)}.items() <= latest.items()
+
+
 def test_paging_crosses_seconds_shared_by_two_pages_and_ends_when_caught_up(sandbox):
     sandbox.app.config.zendesk_talk_now = SECOND_NOW
     run = sync(talk_config(sandbox), streams=TALK)

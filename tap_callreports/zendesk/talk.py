@@ -11,7 +11,9 @@ asked from cannot be moved past (no other parameter exists): the stream stops wi
 
 Items come back whenever they are updated: a warehouse upserting by `id` keeps the latest.
 The bookmark is the last emitted item's `updated_at`; the next run asks from that second
-(minus `zendesk_talk_lookback_minutes`), so it re-reads only the boundary second.
+(minus `zendesk_talk_lookback_minutes`), so it re-reads only the boundary second. The items a
+lookback reads again (before the bookmark) go out again, in order, and leave the bookmark where it
+is (sdk_hooks.LookbackSDKHooks): it only rises, to the newest item emitted.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tap_callreports.ratelimit import Budget, Pacer, pacer_for
 from tap_callreports.responses import dig, json_body, request_label
 from tap_callreports.retry import parse_retry_after
 from tap_callreports.schemas import SCHEMAS
+from tap_callreports.sdk_hooks import LookbackSDKHooks
 from tap_callreports.timeutil import iso_z, parse_instant, utc_now
 from tap_callreports.zendesk.client import ZendeskStream
 
@@ -179,13 +182,15 @@ def _utc(epoch: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
-class ZendeskTalkStream(ZendeskStream):
+class ZendeskTalkStream(LookbackSDKHooks, ZendeskStream):
     """One Talk incremental export (`resource`: calls or legs), paced to its own rate limit."""
 
     resource: t.ClassVar[str]
     primary_keys = ("id",)
     replication_key = "updated_at"
-    is_sorted = True  # pages ascend by updated_at; each page is sorted before it goes out
+    # Pages ascend by updated_at and each page is sorted before it goes out; the lookback's items,
+    # before the bookmark, go out again first and leave it where it is (LookbackSDKHooks).
+    is_sorted = True
     schema = StreamSchema(SCHEMAS)
 
     _read: ExportRead | None = None
