@@ -127,7 +127,7 @@ class ConnectionTest:
         calls = t.cast("ZendeskTalkStream", self.stream("zendesk_talk_calls"))
         if not (calls.selected or self.stream("zendesk_talk_legs").selected):
             return "credentials, job statuses page"
-        # one request of the Talk export (its own budget: 10 a minute), from a day ago
+        # one request of the Talk export (the exports' shared budget: 10 a minute), from a day ago
         calls.pacer.wait()
         try:
             _get(calls, calls.path, {"start_time": int(time.time()) - 86400})

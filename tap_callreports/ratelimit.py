@@ -12,7 +12,7 @@ Each request is counted from the moment its answer came back, not from when it w
 vendor counted it somewhere in between, so N answers within any W seconds of the next send mean the
 vendor may count N requests in one window; waiting for the oldest to leave the window keeps every
 window of the vendor's (fixed or sliding) at N at most. Requests of one endpoint are sequential
-(one stream reads it), so no lock orders them beyond the bookkeeping's.
+(one stream at a time reads it), so no lock orders them beyond the bookkeeping's.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ _PACERS_LOCK = threading.Lock()
 
 
 def pacer_for(run: object, endpoint: str, budget: Budget | None) -> Pacer:
-    """The run's one pacer of `endpoint` (a URL without its query, or an API base for a limit of the
-    whole account) at `budget` (`run`: the tap object): every stream or check of the run that asks
+    """The run's one pacer of `endpoint` (a URL without its query, the path the endpoints sharing one
+    limit start with, or an API base for a limit of the whole account) at `budget` (`run`: the tap object): every stream or check of the run that asks
     it shares it, so a run never spends one budget twice."""
     with _PACERS_LOCK:
         pacers = _PACERS.setdefault(run, {})

@@ -215,16 +215,16 @@ SETTINGS_SCHEMA = th.PropertiesList(
         _whole(1, 1000),
         default=ZENDESK_TALK_RATE_LIMIT,
         title="Zendesk Talk export rate limit",
-        description="Requests per zendesk_talk_rate_window_seconds to each Talk incremental export "
-        "(zendesk_talk_calls, zendesk_talk_legs), 1 to 1000: Zendesk allows 10 a minute; the tap keeps to it "
-        "instead of being refused. Raise it only if Zendesk raised your account's limit.",
+        description="Requests per zendesk_talk_rate_window_seconds to the Talk incremental exports, both "
+        "together (zendesk_talk_calls and zendesk_talk_legs share it), 1 to 1000: Zendesk allows 10 a minute; "
+        "the tap keeps to it instead of being refused. Raise it only if Zendesk raised your account's limit.",
     ),
     th.Property(
         "zendesk_talk_rate_window_seconds",
         _seconds(exclusiveMinimum=0),
         default=60,
         title="Zendesk Talk export rate window (s)",
-        description="Seconds (above 0) in which zendesk_talk_rate_limit requests may go to each Talk export: "
+        description="Seconds (above 0) in which zendesk_talk_rate_limit requests may go to the Talk exports: "
         "Zendesk's is a minute (a shorter one serves tests against the sandbox).",
     ),
     th.Property(

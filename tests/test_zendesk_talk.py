@@ -266,6 +266,25 @@ def test_the_tap_paced_to_the_limit_is_never_refused(sandbox):
     assert run.error is None
     assert len(pages(sandbox, "zendesk_talk_legs")) > 2 * 2  # more requests than two windows allow
     assert sandbox.app.events("rate_limited") == []
+    # the two exports share the budget: no second (the sandbox's window) saw more than 2 of them
+    # together, also where calls ended and legs began
+    asked = [e["wall"] for e in sandbox.app.events("zendesk_talk_page")]
+    assert all(later - earlier >= 1.0 for earlier, later in zip(asked, asked[2:]))
+
+
+def test_the_calls_and_legs_exports_share_one_pacer_per_run(sandbox):
+    from tap_callreports.tap import TapCallReports
+
+    config = talk_config(sandbox)
+    tap = TapCallReports(config=config, validate_config=False)
+    calls, legs = tap.streams["zendesk_talk_calls"], tap.streams["zendesk_talk_legs"]
+    assert calls.pacer is legs.pacer
+    assert calls.pacer_endpoint == legs.pacer_endpoint == f"{calls.url_base}/api/v2/channels/voice/stats/incremental/"
+    for _ in range(10):  # calls spent the budget: legs waits for it
+        calls.pacer.sent()
+    assert legs.pacer.delay() > 0
+    # another run (tap) has its own
+    assert TapCallReports(config=config, validate_config=False).streams["zendesk_talk_legs"].pacer is not calls.pacer
 
 
 def test_end_date_bounds_what_goes_out_and_the_bookmark(sandbox):
