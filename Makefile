@@ -61,13 +61,15 @@ bench-targets:
 
 # The tap against its baselines (1M and 100k rows, 5 interleaved rounds, a profile), then the tap
 # piped into target-jsonl, target-duckdb and target-postgres (the `make postgres` server; without
-# it the PostgreSQL rows are skipped with a note); then the job latency bench. About 32 minutes on 2 cores.
+# it the PostgreSQL rows are skipped with a note); then the job latency bench; then each figure against
+# its goal (bench/goals.py). About 35 minutes on 2 cores.
 bench: install bench-targets
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[test,sandbox,bench]'
 	-bash scripts/postgres.sh start
 	$(BIN)/python bench/run.py --profile
 	$(BIN)/python bench/run.py --pipeline
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/goals.py
 
 # How long a run waits for the vendors' report jobs (jobs of 20 s, default settings): about 2 minutes.
 bench-latency: install

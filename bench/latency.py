@@ -196,7 +196,18 @@ def main() -> None:
                 + (f"   {r['stderr_tail']}" if r["stderr_tail"] else ""),
                 flush=True,
             )
+            record_goal(r)
     sys.exit(1 if failed else 0)
+
+
+def record_goal(r: dict) -> None:
+    """The latency goals (`bench/goals.py`): the nightly run (`free`) against its slowest job, the
+    backfill of every stream against the account's floor."""
+    import goals
+
+    key = {"free": "nightly_vs_slowest_job", "backfill-all": "backfill_vs_floor"}.get(r["case"])
+    if key is not None and r["exit"] == 0:
+        goals.record(key, r["wall"] / r["floor"], f"{r['wall']:.1f} s, floor {r['floor']:.0f} s, {r['created']} jobs")
 
 
 if __name__ == "__main__":

@@ -235,13 +235,11 @@ def all_setups() -> tuple[list[Setup], list[str]]:
     else:
         # (target-postgres does not validate BATCH records: validate_records changes nothing there.)
         setups += [
-            Setup("tap | target-postgres (defaults)", "postgres"),
+            Setup(DEFAULT_SETUP, "postgres"),
             Setup("tap | target-postgres validate_records=false", "postgres", {"validate_records": False}),
             Setup("tap | target-postgres, meltano.yml's loader", "postgres", MELTANO_YML_LOADER),
             Setup("tap (batch_config) | target-postgres (defaults)", "postgres", batch={"batch_size": 10_000}),
-            Setup(
-                "tap (batch_config), meltano.yml's setup", "postgres", MELTANO_YML_LOADER, batch={"batch_size": 10_000}
-            ),
+            Setup(MELTANO_YML_SETUP, "postgres", MELTANO_YML_LOADER, batch={"batch_size": 10_000}),
             Setup(
                 "tap (batch_config 50k) | meltano.yml's loader",
                 "postgres",
@@ -254,6 +252,25 @@ def all_setups() -> tuple[list[Setup], list[str]]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+#: The pipeline goal (`bench/goals.py`): meltano.yml's setup against the targets' defaults.
+MELTANO_YML_SETUP, DEFAULT_SETUP = "tap (batch_config), meltano.yml's setup", "tap | target-postgres (defaults)"
+
+
+def record_goal(setups: list[Setup], rows: int) -> None:
+    import goals
+
+    found = {s.name: s for s in setups if s.results}
+    if MELTANO_YML_SETUP in found and DEFAULT_SETUP in found:
+        ours = median([r.wall for r in found[MELTANO_YML_SETUP].results])
+        default = median([r.wall for r in found[DEFAULT_SETUP].results])
+        goals.record(
+            "pipeline_vs_defaults",
+            default / ours,
+            f"{rows:,} rows, {rows / ours:,.0f} vs {rows / default:,.0f} rows/s, "
+            f"{len(found[MELTANO_YML_SETUP].results)} rounds",
+        )
 
 
 def run_pipelines(rows_wanted: int, rounds: int, workdir: Path, only: list[str] | None = None) -> None:
@@ -304,6 +321,7 @@ def run_pipelines(rows_wanted: int, rounds: int, workdir: Path, only: list[str] 
             f"{max(r.tap_rss for r in res):>5.0f}MB {max(r.target_rss for r in res):>8.0f}MB"
             + (f"  (failed later: {setup.failed[:80]})" if setup.failed else "")
         )
+    record_goal(setups, rows)
     print(
         "\nWhere the wall goes (medians, s): the tap's start-up to its job created; the sandbox building the\n"
         "file; the file ready to the tap's exit (polling, download, rows out); the target's tail after the tap's exit"

@@ -447,6 +447,36 @@ def print_table(bodies: list[Body]) -> None:
             )
 
 
+def record_goals(bodies: list[Body]) -> None:
+    """The goal figures (`bench/goals.py`) of the biggest body of each vendor: the tap's median
+    rows/s over the same-output script's, in the same interleaved rounds; the tap's peak RSS."""
+    import goals
+
+    biggest: dict[str, Body] = {}
+    for body in bodies:
+        if body.label not in biggest or body.rows > biggest[body.label].rows:
+            biggest[body.label] = body
+    rss = []
+    print()
+    for body in biggest.values():
+        tap = next((v for v in body.variants if v.name == "tap-callreports" and v.results), None)
+        script = next((v for v in body.variants if v.name.startswith("baseline: orjson") and v.results), None)
+        if tap is None or script is None:
+            continue
+        tap_s, script_s = statistics.median(r[0] for r in tap.results), statistics.median(r[0] for r in script.results)
+        key = "talkdesk_vs_script" if body.label == VENDORS["talkdesk"][0] else "myreports_vs_script"
+        goals.record(
+            key,
+            script_s / tap_s,
+            f"{body.rows:,} rows, {body.rows / tap_s:,.0f} vs {body.rows / script_s:,.0f} rows/s, "
+            f"{len(tap.results)} rounds",
+        )
+        rss.append((max(r[2] for r in tap.results), body.label))
+    if rss:
+        peak, label = max(rss)
+        goals.record("peak_rss_mb", peak, f"{label}, {', '.join(f'{mb:.0f} MB' for mb, _ in rss)}")
+
+
 def profile(workdir: Path, rows_wanted: int) -> None:
     per_hour = math.ceil(rows_wanted / HOURS)
     sandbox = Sandbox(per_hour)
@@ -524,6 +554,7 @@ def main() -> None:
                 bodies += bench_size(size, rounds, naive, workdir, vendors, loads)
         print("\n1-minute load average before each round: " + "; ".join(loads))
         print_table(bodies)
+        record_goals(bodies)
         if args.profile and "talkdesk" in vendors:
             profile(workdir, args.rows)
     if not ok:
