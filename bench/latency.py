@@ -15,9 +15,9 @@ process with stdout to /dev/null. Cases:
             the 8 Talkdesk jobs do not fit in the slots left (the rest start as the first finish).
 - backfill: talkdesk_calls over `--backfill-days` days in `--window-days` windows. Floor:
             ceil(windows / 15) x J.
-- backfill-all: all 8 Talkdesk report types and 2 MyReports reports over `--backfill-days`
-            days, every other setting default (7-day windows): 104 Talkdesk jobs and 26 MyReports
-            ones. Floor: the larger of ceil(Talkdesk jobs / 15) x J and
+- backfill-all: every Talkdesk report type (9: 117 jobs) and 2 MyReports reports (26 requests,
+            30 with the windows split at a fall-back) over `--backfill-days` days, every other
+            setting default (7-day windows). Floor: the larger of ceil(Talkdesk jobs / 15) x J and
             ceil(MyReports jobs / 10) x J (MyReports' default ceiling). Goal <= 1.15x.
 
 The sandbox builds each job's file while the job runs (`build_files_early`), as a vendor does:
