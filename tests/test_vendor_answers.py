@@ -547,3 +547,28 @@ def test_a_wall_time_nothing_places_is_counted_and_named_in_one_warning(make_san
     rows = {r["doc_id"]: r for r in run.records(stream)}
     assert count > 0 and len(named) == min(count, 5)  # noqa: PLR2004
     assert all(rows[d]["start_local"][11:13] == "01" for d in named), said[0]  # the repeated hour
+
+
+@pytest.mark.parametrize("lookback", [None, 0])
+def test_a_filter_read_as_wall_time_places_every_row_of_the_repeated_hour_at_its_own_instant(
+    make_sandbox, caplog, lookback
+):
+    """Read as wall time, the dateFilter's bound at the fall-back ("01:00" after it) names the first
+    01:00: the window before ends an hour early, and the earlier of the two hours lands in the next
+    request. The result's filterConditions say so; every row keeps the instant the plain vendor gives."""
+    stream = "myreports_call_rows"
+    days = {"start_date": "2026-10-24T00:00:00Z", "end_date": "2026-10-26T00:00:00Z"}
+    more = days | ({} if lookback is None else {"myreports_lookback_minutes": lookback})
+    whole = sync(KINDS["myreports"].config(make_sandbox()) | more, streams=[stream])
+    assert whole.error is None, whole.error
+    expected = {r["doc_id"]: r["start_utc"] for r in whole.records(stream)}
+    sandbox = make_sandbox(shapes=("myreports-filter-wall-time",))
+    with caplog.at_level(logging.WARNING):
+        run = sync(KINDS["myreports"].config(sandbox) | more, streams=[stream])
+    assert run.error is None, run.error
+    got = [(r["doc_id"], r["start_utc"]) for r in run.records(stream)]
+    assert len(got) == len(dict(got)), "a call emitted twice"
+    wrong = {d: (s, expected.get(d)) for d, s in got if s != expected.get(d)}
+    assert wrong == {}, f"{len(wrong)} row(s) at another instant: {list(wrong.items())[:3]}"
+    assert sorted(expected) == sorted(dict(got))  # none lost
+    assert "happened twice" not in caplog.text  # the answer told every time

@@ -77,6 +77,9 @@ class MyReportsRequest:
     meta: dict = field(default_factory=dict)
     #: The result's members after its rows (summary, rowLimit, ...).
     trailer: dict = field(default_factory=dict)
+    #: The instants the result says it selected (`request.filterConditions`) when they are not
+    #: the ones asked (a filter read as wall time): its rows are placed by these.
+    selected: tuple[dt.datetime, dt.datetime] | None = None
 
 
 class MyReportsRequests:
@@ -297,8 +300,17 @@ class MyReportsRequests:
         emitted_before = self.stream._overlap_keys.get(report_id, {})  # fixed while the window is read: re-reads agree
         near_end = iso_z(result.window.end - self.stream.lookback)[:19]
         near_end_keys = self.stream._window_keys.setdefault(report_id, {})
-        asked = Window(parse_instant(result.requested_start) or result.window.start, result.window.end)
-        twice = RepeatedWallTimes.of(tz, asked, result.window, members)
+        selected = vendor_details(result, MyReportsRequest).selected
+        asked = (
+            Window(*selected)
+            if selected is not None
+            else Window(parse_instant(result.requested_start) or result.window.start, result.window.end)
+        )
+        # Where the window before's request ended, by what its answer said it selected (None: not
+        # read this run); this window's, for the window after it (kept when the window commits).
+        before_end = self.stream._selected_ends.get(report_id)
+        self.stream._window_selected_ends[report_id] = asked.end
+        twice = RepeatedWallTimes.of(tz, asked, result.window, members, before_end)
 
         def finish(row: dict, key: tuple) -> dict:
             start = str(row.get("start_utc") or "")
@@ -371,7 +383,13 @@ class MyReportsRequests:
         elif all(sent.utcoffset(m) == tz.utcoffset(m) for m in asked):
             return
         if sent.key == tz.key:
-            return  # written in the report's zone already: both readings are the same instants
+            # Written in the report's zone already, yet the answer selected other instants (a bound
+            # in the hour a fall-back repeats, read as wall time): asking again would select the
+            # same; its rows are placed by what it says it selected. The requests around it were
+            # read the same way, so together they still hold every instant.
+            if echoed is not None:
+                vendor_details(result, MyReportsRequest).selected = echoed
+            return
         raise SplitWindow(
             [result.window],
             f"its dateFilter was written in {sent.key} and the result selected "
@@ -380,9 +398,13 @@ class MyReportsRequests:
 
     def _split_at_fall_back(self, tz: ZoneInfo, result: JobResult) -> None:
         transitions = fall_back_transitions(tz, result.window.start, result.window.end)
-        if transitions:
+        asked_start = parse_instant(result.requested_start) or result.window.start
+        if transitions and _wall(asked_start, tz) < _wall(transitions[0], tz):
             # Local times in the hour before a fall-back happen twice: split there, and each
-            # half's own bounds tell which occurrence a row is.
+            # half's own bounds tell which occurrence a row is. Not when the request would start
+            # within the repeated hour: read as wall time, the half before would span no time at
+            # all (a request the vendor refuses); the whole window's rows are placed by what the
+            # answer says (`RepeatedWallTimes`).
             raise SplitWindow(
                 result.window.split_at(transitions[0]), f"{tz} turns its clocks back at {iso_z(transitions[0])}"
             )
@@ -526,8 +548,17 @@ class RepeatedWallTimes:
       out by key, placed by the answer) agrees: the rows before the drop are the earlier hour's,
       those after it the later one's. A result sorted by wall time has no drop and tells nothing."""
 
-    def __init__(self, tz: ZoneInfo, transition: dt.datetime, asked: Window, window: Window, members: dict) -> None:
+    def __init__(
+        self,
+        tz: ZoneInfo,
+        transition: dt.datetime,
+        asked: Window,
+        window: Window,
+        members: dict,
+        before_end: dt.datetime | None = None,
+    ) -> None:
         self.transition = transition
+        self.before_end = before_end
         before = (transition - dt.timedelta(seconds=1)).astimezone(tz).utcoffset()
         after = transition.astimezone(tz).utcoffset()
         assert before is not None and after is not None
@@ -549,10 +580,13 @@ class RepeatedWallTimes:
         self.unresolved: list[t.Any] = []
 
     @classmethod
-    def of(cls, tz: ZoneInfo, asked: Window, window: Window, members: dict) -> RepeatedWallTimes | None:
-        """None when no fall-back lies within the request (no wall time of it names two instants)."""
+    def of(
+        cls, tz: ZoneInfo, asked: Window, window: Window, members: dict, before_end: dt.datetime | None = None
+    ) -> RepeatedWallTimes | None:
+        """None when no fall-back lies within the request (no wall time of it names two instants).
+        `before_end`: where the window before's request ended by its answer (None: unknown)."""
         transitions = fall_back_transitions(tz, asked.start, asked.end)
-        return cls(tz, transitions[0], asked, window, members) if transitions else None
+        return cls(tz, transitions[0], asked, window, members, before_end) if transitions else None
 
     def known(self, instant: t.Any, local: t.Any) -> list[tuple[dict, tuple]]:
         """A row an earlier window emitted (left out by key): its instant is known."""
@@ -589,14 +623,15 @@ class RepeatedWallTimes:
         return ready
 
     def _by_answer(self, row: dict, earlier: dt.datetime, later: dt.datetime) -> dt.datetime | None:
-        window = self.window
+        window, before_end = self.window, self.before_end
         if not earlier < window.start <= later:
             return None
         if not self.end_filter:
-            return later  # the window before selected the earlier instant, and it was emitted
+            # The window before selected the earlier instant (its answer says so), and it was emitted.
+            return later if before_end is not None and earlier < before_end else None
         duration = row.get("duration")
         if isinstance(duration, (int, float)) and not isinstance(duration, bool):
-            if earlier + dt.timedelta(seconds=duration) < window.start:
+            if before_end is not None and earlier + dt.timedelta(seconds=duration) < before_end:
                 return later
             if later + dt.timedelta(seconds=duration) >= self.asked.end:
                 return earlier
@@ -633,6 +668,11 @@ class RepeatedWallTimes:
             ready.append((twice.row, twice.key))
         self.hour = []
         return ready
+
+
+def _wall(moment: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    """`moment`'s wall time in `tz` (what a vendor reading the filter as wall time sees)."""
+    return moment.astimezone(tz).replace(tzinfo=None)
 
 
 def _has_time_zone(members: dict) -> bool:

@@ -99,12 +99,27 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     def _window_keys(self) -> dict[t.Any, dict[tuple, str]]:  # the same, of the window being read
         return {}
 
+    @cached_property
+    def _selected_ends(self) -> dict[t.Any, dt.datetime]:
+        """Report id -> where the last committed window's request ended, by what its answer said it
+        selected (a filter read as wall time may end elsewhere than asked)."""
+        return {}
+
+    @cached_property
+    def _window_selected_ends(self) -> dict[t.Any, dt.datetime]:  # the same, of the window being read
+        return {}
+
     def commit_window(self, context: Context | None, window: Window) -> None:
         super().commit_window(context, window)
         report_id = (context or {}).get("report_id")
         near_end = iso_z(window.end - self.lookback)[:19]
         kept = {**self._overlap_keys.get(report_id, {}), **self._window_keys.pop(report_id, {})}
         self._overlap_keys[report_id] = {key: start for key, start in kept.items() if start[:19] >= near_end}
+        ended = self._window_selected_ends.pop(report_id, None)  # None: no rows read, unknown
+        if ended is None:
+            self._selected_ends.pop(report_id, None)
+        else:
+            self._selected_ends[report_id] = ended
 
     @cached_property
     def jobs(self) -> MyReportsRequests:
