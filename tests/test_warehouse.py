@@ -668,8 +668,22 @@ def test_batch_and_record_runs_land_the_same_rows_in_postgres(tmp_path, target_p
 
 # ---- e. one table whatever the file format: the evidenced layouts in PostgreSQL and DuckDB ------------
 
+#: Every report type the sandbox serves: the official layouts, the community ones (contacts,
+#: ring_attempts) and one read under the generic rules (feedback_flow).
 LAYOUT_TABLES = [
-    f"talkdesk_{kind}" for kind in ("calls", "contacts", "ring_attempts", "user_status", "studio_flow_execution")
+    f"talkdesk_{kind}"
+    for kind in (
+        "calls",
+        "contacts",
+        "ring_attempts",
+        "user_status",
+        "studio_flow_execution",
+        "explore_calls",
+        "audit_logs",
+        "messaging_contacts",
+        "messaging_traffic",
+        "feedback_flow",
+    )
 ]
 FORMATS = ("json", "csv", "json_bulk")
 
@@ -746,6 +760,20 @@ def test_every_file_format_lands_the_same_tables_in_postgres_and_duckdb(tmp_path
         assert contacts["talk_time_seconds"] in ("bigint", "integer") and contacts["answered_at_local"] != "boolean"
         studio = tables["talkdesk_studio_flow_execution"][0]
         assert studio["timestamp"].startswith("timestamp") and studio["step_execution_order"] in ("bigint", "integer")
+        # Flags boolean, numbers numeric, durations seconds, lists arrays, whatever the file format.
+        explore = tables["talkdesk_explore_calls"][0]
+        assert explore["in_business_hours"] == explore["transfer"] == "boolean", explore
+        assert explore["talk_time_seconds"] == "numeric" and explore["rating"] in ("bigint", "integer"), explore
+        assert explore["start_time"].startswith("timestamp") and "talk_time" not in explore, explore
+        messaging = tables["talkdesk_messaging_contacts"][0]
+        assert messaging["wrap_up_duration_seconds"] == messaging["contact_handle_time_seconds"] == "numeric"
+        assert messaging["is_virtual_agent"] == "boolean" and messaging["contact_started_at"].startswith("timestamp")
+        assert tables["talkdesk_audit_logs"][0]["ip_addresses"] == "ARRAY"  # text[]
+        assert tables["talkdesk_user_status"][0]["ring_groups"] == "ARRAY"
+        assert tables["talkdesk_calls"][0]["agent_disconnected"] == "boolean"
+        assert studio["time_in_step_seconds"] == "numeric" and "time_in_step" not in studio
+        assert tables["talkdesk_feedback_flow"][0]["date_time"].startswith("timestamp")
+        assert primary_keys(schemas["json"])["talkdesk_messaging_contacts"] == {"contact_id"}
         assert primary_keys(schemas["json"])["talkdesk_studio_flow_execution"] == {
             "interaction_id",
             "step_execution_order",
