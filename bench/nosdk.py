@@ -35,17 +35,25 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from tap_callreports.rowkeys import KeyGuard
-from tap_callreports.rowshape import RowPolicy, RowShaper
+from tap_callreports.rowshape import FLAG, RowPolicy, RowShaper
 from tap_callreports.timeutil import UTC, LocalTimeConverter, parse_instant
 
 # The tap's row policies for these two streams (talkdesk/report_types.py, myreports/), copied so
 # this script never imports the SDK; the bench's check fails if they drift apart.
 CALLS_POLICY = RowPolicy(
     key=("call_id",),
-    instants=("start_at", "end_at", "csat_survey_time"),
-    renamed={"interaction_id": "call_id", "call_type": "type", "start_time": "start_at", "end_time": "end_at"},
+    instants=("start_at", "end_at", "csat_survey_time", "timestamp_custom_field_n1"),
+    renamed={
+        "interaction_id": "call_id",
+        "call_type": "type",
+        "start_time": "start_at",
+        "end_time": "end_at",
+        **{f"{name}_time": f"{name}_time_seconds" for name in ("total", "talk", "wait", "hold", "abandon")},
+        "total_ringing_time": "total_ringing_time_seconds",
+    },
     empty_text_is_null=True,  # Talkdesk: "" and "None" are null in every column
     none_text_is_null=True,
+    forms={"agent_disconnected": FLAG},
 )
 MYREPORTS_POLICY = RowPolicy(key=("doc_id",), renamed={"start": "start_local"})
 
