@@ -13,6 +13,7 @@ from helpers import LONDON_REPORT, NEW_YORK_REPORT, catalog_selecting, sandbox_c
 from tap_callreports.myreports.streams import ROW_POLICY
 from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.rowshape import RowShaper
+from tap_callreports.tap import TapCallReports
 from tap_callreports.timeutil import UTC, LocalTimeConverter, parse_instant
 
 STREAMS = ["talkdesk_calls", "talkdesk_report_jobs", "myreports_call_rows", "myreports_requests"]
@@ -37,14 +38,14 @@ def test_streaming_and_whole_body_parsing_emit_identical_records(make_sandbox):
 
     expected_calls = []
     token = sandbox.app.config.talkdesk_access_token
+    # A whole-body row shaped as the tap shapes every row (names, value forms, nulls, UTC: their
+    # correctness is tests/test_report_layouts.py's); this test pins the parsing, not the shaping.
+    shape_call = TapCallReports(config=config).streams["talkdesk_calls"].shaper.shape
     for job in run.records("talkdesk_report_jobs"):
         body = whole_body(job["links"]["files"]["href"], token)
         for row in body["entries"]:
-            row = {
-                k: (None if v == "" else v) for k, v in row.items()
-            }  # empty text is null (docs/talkdesk-report-rows.md)
             expected_calls.append(
-                row
+                shape_call(row, ZoneInfo(job["timezone"]))
                 | {
                     "report_job_id": job["id"],
                     "report_window_start": job["window_start"],
