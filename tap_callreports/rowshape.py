@@ -299,6 +299,16 @@ def _wall_text(text: str) -> str:
     return text if text[10] == "T" else f"{text[:10]}T{text[11:]}"
 
 
+def _holds_any(texts: frozenset[str], row: dict[str, t.Any]) -> bool:
+    """Whether a value of the row is one of `texts` (a C-level set probe per value; a list or
+    object value cannot be hashed, and then the slower scan decides)."""
+    try:
+        return not texts.isdisjoint(row.values())
+    except TypeError:
+        values = row.values()
+        return any(text in values for text in texts)
+
+
 #: Renamed fields move in place while at most one field in this many is renamed (else: rebuilt).
 _MOVES_RATIO = 4
 
@@ -344,10 +354,17 @@ class RowShaper:
         # Per key tuple seen: (the output names when the layout is rebuilt, else None; the
         # (vendor name, column) pairs moved in place; whether any output name is unknown to the
         # schema; the value-type patterns proven to conform for this layout; the (column, form)
-        # pairs of this layout to convert).
+        # pairs of this layout to convert; the vendor fields that held a missing text so far).
         self._columns_for: dict[
             tuple[str, ...],
-            tuple[tuple[str, ...] | None, tuple[tuple[str, str], ...], bool, set, tuple[tuple[str, ValueForm], ...]],
+            tuple[
+                tuple[str, ...] | None,
+                tuple[tuple[str, str], ...],
+                bool,
+                set,
+                tuple[tuple[str, ValueForm], ...],
+                list[str],
+            ],
         ] = {}
         self._form_columns = forms
         self._forms = dict(forms()) if forms is not None else dict(policy.forms)
@@ -365,7 +382,7 @@ class RowShaper:
         YYYY-MM-DDTHH:MM:SS whatever form the vendor used."""
         keys = tuple(row)
         try:
-            columns, moves, unknown, proven, converted = self._columns_for[keys]
+            columns, moves, unknown, proven, converted, hot = self._columns_for[keys]
         except KeyError:
             renamed = tuple(self.names.column(k) for k in keys)
             unknown = self._known is not None and not set(renamed) <= self._known()
@@ -376,22 +393,21 @@ class RowShaper:
             columns = renamed if moved and not moves else None
             proven = set()
             converted = tuple((name, self._forms[name]) for name in renamed if name in self._forms)
-            self._columns_for[keys] = (columns, moves, unknown, proven, converted)
-        if self._missing:
-            # Missing texts found by C-level scans of the values (`list.index` compares with ==, and
-            # only a str equals "" or "None"), set to null under the row's own keys.
-            values = list(row.values())
-            for text in self._missing:
-                try:
-                    at = values.index(text)
-                except ValueError:
-                    continue
-                while True:
-                    row[keys[at]] = None
-                    try:
-                        at = values.index(text, at + 1)
-                    except ValueError:
-                        break
+            hot = []
+            self._columns_for[keys] = (columns, moves, unknown, proven, converted, hot)
+        missing = self._missing
+        if missing and _holds_any(missing, row):
+            # The fields that held a missing text before in this layout are looked at first (a
+            # C-level set probe per value says whether any other is left); the rest one by one.
+            for name in hot:
+                value = row[name]
+                if value.__class__ is str and value in missing:
+                    row[name] = None
+            if _holds_any(missing, row):
+                for name, value in row.items():  # same keys: safe while iterating
+                    if value.__class__ is str and value in missing:
+                        row[name] = None
+                        hot.append(name)
         if columns is not None:
             row = dict(zip(columns, row.values()))
         else:
