@@ -6,14 +6,12 @@ result was not cut by `rowLimit`). Anything else -- no row array, an error envel
 that disagrees -- is an `IncompleteResult`: the reader downloads it again, then has the job
 created again, and stops loudly if it stays incomplete. The bookmark never passes such a window.
 
-A re-read of a window whose rows were partly emitted must not emit them twice: `EmittedRows`
-remembers a digest of each row emitted (only on that rare path, never on the fast one) and
-lets through only what was not out yet.
+A window read again is read from its first row: its rows wait until it is proven, so what it
+held is dropped (`ReportJobStream.restart_window`) and none goes out twice.
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import typing as t
 
@@ -96,34 +94,3 @@ def row_digest(row: t.Mapping[str, t.Any], ignore: t.Container[str]) -> bytes:
     return hashlib.blake2b(
         orjson.dumps(vendor, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS), digest_size=12
     ).digest()
-
-
-class EmittedRows:
-    """The multiset of rows already emitted from one window, across the results read for it."""
-
-    def __init__(self, ignore: t.Container[str]) -> None:
-        self.ignore = ignore
-        self._emitted: collections.Counter[bytes] = collections.Counter()
-        self._unmatched: collections.Counter[bytes] = collections.Counter()
-
-    def add(self, row: t.Mapping[str, t.Any]) -> None:
-        """A row emitted (or known to have been emitted) from the result being read."""
-        self._emitted[row_digest(row, self.ignore)] += 1
-
-    def start_result(self) -> None:
-        """A new result (another job for the window) is read: its rows are matched against all
-        rows emitted so far, each emitted row matching one row of the new result at most."""
-        self._unmatched = self._emitted.copy()
-
-    def already_emitted(self, row: t.Mapping[str, t.Any]) -> bool:
-        """True (and the match used up) when this row of the new result was emitted before;
-        otherwise the row counts as emitted from now on."""
-        digest = row_digest(row, self.ignore)
-        if self._unmatched[digest] > 0:
-            self._unmatched[digest] -= 1
-            return True
-        self._emitted[digest] += 1
-        return False
-
-    def __len__(self) -> int:
-        return sum(self._emitted.values())

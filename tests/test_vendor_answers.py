@@ -460,6 +460,23 @@ def test_a_job_gone_with_its_file_is_created_again_at_once(make_sandbox, plain, 
     assert len(again) == 3 and all("gone" in line for line in again), again  # noqa: PLR2004
 
 
+def test_a_job_gone_after_its_download_broke_is_created_again_and_read_from_its_first_row(make_sandbox, caplog):
+    """Rows of the first job were read (and held) before its download broke and the job vanished: the
+    window's held rows are dropped and the new job is read whole, once."""
+    spec, box = KINDS["talkdesk-json"], {"rows_per_hour": 150}  # files large enough to break after rows
+    whole = sync(spec.config(make_sandbox(**box)), streams=[spec.stream])
+    sandbox = make_sandbox(shapes=("talkdesk-job-vanished-mid-download",), **box)
+    with caplog.at_level(logging.WARNING):
+        run = sync(spec.config(sandbox), streams=[spec.stream])
+    assert run.error is None, run.error
+    # (Once a job vanished, the files of the jobs in hand are checked first: those go at once.)
+    assert faults(sandbox, "job-vanished-mid-download")
+    broke = [r.getMessage() for r in caplog.records if "broke after" in r.getMessage()]
+    assert broke and all(" after 0 rows" not in line for line in broke), broke
+    assert_same_records(run, whole, spec.stream)
+    assert run.final_state == whole.final_state
+
+
 # ---- a listing that loses its place resumes exact (issue 26) -------------------------------------------------
 
 

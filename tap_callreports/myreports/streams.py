@@ -109,6 +109,11 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     def _window_selected_ends(self) -> dict[t.Any, dt.datetime]:  # the same, of the window being read
         return {}
 
+    def restart_window(self) -> None:
+        super().restart_window()
+        self._window_keys.clear()  # the window's rows are read again: their keys with them
+        self._window_selected_ends.clear()
+
     def commit_window(self, context: Context | None, window: Window) -> None:
         super().commit_window(context, window)
         report_id = (context or {}).get("report_id")

@@ -9,14 +9,12 @@ import functools
 import threading
 import time
 import typing as t
-from hashlib import blake2b
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
-import orjson
 import requests
 
-from tap_callreports.completeness import EmittedRows, IncompleteResult
+from tap_callreports.completeness import IncompleteResult, row_digest
 from tap_callreports.errors import MalformedBodyError, StreamError
 from tap_callreports.responses import vendor_error_details
 from tap_callreports.retry import RETRY_AFTER_CAP_SECONDS, parse_retry_after
@@ -99,11 +97,11 @@ class WindowReader:
         if held is None:
             return keys.duplicates()
         contents: dict[int, list[bytes]] = {digest: [] for digest in repeated}
-        digest_of = keys.digest
+        digest_of, origin = keys.digest, self.stream.origin_fields
         for row in held:
             same = contents.get(digest_of(row))  # type: ignore[arg-type]
             if same is not None:
-                same.append(blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=16).digest())
+                same.append(row_digest(row, origin))  # the job/request ids the tap adds are no content
         # A key read back fewer than twice (a key that does not survive JSON) is not proven either.
         return sum(max(len(seen) - 1, 1) for seen in contents.values() if len(seen) < 2 or len(set(seen)) > 1)  # noqa: PLR2004
 
@@ -126,11 +124,11 @@ class WindowReader:
 
         A connection broken mid-body downloads the same result again and skips, by position, the
         rows already handled. A result that proves incomplete is downloaded again, then its job
-        is created again; from the first incomplete result on, the rows emitted are remembered by
-        digest (`EmittedRows`), so a re-read emits only what was not out yet (a row the vendor
-        changed in between goes out again, and replaces the old one by key). A job whose file is
-        gone with the job (JobVanished) is created again at once, and the results `ahead` in hand
-        are checked for the same on worker threads.
+        is created again; each time the window is read again from its first row, and what it held
+        so far is dropped (none of it has left: `ReportJobStream.restart_window`), so a row the
+        vendor changed in between goes out once, as it is now. A job whose file is gone with the
+        job (JobVanished) is created again at once, and the results `ahead` in hand are checked for
+        the same on worker threads.
         """
         window = result.window
         stream = self.stream
@@ -139,9 +137,7 @@ class WindowReader:
         growth = stream.schema_growth
         known = None if stream.shaper_checks_fields else growth.known
         emitted = 0  # rows of this window emitted, from every result read for it
-        handled = 0  # rows of the current result handled (emitted, matched or learned), by position
-        learn = 0  # rows at the start of the current result emitted before digests were kept
-        memory: EmittedRows | None = None
+        handled = 0  # rows of the current result handled (emitted), by position
         breaks = downloads = 0
         # time_extracted: the rows of one result are extracted by one download.
         stream.extracted_at = utc_now()
@@ -151,22 +147,10 @@ class WindowReader:
                 keys = KeyGuard(key)  # the rows of the result being read
             add_key = keys.add
             try:
-                position = handled if memory is None else 0
-                for row in stream.jobs.read(context, result, skip=handled if memory is None else 0):
+                position = handled
+                for row in stream.jobs.read(context, result, skip=handled):
                     position += 1
-                    if memory is not None:
-                        if position <= handled:
-                            continue  # handled before the connection broke
-                        handled = position
-                        if position <= learn:
-                            memory.add(row)  # emitted before digests were kept: not again
-                            add_key(row)
-                            continue
-                        if memory.already_emitted(row):
-                            add_key(row)
-                            continue
-                    else:
-                        handled = position
+                    handled = position
                     emitted += 1
                     if journal.pending:
                         journal.record()
@@ -207,10 +191,10 @@ class WindowReader:
                 ) from None
             except IncompleteResult as exc:
                 downloads += 1
-                if memory is None:
-                    # From now on remember what goes out; rows already out are learned on the re-read.
-                    memory = EmittedRows(stream.origin_fields)
-                    learn, handled = handled, 0
+                # Nothing of the window has left (its rows are held until proven): what it held is
+                # dropped, and the window is read again from its first row.
+                stream.restart_window()
+                emitted = handled = 0
                 attempts = stream.settings.jobs.max_attempts
                 vanished = isinstance(exc, JobVanished)
                 if downloads <= INCOMPLETE_REFETCHES and not vanished:
@@ -225,9 +209,8 @@ class WindowReader:
                     )
                     time.sleep(wait)
                     continue
-                if result.attempt >= attempts or len(memory) < emitted:
-                    # Out of attempts, or rows went out that the re-read could not learn: a new job
-                    # could send them twice. The bookmark stays; a later run reads the window again.
+                if result.attempt >= attempts:
+                    # Out of attempts: the bookmark stays; a later run reads the window again.
                     raise StreamError(
                         stream.name,
                         f"the result of {stream.jobs.describe(result)} stayed incomplete: {exc.problem} "
@@ -268,8 +251,7 @@ class WindowReader:
                 # A vanished job: in the vendor's slots, before every waiting job (others are too).
                 result = ahead.run_now(again) if vanished and ahead is not None else again(stop)
                 journal.record()
-                downloads, handled, learn = 0, 0, 0
-                memory.start_result()
+                downloads = 0
                 stream.extracted_at = utc_now()
 
     def open_download(self, url: str) -> requests.Response:

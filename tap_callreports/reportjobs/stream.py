@@ -335,6 +335,12 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
         if self._batches is not None:
             self._batches.discard_window()
 
+    def restart_window(self) -> None:
+        """The window is read again from its first row (another download or job): what it held so
+        far is dropped, and its lines are held again."""
+        self.drop_window()
+        self.hold_window()
+
     def held_rows(self) -> t.Iterator[dict] | None:
         """The rows of the window held so far, read back (None: they cannot be)."""
         if self._batches is not None:

@@ -277,8 +277,11 @@ class Sandbox:
             except OSError:
                 pass
 
-    def file_response(self, request: Request, path: str, size: int, content_type: str, key: str) -> Response:
-        cut = self.faults.cut_body(key)
+    def file_response(
+        self, request: Request, path: str, size: int, content_type: str, key: str, cut: bool | None = None
+    ) -> Response:
+        """The file, cut halfway (the connection dropped) when `cut`, or by the fault profile."""
+        cut = self.faults.cut_body(key) if cut is None else cut
         environ = request.environ
 
         def body() -> t.Iterator[bytes]:

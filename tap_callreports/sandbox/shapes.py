@@ -58,6 +58,8 @@ SHAPES: dict[str, str] = {
     "talkdesk-calls-repeated-row": "the calls report sends the week's first call at Friday 12:00 UTC twice, identical",
     "talkdesk-job-vanished": "the first job of each (type, window) is deleted (retention, someone else) right after "
     "it reports done: its file answers 404 and the job 404 from then on",
+    "talkdesk-job-vanished-mid-download": "the first download of the first job of each (type, window) breaks halfway "
+    "(connection dropped), and that job is gone from then on: its file answers 404 and the job 404",
     "talkdesk-file-version-v2": 'JSON report files say "version": "v2" (a layout version the tap was not built for)',
     "talkdesk-flag-unknown-form": "the first explore_calls row of the hour at Friday 12:00 UTC (each week) carries "
     '"Maybe" in its transfer? flag (a value in none of a flag\'s forms)',
@@ -304,6 +306,7 @@ EXPIRED_LINK = b"<Error><Code>AccessDenied</Code><Message>Request has expired</M
 
 #: Done jobs deleted at the first GET of their file (only a window's first job: a job created again stays).
 TALKDESK_VANISHED_JOBS = {"talkdesk-job-vanished": True}
+TALKDESK_VANISHED_MID_DOWNLOAD = "talkdesk-job-vanished-mid-download"
 
 #: Signed download links answered 403 "Request has expired" (after the link's own expiry).
 TALKDESK_EXPIRED_LINKS = {"talkdesk-signed-url-expired-always": True, "talkdesk-signed-url-expired-once": True}

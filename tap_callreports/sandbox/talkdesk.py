@@ -31,6 +31,7 @@ from tap_callreports.sandbox.shapes import (
     TALKDESK_ROWS,
     TALKDESK_STATUS_WORDS,
     TALKDESK_VANISHED_JOBS,
+    TALKDESK_VANISHED_MID_DOWNLOAD,
     TALKDESK_WALL_TIMES,
     TOKEN_BURST_RATE,
     all_but_last,
@@ -555,6 +556,18 @@ class TalkdeskApi(VendorApi):
                 self.jobs.pop(job_id, None)  # gone with its file, as retention does
             self.box.event("fault", fault="job-vanished", job_id=job_id)
             job = None
+        cut_first = (
+            job is not None
+            and job.attempt == 1
+            and self.box.shape(TALKDESK_VANISHED_MID_DOWNLOAD)
+            and job.status == "done"
+            and job.file_path is not None
+        )
+        if cut_first and job is not None and not self.box.shape_once(TALKDESK_VANISHED_MID_DOWNLOAD, job_id):
+            with self.lock:
+                self.jobs.pop(job_id, None)  # gone after its first download broke
+            self.box.event("fault", fault="job-vanished-mid-download", job_id=job_id)
+            job = None
         if job is None or job.report_type != report_type or job.status != "done" or job.file_path is None:
             return talkdesk_error(404, "0000404", "Report file not found")
         if self.box.shape_once("talkdesk-files-404-once", job.id):
@@ -567,7 +580,7 @@ class TalkdeskApi(VendorApi):
             return Response(status=303, headers={"Location": self._signed_url(request, job)})
         self.box.event("file_download", job_id=job.id, via="api")
         return self.box.file_response(
-            request, job.file_path, job.file_size, _content_type(job.format), f"file:{job.id}"
+            request, job.file_path, job.file_size, _content_type(job.format), f"file:{job.id}", cut=cut_first or None
         )
 
     def _not_the_file(self, job_id: str) -> tuple[int, str, bytes, dict[str, str]] | None:
