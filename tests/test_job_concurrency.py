@@ -129,7 +129,9 @@ def test_a_freed_slot_starts_the_next_job_while_earlier_results_are_still_unread
     window, _result = next(reading)  # window 1 of stream a is being read...
     assert window == windows(6)[0]
     wait_until(lambda: len(started) == 10, "every job started while window 1 is read")  # ...all 10 ran
-    assert [w for name, w in started if name == "a"] == windows(6)  # each stream's jobs in window order
+    # Each stream's jobs ran once each; two workers may note two jobs taken together in either
+    # order, so the order they are taken in is pinned by the ranking test below, not here.
+    assert sorted(w for name, w in started if name == "a") == windows(6)
     assert [w for w, _r in reading] == windows(6)[1:]
     assert [w for w, _r in second] == windows(4)
     jobs.shutdown()
