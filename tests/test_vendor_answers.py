@@ -460,10 +460,14 @@ def test_a_job_gone_with_its_file_is_created_again_at_once(make_sandbox, plain, 
     assert len(again) == 3 and all("gone" in line for line in again), again  # noqa: PLR2004
 
 
-def test_a_job_gone_after_its_download_broke_is_created_again_and_read_from_its_first_row(make_sandbox, caplog):
+@pytest.mark.parametrize("redirect", ["never", "always"])  # the file from the API, or from a signed URL
+def test_a_job_gone_after_its_download_broke_is_created_again_and_read_from_its_first_row(
+    make_sandbox, caplog, redirect
+):
     """Rows of the first job were read (and held) before its download broke and the job vanished: the
     window's held rows are dropped and the new job is read whole, once."""
-    spec, box = KINDS["talkdesk-json"], {"rows_per_hour": 150}  # files large enough to break after rows
+    spec = KINDS["talkdesk-json"]
+    box = {"rows_per_hour": 150, "talkdesk_file_redirect": redirect}  # files large enough to break after rows
     whole = sync(spec.config(make_sandbox(**box)), streams=[spec.stream])
     sandbox = make_sandbox(shapes=("talkdesk-job-vanished-mid-download",), **box)
     with caplog.at_level(logging.WARNING):

@@ -178,6 +178,11 @@ class Sandbox:
             self._once_seen.add((name, key))
         return True
 
+    def seen_once(self, name: str, key: str) -> bool:
+        """Whether `shape_once(name, key)` has already said True (asks without using it up)."""
+        with self.lock:
+            return (name, key) in self._once_seen
+
     def met(self, name: str, key: str) -> bool:
         """Whether a switched-on shape shows now: a "-once" shape the first time for `key`, any
         other every time."""

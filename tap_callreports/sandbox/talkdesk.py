@@ -556,18 +556,11 @@ class TalkdeskApi(VendorApi):
                 self.jobs.pop(job_id, None)  # gone with its file, as retention does
             self.box.event("fault", fault="job-vanished", job_id=job_id)
             job = None
-        cut_first = (
-            job is not None
-            and job.attempt == 1
-            and self.box.shape(TALKDESK_VANISHED_MID_DOWNLOAD)
-            and job.status == "done"
-            and job.file_path is not None
-        )
-        if cut_first and job is not None and not self.box.shape_once(TALKDESK_VANISHED_MID_DOWNLOAD, job_id):
-            with self.lock:
-                self.jobs.pop(job_id, None)  # gone after its first download broke
-            self.box.event("fault", fault="job-vanished-mid-download", job_id=job_id)
+        # A redirected job's file is served (and cut) by the signed URL, not here.
+        mid_download = self._mid_download(job, serving=job is not None and not job.redirect)
+        if mid_download == "gone":
             job = None
+        cut_first = mid_download == "cut"
         if job is None or job.report_type != report_type or job.status != "done" or job.file_path is None:
             return talkdesk_error(404, "0000404", "Report file not found")
         if self.box.shape_once("talkdesk-files-404-once", job.id):
@@ -582,6 +575,26 @@ class TalkdeskApi(VendorApi):
         return self.box.file_response(
             request, job.file_path, job.file_size, _content_type(job.format), f"file:{job.id}", cut=cut_first or None
         )
+
+    def _mid_download(self, job: TalkdeskJob | None, *, serving: bool) -> str | None:
+        """Under talkdesk-job-vanished-mid-download: "cut" for the first download of a first job
+        (when this request serves the file), "gone" for any request after it (the job is deleted)."""
+        if (
+            job is None
+            or job.attempt != 1
+            or not self.box.shape(TALKDESK_VANISHED_MID_DOWNLOAD)
+            or job.status != "done"
+            or job.file_path is None
+        ):
+            return None
+        if self.box.seen_once(TALKDESK_VANISHED_MID_DOWNLOAD, job.id):
+            with self.lock:
+                self.jobs.pop(job.id, None)  # gone after its first download broke
+            self.box.event("fault", fault="job-vanished-mid-download", job_id=job.id)
+            return "gone"
+        if serving and self.box.shape_once(TALKDESK_VANISHED_MID_DOWNLOAD, job.id):
+            return "cut"
+        return None
 
     def _not_the_file(self, job_id: str) -> tuple[int, str, bytes, dict[str, str]] | None:
         """What the files endpoint answers instead of the file under a NOT_THE_FILE shape."""
@@ -611,6 +624,9 @@ class TalkdeskApi(VendorApi):
             return Response(EXPIRED_LINK, status=403, content_type="application/xml")
         with self.lock:
             job = self.jobs.get(entry[0])
+        mid_download = self._mid_download(job, serving=True)
+        if mid_download == "gone":
+            job = None
         if job is None or job.file_path is None or self.box.shape_once("talkdesk-files-404-once", entry[0]):
             if job is not None:
                 self.box.event("fault", fault="file-404", path=request.path)
@@ -621,5 +637,10 @@ class TalkdeskApi(VendorApi):
             )
         self.box.event("file_download", job_id=job.id, via="signed-url")
         return self.box.file_response(
-            request, job.file_path, job.file_size, _content_type(job.format), f"file:{job.id}"
+            request,
+            job.file_path,
+            job.file_size,
+            _content_type(job.format),
+            f"file:{job.id}",
+            cut=mid_download == "cut" or None,
         )
