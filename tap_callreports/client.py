@@ -21,10 +21,15 @@ from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 from tap_callreports.auth import CallReportsAuth
 from tap_callreports.conform import Conformer
-from tap_callreports.errors import CallReportsError, MalformedBodyError, StreamError, unreachable_line
+from tap_callreports.errors import (
+    AccountFull,
+    CallReportsError,
+    MalformedBodyError,
+    StreamError,
+    VendorRefused,
+    unreachable_line,
+)
 from tap_callreports.redact import REGISTRY, is_signed_url
-from tap_callreports.reportjobs.engine import note_retry_after
-from tap_callreports.reportjobs.job import AccountFull
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
 from tap_callreports.retry import (
     HostUnreachable,
@@ -32,6 +37,7 @@ from tap_callreports.retry import (
     TokenRefreshed,
     connection_failure,
     host_of,
+    note_retry_after,
     parse_retry_after,
 )
 from tap_callreports.sdk_hooks import RESTStreamSDKHooks, whole_stream_batches
@@ -61,15 +67,6 @@ def _with_token_retries(func: t.Callable) -> t.Callable:
         return func(*args, **kwargs)
 
     return call
-
-
-class VendorRefused(FatalAPIError):
-    """A 4xx other than 429: fatal, with its status for callers that treat one specially (404)."""
-
-    def __init__(self, message: str, response: requests.Response) -> None:
-        super().__init__(message)
-        self.status = response.status_code
-        self.url = response.url
 
 
 class CallReportsStream(RESTStreamSDKHooks):

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
-from tap_callreports.client import VendorRefused
-from tap_callreports.errors import CallReportsError
+from tap_callreports.errors import CallReportsError, VendorRefused
 from tap_callreports.redact import REGISTRY
 from tap_callreports.retry import HostUnreachable
 from tap_callreports.zendesk.talk import TALK_ABSENT, TALK_HELP

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import typing as t
+
+from singer_sdk.exceptions import FatalAPIError
+
+if t.TYPE_CHECKING:
+    import requests
+
 
 class CallReportsError(Exception):
     """An error the user can act on; printed as one line, exit code 1."""
@@ -42,6 +49,25 @@ def unreachable_line(host: str, reason: str, attempts: int, settings: str) -> st
         f"cannot reach {host} ({reason}; {attempts} attempt(s)); check {settings} and that this "
         f"machine can reach {host} (network, proxy, firewall), then run again"
     )
+
+
+class VendorRefused(FatalAPIError):
+    """A 4xx other than 429: fatal, with its status for callers that treat one specially (404)."""
+
+    def __init__(self, message: str, response: requests.Response) -> None:
+        super().__init__(message)
+        self.status = response.status_code
+        self.url = response.url
+
+
+class AccountFull(Exception):
+    """The vendor refused to create a job because the account holds as many as it allows (a 429,
+    or the vendor's documented too-many-jobs answer): wait for a slot, do not fail."""
+
+    def __init__(self, answer: str, retry_after: float | None = None) -> None:
+        super().__init__(answer)
+        self.answer = answer
+        self.retry_after = retry_after
 
 
 class TerminatedBySignal(BaseException):

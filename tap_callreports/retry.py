@@ -12,6 +12,7 @@ import datetime as dt
 import email.utils
 import logging
 import random
+import threading
 import time
 import typing as t
 from dataclasses import dataclass
@@ -84,6 +85,23 @@ def connection_failure(exc: BaseException) -> str | None:
     if isinstance(exc, requests.exceptions.ProxyError):
         return "proxy refused"
     return type(exc).__name__
+
+
+_hints = threading.local()
+
+
+def note_retry_after(seconds: float | None) -> None:
+    """A vendor answer on this thread asked to be asked again after `seconds` (its Retry-After):
+    the next pause of `ReportJobEngine.wait_for` on this thread is that long."""
+    if seconds is not None:
+        _hints.retry_after = seconds
+
+
+def take_retry_after() -> float | None:
+    """The Retry-After last noted on this thread (`note_retry_after`), once."""
+    seconds = getattr(_hints, "retry_after", None)
+    _hints.retry_after = None
+    return seconds
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:

@@ -13,9 +13,11 @@ import types
 import pytest
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, sandbox_config, sync
+from tap_callreports.errors import AccountFull
 from tap_callreports.reportjobs import engine as job_engine
-from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine, note_retry_after
-from tap_callreports.reportjobs.job import AccountFull, JobTimedOut, Window
+from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine
+from tap_callreports.reportjobs.job import JobTimedOut, Window
+from tap_callreports.retry import note_retry_after
 from tap_callreports.settings import load_settings
 from tap_callreports.talkdesk.report_types import ROW_POLICIES
 from tap_callreports.timeutil import iso_z

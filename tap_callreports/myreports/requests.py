@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from tap_callreports.client import VendorRefused
 from tap_callreports.completeness import (
     IncompleteResult,
     missing_rows,
@@ -27,7 +26,7 @@ from tap_callreports.completeness import (
     stated_empty,
     verify_counts,
 )
-from tap_callreports.errors import ReportJobFailed, StreamError
+from tap_callreports.errors import ReportJobFailed, StreamError, VendorRefused
 from tap_callreports.reportjobs.job import (
     COMMON_STATUS_WORDS,
     JobPhase,

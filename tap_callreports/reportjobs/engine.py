@@ -23,8 +23,9 @@ from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
-from tap_callreports.errors import CallReportsError
-from tap_callreports.reportjobs.job import AccountFull, JobAborted, JobTimedOut, Window
+from tap_callreports.errors import AccountFull, CallReportsError
+from tap_callreports.reportjobs.job import JobAborted, JobTimedOut, Window
+from tap_callreports.retry import take_retry_after
 from tap_callreports.timeutil import duration_text
 
 T = t.TypeVar("T")
@@ -32,20 +33,6 @@ T = t.TypeVar("T")
 
 #: Never more than two polls a second, whatever a Retry-After says.
 MIN_PAUSE_SECONDS = 0.5
-_hints = threading.local()
-
-
-def note_retry_after(seconds: float | None) -> None:
-    """A vendor answer on this thread asked to be asked again after `seconds` (its Retry-After):
-    the next pause of `ReportJobEngine.wait_for` on this thread is that long."""
-    if seconds is not None:
-        _hints.retry_after = seconds
-
-
-def _take_retry_after() -> float | None:
-    seconds = getattr(_hints, "retry_after", None)
-    _hints.retry_after = None
-    return seconds
 
 
 @dataclass(frozen=True)
@@ -390,7 +377,7 @@ class ReportJobEngine:
             if stop.wait(max(0.0, poll_at - time.monotonic())):
                 raise JobAborted(what)
             polls += 1
-            _take_retry_after()
+            take_retry_after()
             result = poll_once()
             if result is not None:
                 return result
@@ -401,7 +388,7 @@ class ReportJobEngine:
                     "raise job_timeout_seconds or run again later"
                 )
                 raise JobTimedOut(msg)
-            asked = _take_retry_after()
+            asked = take_retry_after()
             if asked is None:
                 poll_at = max(poll_at + self.poll.pause(poll_at - started), now + MIN_PAUSE_SECONDS)
             else:

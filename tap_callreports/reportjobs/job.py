@@ -54,16 +54,6 @@ class JobTimedOut(Exception):
     pass
 
 
-class AccountFull(Exception):
-    """The vendor refused to create a job because the account holds as many as it allows (a 429,
-    or the vendor's documented too-many-jobs answer): wait for a slot, do not fail."""
-
-    def __init__(self, answer: str, retry_after: float | None = None) -> None:
-        super().__init__(answer)
-        self.answer = answer
-        self.retry_after = retry_after
-
-
 class SplitWindow(Exception):
     """Run these windows instead of the one being read (nothing of it was emitted)."""
 

@@ -16,7 +16,7 @@ import threading
 import typing as t
 from http import HTTPStatus
 
-from tap_callreports.client import VendorRefused
+from tap_callreports.errors import VendorRefused
 from tap_callreports.reportjobs.job import JobResult, JobStatus
 from tap_callreports.rowshape import RowPolicy, RowShaper
 

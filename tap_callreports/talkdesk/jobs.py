@@ -20,9 +20,8 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from tap_callreports.client import VendorRefused
 from tap_callreports.completeness import IncompleteResult, missing_rows, stated_empty, verify_counts
-from tap_callreports.errors import ReportJobFailed
+from tap_callreports.errors import ReportJobFailed, VendorRefused
 from tap_callreports.reportjobs.job import COMMON_STATUS_WORDS, JobPhase, JobResult, JobStatus, StatusWords, Window
 from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words

@@ -30,9 +30,8 @@ from urllib.parse import ParseResult, parse_qs, urlencode, urljoin, urlparse, ur
 from singer_sdk import StreamSchema
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_callreports.client import VendorRefused
 from tap_callreports.completeness import row_digest, whole_number
-from tap_callreports.errors import StreamError
+from tap_callreports.errors import StreamError, VendorRefused
 from tap_callreports.ratelimit import Budget, Pacer, pacer_for
 from tap_callreports.responses import dig, json_body, request_label
 from tap_callreports.retry import parse_retry_after
