@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-import threading
 import typing as t
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -89,7 +88,7 @@ class MyReportsRequests:
 
     # ---- the request (any thread) ----------------------------------------------------------------
 
-    def create(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
+    def create(self, context: Context | None, window: Window, attempt: int) -> JobResult:
         assert context is not None
         report_id = context["report_id"]
         zone_name = self.filter_zone(context)
@@ -99,13 +98,8 @@ class MyReportsRequests:
             "reportId": report_id,
             "dateFilter": {"start": offset_iso(asked.start, zone), "end": offset_iso(asked.end, zone)},
         }
-        response = self.stream.services.engine.create(
-            self.stream.vendor,
-            lambda: self.stream.send(
-                "POST", f"{self.stream.report_url(report_id)}/requests", json=body, creates_job=True
-            ),
-            f"{self.stream.name}: request for report {report_id} {window}",
-            stop,
+        response = self.stream.send(
+            "POST", f"{self.stream.report_url(report_id)}/requests", json=body, creates_job=True
         )
         created = self.stream.envelope_data(response) if response.content.strip() else {}
         request_id = str(dig(created, "requestId") or id_from_location(response) or "")
@@ -125,6 +119,9 @@ class MyReportsRequests:
             requested_start=iso_z(asked.start) if asked != window else None,
             vendor=MyReportsRequest(report_id),
         )
+
+    def creation(self, context: Context | None, window: Window) -> str:
+        return f"request for report {(context or {}).get('report_id')} {window}"
 
     def recorded_details(self, context: Context | None) -> MyReportsRequest:
         return MyReportsRequest((context or {}).get("report_id"))

@@ -86,6 +86,17 @@ class JobRunner:
             vendor=self.stream.jobs.recorded_details(context),
         )
 
+    def create(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
+        """The runner takes the slot: the vendor's create, asked again through the engine while the
+        account is full (AccountFull) until a slot frees or `stop` is set."""
+        jobs = self.stream.jobs
+        return self.engine.create(
+            self.stream.vendor,
+            lambda: jobs.create(context, window, attempt),
+            f"{self.stream.name}: {jobs.creation(context, window)}",
+            stop,
+        )
+
     def run(
         self,
         context: Context | None,
@@ -108,7 +119,7 @@ class JobRunner:
         since: float | None = None  # when the vendor answered the creation: the polls count from it
         while True:
             if result is None:
-                result = stream.jobs.create(context, window, attempt, stop)
+                result = self.create(context, window, attempt, stop)
                 since = time.monotonic()
                 stream.logger.info("%s: created %s (attempt %d)", stream.name, stream.jobs.describe(result), attempt)
                 self.unsaved.created(stream, context, result)

@@ -12,7 +12,6 @@ is its `vendor` details, a small dataclass of that vendor's."""
 
 from __future__ import annotations
 
-import threading
 import typing as t
 from http import HTTPStatus
 
@@ -32,9 +31,14 @@ T = t.TypeVar("T")
 class VendorJobs(t.Protocol):
     """One vendor's job API for one report stream."""
 
-    def create(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
-        """Create one job for `window` at the vendor (any thread; waits for a free slot of the
-        account through the engine, giving up when `stop` is set). `attempt` counts from 1."""
+    def create(self, context: Context | None, window: Window, attempt: int) -> JobResult:
+        """Create one job for `window` at the vendor (any thread), or raise AccountFull when the
+        account holds as many jobs as it allows: the runner waits for a slot through the engine and
+        calls again. `attempt` counts from 1."""
+        ...
+
+    def creation(self, context: Context | None, window: Window) -> str:
+        """What a create for `window` waits for, in the engine's lines (the account at its job limit)."""
         ...
 
     def poll(self, context: Context | None, result: JobResult) -> JobStatus | None:

@@ -9,7 +9,6 @@ answers 200 or 303 to a short-lived signed URL fetched without Authorization.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -94,9 +93,11 @@ class TalkdeskReportJobs:
 
     # ---- the job (any thread) ------------------------------------------------------------------
 
-    def create(self, context: Context | None, window: Window, attempt: int, stop: threading.Event) -> JobResult:
+    def create(self, context: Context | None, window: Window, attempt: int) -> JobResult:
+        """Talkdesk allows 15 report jobs queued or running per account (other tools' jobs count
+        too) and answers 429 past that: AccountFull, and the runner waits for a slot."""
         zone = self.job_zone(window)
-        job = self._create_when_a_slot_is_free(window, zone, stop)
+        job = self._create(window, zone)
         return JobResult(
             job_id=str(job.get("id")),
             window=window,
@@ -106,6 +107,9 @@ class TalkdeskReportJobs:
             status=_status(job) or "created",
             vendor=TalkdeskJob(job=job),
         )
+
+    def creation(self, context: Context | None, window: Window) -> str:
+        return f"a free report-job slot for {self.report_type} {window}"
 
     def recorded_details(self, context: Context | None) -> TalkdeskJob:
         return TalkdeskJob()
@@ -120,17 +124,6 @@ class TalkdeskReportJobs:
             stream.send("DELETE", f"{stream.url_base}{stream.path}/{result.job_id}").close()
         except Exception as exc:  # noqa: BLE001 - best effort: the job expires at Talkdesk anyway
             stream.logger.info("%s: could not delete job %s (%s)", stream.name, result.job_id, type(exc).__name__)
-
-    def _create_when_a_slot_is_free(self, window: Window, zone: str, stop: threading.Event) -> dict:
-        """Talkdesk allows 15 report jobs queued or running per account (other tools' jobs count
-        too) and answers 429 past that: the engine waits for a slot (`JobSlots.create`)."""
-        stream = self.stream
-        return stream.services.engine.create(
-            stream.vendor,
-            lambda: self._create(window, zone),
-            f"{stream.name}: a free report-job slot for {self.report_type} {window}",
-            stop,
-        )
 
     def _create(self, window: Window, zone: str) -> dict:
         stream = self.stream
