@@ -197,9 +197,6 @@ class CallReportsStream(RESTStreamSDKHooks):
                 response,
             )
 
-    def response_error_message(self, response: requests.Response) -> str:
-        return f"{response.status_code} {response.reason} for {request_label(response)}"
-
     # ---- pages -----------------------------------------------------------------------------
 
     #: Where a page's records are: keys from the body's root to the list.

@@ -240,9 +240,6 @@ class Settings:
     zendesk: ZendeskSettings | None
     myreports: MyReportsSettings | None
 
-    def end_or_now(self, now: dt.datetime) -> dt.datetime:
-        return min(self.end_date, now) if self.end_date else now
-
     def naming_host(self, url: str) -> str:
         """The settings that decide the host a request to `url` goes to, as a user reads them."""
         bases: list[tuple[str | None, str]] = []

@@ -49,14 +49,6 @@ class PollPolicy:
     def pause(self, age_seconds: float) -> float:
         return min(self.max_interval_seconds, max(self.interval_seconds, self.overshoot * age_seconds))
 
-    def polls_within(self, seconds: float) -> int:
-        """How many polls a job that takes `seconds` gets (its request budget, for the docs)."""
-        age, polls = 0.0, 0
-        while age < seconds:
-            age += self.pause(age)
-            polls += 1
-        return polls
-
 
 class DaemonPool:
     """A fixed pool of daemon worker threads: a worker stuck in a long backoff sleep never keeps

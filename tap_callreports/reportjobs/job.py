@@ -80,8 +80,6 @@ class JobResult:
     timezone: str | None = None
     #: The start the request asked from, when before the window's (MyReports' overlap).
     requested_start: str | None = None
-    #: The job came from the STATE (an earlier run created it).
-    resumed: bool = False
     #: The vendor's last status word for the job (None until a poll or the creation said one).
     status: t.Any = None
     #: The vendor's words beside the status (MyReports' statusMessage).

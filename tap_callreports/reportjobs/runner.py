@@ -82,7 +82,6 @@ class JobRunner:
             created_at=record.get("created_at"),
             timezone=record.get("timezone"),
             requested_start=record.get("requested_start"),
-            resumed=True,
             vendor=self.stream.jobs.recorded_details(context),
         )
 
