@@ -384,17 +384,7 @@ class RowShaper:
         try:
             columns, moves, unknown, proven, converted, hot = self._columns_for[keys]
         except KeyError:
-            renamed = tuple(self.names.column(k) for k in keys)
-            unknown = self._known is not None and not set(renamed) <= self._known()
-            moved = tuple((k, c) for k, c in zip(keys, renamed) if k != c)
-            # A few renamed fields move in place (a Talkdesk duration to its `_seconds` column);
-            # a layout renamed throughout (camelCase) is rebuilt in one go.
-            moves = moved if len(moved) * _MOVES_RATIO <= len(keys) else ()
-            columns = renamed if moved and not moves else None
-            proven = set()
-            converted = tuple((name, self._forms[name]) for name in renamed if name in self._forms)
-            hot = []
-            self._columns_for[keys] = (columns, moves, unknown, proven, converted, hot)
+            columns, moves, unknown, proven, converted, hot = self._columns_for[keys] = self._layout(keys)
         missing = self._missing
         if missing and _holds_any(missing, row):
             # The fields that held a missing text before in this layout are looked at first (a
@@ -460,6 +450,20 @@ class RowShaper:
                         else self.instants.wall(utc, local_zone or zone)
                     )
         return row
+
+    def _layout(self, keys: tuple[str, ...]) -> tuple:
+        """What `shape` keeps per layout (the vendor's field names in order): the columns to rebuild
+        the row with, or the few fields to move; whether any is unknown to the schema; the value
+        types proven; the fields to convert; the fields that held a missing text."""
+        renamed = tuple(self.names.column(k) for k in keys)
+        unknown = self._known is not None and not set(renamed) <= self._known()
+        moved = tuple((k, c) for k, c in zip(keys, renamed) if k != c)
+        # A few renamed fields move in place (a Talkdesk duration to its `_seconds` column);
+        # a layout renamed throughout (camelCase) is rebuilt in one go.
+        moves = moved if len(moved) * _MOVES_RATIO <= len(keys) else ()
+        columns = renamed if moved and not moves else None
+        converted = tuple((name, self._forms[name]) for name in renamed if name in self._forms)
+        return (columns, moves, unknown, set(), converted, [])
 
     def schema_changed(self) -> None:
         """The schema knows more columns now: check each set of vendor fields again."""

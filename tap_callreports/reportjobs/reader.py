@@ -48,6 +48,49 @@ class JobVanished(IncompleteResult):
     created again at once, without asking for the file again."""
 
 
+class WindowRows:
+    """The row accounting of one window: rows emitted (from every result read for it), rows of the
+    result being read handled (by position: a broken download skips them), the result's keys, and
+    the schema grown for fields it did not know."""
+
+    def __init__(self, stream: ReportJobStream, unsaved: UnsavedJobs) -> None:
+        self.stream = stream
+        self.unsaved = unsaved
+        self.key = tuple(stream.primary_keys or ())
+        self.known = None if stream.shaper_checks_fields else stream.schema_growth.known
+        self.emitted = 0
+        self.handled = 0
+        self.keys = KeyGuard(self.key)
+
+    def restart(self) -> None:
+        """The window is read again from its first row (what it held was dropped)."""
+        self.emitted = self.handled = 0
+
+    def of(
+        self, rows: t.Iterable[dict], keyless: t.Callable[[dict, JobResult], Exception], result: JobResult
+    ) -> t.Iterator[dict]:
+        """`rows` (the result's, from `handled` on), counted, their keys noted, none out keyless."""
+        if self.handled == 0:
+            self.keys = KeyGuard(self.key)  # the rows of the result being read
+        add_key, journal, stream = self.keys.add, self.unsaved, self.stream
+        known, growth = self.known, stream.schema_growth
+        first = handled = self.handled
+        try:
+            for row in rows:
+                handled += 1
+                if journal.pending:
+                    journal.record()
+                if known is not None and not row.keys() <= known:  # a C-level subset test
+                    stream.grow_schema(row)
+                    known = self.known = growth.known
+                if add_key(row):
+                    raise keyless(row, result)  # before the row leaves: none goes out keyless
+                yield row
+        finally:
+            self.emitted += handled - first
+            self.handled = handled
+
+
 class WindowReader:
     """Reads the windows of one stream (`read`), and opens its results' bodies (`open_report`)."""
 
@@ -123,69 +166,31 @@ class WindowReader:
         """Yield every row of one window exactly once, from a result proved complete.
 
         A connection broken mid-body downloads the same result again and skips, by position, the
-        rows already handled. A result that proves incomplete is downloaded again, then its job
-        is created again; each time the window is read again from its first row, and what it held
-        so far is dropped (none of it has left: `ReportJobStream.restart_window`), so a row the
-        vendor changed in between goes out once, as it is now. A job whose file is gone with the
-        job (JobVanished) is created again at once, and the results `ahead` in hand are checked for
-        the same on worker threads.
+        rows already handled (`_after_break`). A result that proves incomplete is downloaded again
+        (`_download_again`), then its job is created again (`_create_again`); each time the window
+        is read again from its first row, and what it held so far is dropped (none of it has left:
+        `ReportJobStream.restart_window`), so a row the vendor changed in between goes out once, as
+        it is now. A job whose file is gone with the job (JobVanished) is created again at once,
+        and the results `ahead` in hand are checked for the same on worker threads.
         """
-        window = result.window
         stream = self.stream
-        journal = self.unsaved
-        key = tuple(stream.primary_keys or ())
-        growth = stream.schema_growth
-        known = None if stream.shaper_checks_fields else growth.known
-        emitted = 0  # rows of this window emitted, from every result read for it
-        handled = 0  # rows of the current result handled (emitted), by position
+        rows = WindowRows(stream, self.unsaved)
         breaks = downloads = 0
         # time_extracted: the rows of one result are extracted by one download.
         stream.extracted_at = utc_now()
         stream.mark_state_unflushed()  # what the SDK's record path sets per record
         while True:
-            if handled == 0:
-                keys = KeyGuard(key)  # the rows of the result being read
-            add_key = keys.add
             try:
-                position = handled
-                for row in stream.jobs.read(context, result, skip=handled):
-                    position += 1
-                    handled = position
-                    emitted += 1
-                    if journal.pending:
-                        journal.record()
-                    if known is not None and not row.keys() <= known:  # a C-level subset test
-                        stream.grow_schema(row)
-                        known = growth.known
-                    if add_key(row):
-                        raise self.keyless(row, result)  # before the row leaves: none goes out keyless
-                    yield row
-                self.check_keys(keys, result)
-                return emitted
+                yield from rows.of(stream.jobs.read(context, result, skip=rows.handled), self.keyless, result)
+                self.check_keys(rows.keys, result)
+                return rows.emitted
             except BodyInterrupted as exc:
                 breaks += 1
-                if breaks > stream.settings.max_retries:
-                    raise StreamError(
-                        stream.name,
-                        f"the download of job {result.job_id} ({window}) broke "
-                        f"{breaks} times, last after {exc.rows_read} rows; no bookmark moved past "
-                        f"{iso_z(window.start)}; run again later",
-                    ) from None
-                wait = stream.retry_policy.wait_seconds(None, breaks)
-                stream.logger.warning(
-                    "%s: download of job %s broke after %d rows; downloading again in %.1fs, "
-                    "skipping the %d rows already handled",
-                    stream.name,
-                    result.job_id,
-                    exc.rows_read,
-                    wait,
-                    handled,
-                )
-                time.sleep(wait)
+                self._after_break(result, exc, breaks, rows.handled)
             except BodyMalformed as exc:
                 raise MalformedBodyError(
                     stream.name,
-                    f"the result of job {result.job_id} ({window}) at {_path(result.location)} is "
+                    f"the result of job {result.job_id} ({result.window}) at {_path(result.location)} is "
                     f"malformed: {exc}; nothing of this window was emitted and the bookmark stays at its start; "
                     "run again, and report it to the vendor if it persists",
                 ) from None
@@ -194,65 +199,112 @@ class WindowReader:
                 # Nothing of the window has left (its rows are held until proven): what it held is
                 # dropped, and the window is read again from its first row.
                 stream.restart_window()
-                emitted = handled = 0
-                attempts = stream.settings.jobs.max_attempts
-                vanished = isinstance(exc, JobVanished)
-                if downloads <= INCOMPLETE_REFETCHES and not vanished:
-                    wait = stream.retry_policy.wait_seconds(None, downloads)
-                    stream.logger.warning(
-                        "%s: the result of %s is incomplete: %s (%s); downloading it again in %.1fs",
-                        stream.name,
-                        stream.jobs.describe(result),
-                        exc.problem,
-                        exc.counts,
-                        wait,
-                    )
-                    time.sleep(wait)
+                rows.restart()
+                if self._download_again(result, exc, downloads):
                     continue
-                if result.attempt >= attempts:
-                    # Out of attempts: the bookmark stays; a later run reads the window again.
-                    raise StreamError(
-                        stream.name,
-                        f"the result of {stream.jobs.describe(result)} stayed incomplete: {exc.problem} "
-                        f"({exc.counts}) after {result.attempt} job(s); no bookmark moved past "
-                        f"{iso_z(window.start)}; run again later, and report it to the vendor if it persists",
-                    ) from None
-                if vanished:
-                    stream.logger.info(
-                        "%s: %s is gone: %s; creating it again now (attempt %d of %d)",
-                        stream.name,
-                        stream.jobs.describe(result),
-                        exc.problem,
-                        result.attempt + 1,
-                        attempts,
-                    )
-                    if ahead is not None and not self.runner.check_files:
-                        # What took this job's file likely took others: check the results in hand
-                        # now, and each job's file once it is done, on worker threads.
-                        self.runner.check_files = True
-                        ahead.recheck(self.runner.checked(context))
-                else:
-                    stream.logger.warning(
-                        "%s: the result of %s is incomplete: %s (%s); creating the job again (attempt %d of %d)",
-                        stream.name,
-                        stream.jobs.describe(result),
-                        exc.problem,
-                        exc.counts,
-                        result.attempt + 1,
-                        attempts,
-                    )
-                self.job_records.add(
-                    stream.job_stream_name, stream.jobs.record(result, 0, "gone" if vanished else "incomplete")
-                )
-                stream.jobs.delete(result)
-                again = functools.partial(
-                    self.runner.run_loudly, context, window, first_attempt=result.attempt + 1
-                )  # (stop) -> the window's job, created again
-                # A vanished job: in the vendor's slots, before every waiting job (others are too).
-                result = ahead.run_now(again) if vanished and ahead is not None else again(stop)
-                journal.record()
+                result = self._create_again(context, result, exc, stop, ahead)
                 downloads = 0
                 stream.extracted_at = utc_now()
+
+    def _after_break(self, result: JobResult, exc: BodyInterrupted, breaks: int, handled: int) -> None:
+        """The re-download policy: a download broken mid-body (the `breaks`-th time) is downloaded
+        again after the retry policy's backoff, up to max_retries times, then the stream stops."""
+        stream = self.stream
+        if breaks > stream.settings.max_retries:
+            raise StreamError(
+                stream.name,
+                f"the download of job {result.job_id} ({result.window}) broke "
+                f"{breaks} times, last after {exc.rows_read} rows; no bookmark moved past "
+                f"{iso_z(result.window.start)}; run again later",
+            ) from None
+        wait = stream.retry_policy.wait_seconds(None, breaks)
+        stream.logger.warning(
+            "%s: download of job %s broke after %d rows; downloading again in %.1fs, "
+            "skipping the %d rows already handled",
+            stream.name,
+            result.job_id,
+            exc.rows_read,
+            wait,
+            handled,
+        )
+        time.sleep(wait)
+
+    def _download_again(self, result: JobResult, exc: IncompleteResult, downloads: int) -> bool:
+        """The re-fetch policy: whether a result that proved incomplete (the `downloads`-th time)
+        is downloaded again, after a backoff (INCOMPLETE_REFETCHES times, never a vanished job's)."""
+        if downloads > INCOMPLETE_REFETCHES or isinstance(exc, JobVanished):
+            return False
+        stream = self.stream
+        wait = stream.retry_policy.wait_seconds(None, downloads)
+        stream.logger.warning(
+            "%s: the result of %s is incomplete: %s (%s); downloading it again in %.1fs",
+            stream.name,
+            stream.jobs.describe(result),
+            exc.problem,
+            exc.counts,
+            wait,
+        )
+        time.sleep(wait)
+        return True
+
+    def _create_again(
+        self,
+        context: Context | None,
+        result: JobResult,
+        exc: IncompleteResult,
+        stop: threading.Event,
+        ahead: OrderedJobs[JobResult] | None,
+    ) -> JobResult:
+        """The re-create policy: the window's job, created again (up to job_max_attempts; then the
+        stream stops with the bookmark unmoved). The old job is recorded and deleted; a vanished
+        job's is created at once, before every waiting job, and the results `ahead` are checked."""
+        stream = self.stream
+        window = result.window
+        attempts = stream.settings.jobs.max_attempts
+        vanished = isinstance(exc, JobVanished)
+        if result.attempt >= attempts:
+            # Out of attempts: the bookmark stays; a later run reads the window again.
+            raise StreamError(
+                stream.name,
+                f"the result of {stream.jobs.describe(result)} stayed incomplete: {exc.problem} "
+                f"({exc.counts}) after {result.attempt} job(s); no bookmark moved past "
+                f"{iso_z(window.start)}; run again later, and report it to the vendor if it persists",
+            ) from None
+        if vanished:
+            stream.logger.info(
+                "%s: %s is gone: %s; creating it again now (attempt %d of %d)",
+                stream.name,
+                stream.jobs.describe(result),
+                exc.problem,
+                result.attempt + 1,
+                attempts,
+            )
+            if ahead is not None and not self.runner.check_files:
+                # What took this job's file likely took others: check the results in hand
+                # now, and each job's file once it is done, on worker threads.
+                self.runner.check_files = True
+                ahead.recheck(self.runner.checked(context))
+        else:
+            stream.logger.warning(
+                "%s: the result of %s is incomplete: %s (%s); creating the job again (attempt %d of %d)",
+                stream.name,
+                stream.jobs.describe(result),
+                exc.problem,
+                exc.counts,
+                result.attempt + 1,
+                attempts,
+            )
+        self.job_records.add(
+            stream.job_stream_name, stream.jobs.record(result, 0, "gone" if vanished else "incomplete")
+        )
+        stream.jobs.delete(result)
+        again = functools.partial(
+            self.runner.run_loudly, context, window, first_attempt=result.attempt + 1
+        )  # (stop) -> the window's job, created again
+        # A vanished job: in the vendor's slots, before every waiting job (others are too).
+        created = ahead.run_now(again) if vanished and ahead is not None else again(stop)
+        self.unsaved.record()
+        return created
 
     def open_download(self, url: str) -> requests.Response:
         """GET a result with the body left on the wire. A 3xx is followed by hand (requests does
