@@ -45,12 +45,12 @@ from tap_callreports.sdk_hooks import RESTStreamSDKHooks, whole_stream_batches
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.pagination import StableListing
     from tap_callreports.sdk_hooks import BatchConfig
     from tap_callreports.settings import Settings
-    from tap_callreports.tap import TapCallReports
 
 #: Immediate tries after a 401 that earned a new token, within one try of the retry policy: under a
 #: burst of revoked tokens most of a request's 401s are news of other requests' refusals.
@@ -69,6 +69,36 @@ def _with_token_retries(func: t.Callable) -> t.Callable:
     return call
 
 
+class JobJournal(t.Protocol):
+    """Report jobs created on worker threads, waiting for the main thread to put them in a STATE."""
+
+    pending: bool
+
+    def record(self) -> None: ...
+
+
+class RunServices(t.Protocol):
+    """What the base stream takes of the run's services (`reportjobs.services.JobServices`)."""
+
+    @property
+    def unsaved(self) -> JobJournal: ...
+
+    @property
+    def message_writer(self) -> object: ...
+
+
+class StreamHost(t.Protocol):
+    """What a stream takes from the tap that makes it (`TapCallReports` is one): no stream knows the tap."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def job_services(self) -> RunServices: ...
+
+    def authenticator_for(self, vendor: str) -> CallReportsAuth: ...
+
+
 class CallReportsStream(RESTStreamSDKHooks):
     """Base stream: one per vendor subclasses it with its URL and authenticator."""
 
@@ -77,12 +107,12 @@ class CallReportsStream(RESTStreamSDKHooks):
     #: One line telling the user what to do when the vendor refuses the credentials.
     auth_help: t.ClassVar[str] = "check the credentials"
 
-    def __init__(self, tap: TapCallReports, *args: t.Any, **kwargs: t.Any) -> None:
+    def __init__(self, tap: Tap, *args: t.Any, **kwargs: t.Any) -> None:
         self._local = threading.local()
         super().__init__(tap, *args, **kwargs)
-        self.tap = tap
+        self.tap = t.cast("StreamHost", tap)
         #: The run's shared services (job engine, unsaved jobs, job records, writers), handed by the tap.
-        self.services = tap.job_services
+        self.services = self.tap.job_services
 
     # ---- configuration -------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from functools import cached_property
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_callreports.auth import CallReportsAuth
+from tap_callreports.connection_test import run_connection_test
 from tap_callreports.credentials import build_authenticator
 from tap_callreports.errors import CallReportsError
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_ROW_POLICY
@@ -294,6 +295,10 @@ class TapCallReports(TapSDKHooks):
             "report streams are read in the order their jobs end: %s",
             ", ".join(name for name in names if isinstance(streams[name], ReportJobStream) and streams[name].selected),
         )
+
+    def check_connection(self) -> bool:
+        """`--test`: each configured vendor checked cheaply (connection_test.py)."""
+        return run_connection_test(self)
 
     def end_sync(self) -> None:
         if "engine" in self.__dict__:

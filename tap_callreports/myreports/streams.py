@@ -11,7 +11,6 @@ from tap_callreports.myreports.client import MyReportsStream
 from tap_callreports.myreports.requests import MyReportsRequests
 from tap_callreports.reportjobs.job import Window
 from tap_callreports.reportjobs.stream import ReportJobStream
-from tap_callreports.reportjobs.vendor import report_shaper
 from tap_callreports.rowshape import RowPolicy, RowShaper
 from tap_callreports.schemas import load_schema
 from tap_callreports.timeutil import iso_z
@@ -43,7 +42,7 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     @cached_property
     def shaper(self) -> RowShaper:
         # start_utc is the tap's own UTC text (LocalTimeConverter), set before the row is shaped.
-        return report_shaper(self, ROW_POLICY, load_schema("myreports_call_rows")["properties"], lambda: ("start_utc",))
+        return self.new_shaper(ROW_POLICY, load_schema("myreports_call_rows")["properties"], lambda: ("start_utc",))
 
     @property
     def partitions(self) -> list[dict] | None:

@@ -27,10 +27,10 @@ if t.TYPE_CHECKING:
 
     from tap_callreports.reportjobs.engine import OrderedJobs
     from tap_callreports.reportjobs.job import JobResult
+    from tap_callreports.reportjobs.ports import ReadStream
     from tap_callreports.reportjobs.records import JobRecords
     from tap_callreports.reportjobs.runner import JobRunner
     from tap_callreports.reportjobs.state import UnsavedJobs
-    from tap_callreports.reportjobs.stream import ReportJobStream
 
 #: Times a result that proved incomplete is downloaded again before its job is created again.
 INCOMPLETE_REFETCHES = 1
@@ -94,9 +94,7 @@ class WindowRows:
 class WindowReader:
     """Reads the windows of one stream (`read`), and opens its results' bodies (`open_report`)."""
 
-    def __init__(
-        self, stream: ReportJobStream, runner: JobRunner, unsaved: UnsavedJobs, job_records: JobRecords
-    ) -> None:
+    def __init__(self, stream: ReadStream, runner: JobRunner, unsaved: UnsavedJobs, job_records: JobRecords) -> None:
         self.stream = stream
         self.runner = runner
         self.unsaved = unsaved

@@ -16,16 +16,16 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.reportjobs.engine import ReportJobEngine
+    from tap_callreports.reportjobs.ports import JobStream
     from tap_callreports.reportjobs.records import JobRecords
     from tap_callreports.reportjobs.state import UnsavedJobs
-    from tap_callreports.reportjobs.stream import ReportJobStream
 
 
 class JobRunner:
     """Runs the jobs of one stream through the shared engine (`run` is called on worker threads)."""
 
     def __init__(
-        self, stream: ReportJobStream, engine: ReportJobEngine, unsaved: UnsavedJobs, job_records: JobRecords
+        self, stream: JobStream, engine: ReportJobEngine, unsaved: UnsavedJobs, job_records: JobRecords
     ) -> None:
         self.stream = stream
         self.engine = engine

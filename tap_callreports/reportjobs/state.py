@@ -15,7 +15,7 @@ from tap_callreports.timeutil import iso_z, parse_instant
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-    from tap_callreports.reportjobs.stream import ReportJobStream
+    from tap_callreports.reportjobs.ports import ContextState
 
 #: Where a partition's in-flight report jobs are kept in the STATE.
 JOBS_STATE_KEY = "report_jobs"
@@ -79,10 +79,10 @@ class UnsavedJobs:
     def __init__(self, write_state: t.Callable[[], None]) -> None:
         """`write_state` writes the tap's whole STATE in a message."""
         self.write_state = write_state
-        self._queue: queue.SimpleQueue[tuple[ReportJobStream, Context | None, JobResult]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[ContextState, Context | None, JobResult]] = queue.SimpleQueue()
         self.pending = False  # a plain flag: checked once per row on the hot path
 
-    def created(self, stream: ReportJobStream, context: Context | None, result: JobResult) -> None:
+    def created(self, stream: ContextState, context: Context | None, result: JobResult) -> None:
         self._queue.put((stream, context, result))
         self.pending = True
         if threading.current_thread() is threading.main_thread():

@@ -29,6 +29,7 @@ from tap_callreports.reportjobs.planner import data_end, plan_run
 from tap_callreports.reportjobs.reader import WindowReader
 from tap_callreports.reportjobs.runner import JobRunner
 from tap_callreports.reportjobs.state import JOBS_STATE_KEY, context_key, forget_records, forget_window, record_window
+from tap_callreports.rowshape import RowPolicy, RowShaper
 from tap_callreports.schemagrowth import SchemaGrowth
 from tap_callreports.sdk_hooks import ReportStreamSDKHooks
 from tap_callreports.timeutil import duration_text, iso_z, parse_instant, utc_now
@@ -38,11 +39,15 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.reportjobs.engine import OrderedJobs
+    from tap_callreports.reportjobs.services import JobServices
     from tap_callreports.reportjobs.vendor import VendorJobs, WindowSettings
 
 
 class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
     """Rows from report jobs, one window at a time, in window order."""
+
+    #: The run's services (`reportjobs/services.py`), handed by the tap (`CallReportsStream`).
+    services: JobServices
 
     is_sorted = False  # rows inside a window come in any order; the bookmark moves per window
     # The readers already give schema types (ijson: int/float/str/bool/None; CSV: converted per
@@ -262,6 +267,26 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
     @cached_property
     def schema_growth(self) -> SchemaGrowth:
         return SchemaGrowth(self.schema)
+
+    def new_shaper(
+        self,
+        policy: RowPolicy,
+        vendor_names: t.Iterable[str],
+        checked: t.Callable[[], t.Iterable[str]],
+        **instants: t.Any,
+    ) -> RowShaper:
+        """The stream's RowShaper: fields the schema does not know grow it (`grow_schema`); values are
+        conformed to the target's schema, `checked()` naming the instant columns the conformer leaves
+        to the shaper; `instants`: RowShaper's `instants` / `text_instants` where the stream has them."""
+        return RowShaper(
+            policy,
+            vendor_names,
+            known=lambda: self.schema_growth.known,
+            on_unknown=self.grow_schema,
+            conformer=lambda: self.new_conformer(checked()),
+            stream=self.name,
+            **instants,
+        )
 
     def grow_schema(self, row: dict) -> None:
         """A row carries fields the schema does not list: add them (a new SCHEMA goes out first)."""

@@ -1,6 +1,6 @@
 """What a vendor's report-job API must offer the engine (`VendorJobs`), as an object the report
 stream holds (like the repository of Airbyte's async-job CDK), and what every vendor does alike
-(a job the vendor no longer has, the stream's row shaper).
+(a job the vendor no longer has).
 
 A vendor implements `VendorJobs` once (talkdesk/jobs.py `TalkdeskReportJobs`, myreports/requests.py
 `MyReportsRequests`); the stream creates it with itself (for HTTP, settings and logging) and the
@@ -17,13 +17,11 @@ from http import HTTPStatus
 
 from tap_callreports.errors import VendorRefused
 from tap_callreports.reportjobs.job import JobResult, JobStatus
-from tap_callreports.rowshape import RowPolicy, RowShaper
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.reportjobs.job import Window
-    from tap_callreports.reportjobs.stream import ReportJobStream
 
 T = t.TypeVar("T")
 
@@ -113,24 +111,3 @@ def unless_gone(ask: t.Callable[[], T]) -> T | None:
 def gone(vendor: str, job: str) -> JobStatus:
     """A job the vendor no longer has (`unless_gone` said so): ended, so it is created again."""
     return JobStatus(ended=f"gone (404: {vendor} no longer has the {job})")
-
-
-def report_shaper(
-    stream: ReportJobStream,
-    policy: RowPolicy,
-    vendor_names: t.Iterable[str],
-    checked: t.Callable[[], t.Iterable[str]],
-    **instants: t.Any,
-) -> RowShaper:
-    """The stream's RowShaper: fields the schema does not know grow it (`grow_schema`); values are
-    conformed to the target's schema, `checked()` naming the instant columns the conformer leaves
-    to the shaper; `instants`: RowShaper's `instants` / `text_instants` where the stream has them."""
-    return RowShaper(
-        policy,
-        vendor_names,
-        known=lambda: stream.schema_growth.known,
-        on_unknown=stream.grow_schema,
-        conformer=lambda: stream.new_conformer(checked()),
-        stream=stream.name,
-        **instants,
-    )

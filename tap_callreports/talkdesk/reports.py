@@ -10,7 +10,6 @@ from functools import cached_property
 
 from tap_callreports.conform import json_types
 from tap_callreports.reportjobs.stream import ReportJobStream
-from tap_callreports.reportjobs.vendor import report_shaper
 from tap_callreports.rowkeys import ROW_KEY
 from tap_callreports.rowshape import RowShaper, ValueForm
 from tap_callreports.schemagrowth import SchemaGrowth, text_or_instant
@@ -22,8 +21,9 @@ from tap_callreports.talkdesk.report_types import ORIGIN_FIELDS, REPORT_TYPES
 from tap_callreports.talkdesk.report_types import report_type as report_type_spec
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Tap
+
     from tap_callreports.settings import TalkdeskSettings
-    from tap_callreports.tap import TapCallReports
 
 
 class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
@@ -37,7 +37,7 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
     shaper_checks_fields = True
     origin_fields = frozenset(ORIGIN_FIELDS)
 
-    def __init__(self, tap: TapCallReports, report_type: str) -> None:
+    def __init__(self, tap: Tap, report_type: str) -> None:
         self.report_type = report_type
         self.spec = report_type_spec(report_type)
         self.row_policy = self.spec.row_policy
@@ -68,8 +68,7 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     @cached_property
     def shaper(self) -> RowShaper:
-        return report_shaper(
-            self,
+        return self.new_shaper(
             self.row_policy,
             self.vendor_schema["properties"],
             self.instant_columns,
