@@ -53,7 +53,7 @@ class WindowRows:
     result being read handled (by position: a broken download skips them), the result's keys, and
     the schema grown for fields it did not know."""
 
-    def __init__(self, stream: ReportJobStream, unsaved: UnsavedJobs) -> None:
+    def __init__(self, stream: ReadStream, unsaved: UnsavedJobs) -> None:
         self.stream = stream
         self.unsaved = unsaved
         self.key = tuple(stream.primary_keys or ())
