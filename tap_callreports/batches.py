@@ -111,15 +111,6 @@ class WindowBatches:
         self._window_files = []
         return manifest
 
-    def window_rows(self) -> t.Iterator[dict] | None:
-        """The rows written for the window so far, read back from its files (None: the files are
-        not local, so they cannot be read back)."""
-        root = _local_root(self.storage.root)
-        if root is None:
-            return None
-        self._close()
-        return (row for name in list(self._window_files) for row in read_batch_file(str(root / name)))
-
     def discard_window(self) -> None:
         """The window's rows must not reach the target: its files (never announced) are deleted."""
         self._close()

@@ -120,18 +120,6 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         self.flush()
         self._held = t.cast(t.BinaryIO, tempfile.TemporaryFile(prefix="tap-callreports-window-"))
 
-    def held_lines(self) -> t.Iterator[bytes]:
-        """The lines held so far (to read the window again), in order."""
-        spool = self._held
-        if spool is None:
-            return
-        self.flush()
-        spool.seek(0)
-        try:
-            yield from spool
-        finally:
-            spool.seek(0, 2)
-
     def release(self) -> None:
         """The held lines go out, in order, and nothing is held any more."""
         spool = self._held

@@ -433,6 +433,31 @@ def test_rows_repeating_a_key_with_the_same_content_are_proven_and_go_out(make_s
     assert run.final_state == plain("talkdesk-json").final_state
 
 
+@pytest.mark.parametrize("mode", ["record", "batch"])
+def test_rows_repeating_a_key_with_the_same_content_go_out_under_a_map_renaming_the_key(
+    tmp_path, make_sandbox, plain, mode
+):
+    """The repeats are compared as they were read, not as the rows were held: a stream map that
+    renames the key (or BATCH files on remote storage) left nothing to read back, and every
+    identical repeat stopped the run as a conflict."""
+    from test_batch import batch_config, batch_rows
+
+    stream = "talkdesk_calls"
+    sandbox = make_sandbox(shapes=("talkdesk-calls-repeated-row",))
+    config = KINDS["talkdesk-json"].config(sandbox) | {
+        "stream_maps": {stream: {"id": "call_id", "call_id": None, "__key_properties__": ["id"]}}
+    }
+    if mode == "batch":
+        config |= {"batch_config": batch_config(tmp_path / "batches", size=25)}
+    run = sync(config, streams=[stream])
+    assert run.error is None, run.error
+    records = batch_rows(run)[stream] if mode == "batch" else run.records(stream)
+    sent = plain("talkdesk-json").records(stream)
+    assert len(records) == len(sent) + 1  # the repeated row, twice
+    assert {r["id"] for r in records} == {r["call_id"] for r in sent} and all("call_id" not in r for r in records)
+    assert run.final_state == plain("talkdesk-json").final_state
+
+
 # ---- a missing file is a question for the job (issue 26) ---------------------------------------------------
 
 

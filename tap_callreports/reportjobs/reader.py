@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tap_callreports.completeness import IncompleteResult, row_digest
+from tap_callreports.completeness import IncompleteResult
 from tap_callreports.errors import MalformedBodyError, StreamError
 from tap_callreports.responses import vendor_error_details
 from tap_callreports.retry import RETRY_AFTER_CAP_SECONDS, parse_retry_after
@@ -118,10 +118,11 @@ class WindowReader:
         """The window's keys are proven before any of its rows leaves (they are held until then):
         every row has its key, and rows that share a key are identical (a warehouse merging on the
         key loses nothing). Rows that share a key with different content would be merged into one
-        by the warehouse: the stream stops with nothing of the window emitted."""
+        by the warehouse: the stream stops with nothing of the window emitted. `KeyGuard` compares
+        the rows' content as they were read, so this holds whatever the rows became afterwards (a
+        stream map) and wherever they are held (BATCH files on any storage)."""
         stream = self.stream
-        repeated = keys.repeated() if not keys.missing else set()
-        conflicting = self.conflicting(keys, repeated) if repeated else 0
+        conflicting = keys.conflicts() if not keys.missing else 0
         if keys.missing or conflicting:
             raise StreamError(
                 stream.name,
@@ -130,21 +131,6 @@ class WindowReader:
                 f"other content; a warehouse would drop or merge them, so nothing of this window was emitted and "
                 f"no bookmark moved past {iso_z(result.window.start)}; " + KEY_OVERRIDE.format(stream=stream.name),
             )
-
-    def conflicting(self, keys: KeyGuard, repeated: set[int]) -> int:
-        """Of the rows whose key repeats, those whose content differs from the first with their key,
-        read back from where the window's rows are held (all of them when they cannot be read back)."""
-        held = self.stream.held_rows()
-        if held is None:
-            return keys.duplicates()
-        contents: dict[int, list[bytes]] = {digest: [] for digest in repeated}
-        digest_of, origin = keys.digest, self.stream.origin_fields
-        for row in held:
-            same = contents.get(digest_of(row))  # type: ignore[arg-type]
-            if same is not None:
-                same.append(row_digest(row, origin))  # the job/request ids the tap adds are no content
-        # A key read back fewer than twice (a key that does not survive JSON) is not proven either.
-        return sum(max(len(seen) - 1, 1) for seen in contents.values() if len(seen) < 2 or len(set(seen)) > 1)  # noqa: PLR2004
 
     def ask_job(self, context: Context | None, result: JobResult, problem: str) -> None:
         """A done job's file is missing (`problem`): ask the job once. A job that ended (deleted,

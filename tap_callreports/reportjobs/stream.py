@@ -19,7 +19,6 @@ import time
 import typing as t
 from functools import cached_property
 
-import orjson
 import requests
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
@@ -365,20 +364,6 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
         far is dropped, and its lines are held again."""
         self.drop_window()
         self.hold_window()
-
-    def held_rows(self) -> t.Iterator[dict] | None:
-        """The rows of the window held so far, read back (None: they cannot be)."""
-        if self._batches is not None:
-            return self._batches.window_rows()
-        writer = self._held_writer
-        if writer is None:
-            return None
-        name = self.name
-        return (
-            message["record"]
-            for message in map(orjson.loads, writer.held_lines())
-            if message.get("type") == "RECORD" and message.get("stream") == name
-        )
 
     # ---- downloads (`reader.py`) -------------------------------------------------------------
 
