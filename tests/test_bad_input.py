@@ -4,6 +4,7 @@ naming the setting, stream or file, and docs/errors.md quotes every line."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -204,7 +205,10 @@ def test_an_input_file_that_is_json_but_not_an_object_is_one_line_naming_it(tmp_
 
 
 def test_an_empty_state_file_is_no_state_with_an_info_line(tmp_path, sandbox):
-    config = sandbox_config(sandbox, vendors=("talkdesk",), start_date="2025-01-01T00:00:00Z", end_date=None)
+    # Imports reach 30 days back from the sandbox's last midnight; calls come in windows of 31 days, so
+    # the run asks 2-3 jobs, not one a day (a start in 2025 made it ~700 jobs and minutes of waiting).
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=32)).strftime("%Y-%m-%dT00:00:00Z")
+    config = sandbox_config(sandbox, vendors=("talkdesk",), start_date=start, end_date=None, talkdesk_window_days=31)
     (tmp_path / "config.json").write_text(json.dumps(config))
     empty = tmp_path / "state.json"
     empty.write_bytes(b"")
