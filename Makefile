@@ -39,15 +39,20 @@ sandbox: install
 generate: install
 	$(BIN)/python scripts/generate.py
 
+# The suite in TEST_WORKERS pytest-xdist processes (`make test TEST_WORKERS=0` runs it in one);
+# tests that share a place under .tmp run in one worker (xdist_group) or take a file lock.
+TEST_WORKERS ?= 3
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
 test: install meltano
 	$(BIN)/ruff check tap_callreports tests bench scripts
 	$(BIN)/ruff format --check tap_callreports tests bench scripts
 	$(BIN)/mypy
-	MELTANO=$(abspath $(MELTANO)) $(BIN)/python -m pytest
+	MELTANO=$(abspath $(MELTANO)) $(PYTEST)
 
 # `make test-fast PYTHON=python3.13 VENV=.tmp/venv-3.13`: the fast suite on another Python (.ci/run).
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The Singer targets the end-to-end bench pipes into, each in its own venv (the versions meltano.yml pins).
 BENCH_TARGETS := .tmp/bench-targets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -14,6 +15,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tap_callreports.sandbox import RunningSandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def file_lock(name: str) -> t.Iterator[None]:
+    """Held by one pytest process at a time (the suite runs in pytest-xdist workers): for the steps
+    that write shared places, a target's venv under .tmp, or the build files pip and `build` write
+    into the checkout (`*.egg-info`, `build/`)."""
+    locks = ROOT / ".tmp" / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
 
 #: The throwaway PostgreSQL of `make postgres` (loopback, trust auth).
 PG = {"host": "127.0.0.1", "port": os.environ.get("PGPORT", "55432"), "user": "postgres", "database": "postgres"}

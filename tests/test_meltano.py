@@ -19,10 +19,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from helpers import LONDON_REPORT, NEW_YORK_REPORT, PG, columns, primary_keys, psql, require_postgres
+from helpers import LONDON_REPORT, NEW_YORK_REPORT, PG, columns, file_lock, primary_keys, psql, require_postgres
 from tap_callreports.sandbox import SandboxConfig, start_sandbox
 
 pytestmark = pytest.mark.slow
+#: The tests of the Meltano project under .tmp (one `meltano install`) run in one xdist worker.
+SHARES_THE_PROJECT = pytest.mark.xdist_group("meltano-project")
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / ".tmp" / "meltano-project"
@@ -49,15 +51,16 @@ def project() -> Path:
         path = PROJECT / stale
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     (PROJECT / "output").mkdir()
-    subprocess.run(
-        [binary, "install"],
-        cwd=PROJECT,
-        check=True,
-        env=meltano_env({}),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        timeout=1800,
-    )
+    with file_lock("source-tree"):  # installs the tap from this checkout (pip writes its build files here)
+        subprocess.run(
+            [binary, "install"],
+            cwd=PROJECT,
+            check=True,
+            env=meltano_env({}),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=1800,
+        )
     return PROJECT
 
 
@@ -139,6 +142,7 @@ def add_imports(sandbox, count: int, at: str) -> None:
     ).raise_for_status()
 
 
+@SHARES_THE_PROJECT
 def test_duckdb_and_jsonl_pipelines_and_incremental_state(project, pipeline_sandbox):
     import duckdb
 
@@ -175,6 +179,7 @@ def postgres():
     return psql
 
 
+@SHARES_THE_PROJECT
 def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox, postgres):
     sandbox = pipeline_sandbox
     meltano_run(project, "target-postgres", tap_env(sandbox, FIRST_END))
@@ -488,6 +493,7 @@ def run_jobs_in_parallel(project: Path, env: dict[str, str]) -> None:
         assert proc.returncode == 0, output[-4000:]
 
 
+@SHARES_THE_PROJECT
 def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project, postgres):
     database = "meltano_scaleout"
     postgres(f"drop database if exists {database}")

@@ -32,6 +32,7 @@ from helpers import (
     LONDON_REPORT,
     PG,
     columns,
+    file_lock,
     primary_keys,
     psql,
     require_postgres,
@@ -62,6 +63,11 @@ TABLES = {
 
 def install_target(name: str, packages: t.Sequence[str]) -> Path:
     """The target's executable, from its own venv under .tmp/warehouse-targets (made once)."""
+    with file_lock(f"target-{name}"):  # another xdist worker may be making it right now
+        return _install_target(name, packages)
+
+
+def _install_target(name: str, packages: t.Sequence[str]) -> Path:
     venv = TARGETS / name
     executable = venv / "bin" / f"target-{name}"
     if executable.exists():
