@@ -218,12 +218,11 @@ class JobSettings:
     min_window_minutes: int
 
     def ceilings(self) -> dict[str, int]:
-        """Per vendor, how many jobs may run at once at the start of a run."""
+        """Per vendor, how many jobs may run at once at the start of a run: max_concurrent_jobs, else
+        the vendor's default. Talkdesk's account limit is checked once, by `load_settings` (a
+        larger max_concurrent_jobs is refused when Talkdesk is configured)."""
         chosen = self.max_concurrent_jobs
-        return {
-            "talkdesk": min(chosen or TALKDESK_MAX_CONCURRENT_JOBS, TALKDESK_MAX_CONCURRENT_JOBS),
-            "myreports": chosen or DEFAULT_CONCURRENT_JOBS["myreports"],
-        }
+        return {vendor: chosen or default for vendor, default in DEFAULT_CONCURRENT_JOBS.items()}
 
 
 @dataclass(frozen=True)
