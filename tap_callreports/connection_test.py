@@ -28,8 +28,19 @@ if t.TYPE_CHECKING:
     from tap_callreports.zendesk.talk import ZendeskTalkStream
 
 
-#: The stream whose requests check each vendor first (its token, its list).
-VENDOR_STREAMS = {"talkdesk": "talkdesk_imports", "zendesk": "zendesk_job_statuses", "myreports": "myreports_call_rows"}
+class Checked(t.Protocol):
+    """A vendor as the connection test sees it (vendors.py declares each)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def test_stream(self) -> str:
+        """The stream whose requests check the vendor first (its token, its list)."""
+        ...
+
+    @property
+    def check(self) -> t.Callable[[ConnectionTest], str]: ...
 
 
 class CheckRefused(Exception):
@@ -76,22 +87,22 @@ def _get(
 class ConnectionTest:
     """Checks each configured vendor in turn; `run()` returns one result per vendor."""
 
-    def __init__(self, tap: TapCallReports) -> None:
+    def __init__(self, tap: TapCallReports, vendors: t.Iterable[Checked]) -> None:
         self.tap = tap
         self.settings = tap.settings
+        self.vendors = vendors
 
     def run(self) -> list[VendorResult]:
-        checks = {"talkdesk": self.check_talkdesk, "zendesk": self.check_zendesk, "myreports": self.check_myreports}
         results = []
-        for vendor, check in checks.items():
-            if getattr(self.settings, vendor) is None:
+        for vendor in self.vendors:
+            if getattr(self.settings, vendor.name) is None:
                 continue
             try:
-                detail = check()
+                detail = vendor.check(self)
             except (FatalAPIError, RetriableAPIError, CallReportsError, CheckRefused, requests.RequestException) as exc:
-                results.append(VendorResult(vendor, False, _reason(exc, self.stream(VENDOR_STREAMS[vendor]))))
+                results.append(VendorResult(vendor.name, False, _reason(exc, self.stream(vendor.test_stream))))
             else:
-                results.append(VendorResult(vendor, True, detail))
+                results.append(VendorResult(vendor.name, True, detail))
         return results
 
     def stream(self, name: str) -> CallReportsStream:
@@ -162,9 +173,9 @@ class ConnectionTest:
         return f"token, workspace {myreports.workspace_id}, reports {', '.join(myreports.report_ids) or '(none)'}"
 
 
-def run_connection_test(tap: TapCallReports) -> bool:
+def run_connection_test(tap: TapCallReports, vendors: t.Iterable[Checked]) -> bool:
     """Log one line per configured vendor; raise ConnectionTestFailed naming each that refused."""
-    results = ConnectionTest(tap).run()
+    results = ConnectionTest(tap, vendors).run()
     for result in results:
         if result.ok:
             tap.logger.info("connection test: %s", result.line)

@@ -21,7 +21,7 @@ if t.TYPE_CHECKING:
     from tap_callreports.settings import MyReportsSettings, Settings, TalkdeskSettings, ZendeskSettings
 
 
-def _talkdesk(talkdesk: TalkdeskSettings, token_flow: dict[str, t.Any]) -> CallReportsAuth:
+def talkdesk_authenticator(talkdesk: TalkdeskSettings, token_flow: dict[str, t.Any]) -> CallReportsAuth:
     hosts = [talkdesk.api_url]
     if talkdesk.access_token:
         return BearerTokenAuth(talkdesk.access_token, "talkdesk_access_token", hosts)
@@ -38,7 +38,7 @@ def _talkdesk(talkdesk: TalkdeskSettings, token_flow: dict[str, t.Any]) -> CallR
     return auth
 
 
-def _zendesk(zendesk: ZendeskSettings, token_flow: dict[str, t.Any]) -> CallReportsAuth:
+def zendesk_authenticator(zendesk: ZendeskSettings, token_flow: dict[str, t.Any]) -> CallReportsAuth:
     hosts = [zendesk.api_url]
     if zendesk.oauth_token:
         return BearerTokenAuth(zendesk.oauth_token, "zendesk_oauth_token", hosts)
@@ -48,7 +48,7 @@ def _zendesk(zendesk: ZendeskSettings, token_flow: dict[str, t.Any]) -> CallRepo
     return auth
 
 
-def _myreports(myreports: MyReportsSettings, token_flow: dict[str, t.Any]) -> CallReportsAuth:
+def myreports_authenticator(myreports: MyReportsSettings, token_flow: dict[str, t.Any]) -> CallReportsAuth:
     hosts = [myreports.api_url]
     if myreports.refresh_token:  # wins over a static myreports_token
         assert myreports.token_url
@@ -67,17 +67,14 @@ def _myreports(myreports: MyReportsSettings, token_flow: dict[str, t.Any]) -> Ca
     return BearerTokenAuth(myreports.token, "myreports_token", hosts)
 
 
-#: vendor -> its authenticator, from `Settings.<vendor>` and the token-flow options.
-AUTHENTICATORS: dict[str, t.Callable[[t.Any, dict[str, t.Any]], CallReportsAuth]] = {
-    "talkdesk": _talkdesk,
-    "zendesk": _zendesk,
-    "myreports": _myreports,
-}
-
-
-def build_authenticator(vendor: str, settings: Settings, logger: logging.Logger) -> CallReportsAuth:
-    """The vendor's credentials, bound to its API host; a ConfigError when the config has none."""
-    factory = AUTHENTICATORS.get(vendor)
+def build_authenticator(
+    vendor: str,
+    factory: t.Callable[[t.Any, dict[str, t.Any]], CallReportsAuth] | None,
+    settings: Settings,
+    logger: logging.Logger,
+) -> CallReportsAuth:
+    """The vendor's credentials (`factory`: its authenticator, vendors.py), bound to its API host;
+    a ConfigError when the config has none."""
     vendor_settings = getattr(settings, vendor) if factory is not None else None
     if factory is None or vendor_settings is None:
         raise ConfigError(f"{vendor}_*", "is not configured")

@@ -41,7 +41,6 @@ __all__ = [  # the schema's names are imported from here too (tests, bench, scri
     "MAX_LAG_MINUTES",
     "MAX_LOOKBACK_MINUTES",
     "MYREPORTS_DEFAULT_API_URL",
-    "NO_CREDENTIALS",
     "SETTINGS_SCHEMA",
     "TALKDESK_DEFAULT_REPORT_TYPES",
     "TALKDESK_MAX_CONCURRENT_JOBS",
@@ -49,8 +48,6 @@ __all__ = [  # the schema's names are imported from here too (tests, bench, scri
     "TALKDESK_REGIONS",
     "TALKDESK_REPORT_FORMATS",
     "TALKDESK_REPORT_TYPES",
-    "VENDOR_CREDENTIALS",
-    "VENDOR_LABELS",
     "JobSettings",
     "MyReportsSettings",
     "Settings",
@@ -394,19 +391,6 @@ def _myreports(config: t.Mapping[str, t.Any]) -> MyReportsSettings | None:
         client_secret=config.get("myreports_client_secret") or None if refresh_token else None,
         token_url=token_url,
     )
-
-
-VENDOR_LABELS = {"talkdesk": "Talkdesk", "zendesk": "Zendesk", "myreports": "MyReports"}
-#: What each vendor's streams need, as a user reads it.
-VENDOR_CREDENTIALS = {
-    "talkdesk": "talkdesk_client_id + talkdesk_client_secret (+ talkdesk_account_name) or talkdesk_access_token",
-    "zendesk": "zendesk_email + zendesk_api_token or zendesk_oauth_token (+ zendesk_subdomain)",
-    "myreports": "myreports_token or myreports_refresh_token + myreports_token_url "
-    "(+ myreports_workspace_id, myreports_report_ids)",
-}
-NO_CREDENTIALS = (
-    f"config: no vendor credentials are set; give at least one of: {'; '.join(VENDOR_CREDENTIALS.values())}"
-)
 
 
 def load_settings(config: t.Mapping[str, t.Any]) -> Settings:

@@ -16,8 +16,6 @@ from tap_callreports.auth import CallReportsAuth
 from tap_callreports.connection_test import run_connection_test
 from tap_callreports.credentials import build_authenticator
 from tap_callreports.errors import CallReportsError
-from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_ROW_POLICY
-from tap_callreports.myreports.streams import MyReportsCallRowsStream
 from tap_callreports.redact import REGISTRY, install_log_redaction
 from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine
 from tap_callreports.reportjobs.records import JobRecords, JobRecordsStream
@@ -26,38 +24,17 @@ from tap_callreports.reportjobs.state import UnsavedJobs
 from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.sdk_hooks import TapSDKHooks
 from tap_callreports.settings import (
-    NO_CREDENTIALS,
     SETTINGS_SCHEMA,
-    TALKDESK_REPORT_TYPES,
-    VENDOR_CREDENTIALS,
-    VENDOR_LABELS,
     Settings,
     load_settings,
     secret_values,
 )
-from tap_callreports.talkdesk.report_types import REPORT_TYPE_NAME, ROW_POLICIES, report_type
-from tap_callreports.talkdesk.reports import TalkdeskReportStream
-from tap_callreports.talkdesk.streams import TalkdeskImportsStream
 from tap_callreports.timeutil import iso_z
+from tap_callreports.vendors import ALL_STREAM_NAMES, NO_CREDENTIALS, VENDORS
 from tap_callreports.writer import FastSingerWriter
-from tap_callreports.zendesk.streams import ZendeskJobStatusesStream
-from tap_callreports.zendesk.talk import ZendeskTalkCallsStream, ZendeskTalkLegsStream
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
-
-
-#: Every stream the tap can produce, for some config.
-ALL_STREAM_NAMES = [
-    "talkdesk_imports",
-    *(f"talkdesk_{report_type}" for report_type in TALKDESK_REPORT_TYPES),
-    "talkdesk_report_jobs",
-    "zendesk_job_statuses",
-    "zendesk_talk_calls",
-    "zendesk_talk_legs",
-    "myreports_call_rows",
-    "myreports_requests",
-]
 
 
 #: Settings the SDK reads without declaring them in its built-in settings: RESTStream.user_agent.
@@ -195,8 +172,10 @@ class TapCallReports(TapSDKHooks):
     def authenticator_for(self, vendor: str) -> CallReportsAuth:
         with self._auth_lock:
             if vendor not in self._authenticators:
-                # bound to the vendor's API host (credentials.AUTHENTICATORS)
-                self._authenticators[vendor] = build_authenticator(vendor, self.settings, self.logger)
+                # bound to the vendor's API host (its authenticator in vendors.py)
+                declared = VENDORS.get(vendor)
+                factory = declared.authenticator if declared is not None else None
+                self._authenticators[vendor] = build_authenticator(vendor, factory, self.settings, self.logger)
             return self._authenticators[vendor]
 
     # ---- streams -------------------------------------------------------------------------------
@@ -207,30 +186,24 @@ class TapCallReports(TapSDKHooks):
             honour_catalog_keys(
                 self.input_catalog,
                 {
-                    MyReportsCallRowsStream.name: MYREPORTS_ROW_POLICY.key,
-                    **{f"talkdesk_{kind}": policy.key for kind, policy in ROW_POLICIES.items()},
-                    **{f"talkdesk_{kind}": report_type(kind).key for kind in self._talkdesk_types()},
+                    name: key
+                    for vendor in VENDORS.values()
+                    for name, key in vendor.catalog_keys(vendor.group(self.settings)).items()
                 },
             )
         super().setup_mapper()
-
-    def _talkdesk_types(self) -> tuple[str, ...]:
-        return self.settings.talkdesk.report_types if self.settings.talkdesk is not None else ()
 
     def discover_streams(self) -> list[Stream]:
         settings = self.settings
         streams: list[Stream] = []
         job_logs: list[Stream] = []
-        if settings.talkdesk is not None:
-            streams.append(TalkdeskImportsStream(self))
-            streams.extend(TalkdeskReportStream(self, report_type) for report_type in settings.talkdesk.report_types)
-            job_logs.append(JobRecordsStream(self, "talkdesk_report_jobs", "id", self.job_records))
-        if settings.zendesk is not None:
-            streams.append(ZendeskJobStatusesStream(self))
-            streams.extend((ZendeskTalkCallsStream(self), ZendeskTalkLegsStream(self)))
-        if settings.myreports is not None:
-            streams.append(MyReportsCallRowsStream(self))
-            job_logs.append(JobRecordsStream(self, "myreports_requests", "request_id", self.job_records))
+        for vendor in VENDORS.values():
+            group = vendor.group(settings)
+            if group is None:
+                continue
+            streams.extend(vendor.streams(self, group))
+            if vendor.job_records is not None:
+                job_logs.append(JobRecordsStream(self, *vendor.job_records, self.job_records))
         streams.extend(job_logs)  # last: they report the jobs the row streams ran
         if not streams:
             raise CallReportsError(NO_CREDENTIALS)
@@ -247,19 +220,17 @@ class TapCallReports(TapSDKHooks):
                 raise CallReportsError(f"catalog: stream '{name}' is selected but {self._why_not_produced(name)}")
 
     def _why_not_produced(self, name: str) -> str:
-        vendor = name.split("_", 1)[0]
-        # A name no declared type is close to may be a report type read under the generic rules.
+        vendor = VENDORS.get(name.split("_", 1)[0])
+        # A name no declared stream is close to may be one the vendor produces under its generic
+        # rules (a Talkdesk report type).
         generic = (
-            vendor == "talkdesk"
-            and REPORT_TYPE_NAME.fullmatch(name.removeprefix("talkdesk_"))
+            vendor is not None
+            and vendor.may_produce(name)
             and not difflib.get_close_matches(name, ALL_STREAM_NAMES, n=1, cutoff=0.8)
         )
-        if vendor in VENDOR_CREDENTIALS and (name in ALL_STREAM_NAMES or generic):
-            if getattr(self.settings, vendor) is None:
-                return (
-                    f"the config has no {VENDOR_LABELS[vendor]} credentials; set {VENDOR_CREDENTIALS[vendor]}, "
-                    "or deselect the stream"
-                )
+        if vendor is not None and (name in ALL_STREAM_NAMES or generic):
+            if vendor.group(self.settings) is None:
+                return f"the config has no {vendor.label} credentials; set {vendor.credentials}, or deselect the stream"
             return f"talkdesk_report_types does not include {name.removeprefix('talkdesk_')}; add it, or deselect the stream"
         return (
             f"tap-callreports has no such stream{_did_you_mean(name, ALL_STREAM_NAMES)}; "
@@ -298,7 +269,7 @@ class TapCallReports(TapSDKHooks):
 
     def check_connection(self) -> bool:
         """`--test`: each configured vendor checked cheaply (connection_test.py)."""
-        return run_connection_test(self)
+        return run_connection_test(self, VENDORS.values())
 
     def end_sync(self) -> None:
         if "engine" in self.__dict__:

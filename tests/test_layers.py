@@ -145,3 +145,18 @@ def test_the_checker_sees_circles_and_type_only_imports():
     imports = _imports(_modules())
     assert "errors" in imports["client"]  # a plain import
     assert "settings" in imports["talkdesk.client"]  # an import only for type checking
+
+
+def test_vendor_names_are_declared_once_in_the_registry():
+    """The tap, the settings, the credentials and --test name no vendor: vendors.py declares each
+    (a vendor's own package, and the settings schema's per-vendor defaults, still say its name)."""
+    from tap_callreports.vendors import VENDORS
+
+    named = {
+        f"{module}: {node.value!r} (line {node.lineno})"
+        for module in ("tap", "settings", "credentials", "connection_test")
+        for node in ast.walk(ast.parse((PACKAGE / f"{module}.py").read_text()))
+        if isinstance(node, ast.Constant) and node.value in VENDORS
+    }
+    assert set(VENDORS) == {"talkdesk", "zendesk", "myreports"}
+    assert not named, f"vendor names outside vendors.py: {sorted(named)}"
