@@ -1,7 +1,7 @@
 """The base stream every vendor's streams share: URL, auth, retry policy, error sorting.
 
 Every answer is sorted into three bins in `validate_response`: fine, retriable
-(RetriableAPIError: 429, 5xx, and a 401 that earned a new token) and fatal (FatalAPIError:
+(RetriableAPIError: 429 and 5xx as ratelimit.RateLimited, and a 401 that earned a new token) and fatal (FatalAPIError:
 other 4xx) with the vendor's code/message/description/fields and the path, never a secret.
 """
 
@@ -29,6 +29,7 @@ from tap_callreports.errors import (
     VendorRefused,
     unreachable_line,
 )
+from tap_callreports.ratelimit import RateLimited
 from tap_callreports.redact import REGISTRY, is_signed_url
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
 from tap_callreports.retry import (
@@ -37,8 +38,6 @@ from tap_callreports.retry import (
     TokenRefreshed,
     connection_failure,
     host_of,
-    note_retry_after,
-    parse_retry_after,
 )
 from tap_callreports.sdk_hooks import RESTStreamSDKHooks, whole_stream_batches
 
@@ -217,7 +216,7 @@ class CallReportsStream(RESTStreamSDKHooks):
             )
         self.authenticator.authorized(response)
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            raise RetriableAPIError(
+            raise RateLimited(
                 f"{status} {response.reason} for {request_label(response)}: {vendor_error_details(response)}", response
             )
         if status >= HTTPStatus.BAD_REQUEST:
@@ -319,7 +318,7 @@ class CallReportsStream(RESTStreamSDKHooks):
         that requests follows drop it when they change host (requests' rebuild_auth).
         `creates_job`: a 429 means the account holds as many jobs as it allows; it raises
         AccountFull at once (the job engine waits for a slot) instead of being retried here.
-        A Retry-After on an answer is noted for the job engine's next poll.
+        A Retry-After on an answer that passed is the caller's to read (`ratelimit.Backoff`).
         `expected_status`: an error status the caller asks for (a probe's 404), so its METRIC line
         says succeeded; it is still raised as the error it is."""
         authenticate = self.may_authenticate(url)
@@ -343,17 +342,16 @@ class CallReportsStream(RESTStreamSDKHooks):
             )
             try:
                 self.validate_response(response)
-            except RetriableAPIError:
+            except RateLimited as refused:
                 response.close()
-                if creates_job and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
-                    raise AccountFull(
-                        f"429 for {request_label(response)}", parse_retry_after(response.headers.get("Retry-After"))
-                    ) from None
+                if creates_job and refused.limited:
+                    asked = refused.backoff.seconds if refused.backoff is not None else None
+                    raise AccountFull(f"429 for {request_label(response)}", asked) from None
                 raise
             except Exception:
                 response.close()
                 raise
-            note_retry_after(parse_retry_after(response.headers.get("Retry-After")))
+            self.answered(response)
             return response
 
         return self.request_decorator(attempt)()

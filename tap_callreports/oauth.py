@@ -23,6 +23,7 @@ import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_callreports.auth import CallReportsAuth, host_path
+from tap_callreports.ratelimit import RateLimited
 from tap_callreports.retry import RetryPolicy, TokenRefreshed
 
 # Refresh this long before expires_in runs out (at most 10% of the lifetime), so no request
@@ -120,7 +121,8 @@ class OAuthTokenAuth(CallReportsAuth):
         return DEFAULT_TOKEN_SECONDS
 
     def post_token_form(self, form: dict[str, str], basic: tuple[str, str] | None) -> requests.Response:
-        """POST the token URL; 429, 5xx and network failures raise RetriableAPIError."""
+        """POST the token URL; 429 and 5xx raise RateLimited (with the wait the answer asked for),
+        network failures RetriableAPIError."""
         try:
             response = requests.post(
                 self.token_url,
@@ -132,9 +134,7 @@ class OAuthTokenAuth(CallReportsAuth):
         except requests.RequestException as exc:
             raise RetriableAPIError(type(exc).__name__) from exc  # the cause: whether the host was reached
         if response.status_code == 429 or response.status_code >= 500:  # noqa: PLR2004
-            raise RetriableAPIError(
-                f"{response.status_code} {response.reason} {_vendor_error(response)}".strip(), response
-            )
+            raise RateLimited(f"{response.status_code} {response.reason} {_vendor_error(response)}".strip(), response)
         return response
 
     # ---- answers -------------------------------------------------------------------------------

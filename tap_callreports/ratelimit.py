@@ -1,4 +1,11 @@
-"""Request pacing: at most N requests in any W seconds to one endpoint, so its limit is never hit.
+"""Rate limits, in one place: what an answer says about when to ask again (`Backoff`, `RateLimited`),
+and request pacing: at most N requests in any W seconds to one endpoint, so its limit is never hit.
+
+An answer's Retry-After (or a spent rate-limit window) is read once, here, into a `Backoff` value
+that is handed on, never kept aside: a retriable answer raises `RateLimited` carrying it (the retry
+policy waits it, the SDK's paging and the tap's own requests alike; a job creation refused by a
+full account becomes AccountFull with it); a job poll returns it (the engine polls again then); a
+download that is not ready yet waits it; a pacer `hold`s it for the next request.
 
 A vendor that states a per-endpoint budget (Zendesk Talk's incremental exports: 10 requests a
 minute) is asked at that pace instead of being asked until it answers 429. `Pacer.wait()` goes
@@ -17,12 +24,85 @@ window of the vendor's (fixed or sliding) at N at most. Requests of one endpoint
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import threading
 import time
 import typing as t
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
+
+from singer_sdk.exceptions import RetriableAPIError
+
+if t.TYPE_CHECKING:
+    import requests
+
+#: The longest a retry waits for a Retry-After: a vendor asking for more is asked again then.
+RETRY_AFTER_CAP_SECONDS = 15 * 60
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """An answer asked the tap to wait `seconds` before asking again (its Retry-After, or the reset
+    of a spent rate-limit window)."""
+
+    seconds: float
+
+    @property
+    def capped(self) -> float:
+        """The wait a retry keeps to: never longer than RETRY_AFTER_CAP_SECONDS."""
+        return min(self.seconds, RETRY_AFTER_CAP_SECONDS)
+
+    @classmethod
+    def asked_by(cls, response: requests.Response | None) -> Backoff | None:
+        """The wait `response`'s Retry-After asks for; None when it asks none (or says no time)."""
+        seconds = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
+        return None if seconds is None else cls(seconds)
+
+    @classmethod
+    def window_spent(cls, response: requests.Response, floor: int, window_seconds: float) -> Backoff | None:
+        """A vendor that counts the account's requests in its answers (X-Rate-Limit-Remaining, as
+        Zendesk does): with `floor` or fewer left, wait until the window resets (`ratelimit-reset`,
+        else a whole `window_seconds`) instead of spending a 429; None while more are left."""
+        remaining = response.headers.get("X-Rate-Limit-Remaining")
+        try:
+            left = int(remaining) if remaining is not None else None
+        except ValueError:
+            left = None
+        if left is None or left > floor:
+            return None
+        seconds = parse_retry_after(response.headers.get("ratelimit-reset"))
+        return cls(window_seconds if seconds is None else seconds)
+
+
+class RateLimited(RetriableAPIError):
+    """A retriable answer (a 429, a 5xx): `backoff`, its Retry-After read once (None: it asked for
+    no time, the retry policy's own backoff applies). `limited`: the answer was a 429."""
+
+    def __init__(self, message: str, response: requests.Response) -> None:
+        super().__init__(message, response)
+        self.backoff = Backoff.asked_by(response)
+        self.limited = response.status_code == 429  # noqa: PLR2004 - Too Many Requests
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """One retry policy for every vendor: how long to wait before trying a request again.
 
-429 waits exactly its Retry-After (seconds or HTTP date) when given; everything else
+429 waits exactly its Retry-After (seconds or HTTP date; read once, in ratelimit.py) when given; everything else
 retriable backs off exponentially with jitter. A token refresh after a 401 retries at once.
 The SDK's backoff decorator applies it to API requests; `RetryPolicy.call` applies the same
 policy to requests sent outside that decorator (token fetches).
@@ -8,11 +8,8 @@ policy to requests sent outside that decorator (token fetches).
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import logging
 import random
-import threading
 import time
 import typing as t
 from dataclasses import dataclass
@@ -21,8 +18,7 @@ from urllib.parse import urlsplit
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
-RETRY_AFTER_CAP_SECONDS = 15 * 60
-
+from tap_callreports.ratelimit import Backoff, RateLimited
 
 T = t.TypeVar("T")
 
@@ -87,42 +83,6 @@ def connection_failure(exc: BaseException) -> str | None:
     return type(exc).__name__
 
 
-_hints = threading.local()
-
-
-def note_retry_after(seconds: float | None) -> None:
-    """A vendor answer on this thread asked to be asked again after `seconds` (its Retry-After):
-    the next pause of `ReportJobEngine.wait_for` on this thread is that long."""
-    if seconds is not None:
-        _hints.retry_after = seconds
-
-
-def take_retry_after() -> float | None:
-    """The Retry-After last noted on this thread (`note_retry_after`), once."""
-    seconds = getattr(_hints, "retry_after", None)
-    _hints.retry_after = None
-    return seconds
-
-
-def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    now = now or dt.datetime.now(dt.UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 5
@@ -137,11 +97,9 @@ class RetryPolicy:
         """Wait before retry number `attempt` (1-based) after `exc`."""
         if isinstance(exc, TokenRefreshed):
             return 0.0
-        response = getattr(exc, "response", None)
-        if response is not None:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                return min(retry_after, RETRY_AFTER_CAP_SECONDS)
+        asked = exc.backoff if isinstance(exc, RateLimited) else Backoff.asked_by(getattr(exc, "response", None))
+        if asked is not None:
+            return asked.capped
         expo = min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
         return expo * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
 

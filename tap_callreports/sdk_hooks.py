@@ -90,6 +90,16 @@ class RESTStreamSDKHooks(OneErrorLine, RESTStream):
         # run on worker threads, and a requests.Session is not thread-safe): the SDK's goes unused.
         self._requests_session = None
 
+    def answered(self, response: requests.Response) -> None:
+        """An answer that passed `validate_response`, on the SDK's paging loop (`_request`) and the
+        tap's own requests (`CallReportsStream.send`) alike: what it says about the rate limit is
+        noted for the next request by a stream that paces its requests (ratelimit.py); nothing here."""
+
+    def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
+        response = super()._request(prepared_request, context)
+        self.answered(response)
+        return response
+
     def log_request_duration(
         self, response: requests.Response, endpoint: str, context: Context | None, extra_tags: dict | None
     ) -> None:

@@ -14,10 +14,10 @@ import pytest
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, sandbox_config, sync
 from tap_callreports.errors import AccountFull
+from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs import engine as job_engine
 from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine
 from tap_callreports.reportjobs.job import JobTimedOut, Window
-from tap_callreports.retry import note_retry_after
 from tap_callreports.settings import load_settings
 from tap_callreports.talkdesk.report_types import ROW_POLICIES
 from tap_callreports.timeutil import iso_z
@@ -238,10 +238,10 @@ def test_a_retry_after_on_a_poll_sets_the_next_pause(monkeypatch):
     stop = ClockedStop()
     monkeypatch.setattr(job_engine, "time", types.SimpleNamespace(monotonic=lambda: stop.now))
 
-    def poll_once() -> str | None:
+    def poll_once() -> str | Backoff | None:
         retry_after, status = next(answers)
-        note_retry_after(retry_after)  # what `send` does with an answer's Retry-After
-        return status
+        # what a vendor's poll returns for a job still running, with its answer's Retry-After
+        return status or (Backoff(retry_after) if retry_after is not None else None)
 
     assert jobs.wait_for(poll_once, "job", stop) == "done"
     assert stop.pauses == [2, 7.0, 2]  # the schedule, then the vendor's Retry-After, then the schedule
@@ -270,8 +270,8 @@ def test_a_retry_after_past_the_job_timeout_ends_in_a_timeout_not_a_hang(monkeyp
     stop = ClockedStop()
     monkeypatch.setattr(job_engine, "time", types.SimpleNamespace(monotonic=lambda: stop.now))
 
-    def poll_once() -> None:
-        note_retry_after(86400.0)  # "come back tomorrow", on every answer
+    def poll_once() -> Backoff:
+        return Backoff(86400.0)  # "come back tomorrow", on every answer
 
     with pytest.raises(JobTimedOut):
         jobs.wait_for(poll_once, "job", stop)

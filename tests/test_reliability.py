@@ -118,7 +118,8 @@ def test_transient_faults_are_retried_to_the_same_records(make_sandbox, profile)
 
 
 def test_retry_after_is_waited_exactly():
-    from tap_callreports.retry import RetryPolicy, parse_retry_after
+    from tap_callreports.ratelimit import parse_retry_after
+    from tap_callreports.retry import RetryPolicy
 
     response = requests.Response()
     response.headers["Retry-After"] = "7"
@@ -444,7 +445,7 @@ def test_zendesk_rate_limit_pause(sandbox, headers, expected):
     stream = TapCallReports(config=sandbox_config(sandbox, vendors=("zendesk",))).streams["zendesk_job_statuses"]
     response = requests.Response()
     response.headers.update(headers)
-    stream.respect_rate_limit(response)  # no sleep while an answer is handled: the next request waits
+    stream.answered(response)  # no sleep while an answer is handled: the next request waits
     assert stream.account_pacer.delay() == pytest.approx(expected[0] if expected else 0.0, abs=0.5)
 
 

@@ -26,6 +26,7 @@ from tap_callreports.completeness import (
     verify_counts,
 )
 from tap_callreports.errors import ReportJobFailed, StreamError, VendorRefused
+from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs.job import (
     COMMON_STATUS_WORDS,
     JobPhase,
@@ -136,7 +137,7 @@ class MyReportsRequests:
     def delete(self, result: JobResult) -> None:
         """MyReports offers no way to delete a request: it expires there."""
 
-    def poll(self, context: Context | None, result: JobResult) -> JobStatus | None:
+    def poll(self, context: Context | None, result: JobResult) -> JobStatus | Backoff | None:
         report_id, request_id = vendor_details(result, MyReportsRequest).report_id, result.job_id
         url = f"{self.stream.report_url(report_id)}/requests/{request_id}"
         answer = unless_gone(lambda: self.stream.send("GET", url))
@@ -155,7 +156,7 @@ class MyReportsRequests:
             return JobStatus(location=f"{url}/data")
         if phase is JobPhase.ENDED:
             return JobStatus(ended=StatusWords.normal(raw_status) or str(message))
-        return None
+        return Backoff.asked_by(answer)  # still running: ask again when it asked, or per the poll policy
 
     @cached_property
     def status_words(self) -> StatusWords:

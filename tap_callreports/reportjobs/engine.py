@@ -24,8 +24,8 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 from tap_callreports.errors import AccountFull, CallReportsError
+from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs.job import JobAborted, JobTimedOut, Window
-from tap_callreports.retry import take_retry_after
 from tap_callreports.timeutil import duration_text
 
 T = t.TypeVar("T")
@@ -352,10 +352,15 @@ class ReportJobEngine:
         return self.slots[vendor].create(attempt, what, stop, self.poll)
 
     def wait_for(
-        self, poll_once: t.Callable[[], T | None], what: str, stop: threading.Event, since: float | None = None
+        self,
+        poll_once: t.Callable[[], T | Backoff | None],
+        what: str,
+        stop: threading.Event,
+        since: float | None = None,
     ) -> T:
-        """Call `poll_once` until it returns a value, pausing per the poll policy (or as long as a
-        Retry-After on the last answer asked: `note_retry_after`); time out loudly.
+        """Call `poll_once` until it returns a value, pausing per the poll policy, or as long as the
+        answer asked when it returns a Backoff instead (its Retry-After: the job is not done yet);
+        time out loudly.
 
         The polls keep to the policy's schedule counted from `since` (when the vendor answered the
         job's creation; default now), not from the end of each poll: a slow answer does not push
@@ -369,9 +374,8 @@ class ReportJobEngine:
             if stop.wait(max(0.0, poll_at - time.monotonic())):
                 raise JobAborted(what)
             polls += 1
-            take_retry_after()
             result = poll_once()
-            if result is not None:
+            if result is not None and not isinstance(result, Backoff):
                 return result
             now = time.monotonic()
             if now > deadline:
@@ -380,11 +384,10 @@ class ReportJobEngine:
                     "raise job_timeout_seconds or run again later"
                 )
                 raise JobTimedOut(msg)
-            asked = take_retry_after()
-            if asked is None:
+            if result is None:
                 poll_at = max(poll_at + self.poll.pause(poll_at - started), now + MIN_PAUSE_SECONDS)
             else:
-                poll_at = now + max(asked, MIN_PAUSE_SECONDS)
+                poll_at = now + max(result.seconds, MIN_PAUSE_SECONDS)
             # A Retry-After is honoured, but never past the deadline: a vendor asking for a day
             # (or a date far ahead) makes the job time out loudly, not the run hang.
             poll_at = min(poll_at, max(deadline, now + MIN_PAUSE_SECONDS))

@@ -16,8 +16,9 @@ import requests
 
 from tap_callreports.completeness import IncompleteResult
 from tap_callreports.errors import MalformedBodyError, StreamError
+from tap_callreports.ratelimit import Backoff
+from tap_callreports.reportjobs.job import JobStatus
 from tap_callreports.responses import vendor_error_details
-from tap_callreports.retry import RETRY_AFTER_CAP_SECONDS, parse_retry_after
 from tap_callreports.rowkeys import KeyGuard
 from tap_callreports.streaming import BodyInterrupted, BodyMalformed, not_the_report, peek_body
 from tap_callreports.timeutil import iso_z, utc_now
@@ -137,7 +138,7 @@ class WindowReader:
         failed, canceled) or that the vendor no longer has raises JobVanished; one still done or
         running returns (its file may just not be there yet)."""
         status = self.stream.jobs.poll(context, result)
-        if status is not None and status.ended:
+        if isinstance(status, JobStatus) and status.ended:
             raise JobVanished(f"{problem}, and the job is now '{status.ended}'", 0)
 
     def read(
@@ -327,8 +328,8 @@ class WindowReader:
         tries = 0
         while True:
             response = fetch()
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            not_yet = response.status_code == HTTPStatus.ACCEPTED or retry_after is not None
+            asked = Backoff.asked_by(response)
+            not_yet = response.status_code == HTTPStatus.ACCEPTED or asked is not None
             problem: str | None
             if not_yet:
                 problem = (
@@ -342,11 +343,7 @@ class WindowReader:
                     return response
             response.close()
             tries += 1
-            wait = (
-                min(retry_after, RETRY_AFTER_CAP_SECONDS)
-                if retry_after is not None
-                else stream.retry_policy.wait_seconds(None, tries)
-            )
+            wait = asked.capped if asked is not None else stream.retry_policy.wait_seconds(None, tries)
             if time.monotonic() + wait > deadline or (not not_yet and tries > stream.settings.max_retries):
                 raise IncompleteResult(f"{_path(response.url)} answered {problem}, not the report, {tries} time(s)", 0)
             stream.logger.warning(

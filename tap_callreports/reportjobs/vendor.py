@@ -16,6 +16,7 @@ import typing as t
 from http import HTTPStatus
 
 from tap_callreports.errors import VendorRefused
+from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs.job import JobResult, JobStatus
 
 if t.TYPE_CHECKING:
@@ -39,9 +40,10 @@ class VendorJobs(t.Protocol):
         """What a create for `window` waits for, in the engine's lines (the account at its job limit)."""
         ...
 
-    def poll(self, context: Context | None, result: JobResult) -> JobStatus | None:
+    def poll(self, context: Context | None, result: JobResult) -> JobStatus | Backoff | None:
         """Ask the vendor once how the job is (any thread): where its rows are once done, why it
-        ended (failed, canceled, gone: `gone`), or None while it runs."""
+        ended (failed, canceled, gone: `gone`); while it runs, the wait its answer asked for
+        (`Backoff.asked_by`: its Retry-After), else None."""
         ...
 
     def read(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:

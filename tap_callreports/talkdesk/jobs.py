@@ -21,6 +21,7 @@ import requests
 
 from tap_callreports.completeness import IncompleteResult, missing_rows, stated_empty, verify_counts
 from tap_callreports.errors import ReportJobFailed, VendorRefused
+from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs.job import COMMON_STATUS_WORDS, JobPhase, JobResult, JobStatus, StatusWords, Window
 from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words
@@ -148,7 +149,7 @@ class TalkdeskReportJobs:
             )
         return job
 
-    def poll(self, context: Context | None, result: JobResult) -> JobStatus | None:
+    def poll(self, context: Context | None, result: JobResult) -> JobStatus | Backoff | None:
         """One poll: 300/303 with Location, or 200 with a status meaning done (`STATUS_WORDS`) -> the
         file URL; a status meaning ended, or a job Talkdesk no longer has (404) -> ended; a status
         the tap does not know -> done when the answer links the file, else polled again."""
@@ -180,7 +181,7 @@ class TalkdeskReportJobs:
             return JobStatus(location=urljoin(url, files or f"/data/reports/{self.report_type}/files/{result.job_id}"))
         if phase is JobPhase.ENDED:
             return JobStatus(ended=status)
-        return None
+        return Backoff.asked_by(response)  # still running: ask again when it asked, or per the poll policy
 
     # ---- the rows (main thread) ----------------------------------------------------------------
 
@@ -195,7 +196,7 @@ class TalkdeskReportJobs:
             if exc.status != HTTPStatus.NOT_FOUND:
                 return None
             status = self.poll(context, result)
-            return status.ended if status is not None else None
+            return status.ended if isinstance(status, JobStatus) else None
         return None
 
     def _open_file(self, context: Context | None, result: JobResult) -> requests.Response:

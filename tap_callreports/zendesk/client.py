@@ -6,8 +6,7 @@ import typing as t
 from functools import cached_property
 
 from tap_callreports.client import CallReportsStream
-from tap_callreports.ratelimit import Pacer, pacer_for
-from tap_callreports.retry import parse_retry_after
+from tap_callreports.ratelimit import Backoff, Pacer, pacer_for
 
 # Pause when this few requests are left in Zendesk's rate-limit window, before a 429 happens.
 RATE_LIMIT_FLOOR = 1
@@ -46,28 +45,18 @@ class ZendeskStream(CallReportsStream):
         self.account_pacer.wait()
         return super()._request(prepared_request, context)
 
-    def validate_response(self, response: requests.Response) -> None:
-        super().validate_response(response)
-        self.respect_rate_limit(response)
-
-    def respect_rate_limit(self, response: requests.Response) -> None:
+    def answered(self, response: requests.Response) -> None:
         """Every Zendesk answer says how many requests are left (X-Rate-Limit-Remaining): at the
         floor, the account's next request waits for the window to reset instead of spending a 429."""
-        remaining = response.headers.get("X-Rate-Limit-Remaining")
-        try:
-            left = int(remaining) if remaining is not None else None
-        except ValueError:
-            left = None
-        if left is None or left > RATE_LIMIT_FLOOR:
+        super().answered(response)
+        spent = Backoff.window_spent(response, RATE_LIMIT_FLOOR, DEFAULT_WINDOW_SECONDS)
+        if spent is None:
             return
-        wait = parse_retry_after(response.headers.get("ratelimit-reset"))
-        if wait is None:  # no reset header: wait out a whole window
-            wait = DEFAULT_WINDOW_SECONDS
         self.logger.info(
             "%s: %s request(s) left of %s in Zendesk's rate-limit window; pausing %.1fs",
             self.name,
-            left,
+            response.headers.get("X-Rate-Limit-Remaining"),
             response.headers.get("X-Rate-Limit", "?"),
-            wait,
+            spent.seconds,
         )
-        self.account_pacer.hold(wait)
+        self.account_pacer.hold(spent.seconds)

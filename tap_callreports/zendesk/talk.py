@@ -32,9 +32,8 @@ from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_callreports.completeness import row_digest, whole_number
 from tap_callreports.errors import StreamError, VendorRefused
-from tap_callreports.ratelimit import Budget, Pacer, pacer_for
+from tap_callreports.ratelimit import Budget, Pacer, RateLimited, pacer_for
 from tap_callreports.responses import dig, json_body, request_label
-from tap_callreports.retry import parse_retry_after
 from tap_callreports.schemas import SCHEMAS
 from tap_callreports.sdk_hooks import LookbackSDKHooks
 from tap_callreports.timeutil import iso_z, parse_instant, utc_now
@@ -222,17 +221,15 @@ class ZendeskTalkStream(LookbackSDKHooks, ZendeskStream):
         self.pacer.wait()
         try:
             return super()._request(prepared_request, context)
+        except RateLimited as refused:
+            if refused.limited:
+                # the retry policy waits its Retry-After; the pacer holds the next request until then too
+                self.pacer.hold(refused.backoff.seconds if refused.backoff else self.budget.window_seconds)
+                if self._read is not None:
+                    self._read.rate_limited += 1
+            raise
         finally:
             self.pacer.sent()
-
-    def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
-            # the retry policy waits its Retry-After; the pacer holds the next request until then too
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            self.pacer.hold(wait if wait is not None else self.budget.window_seconds)
-            if self._read is not None:
-                self._read.rate_limited += 1
-        super().validate_response(response)
 
     # ---- what a run reads ---------------------------------------------------------------------
 
