@@ -81,11 +81,56 @@ class MyReportsRequest:
     selected: tuple[dt.datetime, dt.datetime] | None = None
 
 
+@dataclass
+class Overlap:
+    """MyReports' own state within a run, per report id. MyReports may select `start >= from AND
+    end < to` (its filterConditions say so): a call that straddles a window's end would be in
+    neither window. So every window after the run's first (which the lookback widens already) is
+    asked from `lookback` before its start (`requested_window`), and rows already emitted are left
+    out by key (`MyReportsRequests._converted`)."""
+
+    #: Where this run's first window starts.
+    run_starts: dict[t.Any, dt.datetime] = field(default_factory=dict)
+    #: {key: start_utc} of the rows emitted this run near a committed window's end (within
+    #: `lookback` of it): the next request reads them again.
+    keys: dict[t.Any, dict[tuple, str]] = field(default_factory=dict)
+    #: The same, of the window being read.
+    window_keys: dict[t.Any, dict[tuple, str]] = field(default_factory=dict)
+    #: Where the last committed window's request ended, by what its answer said it selected (a
+    #: filter read as wall time may end elsewhere than asked).
+    selected_ends: dict[t.Any, dt.datetime] = field(default_factory=dict)
+    #: The same, of the window being read.
+    window_selected_ends: dict[t.Any, dt.datetime] = field(default_factory=dict)
+
+    def requested_window(self, report_id: t.Any, window: Window, lookback: dt.timedelta) -> Window:
+        """The span a request for `window` asks for."""
+        first = self.run_starts.get(report_id)
+        if first is None or window.start <= first:
+            return window
+        return Window(max(first, window.start - lookback), window.end)
+
+    def restart_window(self) -> None:
+        """The window's rows are read again: their keys with them."""
+        self.window_keys.clear()
+        self.window_selected_ends.clear()
+
+    def commit_window(self, report_id: t.Any, window: Window, lookback: dt.timedelta) -> None:
+        near_end = iso_z(window.end - lookback)[:19]
+        kept = {**self.keys.get(report_id, {}), **self.window_keys.pop(report_id, {})}
+        self.keys[report_id] = {key: start for key, start in kept.items() if start[:19] >= near_end}
+        ended = self.window_selected_ends.pop(report_id, None)  # None: no rows read, unknown
+        if ended is None:
+            self.selected_ends.pop(report_id, None)
+        else:
+            self.selected_ends[report_id] = ended
+
+
 class MyReportsRequests:
     """The report requests of myreports_call_rows (one per report id and window)."""
 
     def __init__(self, stream: MyReportsCallRowsStream) -> None:
         self.stream = stream
+        self.overlap = Overlap()
 
     # ---- the request (any thread) ----------------------------------------------------------------
 
@@ -94,7 +139,7 @@ class MyReportsRequests:
         report_id = context["report_id"]
         zone_name = self.filter_zone(context)
         zone = ZoneInfo(zone_name)
-        asked = self.stream.requested_window(context, window)
+        asked = self.overlap.requested_window(report_id, window, self.stream.lookback)
         body = {
             "reportId": report_id,
             "dateFilter": {"start": offset_iso(asked.start, zone), "end": offset_iso(asked.end, zone)},
@@ -294,9 +339,9 @@ class MyReportsRequests:
         to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
         shape = self.stream.shaper.shape
         key_fields = tuple(self.stream.primary_keys or ())
-        emitted_before = self.stream._overlap_keys.get(report_id, {})  # fixed while the window is read: re-reads agree
+        emitted_before = self.overlap.keys.get(report_id, {})  # fixed while the window is read: re-reads agree
         near_end = iso_z(result.window.end - self.stream.lookback)[:19]
-        near_end_keys = self.stream._window_keys.setdefault(report_id, {})
+        near_end_keys = self.overlap.window_keys.setdefault(report_id, {})
         selected = vendor_details(result, MyReportsRequest).selected
         asked = (
             Window(*selected)
@@ -305,8 +350,8 @@ class MyReportsRequests:
         )
         # Where the window before's request ended, by what its answer said it selected (None: not
         # read this run); this window's, for the window after it (kept when the window commits).
-        before_end = self.stream._selected_ends.get(report_id)
-        self.stream._window_selected_ends[report_id] = asked.end
+        before_end = self.overlap.selected_ends.get(report_id)
+        self.overlap.window_selected_ends[report_id] = asked.end
         twice = RepeatedWallTimes.of(tz, asked, result.window, members, before_end)
 
         def finish(row: dict, key: tuple) -> dict:

@@ -3,7 +3,6 @@ requests run by `MyReportsRequests` (requests.py), and `myreports_requests`."""
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 from functools import cached_property
 
@@ -13,7 +12,6 @@ from tap_callreports.reportjobs.job import Window
 from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.rowshape import RowPolicy, RowShaper
 from tap_callreports.schemas import load_schema
-from tap_callreports.timeutil import iso_z
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -67,63 +65,21 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
         yield from super().extract_records(context)
 
     # ---- overlapping requests: a call that straddles a window's end is in the next request ------------
+    # (the state is the vendor's: myreports/requests.py `Overlap`)
 
     def plan(self, context: Context | None) -> list[Window]:
         windows = super().plan(context)
         if windows:
-            self._run_starts[(context or {}).get("report_id")] = windows[0].start
+            self.jobs.overlap.run_starts[(context or {}).get("report_id")] = windows[0].start
         return windows
-
-    @cached_property
-    def _run_starts(self) -> dict[t.Any, dt.datetime]:  # report id -> where this run's first window starts
-        return {}
-
-    def requested_window(self, context: Context | None, window: Window) -> Window:
-        """The span a request asks for. MyReports may select `start >= from AND end < to` (its
-        filterConditions say so): a call that straddles a window's end would be in neither window.
-        So every window after the run's first (which the lookback widens already) is asked from
-        `lookback` before its start; rows already emitted are left out by key (`_converted`)."""
-        first = self._run_starts.get((context or {}).get("report_id"))
-        if first is None or window.start <= first:
-            return window
-        return Window(max(first, window.start - self.lookback), window.end)
-
-    @cached_property
-    def _overlap_keys(self) -> dict[t.Any, dict[tuple, str]]:
-        """Report id -> {key: start_utc} of the rows emitted this run near a committed window's end
-        (within `lookback` of it): the next request reads them again."""
-        return {}
-
-    @cached_property
-    def _window_keys(self) -> dict[t.Any, dict[tuple, str]]:  # the same, of the window being read
-        return {}
-
-    @cached_property
-    def _selected_ends(self) -> dict[t.Any, dt.datetime]:
-        """Report id -> where the last committed window's request ended, by what its answer said it
-        selected (a filter read as wall time may end elsewhere than asked)."""
-        return {}
-
-    @cached_property
-    def _window_selected_ends(self) -> dict[t.Any, dt.datetime]:  # the same, of the window being read
-        return {}
 
     def restart_window(self) -> None:
         super().restart_window()
-        self._window_keys.clear()  # the window's rows are read again: their keys with them
-        self._window_selected_ends.clear()
+        self.jobs.overlap.restart_window()
 
     def commit_window(self, context: Context | None, window: Window) -> None:
         super().commit_window(context, window)
-        report_id = (context or {}).get("report_id")
-        near_end = iso_z(window.end - self.lookback)[:19]
-        kept = {**self._overlap_keys.get(report_id, {}), **self._window_keys.pop(report_id, {})}
-        self._overlap_keys[report_id] = {key: start for key, start in kept.items() if start[:19] >= near_end}
-        ended = self._window_selected_ends.pop(report_id, None)  # None: no rows read, unknown
-        if ended is None:
-            self._selected_ends.pop(report_id, None)
-        else:
-            self._selected_ends[report_id] = ended
+        self.jobs.overlap.commit_window((context or {}).get("report_id"), window, self.lookback)
 
     @cached_property
     def jobs(self) -> MyReportsRequests:
