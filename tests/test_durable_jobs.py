@@ -75,13 +75,25 @@ def created(sandbox) -> list[dict]:
     return sandbox.app.events("job_created")
 
 
+#: A sandbox whose jobs stay unfinished (a job is done no sooner than job_seconds after its creation)
+#: until the test lets them finish: what the first run meets is decided by the test, not by how
+#: fast the machine is.
+HELD = {"job_seconds": 1e9, "job_polls": 1}
+
+
+def let_jobs_finish(sandbox) -> None:
+    """From now on the sandbox's jobs, those created before included, are done at their next poll."""
+    sandbox.app.config.job_seconds = 0.0
+
+
 @pytest.mark.parametrize("jobs_wanted", [1, 3, 4])
 def test_a_killed_run_leaves_its_jobs_to_the_next_one(tmp_path, make_sandbox, jobs_wanted):
-    # Jobs take ~2 s at the vendor: the kill comes after they were created, before any row was read.
-    sandbox = make_sandbox(job_seconds=2.0, job_polls=1)
+    # The jobs stay unfinished until the kill: it comes after they were created, before any row.
+    sandbox = make_sandbox(**HELD)
     config = durable_config(sandbox)
     first, state = run_until_jobs_recorded(tmp_path, config, jobs_wanted)
     assert not [m for m in first if m["type"] == "RECORD"]
+    let_jobs_finish(sandbox)
     recorded = {r["job_id"]: r for r in recorded_jobs(state)}
     before = len(created(sandbox))
 
@@ -104,10 +116,11 @@ def test_a_killed_run_leaves_its_jobs_to_the_next_one(tmp_path, make_sandbox, jo
 
 
 def test_a_job_that_timed_out_is_read_by_the_next_run(tmp_path, make_sandbox):
-    sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
+    sandbox = make_sandbox(**HELD)
     config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-02T00:00:00Z", job_timeout_seconds=0.3)
     first = run_cli(tmp_path, config)
     assert first.returncode == 1
+    let_jobs_finish(sandbox)
     last = first.stderr_lines[-1]
     assert "still not ready after 0.3s" in last and "stays recorded in the STATE" in last
     recorded = recorded_jobs(first.final_state)
@@ -122,7 +135,7 @@ def test_a_job_that_timed_out_is_read_by_the_next_run(tmp_path, make_sandbox):
 
 
 def test_a_recorded_job_the_vendor_forgot_is_created_again(tmp_path, make_sandbox):
-    sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
+    sandbox = make_sandbox(**HELD)
     config = sandbox_config(
         sandbox, vendors=("talkdesk", "myreports"), end_date="2026-10-02T00:00:00Z", job_timeout_seconds=0.3
     )
@@ -131,6 +144,7 @@ def test_a_recorded_job_the_vendor_forgot_is_created_again(tmp_path, make_sandbo
     recorded = recorded_jobs(first.final_state)
     assert recorded
     requests.post(f"{sandbox.url}/_sandbox/forget", timeout=10).raise_for_status()
+    let_jobs_finish(sandbox)
 
     second = run_cli(tmp_path, config | {"job_timeout_seconds": 30}, state=first.final_state)
     assert second.returncode == 0, second.stderr[-2000:]
@@ -162,12 +176,13 @@ def test_state_holds_only_windows_in_flight(make_sandbox):
 def test_a_killed_incremental_run_with_lookback_leaves_its_jobs_to_the_next_one(tmp_path, make_sandbox):
     """With a lookback, an incremental run's first window starts before its bookmark: its recorded
     jobs must still be recognised by the next run."""
-    sandbox = make_sandbox(job_seconds=2.0, job_polls=1)
+    sandbox = make_sandbox(job_polls=1)
     settings = {"talkdesk_report_types": ["calls"], "max_concurrent_jobs": 4}
     first = run_cli(
         tmp_path, sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-03T00:00:00Z", **settings)
     )
     assert first.returncode == 0, first.stderr[-2000:]
+    sandbox.app.config.job_seconds = HELD["job_seconds"]  # the next run's jobs stay unfinished until its kill
     config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-05T00:00:00Z", **settings)
     (tmp_path / "state.json").write_text(json.dumps(first.final_state))
     (tmp_path / "config.json").write_text(json.dumps(config))
@@ -194,6 +209,7 @@ def test_a_killed_incremental_run_with_lookback_leaves_its_jobs_to_the_next_one(
                 break
         proc.wait(timeout=30)
     assert state is not None
+    let_jobs_finish(sandbox)
     recorded = recorded_jobs(state)
     assert min(r["window_start"] for r in recorded) == "2026-10-02T22:00:00Z"  # the lookback rides on it
     before = len(created(sandbox))
@@ -206,10 +222,11 @@ def test_a_killed_incremental_run_with_lookback_leaves_its_jobs_to_the_next_one(
 
 
 def test_a_recorded_job_the_plan_no_longer_uses_is_deleted_at_talkdesk(tmp_path, make_sandbox):
-    sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
+    sandbox = make_sandbox(**HELD)
     config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-02T00:00:00Z", job_timeout_seconds=0.3)
     first = run_cli(tmp_path, config)
     assert first.returncode == 1
+    let_jobs_finish(sandbox)
     [recorded] = recorded_jobs(first.final_state)
     # The user narrowed end_date: the recorded window [10-01, 10-02) is not part of this run's plan.
     second = run_cli(
@@ -223,19 +240,16 @@ def test_a_recorded_job_the_plan_no_longer_uses_is_deleted_at_talkdesk(tmp_path,
 def test_a_recorded_later_window_is_reused_even_when_earlier_ones_were_not_recorded(tmp_path, make_sandbox):
     """Jobs are recorded in the order they were created: a kill can leave window 3 recorded and
     windows 1 and 2 not. The next run creates 1 and 2 and polls 3."""
-    sandbox = make_sandbox(job_seconds=1.5, job_polls=1)
-    config = sandbox_config(
-        sandbox, vendors=("talkdesk",), end_date="2026-10-04T00:00:00Z", job_timeout_seconds=0.3, max_concurrent_jobs=4
-    )
-    first = run_cli(tmp_path, config)
-    assert first.returncode == 1
-    state = first.final_state
+    sandbox = make_sandbox(**HELD)
+    config = sandbox_config(sandbox, vendors=("talkdesk",), end_date="2026-10-04T00:00:00Z", max_concurrent_jobs=4)
+    _first, state = run_until_jobs_recorded(tmp_path, config, 3)
+    let_jobs_finish(sandbox)
     records = state["bookmarks"]["talkdesk_calls"]["report_jobs"]
     assert len(records) == 3
     last = max(records, key=lambda r: r["window_start"])
     state["bookmarks"]["talkdesk_calls"]["report_jobs"] = [last]
     before = len(created(sandbox))
-    second = run_cli(tmp_path, config | {"job_timeout_seconds": 30}, state=state)
+    second = run_cli(tmp_path, config, state=state)
     assert second.returncode == 0, second.stderr[-2000:]
     remade = sorted(job_scope(e)[1] for e in created(sandbox)[before:])
     assert remade == ["2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z"]
