@@ -9,6 +9,7 @@ import logging
 import stat
 import threading
 import time
+import types
 import typing as t
 
 import pytest
@@ -294,9 +295,73 @@ def doc_ids(run: t.Any) -> list[str]:
     return sorted(r["doc_id"] for r in run.records("myreports_call_rows"))
 
 
+#: Access tokens of the clocked sandbox live 10 minutes: not the 3600 s the tap assumes of a token
+#: that states no lifetime, so a renewal on time shows the lifetime was read.
+CLOCKED_TTL = 600
+
+
+class TokenClock:
+    """The clock the token code reads on both sides (the tap's oauth module, the sandbox's MyReports
+    module; the run is in this process): the real clock, plus jumps the test makes."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.ahead
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def module(self, *faked: str) -> types.SimpleNamespace:
+        """The `time` module with the `faked` functions read from this clock."""
+        real = {name: getattr(time, name) for name in dir(time) if not name.startswith("_")}
+        return types.SimpleNamespace(**(real | {name: getattr(self, name) for name in faked}))
+
+
+def clocked_sandbox(
+    make_sandbox: t.Callable[..., RunningSandbox], monkeypatch: pytest.MonkeyPatch, **overrides: t.Any
+) -> tuple[RunningSandbox, list[tuple[str, int]]]:
+    """A sandbox whose MyReports access tokens expire by a clock the test moves, and the requests it
+    refused (path, tokens issued by then). Each time the run creates a request, the clock jumps to
+    halfway through the current token's renewal margin (the end of its life that the tap does not
+    use): the tap's next request must renew it first, while requests already sent with it still
+    pass. A token is refused only when used after the next token's jump, so the first renewal,
+    before any token can be refused, shows whether the tap renews before expiry, whatever the
+    machine's load."""
+    from tap_callreports import oauth
+    from tap_callreports.sandbox import myreports
+
+    clock = TokenClock()
+    monkeypatch.setattr(oauth, "time", clock.module("time", "monotonic"))
+    monkeypatch.setattr(myreports, "time", clock.module("time"))  # token expiry only; the job clock stays real
+    sandbox = make_sandbox(**{"myreports_access_ttl": CLOCKED_TTL, **overrides})
+    margin = min(oauth.TOKEN_SAFETY_MARGIN_SECONDS, CLOCKED_TTL / 10)
+    app, note = sandbox.app, sandbox.app.event
+
+    def event(kind: str, **details: t.Any) -> None:
+        note(kind, **details)
+        issued = app.events("myreports_token_issued") if kind == "job_created" else []
+        if issued and clock.time() < issued[-1]["exp"] - margin / 2:
+            clock.ahead += issued[-1]["exp"] - margin / 2 - clock.time()
+
+    app.event = event  # the vendors note events through the app, in this process
+    refusals: list[tuple[str, int]] = []
+    original = myreports.MyReportsApi._auth
+
+    def counting(self: t.Any, request: t.Any) -> t.Any:
+        denied = original(self, request)
+        if denied is not None:
+            refusals.append((request.path, len(app.events("myreports_token_issued"))))
+        return denied
+
+    monkeypatch.setattr(myreports.MyReportsApi, "_auth", counting)
+    return sandbox, refusals
+
+
 def test_refresh_token_run_renews_expiring_tokens_and_gets_the_static_runs_rows(make_sandbox, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    sandbox, refusals = slow_sandbox(make_sandbox, monkeypatch)
+    sandbox, refusals = clocked_sandbox(make_sandbox, monkeypatch)
     static = sync(sandbox_config(sandbox, vendors=("myreports",), start_date="2026-09-30T00:00:00Z"))
     assert static.error is None, static.error
     run = sync(refresh_config(sandbox))
@@ -304,7 +369,7 @@ def test_refresh_token_run_renews_expiring_tokens_and_gets_the_static_runs_rows(
     assert doc_ids(run) == doc_ids(static) and len(doc_ids(run)) > 0
     issued = sandbox.app.events("myreports_token_issued")
     assert len(issued) >= 2  # the run outlived its first token
-    assert len(refusals) < len(issued) - 1  # at least one renewal came before expiry, not after a 401
+    assert [path for path, tokens in refusals if tokens < 2] == []  # renewed before expiry, not after a 401
     used = sandbox.app.events("myreports_refresh_used")
     assert {e["refresh_token"] for e in used} == {"sandbox-myreports-refresh"}
     assert not (tmp_path / ".callreports").exists()  # no rotation, nothing saved
@@ -312,12 +377,13 @@ def test_refresh_token_run_renews_expiring_tokens_and_gets_the_static_runs_rows(
 
 def test_without_expires_in_the_jwt_exp_decides_renewal(make_sandbox, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    sandbox, refusals = slow_sandbox(make_sandbox, monkeypatch, myreports_token_expires_in=False)
+    sandbox, refusals = clocked_sandbox(make_sandbox, monkeypatch, myreports_token_expires_in=False)
     run = sync(refresh_config(sandbox))
     assert run.error is None, run.error
     issued = sandbox.app.events("myreports_token_issued")
     assert len(issued) >= 2
-    assert len(refusals) < len(issued) - 1  # renewed from exp; assuming 3600 s would wait for 401s
+    # renewed from exp, before expiry; assuming 3600 s would have waited for a 401
+    assert [path for path, tokens in refusals if tokens < 2] == []
 
 
 def test_jwt_exp_is_read_without_verifying():
