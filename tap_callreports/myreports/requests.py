@@ -36,15 +36,18 @@ from tap_callreports.reportjobs.job import (
     StatusWords,
     Window,
 )
+from tap_callreports.reportjobs.ports import VendorStream
 from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import dig, id_from_location, vendor_words
 from tap_callreports.streaming import ReportDocument
 from tap_callreports.timeutil import UTC, LocalTimeConverter, fall_back_transitions, iso_z, parse_instant, utc_now
 
 if t.TYPE_CHECKING:
+    import requests
     from singer_sdk.helpers.types import Context
 
-    from tap_callreports.myreports.streams import MyReportsCallRowsStream
+    from tap_callreports.schemagrowth import SchemaGrowth
+    from tap_callreports.settings import MyReportsSettings
 
 #: MyReports' request status words (the doc's: Pending, Processing, Complete, Failed, Cancelled;
 #: any case) and those other job APIs use.
@@ -125,10 +128,30 @@ class Overlap:
             self.selected_ends[report_id] = ended
 
 
+class MyReportsRequestsStream(VendorStream, t.Protocol):
+    """What MyReports' request object takes from its stream besides `VendorStream`."""
+
+    @property
+    def myreports(self) -> MyReportsSettings: ...
+
+    @property
+    def lookback(self) -> dt.timedelta: ...
+
+    @property
+    def primary_keys(self) -> t.Sequence[str]: ...
+
+    @property
+    def schema_growth(self) -> SchemaGrowth: ...
+
+    def report_url(self, report_id: str) -> str: ...
+
+    def envelope_data(self, response: requests.Response) -> t.Any: ...
+
+
 class MyReportsRequests:
     """The report requests of myreports_call_rows (one per report id and window)."""
 
-    def __init__(self, stream: MyReportsCallRowsStream) -> None:
+    def __init__(self, stream: MyReportsRequestsStream) -> None:
         self.stream = stream
         self.overlap = Overlap()
 

@@ -13,8 +13,11 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
+    from tap_callreports.reportjobs.job import JobResult
+    from tap_callreports.reportjobs.reader import WindowReader
     from tap_callreports.reportjobs.vendor import VendorJobs
     from tap_callreports.retry import RetryPolicy
+    from tap_callreports.rowshape import RowShaper
     from tap_callreports.schemagrowth import SchemaGrowth
     from tap_callreports.settings import Settings
 
@@ -79,4 +82,42 @@ class ReadStream(JobStream, t.Protocol):
 
     def send(
         self, method: str, url: str, *, stream: bool = False, allow_redirects: bool = True
+    ) -> requests.Response: ...
+
+
+class VendorStream(ContextState, t.Protocol):
+    """What a vendor's job object (`VendorJobs`) takes from its report stream: its name, settings
+    and logger, its HTTP (auth, retries, error sorting), its partition state, and the reader's
+    downloads and row shaper. Each vendor's object lists its few extras in its own protocol
+    (talkdesk/jobs.py `TalkdeskJobsStream`, myreports/requests.py `MyReportsRequestsStream`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def logger(self) -> logging.Logger: ...
+
+    @property
+    def reader(self) -> WindowReader: ...
+
+    @property
+    def shaper(self) -> RowShaper: ...
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: t.Any = None,
+        allow_redirects: bool = True,
+        creates_job: bool = False,
+    ) -> requests.Response: ...
+
+    def open_download(self, url: str) -> requests.Response: ...
+
+    def open_report(
+        self, result: JobResult, fmt: str, fetch: t.Callable[[], requests.Response]
     ) -> requests.Response: ...

@@ -3,7 +3,8 @@ stream holds (like the repository of Airbyte's async-job CDK), and what every ve
 (a job the vendor no longer has).
 
 A vendor implements `VendorJobs` once (talkdesk/jobs.py `TalkdeskReportJobs`, myreports/requests.py
-`MyReportsRequests`); the stream creates it with itself (for HTTP, settings and logging) and the
+`MyReportsRequests`); the stream creates it with itself, typed as the narrow `VendorStream` of
+reportjobs/ports.py plus the vendor's few extras (HTTP, settings, logging, state), and the
 engine calls it: create on a worker thread, poll on a worker thread until it answers, read on the
 main thread, delete when the tap will not read the job, describe for every log and error line,
 record for the job-record stream, recorded_details for a job resumed from the STATE. What a job

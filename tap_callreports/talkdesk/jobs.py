@@ -23,6 +23,7 @@ from tap_callreports.completeness import IncompleteResult, missing_rows, stated_
 from tap_callreports.errors import ReportJobFailed, VendorRefused
 from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs.job import COMMON_STATUS_WORDS, JobPhase, JobResult, JobStatus, StatusWords, Window
+from tap_callreports.reportjobs.ports import VendorStream
 from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words
 from tap_callreports.rowkeys import RowKeys
@@ -32,7 +33,8 @@ from tap_callreports.timeutil import iso_z, offset_changes, utc_now
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-    from tap_callreports.talkdesk.reports import TalkdeskReportStream
+    from tap_callreports.retry import RetryPolicy
+    from tap_callreports.settings import TalkdeskSettings
 
 #: Talkdesk's job status words (the doc's: created, processing, uploading, done, failed, canceled,
 #: deleted; any case) and those other job APIs use.
@@ -58,10 +60,34 @@ class TalkdeskJob:
     delivery: str | None = None
 
 
+class TalkdeskJobsStream(VendorStream, t.Protocol):
+    """What Talkdesk's job object takes from its stream besides `VendorStream`."""
+
+    @property
+    def report_type(self) -> str: ...
+
+    @property
+    def talkdesk(self) -> TalkdeskSettings: ...
+
+    @property
+    def url_base(self) -> str: ...
+
+    @property
+    def path(self) -> str | None: ...
+
+    @property
+    def retry_policy(self) -> RetryPolicy: ...
+
+    @property
+    def row_keys_needed(self) -> bool: ...
+
+    def may_authenticate(self, url: str) -> bool: ...
+
+
 class TalkdeskReportJobs:
     """The report jobs of one Talkdesk report stream (one report type)."""
 
-    def __init__(self, stream: TalkdeskReportStream) -> None:
+    def __init__(self, stream: TalkdeskJobsStream) -> None:
         self.stream = stream
         self.report_type = stream.report_type
         self.talkdesk = stream.talkdesk
