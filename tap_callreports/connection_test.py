@@ -23,9 +23,26 @@ from tap_callreports.retry import HostUnreachable
 from tap_callreports.zendesk.talk import TALK_ABSENT, TALK_HELP
 
 if t.TYPE_CHECKING:
+    import logging
+
+    from singer_sdk import Stream
+
     from tap_callreports.client import CallReportsStream
-    from tap_callreports.tap import TapCallReports
+    from tap_callreports.settings import Settings
     from tap_callreports.zendesk.talk import ZendeskTalkStream
+
+
+class TestedTap(t.Protocol):
+    """What the connection test takes from the tap (`TapCallReports` is one)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def streams(self) -> t.Mapping[str, Stream]: ...
+
+    @property
+    def logger(self) -> logging.Logger: ...
 
 
 class Checked(t.Protocol):
@@ -87,7 +104,7 @@ def _get(
 class ConnectionTest:
     """Checks each configured vendor in turn; `run()` returns one result per vendor."""
 
-    def __init__(self, tap: TapCallReports, vendors: t.Iterable[Checked]) -> None:
+    def __init__(self, tap: TestedTap, vendors: t.Iterable[Checked]) -> None:
         self.tap = tap
         self.settings = tap.settings
         self.vendors = vendors
@@ -173,7 +190,7 @@ class ConnectionTest:
         return f"token, workspace {myreports.workspace_id}, reports {', '.join(myreports.report_ids) or '(none)'}"
 
 
-def run_connection_test(tap: TapCallReports, vendors: t.Iterable[Checked]) -> bool:
+def run_connection_test(tap: TestedTap, vendors: t.Iterable[Checked]) -> bool:
     """Log one line per configured vendor; raise ConnectionTestFailed naming each that refused."""
     results = ConnectionTest(tap, vendors).run()
     for result in results:

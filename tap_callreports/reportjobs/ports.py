@@ -14,7 +14,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_callreports.reportjobs.job import JobResult
-    from tap_callreports.reportjobs.reader import WindowReader
     from tap_callreports.reportjobs.vendor import VendorJobs
     from tap_callreports.retry import RetryPolicy
     from tap_callreports.rowshape import RowShaper
@@ -85,6 +84,12 @@ class ReadStream(JobStream, t.Protocol):
     ) -> requests.Response: ...
 
 
+class JobAsker(t.Protocol):
+    """The reader's check of a done job whose file is missing (`WindowReader.ask_job`)."""
+
+    def ask_job(self, context: Context | None, result: JobResult, problem: str) -> None: ...
+
+
 class VendorStream(ContextState, t.Protocol):
     """What a vendor's job object (`VendorJobs`) takes from its report stream: its name, settings
     and logger, its HTTP (auth, retries, error sorting), its partition state, and the reader's
@@ -101,7 +106,7 @@ class VendorStream(ContextState, t.Protocol):
     def logger(self) -> logging.Logger: ...
 
     @property
-    def reader(self) -> WindowReader: ...
+    def reader(self) -> JobAsker: ...
 
     @property
     def shaper(self) -> RowShaper: ...
