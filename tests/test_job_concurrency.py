@@ -431,3 +431,30 @@ def test_the_vendor_whose_jobs_end_first_is_read_first(make_sandbox, caplog):
     assert len(orders) == 1 and orders[0].endswith(
         ", ".join(["myreports_call_rows", *(f"talkdesk_{t}" for t in types)])
     ), orders
+
+
+def test_a_job_status_is_a_terminal_phase_with_the_vendors_word():
+    from tap_callreports.reportjobs.job import JobPhase, JobStatus
+
+    assert [phase.terminal for phase in JobPhase] == [False, True, True]
+    done, ended = JobStatus.done_at("https://x/files/1"), JobStatus.ended_as("canceled")
+    assert (done.phase, done.done, done.ended) == (JobPhase.DONE, True, False)
+    assert (ended.phase, ended.done, ended.ended, ended.word) == (JobPhase.ENDED, False, True, "canceled")
+    with pytest.raises(ValueError, match="terminal"):
+        JobStatus(JobPhase.RUNNING)  # a job still running is no status: the poll returns None or a Backoff
+
+
+def test_each_vendor_has_its_own_status_table_with_its_documented_words():
+    from tap_callreports.myreports import requests as myreports
+    from tap_callreports.reportjobs.job import COMMON_STATUS_WORDS, JobPhase
+    from tap_callreports.talkdesk import jobs as talkdesk
+
+    assert talkdesk.STATUS_WORDS is not COMMON_STATUS_WORDS
+    assert myreports.STATUS_WORDS is not COMMON_STATUS_WORDS
+    assert talkdesk.STATUS_WORDS is not myreports.STATUS_WORDS
+    documented = [
+        (talkdesk.STATUS_WORDS, {"uploading": JobPhase.RUNNING, "done": JobPhase.DONE, "deleted": JobPhase.ENDED}),
+        (myreports.STATUS_WORDS, {"pending": JobPhase.RUNNING, "complete": JobPhase.DONE, "cancelled": JobPhase.ENDED}),
+    ]
+    for table, words in documented:
+        assert {word: table[word] for word in words} == words

@@ -28,13 +28,13 @@ from tap_callreports.completeness import (
 from tap_callreports.errors import ReportJobFailed, StreamError, VendorRefused
 from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs.job import (
-    COMMON_STATUS_WORDS,
     JobPhase,
     JobResult,
     JobStatus,
     SplitWindow,
     StatusWords,
     Window,
+    status_table,
 )
 from tap_callreports.reportjobs.ports import VendorStream
 from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
@@ -51,7 +51,7 @@ if t.TYPE_CHECKING:
 
 #: MyReports' request status words (the doc's: Pending, Processing, Complete, Failed, Cancelled;
 #: any case) and those other job APIs use.
-STATUS_WORDS = COMMON_STATUS_WORDS
+STATUS_WORDS = status_table(running=("pending", "processing"), done=("complete",), ended=("failed", "cancelled"))
 ROW_ARRAYS = ("data", "data.data")  # the documented bare result, or the same inside the envelope
 #: Where a partition's report time zone is kept in the STATE (known from its first result).
 ZONE_STATE_KEY = "report_timezone"
@@ -221,9 +221,9 @@ class MyReportsRequests:
         result.status, result.status_message = raw_status, message
         phase = self._phase(raw_status, message, data)
         if phase is JobPhase.DONE:
-            return JobStatus(location=f"{url}/data")
+            return JobStatus.done_at(f"{url}/data")
         if phase is JobPhase.ENDED:
-            return JobStatus(ended=StatusWords.normal(raw_status) or str(message))
+            return JobStatus.ended_as(StatusWords.normal(raw_status) or str(message))
         return Backoff.asked_by(answer)  # still running: ask again when it asked, or per the poll policy
 
     @cached_property

@@ -90,27 +90,65 @@ class JobResult:
     vendor: t.Any = None
 
 
-@dataclass(frozen=True)
-class JobStatus:
-    """What one poll found: `location` when the rows can be downloaded, or `ended` (the vendor's
-    word: failed, canceled, deleted; or "gone" when the vendor no longer has the job)."""
-
-    location: str | None = None
-    ended: str | None = None
-
-    @property
-    def done(self) -> bool:
-        """The job is over and its rows can be read; otherwise it ended without them (and is
-        created again). A poll that finds the job still running returns no JobStatus at all."""
-        return bool(self.location)
-
-
 class JobPhase(enum.Enum):
-    """What a vendor's job status word means to the engine."""
+    """What a vendor's job status word means to the engine; a poll's answer in one of the terminal
+    phases (`terminal`: DONE, ENDED) ends the polling."""
 
     RUNNING = "running"
     DONE = "done"
     ENDED = "ended"  # failed, canceled, deleted: the job is created again
+
+    @property
+    def terminal(self) -> bool:
+        return self is not JobPhase.RUNNING
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What one poll found, once the job is over (`phase`, terminal): DONE with the `location` its
+    rows are downloaded from, or ENDED with the vendor's `word` for it (failed, canceled, deleted;
+    or "gone (...)" when the vendor no longer has the job). A poll that finds the job still running
+    returns no JobStatus (`VendorJobs.poll`: the wait its answer asked for, or None)."""
+
+    phase: JobPhase
+    location: str = ""
+    word: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.phase.terminal:
+            msg = "a JobStatus is a terminal phase: DONE or ENDED"
+            raise ValueError(msg)
+
+    @classmethod
+    def done_at(cls, location: str) -> JobStatus:
+        return cls(JobPhase.DONE, location=location)
+
+    @classmethod
+    def ended_as(cls, word: str) -> JobStatus:
+        return cls(JobPhase.ENDED, word=word)
+
+    @property
+    def done(self) -> bool:
+        """The job is over and its rows can be read; otherwise it ended without them (and is
+        created again)."""
+        return self.phase is JobPhase.DONE
+
+    @property
+    def ended(self) -> bool:
+        return self.phase is JobPhase.ENDED
+
+
+def status_table(
+    running: t.Iterable[str] = (), done: t.Iterable[str] = (), ended: t.Iterable[str] = ()
+) -> dict[str, JobPhase]:
+    """A vendor's own job status table: the words most job APIs use (`COMMON_STATUS_WORDS`), then
+    the vendor's documented ones (lower case, `_` for spaces and dashes)."""
+    return {
+        **COMMON_STATUS_WORDS,
+        **dict.fromkeys(running, JobPhase.RUNNING),
+        **dict.fromkeys(done, JobPhase.DONE),
+        **dict.fromkeys(ended, JobPhase.ENDED),
+    }
 
 
 #: Words most job APIs use, beyond the documented ones; a vendor's table adds its own.

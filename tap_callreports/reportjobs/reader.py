@@ -139,7 +139,7 @@ class WindowReader:
         running returns (its file may just not be there yet)."""
         status = self.stream.jobs.poll(context, result)
         if isinstance(status, JobStatus) and status.ended:
-            raise JobVanished(f"{problem}, and the job is now '{status.ended}'", 0)
+            raise JobVanished(f"{problem}, and the job is now '{status.word}'", 0)
 
     def read(
         self,

@@ -125,7 +125,7 @@ class JobRunner:
             current = result
             what = f"{stream.name}: {stream.jobs.describe(current)}"
             status = self.engine.wait_for(lambda: stream.jobs.poll(context, current), what, stop, since)  # noqa: B023 - called before the loop moves on
-            ended = status.ended
+            ended: str | None = status.word
             if status.done:
                 result.location = str(status.location)
                 stream.logger.info("%s: job %s done after %d polls", stream.name, result.job_id, result.polls)

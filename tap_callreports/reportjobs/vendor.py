@@ -113,4 +113,4 @@ def unless_gone(ask: t.Callable[[], T]) -> T | None:
 
 def gone(vendor: str, job: str) -> JobStatus:
     """A job the vendor no longer has (`unless_gone` said so): ended, so it is created again."""
-    return JobStatus(ended=f"gone (404: {vendor} no longer has the {job})")
+    return JobStatus.ended_as(f"gone (404: {vendor} no longer has the {job})")

@@ -22,7 +22,7 @@ import requests
 from tap_callreports.completeness import IncompleteResult, missing_rows, stated_empty, verify_counts
 from tap_callreports.errors import ReportJobFailed, VendorRefused
 from tap_callreports.ratelimit import Backoff
-from tap_callreports.reportjobs.job import COMMON_STATUS_WORDS, JobPhase, JobResult, JobStatus, StatusWords, Window
+from tap_callreports.reportjobs.job import JobPhase, JobResult, JobStatus, StatusWords, Window, status_table
 from tap_callreports.reportjobs.ports import VendorStream
 from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words
@@ -38,7 +38,9 @@ if t.TYPE_CHECKING:
 
 #: Talkdesk's job status words (the doc's: created, processing, uploading, done, failed, canceled,
 #: deleted; any case) and those other job APIs use.
-STATUS_WORDS = COMMON_STATUS_WORDS
+STATUS_WORDS = status_table(
+    running=("created", "processing", "uploading"), done=("done",), ended=("failed", "canceled", "deleted")
+)
 REDIRECTS = (300, 301, 302, 303, 307, 308)
 #: What storage answers for a short-lived link it no longer (or not yet) honours.
 STORAGE_REFUSALS = (HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
@@ -193,7 +195,7 @@ class TalkdeskReportJobs:
             details.links = body.get("_links") or {}
         if response.status_code in REDIRECTS and response.headers.get("Location"):
             result.status = "done"
-            return JobStatus(location=urljoin(url, response.headers["Location"]))
+            return JobStatus.done_at(urljoin(url, response.headers["Location"]))
         word = job.get("status") if isinstance(job, dict) else None
         status = _status(job) if isinstance(job, dict) else ""
         if status != result.status:
@@ -204,9 +206,9 @@ class TalkdeskReportJobs:
         if phase is None and files:
             phase = JobPhase.DONE  # a word the tap does not know, but a files link: the file is there
         if phase is JobPhase.DONE:
-            return JobStatus(location=urljoin(url, files or f"/data/reports/{self.report_type}/files/{result.job_id}"))
+            return JobStatus.done_at(urljoin(url, files or f"/data/reports/{self.report_type}/files/{result.job_id}"))
         if phase is JobPhase.ENDED:
-            return JobStatus(ended=status)
+            return JobStatus.ended_as(status)
         return Backoff.asked_by(response)  # still running: ask again when it asked, or per the poll policy
 
     # ---- the rows (main thread) ----------------------------------------------------------------
@@ -222,7 +224,7 @@ class TalkdeskReportJobs:
             if exc.status != HTTPStatus.NOT_FOUND:
                 return None
             status = self.poll(context, result)
-            return status.ended if isinstance(status, JobStatus) else None
+            return status.word if isinstance(status, JobStatus) and status.ended else None
         return None
 
     def _open_file(self, context: Context | None, result: JobResult) -> requests.Response:
