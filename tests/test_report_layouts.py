@@ -19,6 +19,7 @@ import pytest
 from helpers import TapRun, catalog_selecting, run_cli, sandbox_config, sync
 from tap_callreports.rowshape import DAY_FRACTION, DHMS_TEXT, FLAG, JSON_LIST
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from tap_callreports.talkdesk.report_types import REPORT_TYPES
 
 UTC = dt.UTC
 LISBON = ZoneInfo("Europe/Lisbon")
@@ -266,7 +267,7 @@ def run_then_resume(sandbox: RunningSandbox, report_type: str, fmt: str) -> tupl
 # ---- the keys: the fewest evidenced fields unique on the evidenced rows ---------------------------------
 
 
-@pytest.mark.parametrize("report_type", [name for name in EVIDENCE if name not in ROW_KEYED])
+@pytest.mark.parametrize("report_type", [name for name in REPORT_TYPES if name not in ROW_KEYED])
 def test_each_key_is_the_fewest_evidenced_fields_unique_on_the_rows(layout_box, report_type):
     rows = [expected_record(report_type, r) for r in sent_rows(layout_box, report_type)]
     assert len(rows) > 200, report_type  # noqa: PLR2004 - a week: enough rows to prove anything
@@ -298,7 +299,7 @@ def layout_runs(layout_box) -> t.Callable[[str, str], tuple[TapRun, TapRun]]:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("report_type", list(EVIDENCE))
+@pytest.mark.parametrize("report_type", list(REPORT_TYPES))
 def test_documented_layouts_land_typed_in_utc_once_across_dst_and_a_resume(layout_box, layout_runs, report_type, fmt):
     """Every served type in every format: exit 0, each row once by its key, every documented field a
     column of its sensible type (flags boolean, numbers numeric, instants UTC date-time, durations
@@ -352,7 +353,7 @@ def test_documented_layouts_land_typed_in_utc_once_across_dst_and_a_resume(layou
             assert any(r.get(name) is not None for r in records), name
 
 
-@pytest.mark.parametrize("report_type", list(EVIDENCE))
+@pytest.mark.parametrize("report_type", list(REPORT_TYPES))
 def test_every_format_gives_the_same_schema_and_records(layout_runs, report_type):
     stream = f"talkdesk_{report_type}"
     seen = {}

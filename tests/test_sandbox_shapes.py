@@ -17,6 +17,7 @@ from helpers import LONDON_REPORT, MYREPORTS_WS
 from tap_callreports.sandbox import SandboxConfig
 from tap_callreports.sandbox.__main__ import main as sandbox_cli
 from tap_callreports.sandbox.shapes import SHAPES
+from tap_callreports.talkdesk.report_types import REPORT_TYPES
 
 TD = {"Authorization": "Bearer sandbox-talkdesk-token"}
 MR = {"Authorization": "Bearer sandbox-myreports-token"}
@@ -166,16 +167,7 @@ def test_talkdesk_timespan_reading(make_sandbox, shapes, timespan, start, end):
     assert (created["start"], created["end"]) == (start, end)
 
 
-TALKDESK_TYPES = (
-    "calls",
-    "explore_calls",
-    "contacts",
-    "user_status",
-    "ring_attempts",
-    "studio_flow_execution",
-    "audit_logs",
-    "messaging_contacts",
-)
+TALKDESK_TYPES = tuple(REPORT_TYPES)
 
 
 def report_rows(sandbox, report_type, fmt):

@@ -10,6 +10,7 @@ import yaml
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, run_cli, sandbox_config
 from tap_callreports.settings import SETTINGS_SCHEMA
+from tap_callreports.talkdesk.report_types import REPORT_TYPES
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -19,16 +20,7 @@ def test_every_record_matches_its_schema_and_every_state_is_accepted_back(tmp_pa
     config = sandbox_config(
         sandbox,
         myreports_report_ids=[LONDON_REPORT, NEW_YORK_REPORT],
-        talkdesk_report_types=[
-            "calls",
-            "contacts",
-            "user_status",
-            "ring_attempts",
-            "studio_flow_execution",
-            "audit_logs",
-            "messaging_contacts",
-            "explore_calls",
-        ],
+        talkdesk_report_types=list(REPORT_TYPES),
         start_date="2026-10-01T00:00:00Z",
         end_date="2026-10-03T00:00:00Z",
     )

@@ -41,6 +41,7 @@ from helpers import (
     sync,
 )
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from tap_callreports.talkdesk.report_types import REPORT_TYPES
 
 pytestmark = pytest.mark.slow
 
@@ -580,15 +581,7 @@ def test_new_vendor_fields_become_columns_in_duckdb_with_their_values(shaped_run
 # ---- c. no new field, no new SCHEMA ------------------------------------------------------------------
 
 ALL_TALKDESK_TYPES = [
-    "calls",
-    "explore_calls",
-    "contacts",
-    "user_status",
-    "ring_attempts",
-    "studio_flow_execution",
-    "audit_logs",
-    "messaging_contacts",
-    "messaging_traffic",
+    *REPORT_TYPES,
     "feedback_flow",  # no declared layout: read under the generic rules
 ]
 
@@ -678,21 +671,7 @@ def test_batch_and_record_runs_land_the_same_rows_in_postgres(tmp_path, target_p
 
 #: Every report type the sandbox serves: the official layouts, the community ones (contacts,
 #: ring_attempts) and one read under the generic rules (feedback_flow).
-LAYOUT_TABLES = [
-    f"talkdesk_{kind}"
-    for kind in (
-        "calls",
-        "contacts",
-        "ring_attempts",
-        "user_status",
-        "studio_flow_execution",
-        "explore_calls",
-        "audit_logs",
-        "messaging_contacts",
-        "messaging_traffic",
-        "feedback_flow",
-    )
-]
+LAYOUT_TABLES = [f"talkdesk_{kind}" for kind in (*REPORT_TYPES, "feedback_flow")]
 FORMATS = ("json", "csv", "json_bulk")
 
 
