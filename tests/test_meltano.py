@@ -12,7 +12,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -175,21 +177,32 @@ def test_duckdb_and_jsonl_pipelines_and_incremental_state(project, pipeline_sand
 @pytest.fixture
 def postgres():
     require_postgres()
-    psql("drop schema if exists callreports cascade")
     return psql
 
 
+@pytest.fixture
+def target_schema(postgres):
+    """A schema of its own for target-postgres (TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA wins over
+    meltano.yml's `callreports`): tests of other pytest-xdist workers, or of another checkout's
+    run on the same `make postgres` server, never drop or fill it."""
+    schema = f"callreports_{uuid.uuid4().hex[:10]}"
+    yield schema
+    postgres(f"drop schema if exists {schema} cascade")
+
+
 @SHARES_THE_PROJECT
-def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox, postgres):
+def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox, postgres, target_schema):
     sandbox = pipeline_sandbox
-    meltano_run(project, "target-postgres", tap_env(sandbox, FIRST_END))
+    schema = target_schema
+    into_schema = {"TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema}
+    meltano_run(project, "target-postgres", tap_env(sandbox, FIRST_END) | into_schema)
     first = expected_counts(sandbox, START, FIRST_END)
 
     def counts() -> dict[str, int]:
-        return {t: int(postgres(f"select count(*) from callreports.{t}")[0][0]) for t in first}
+        return {t: int(postgres(f"select count(*) from {schema}.{t}")[0][0]) for t in first}
 
     assert counts() == first
-    types = columns("callreports")
+    types = columns(schema)
     assert types["talkdesk_imports"]["updated_at"].startswith("timestamp")
     assert types["talkdesk_imports"]["total_records"] in ("bigint", "integer", "numeric")
     assert types["zendesk_job_statuses"]["results"] == "jsonb"
@@ -197,13 +210,13 @@ def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox,
     assert types["myreports_call_rows"]["start_utc"].startswith("timestamp")
     assert types["myreports_call_rows"]["duration"] in ("numeric", "double precision", "real")
     assert types["talkdesk_calls"]["talk_time_seconds"] in ("bigint", "integer", "numeric")
-    keys = {(t, c) for t, names in primary_keys("callreports").items() for c in names}
+    keys = {(t, c) for t, names in primary_keys(schema).items() for c in names}
     assert {("talkdesk_imports", "id"), ("zendesk_job_statuses", "id"), ("myreports_call_rows", "doc_id")} <= keys
-    duplicates = postgres("select count(*) - count(distinct doc_id) from callreports.myreports_call_rows")
+    duplicates = postgres(f"select count(*) - count(distinct doc_id) from {schema}.myreports_call_rows")
     assert duplicates == [["0"]]
 
     add_imports(sandbox, 3, "2026-10-03T06:00:00Z")
-    meltano_run(project, "target-postgres", tap_env(sandbox, SECOND_END))
+    meltano_run(project, "target-postgres", tap_env(sandbox, SECOND_END) | into_schema)
     assert_only_new_rows_added(first, counts(), expected_counts(sandbox, FIRST_END, SECOND_END), imports_added=3)
 
 
@@ -493,23 +506,51 @@ def run_jobs_in_parallel(project: Path, env: dict[str, str]) -> None:
         assert proc.returncode == 0, output[-4000:]
 
 
+#: The longest the sandbox keeps one extractor's jobs unfinished waiting for the other's first job
+#: (a guard against a hang: the test fails when it is what let them go).
+OVERLAP_GUARD_SECONDS = 600.0
+
+
+def hold_jobs_until_both_vendors_created_one(sandbox) -> dict[str, str]:
+    """Keep every job of the sandbox unfinished (done no sooner than job_seconds after its creation)
+    until Talkdesk and MyReports each have a job created: then both extractors were running at
+    once, whichever started first and however slowly. The answer says what let the jobs go:
+    "both" (that) or "guard" (OVERLAP_GUARD_SECONDS passed without it)."""
+    app, note = sandbox.app, sandbox.app.event
+    app.config.job_seconds = 1e9
+    released: dict[str, str] = {}
+    vendors: set[str] = set()
+
+    def release(by: str) -> None:
+        released.setdefault("by", by)
+        app.config.job_seconds = 0.0  # read at each poll
+
+    def event(kind: str, **details) -> None:
+        note(kind, **details)
+        if kind == "job_created":
+            vendors.add(details["vendor"])
+            if vendors >= {"talkdesk", "myreports"}:
+                release("both")
+
+    app.event = event  # the vendors note events through the app, in this process
+    guard = threading.Timer(OVERLAP_GUARD_SECONDS, release, args=("guard",))
+    guard.daemon = True
+    guard.start()
+    return released
+
+
 @SHARES_THE_PROJECT
-def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project, postgres):
-    database = "meltano_scaleout"
-    postgres(f"drop database if exists {database}")
+def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project, postgres, target_schema):
+    database = f"meltano_scaleout_{uuid.uuid4().hex[:10]}"
+    schema = target_schema
     postgres(f"create database {database}")
-    postgres("create schema callreports")  # the two loaders would race to create it
+    postgres(f"create schema {schema}")  # the two loaders would race to create it
     sandbox = start_sandbox(
-        SandboxConfig(
-            seed=7,
-            list_anchor=SCALE_END,
-            job_polls=2,
-            job_seconds=1.0,
-            talkdesk_max_active_jobs=TALKDESK_EXTRACTOR_JOBS,
-        )
+        SandboxConfig(seed=7, list_anchor=SCALE_END, job_polls=2, talkdesk_max_active_jobs=TALKDESK_EXTRACTOR_JOBS)
     )
     try:
         env = tap_env(sandbox, SCALE_END) | {
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
             "MELTANO_DATABASE_URI": f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{database}",
             "TAP_CALLREPORTS_TALKDESK_REPORT_TYPES": json.dumps(SCALE_TYPES),
             "TAP_CALLREPORTS_MYREPORTS_REPORT_IDS": json.dumps([LONDON_REPORT, NEW_YORK_REPORT]),
@@ -525,12 +566,15 @@ def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project
         )
         assert migrate.returncode == 0, migrate.stderr[-3000:]
 
+        released = hold_jobs_until_both_vendors_created_one(sandbox)
         run_jobs_in_parallel(project, env)
+        # The runs overlapped: neither extractor's jobs could finish before the other had created one.
+        assert released == {"by": "both"}, "the runs did not overlap: one extractor's jobs waited for the guard"
         first = scale_counts(sandbox, START, SCALE_END)
         assert min(first.values()) > 0
 
         def counts() -> dict[str, int]:
-            return {t: int(postgres(f"select count(*) from callreports.{t}")[0][0]) for t in first}
+            return {t: int(postgres(f"select count(*) from {schema}.{t}")[0][0]) for t in first}
 
         assert counts() == first
         # meltano.yml runs these extractors in BATCH mode: the rows went through files.
@@ -539,12 +583,6 @@ def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project
         assert {name.split("--")[1] for name in first_files} >= set(first), first_files
         created = sandbox.app.events("job_created")
         assert len([e for e in created if e["vendor"] == "talkdesk"]) == len(SCALE_TYPES) * 4 > TALKDESK_EXTRACTOR_JOBS
-        # Each extractor's span at the vendor, from its first job created to its last poll: the two
-        # overlap (job creation alone can finish on one side before the other's Meltano starts).
-        active = created + sandbox.app.events("job_polled")
-        talkdesk = [e["wall"] for e in active if e["vendor"] == "talkdesk"]
-        myreports = [e["wall"] for e in active if e["vendor"] == "myreports"]
-        assert max(min(talkdesk), min(myreports)) < min(max(talkdesk), max(myreports)), "the runs did not overlap"
         assert sandbox.app.events("job_rejected") == []  # never above the account's job limit
         listed = subprocess.run(
             [meltano_bin(), "--environment=sandbox", "state", "list"],
@@ -565,4 +603,4 @@ def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project
         assert sandbox.app.events("job_rejected") == []
     finally:
         sandbox.stop()
-        postgres("drop schema if exists callreports cascade")
+        postgres(f"drop database if exists {database} with (force)")
