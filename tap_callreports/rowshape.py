@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import decimal
 import math
 import re
 import typing as t
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from tap_callreports.conform import ISO_DATE_TIME, Conformer, ValueNotConformed, utc_text
+from tap_callreports.conform import ISO_DATE_TIME, Column, Conformer, ValueNotConformed, utc_text
 from tap_callreports.errors import StreamError
 from tap_callreports.redact import REGISTRY
 from tap_callreports.rowkeys import ROW_KEY, ROW_KEY_DESCRIPTION
@@ -354,7 +355,8 @@ class RowShaper:
         # Per key tuple seen: (the output names when the layout is rebuilt, else None; the
         # (vendor name, column) pairs moved in place; whether any output name is unknown to the
         # schema; the value-type patterns proven to conform for this layout; the (column, form)
-        # pairs of this layout to convert; the vendor fields that held a missing text so far).
+        # pairs of this layout to convert; the vendor fields that held a missing text so far; the
+        # layout's compiled shaper, `compile_layout`).
         self._columns_for: dict[
             tuple[str, ...],
             tuple[
@@ -364,6 +366,7 @@ class RowShaper:
                 set,
                 tuple[tuple[str, ValueForm], ...],
                 list[str],
+                t.Callable[[dict[str, t.Any]], dict[str, t.Any] | None] | None,
             ],
         ] = {}
         self._form_columns = forms
@@ -382,9 +385,11 @@ class RowShaper:
         YYYY-MM-DDTHH:MM:SS whatever form the vendor used."""
         keys = tuple(row)
         try:
-            columns, moves, unknown, proven, converted, hot = self._columns_for[keys]
+            columns, moves, unknown, proven, converted, hot, fast = self._columns_for[keys]
         except KeyError:
-            columns, moves, unknown, proven, converted, hot = self._columns_for[keys] = self._layout(keys)
+            columns, moves, unknown, proven, converted, hot, fast = self._columns_for[keys] = self._layout(keys)
+        if fast is not None and (shaped := fast(row)) is not None:
+            return shaped  # every check passed in the layout's own code (`compile_layout`)
         missing = self._missing
         if missing and _holds_any(missing, row):
             # The fields that held a missing text before in this layout are looked at first (a
@@ -454,7 +459,8 @@ class RowShaper:
     def _layout(self, keys: tuple[str, ...]) -> tuple:
         """What `shape` keeps per layout (the vendor's field names in order): the columns to rebuild
         the row with, or the few fields to move; whether any is unknown to the schema; the value
-        types proven; the fields to convert; the fields that held a missing text."""
+        types proven; the fields to convert; the fields that held a missing text; the layout's
+        compiled shaper (None: it has none)."""
         renamed = tuple(self.names.column(k) for k in keys)
         unknown = self._known is not None and not set(renamed) <= self._known()
         moved = tuple((k, c) for k, c in zip(keys, renamed) if k != c)
@@ -463,7 +469,37 @@ class RowShaper:
         moves = moved if len(moved) * _MOVES_RATIO <= len(keys) else ()
         columns = renamed if moved and not moves else None
         converted = tuple((name, self._forms[name]) for name in renamed if name in self._forms)
-        return (columns, moves, unknown, set(), converted, [])
+        fast = None if unknown else self._compiled(keys, renamed, moved, columns)
+        return (columns, moves, unknown, set(), converted, [], fast)
+
+    def _compiled(
+        self,
+        keys: tuple[str, ...],
+        renamed: tuple[str, ...],
+        moved: tuple[tuple[str, str], ...],
+        columns: tuple[str, ...] | None,
+    ) -> t.Callable[[dict[str, t.Any]], dict[str, t.Any] | None] | None:
+        """The layout's compiled shaper, or None where the layout is out of its reach."""
+        if columns is None:  # as `shape` orders the columns: moved ones go last, in order
+            moved_names = {k for k, _ in moved}
+            order = [i for i, k in enumerate(keys) if k not in moved_names]
+            order += [keys.index(k) for k, _ in moved]
+        else:
+            order = list(range(len(keys)))
+        conformer = self._conformer
+        return compile_layout(
+            LayoutPlan(
+                columns=renamed,
+                order=tuple(order),
+                missing=self._missing,
+                forms=self._forms,
+                rules=conformer.rules if conformer is not None else None,
+                required=conformer.required if conformer is not None else (),
+                instants=frozenset(self._instants),
+                local=self._local,
+                minutes=self._minutes,
+            )
+        )
 
     def schema_changed(self) -> None:
         """The schema knows more columns now: check each set of vendor fields again."""
@@ -476,6 +512,75 @@ class RowShaper:
             self._text_instants = frozenset(self._text_instant_columns())
         if self._form_columns is not None:
             self._forms = dict(self._form_columns())
+
+
+@dataclass(frozen=True)
+class LayoutPlan:
+    """What `compile_layout` needs to know about one layout (one tuple of vendor keys)."""
+
+    #: The output column of each vendor field, in the row's order.
+    columns: tuple[str, ...]
+    #: The fields' positions in the order `RowShaper.shape` leaves them (moved columns last).
+    order: tuple[int, ...]
+    missing: frozenset[str]
+    forms: t.Mapping[str, ValueForm]
+    #: The conformer's rules (None: no type check), and its required columns.
+    rules: t.Mapping[str, Column] | None
+    required: tuple[str, ...]
+    instants: frozenset[str]
+    local: frozenset[str]
+    #: The UTC minutes proven valid (the shaper's own set, growing as rows come).
+    minutes: set[str]
+
+
+def compile_layout(plan: LayoutPlan) -> t.Callable[[dict[str, t.Any]], dict[str, t.Any] | None] | None:
+    """A function made for one layout: `fast(row)` unpacks the row's values by position (the
+    caller matched the row's keys to the layout), applies every check `RowShaper.shape` applies
+    (missing texts to null, value forms, each value's type against its column's rule, instants
+    already RFC 3339 UTC in a proven minute) as straight-line code, and returns the shaped row, a
+    new dict, byte for byte what `shape` would give. Where any value is out of its reach (a form
+    that does not convert, a type to convert, a time to convert, a nested value) it returns None
+    and leaves the row untouched: the general path decides, and stops with its own line. None for
+    a layout it cannot take at all (a column twice, a required column missing)."""
+    columns = plan.columns
+    if len(set(columns)) != len(columns) or not all(c.__class__ is str for c in columns):
+        return None
+    if plan.rules is not None and not set(plan.required) <= set(columns):
+        return None
+    names = [f"v{i}" for i in range(len(columns))]
+    env: dict[str, t.Any] = {"M": plan.missing, "MIN": plan.minutes, "SEC": _SECONDS}
+    lines = [f"def fast(row):\n    {', '.join(names)}, = row.values()"]
+    for i, (v, column) in enumerate(zip(names, columns, strict=True)):
+        if plan.missing:
+            lines.append(f"    if {v}.__class__ is str and {v} in M: {v} = None")
+        form = plan.forms.get(column)
+        if form is not None:
+            env[f"F{i}"] = form.convert
+            lines.append(
+                f"    if {v} is not None:\n        try: {v} = F{i}({v})\n        except Exception: return None"
+            )
+        rule = plan.rules.get(column) if plan.rules is not None else None
+        if rule is not None:
+            ok = set(rule.ok) - {decimal.Decimal, *([dict] if rule.nested else []), *([list] if rule.items else [])}
+            env[f"OK{i}"] = frozenset(ok)
+            lines.append(f"    if {v}.__class__ not in OK{i}: return None")
+            if float in ok:  # JSON has no NaN or infinity
+                lines.append(f"    if {v}.__class__ is float and {v} - {v} != 0.0: return None")
+        if column in plan.instants:
+            utc = (
+                "True"
+                if column in plan.local
+                else (
+                    f"not (len({v}) == 20 and {v}[19] == 'Z' and {v}[10] == 'T' and {v}[:16] in MIN and "
+                    f"{v}[16] == ':' and {v}[17:19] in SEC)"
+                )
+            )
+            lines.append(f"    if {v}.__class__ is str and {v} != '' and {utc}: return None")
+            lines.append(f"    if {v} == '': {v} = None")
+    pairs = ", ".join(f"{columns[i]!r}: {names[i]}" for i in plan.order)
+    lines.append(f"    return {{{pairs}}}")
+    exec(compile("\n".join(lines), "<rowshape layout>", "exec"), env)  # noqa: S102 - names from the layout, repr'd
+    return t.cast("t.Callable[[dict[str, t.Any]], dict[str, t.Any] | None]", env["fast"])
 
 
 class ValueFormNotKnown(ValueNotConformed):
