@@ -202,10 +202,12 @@ class ReportDocument:
                         self._malformed(pending, parts, reader, "no row boundary that parses")
                     continue  # the cut fell inside a string or a nested object: read on
                 del pending[1:next_row]
-                for row in batch:
-                    self.rows_read += 1
-                    if self.rows_read > skip:
-                        yield row
+                read = self.rows_read
+                self.rows_read = read + len(batch)  # counted as parsed: a break comes between batches
+                if read >= skip:
+                    yield from batch  # no Python step per row here
+                else:
+                    yield from batch[skip - read :]
         except _Transport as exc:
             raise BodyInterrupted(self.rows_read, exc.cause) from None
         # The last rows and the members after them close the document together.

@@ -389,7 +389,7 @@ class MyReportsRequests:
             local = row.get("start")
             row["start_utc"] = to_utc(local)
             row = shape(row, UTC)
-            key = tuple(row.get(name) for name in key_fields)
+            key = (row.get(key_fields[0]),) if len(key_fields) == 1 else tuple([row.get(name) for name in key_fields])
             if key in emitted_before:  # an earlier window of this run emitted it (the request overlaps it)
                 if twice is not None:  # a neighbour whose instant is known
                     for ready, ready_key in twice.known(emitted_before[key], local):
