@@ -29,6 +29,7 @@ import datetime as dt
 import decimal
 import math
 import re
+import textwrap
 import typing as t
 from dataclasses import dataclass, field
 
@@ -42,6 +43,8 @@ from tap_callreports.rowkeys import ROW_KEY, ROW_KEY_DESCRIPTION
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _NOT_SQL = re.compile(r"[^a-z0-9_]+")
 _SECONDS = frozenset(f"{second:02d}" for second in range(60))
+#: The classes of values that hash (`compile_layout`).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def sql_name(name: str, strip_prefixes: t.Sequence[str] = ()) -> str:
@@ -514,6 +517,12 @@ class RowShaper:
             self._forms = dict(self._form_columns())
 
 
+#: The widest layout `compile_layout` compiles: its straight-line code costs a few steps per
+#: field, the general path a C-level probe per check, so on wider rows (Talkdesk calls, 52
+#: fields) the general path is faster; layouts with local instants always need the general path.
+COMPILED_FIELDS = 32
+
+
 @dataclass(frozen=True)
 class LayoutPlan:
     """What `compile_layout` needs to know about one layout (one tuple of vendor keys)."""
@@ -543,23 +552,27 @@ def compile_layout(plan: LayoutPlan) -> t.Callable[[dict[str, t.Any]], dict[str,
     and leaves the row untouched: the general path decides, and stops with its own line. None for
     a layout it cannot take at all (a column twice, a required column missing)."""
     columns = plan.columns
+    if len(columns) > COMPILED_FIELDS or plan.local & set(columns) & plan.instants:
+        return None  # measured slower than the general path's C-level probes (docs/performance.md)
     if len(set(columns)) != len(columns) or not all(c.__class__ is str for c in columns):
         return None
     if plan.rules is not None and not set(plan.required) <= set(columns):
         return None
     names = [f"v{i}" for i in range(len(columns))]
     env: dict[str, t.Any] = {"M": plan.missing, "MIN": plan.minutes, "SEC": _SECONDS}
-    lines = [f"def fast(row):\n    {', '.join(names)}, = row.values()"]
+    lines = ["def fast(row):", f"    {', '.join(names)}, = row.values()"]
     for i, (v, column) in enumerate(zip(names, columns, strict=True)):
-        if plan.missing:
-            lines.append(f"    if {v}.__class__ is str and {v} in M: {v} = None")
         form = plan.forms.get(column)
+        rule = plan.rules.get(column) if plan.rules is not None else None
+        if plan.missing and form is None and rule is not None and rule.ok <= _SCALARS:
+            lines.append(f"    if {v} in M: {v} = None")  # its values hash (else: TypeError, see below)
+        elif plan.missing:
+            lines.append(f"    if {v}.__class__ is str and {v} in M: {v} = None")
         if form is not None:
             env[f"F{i}"] = form.convert
             lines.append(
                 f"    if {v} is not None:\n        try: {v} = F{i}({v})\n        except Exception: return None"
             )
-        rule = plan.rules.get(column) if plan.rules is not None else None
         if rule is not None:
             ok = set(rule.ok) - {decimal.Decimal, *([dict] if rule.nested else []), *([list] if rule.items else [])}
             env[f"OK{i}"] = frozenset(ok)
@@ -579,7 +592,10 @@ def compile_layout(plan: LayoutPlan) -> t.Callable[[dict[str, t.Any]], dict[str,
             lines.append(f"    if {v} == '': {v} = None")
     pairs = ", ".join(f"{columns[i]!r}: {names[i]}" for i in plan.order)
     lines.append(f"    return {{{pairs}}}")
-    exec(compile("\n".join(lines), "<rowshape layout>", "exec"), env)  # noqa: S102 - names from the layout, repr'd
+    # A value that does not hash where only scalars belong (a list, an object): the general path.
+    body = textwrap.indent("\n".join(lines[1:]), "    ")
+    code = f"def fast(row):\n    try:\n{body}\n    except TypeError:\n        return None"
+    exec(compile(code, "<rowshape layout>", "exec"), env)  # noqa: S102 - names from the layout, repr'd
     return t.cast("t.Callable[[dict[str, t.Any]], dict[str, t.Any] | None]", env["fast"])
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from tap_callreports import rowshape
 from tap_callreports.conform import Conformer, ValueNotConformed
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS
 from tap_callreports.rowshape import RowShaper, ValueFormNotKnown
@@ -52,14 +53,24 @@ def shapers(stream: str, rows: list[dict]) -> tuple[RowShaper, RowShaper]:
 
 
 @pytest.mark.parametrize("stream", [*ROW_POLICIES, "myreports"])
-def test_compiled_layouts_give_the_general_paths_bytes(stream):
+def test_compiled_layouts_give_the_general_paths_bytes(stream, monkeypatch):
+    monkeypatch.setattr(rowshape, "COMPILED_FIELDS", 1000)  # every layout, the wide ones too
     rows = sandbox_rows(stream)
     assert rows
     compiled, general = shapers(stream, rows)
     for zone in (UTC, LISBON):
         got = [orjson.dumps(compiled.shape(dict(row), zone)) for row in rows]
         assert got == [orjson.dumps(general.shape(dict(row), zone)) for row in rows]
-    assert any(layout[-1] is not None for layout in compiled._columns_for.values())  # it did compile
+    made = [layout[-1] is not None for layout in compiled._columns_for.values()]
+    assert any(made) != bool(compiled.policy.local_instants)  # local instants: the general path's
+
+
+def test_wide_layouts_take_the_general_path():
+    rows = sandbox_rows("calls")
+    assert len(rows[0]) > rowshape.COMPILED_FIELDS
+    compiled, _ = shapers("calls", rows)
+    compiled.shape(dict(rows[0]), UTC)
+    assert [layout[-1] for layout in compiled._columns_for.values()] == [None]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +83,8 @@ def test_compiled_layouts_give_the_general_paths_bytes(stream):
         ({"talk_time": {"seconds": 1}}, ValueNotConformed),  # an object in a number column
     ],
 )
-def test_rows_the_compiled_layout_cannot_take_stop_as_before(change, error):
+def test_rows_the_compiled_layout_cannot_take_stop_as_before(change, error, monkeypatch):
+    monkeypatch.setattr(rowshape, "COMPILED_FIELDS", 1000)
     rows = sandbox_rows("calls")
     compiled, general = shapers("calls", rows)
     for row in rows[:50]:  # the layout compiled, its minutes proven
@@ -85,7 +97,8 @@ def test_rows_the_compiled_layout_cannot_take_stop_as_before(change, error):
     assert str(stopped.value) == str(before.value)
 
 
-def test_missing_texts_conversions_and_new_minutes_go_the_general_way_with_the_same_result():
+def test_missing_texts_conversions_and_new_minutes_go_the_general_way_with_the_same_result(monkeypatch):
+    monkeypatch.setattr(rowshape, "COMPILED_FIELDS", 1000)
     rows = sandbox_rows("calls")
     compiled, general = shapers("calls", rows)
     for row in rows[:50]:
