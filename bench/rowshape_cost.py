@@ -19,6 +19,7 @@ import statistics
 import time
 from zoneinfo import ZoneInfo
 
+from tap_callreports.conform import Conformer
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_POLICY
 from tap_callreports.rowkeys import ROW_KEY, KeyGuard, RowKeys
 from tap_callreports.rowshape import RowShaper
@@ -76,13 +77,26 @@ def main() -> None:
         if not vendor["properties"]:  # no declared columns: as after the stream's schema grew
             known |= {name for row in rows for name in row}
         shaper = RowShaper(policy, vendor["properties"], known=lambda known=known: known, on_unknown=print)
+        checked = RowShaper(
+            policy,
+            vendor["properties"],
+            known=lambda known=known: known,
+            on_unknown=print,
+            conformer=lambda schema=schema, policy=policy: Conformer(schema, "bench", policy.instants),
+        )
         shaped = [shaper.shape(dict(row), UTC) for row in rows]
+        for row in rows:  # the layouts and minutes seen, as in a run
+            checked.shape(dict(row), UTC)
 
         def copy_only(batch):  # the floor: the loop itself
             for _row in batch:
                 pass
 
         def shape(batch, shaper=shaper):
+            for row in batch:
+                shaper.shape(row, UTC)
+
+        def shape_checked(batch, shaper=checked):
             for row in batch:
                 shaper.shape(row, UTC)
 
@@ -97,12 +111,16 @@ def main() -> None:
                 add(row)
 
         loop = per_row(copy_only, rows, args.rounds)
-        costs = {"row shaping (names, canonical fields, UTC, new fields)": per_row(shape, rows, args.rounds) - loop}
+        shaping = per_row(shape, rows, args.rounds)
+        costs = {
+            "row shaping (names, canonical fields, UTC, new fields)": shaping - loop,
+            "type check against the schema (Conformer)": per_row(shape_checked, rows, args.rounds) - shaping,
+        }
         if ROW_KEY in policy.key:
             costs["_row_key (hash of the row, occurrence)"] = per_row(row_keys, shaped, args.rounds) - loop
             for row in shaped:
                 row[ROW_KEY] = "x"
-        costs["key check (KeyGuard)"] = per_row(keys, shaped, args.rounds) - loop
+        costs["key check (KeyGuard: key and content hash)"] = per_row(keys, shaped, args.rounds) - loop
         print(f"\n{kind}: {len(rows):,} rows, {args.rounds} rounds (median)")
         for step, cost in costs.items():
             print(f"  {step:54} {cost:6.2f} us/row  {cost / tap_us:6.1%} of the tap's per-row time")
