@@ -33,6 +33,7 @@ from tap_callreports.ratelimit import RateLimited
 from tap_callreports.redact import REGISTRY, is_signed_url
 from tap_callreports.responses import dig, json_body, request_label, vendor_error_details
 from tap_callreports.retry import (
+    RETRIABLE_ERRORS,
     HostUnreachable,
     RetryPolicy,
     TokenRefreshed,
@@ -160,14 +161,7 @@ class CallReportsStream(RESTStreamSDKHooks):
         retry once, with its reason."""
         return backoff.on_exception(
             self.backoff_wait_generator,
-            (
-                ConnectionResetError,
-                RetriableAPIError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ),
+            RETRIABLE_ERRORS,  # the same failures RetryPolicy.call retries outside the SDK's loop
             max_tries=self.backoff_max_tries,
             on_backoff=self.backoff_handler,
             jitter=self.backoff_jitter,

@@ -23,7 +23,7 @@ from tap_callreports.ratelimit import Backoff, RateLimited
 T = t.TypeVar("T")
 
 # What a retry can help with, as the SDK's decorator sees it (plus our RetriableAPIError).
-RETRIABLE_ERRORS: tuple[type[BaseException], ...] = (
+RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
     RetriableAPIError,
     ConnectionResetError,
     requests.exceptions.Timeout,
