@@ -90,6 +90,25 @@ def sandbox_config(
     return config
 
 
+#: Jobs that stay unfinished (done no sooner than job_seconds after creation) until `on_first_refusal`
+#: lets them finish: the account is still full when the run asks for more, however slow the machine.
+UNFINISHED = 1e9
+
+
+def on_first_refusal(sandbox: RunningSandbox, **then: t.Any) -> None:
+    """When the sandbox first refuses a job creation (its job_rejected event), set `then` in its
+    config (read at each request): what was held until the run met a full account is let go."""
+    app, note = sandbox.app, sandbox.app.event
+
+    def event(kind: str, **details: t.Any) -> None:
+        note(kind, **details)
+        if kind == "job_rejected":
+            for name, value in then.items():
+                setattr(app.config, name, value)
+
+    app.event = event  # the vendors note events through the app, in this process
+
+
 @dataclass
 class TapRun:
     messages: list[dict]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import LONDON_REPORT, NEW_YORK_REPORT, run_cli, sandbox_config, sync
+from helpers import LONDON_REPORT, NEW_YORK_REPORT, UNFINISHED, run_cli, sandbox_config, sync
 from tap_callreports.reportjobs.engine import UNREAD_PER_SLOT
 from tap_callreports.reportjobs.state import JOBS_STATE_KEY
 
@@ -78,7 +78,7 @@ def created(sandbox) -> list[dict]:
 #: A sandbox whose jobs stay unfinished (a job is done no sooner than job_seconds after its creation)
 #: until the test lets them finish: what the first run meets is decided by the test, not by how
 #: fast the machine is.
-HELD = {"job_seconds": 1e9, "job_polls": 1}
+HELD = {"job_seconds": UNFINISHED, "job_polls": 1}
 
 
 def let_jobs_finish(sandbox) -> None:

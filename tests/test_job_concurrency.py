@@ -13,7 +13,7 @@ import types
 
 import pytest
 
-from helpers import LONDON_REPORT, NEW_YORK_REPORT, sandbox_config, sync
+from helpers import LONDON_REPORT, NEW_YORK_REPORT, UNFINISHED, on_first_refusal, sandbox_config, sync
 from tap_callreports.errors import AccountFull
 from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs import engine as job_engine
@@ -326,25 +326,6 @@ def window_order(run) -> list[tuple[str, str]]:
             if not order or order[-1] != step:
                 order.append(step)
     return order
-
-
-#: Jobs that stay unfinished (done no sooner than job_seconds after creation) until `on_first_refusal`
-#: lets them finish: the account is still full when the run asks for more, however slow the machine.
-UNFINISHED = 1e9
-
-
-def on_first_refusal(sandbox, **then) -> None:
-    """When the sandbox first refuses a job creation (its job_rejected event), set `then` in its
-    config (read at each request): what was held until the run met a full account is let go."""
-    app, note = sandbox.app, sandbox.app.event
-
-    def event(kind: str, **details) -> None:
-        note(kind, **details)
-        if kind == "job_rejected":
-            for name, value in then.items():
-                setattr(app.config, name, value)
-
-    app.event = event  # the vendors note events through the app, in this process
 
 
 def test_another_client_holding_slots_makes_the_run_wait_not_fail(make_sandbox, caplog):

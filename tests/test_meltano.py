@@ -21,7 +21,17 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from helpers import LONDON_REPORT, NEW_YORK_REPORT, PG, columns, file_lock, primary_keys, psql, require_postgres
+from helpers import (
+    LONDON_REPORT,
+    NEW_YORK_REPORT,
+    PG,
+    UNFINISHED,
+    columns,
+    file_lock,
+    primary_keys,
+    psql,
+    require_postgres,
+)
 from tap_callreports.sandbox import SandboxConfig, start_sandbox
 
 pytestmark = pytest.mark.slow
@@ -517,7 +527,7 @@ def hold_jobs_until_both_vendors_created_one(sandbox) -> dict[str, str]:
     once, whichever started first and however slowly. The answer says what let the jobs go:
     "both" (that) or "guard" (OVERLAP_GUARD_SECONDS passed without it)."""
     app, note = sandbox.app, sandbox.app.event
-    app.config.job_seconds = 1e9
+    app.config.job_seconds = UNFINISHED
     released: dict[str, str] = {}
     vendors: set[str] = set()
 
