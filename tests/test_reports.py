@@ -81,7 +81,8 @@ def test_every_way_to_the_file(make_sandbox, done_status, redirect):
 
 
 def test_job_progress_over_several_polls(make_sandbox):
-    sandbox = make_sandbox(job_polls=4)
+    # done by its polls alone: not also by the sandbox's 10 s job clock, which a stalled machine reaches
+    sandbox = make_sandbox(job_polls=4, job_wall_seconds=3600)
     run = sync(sandbox_config(sandbox, end_date="2026-10-02T00:00:00Z"), streams=["talkdesk_calls"])
     assert run.error is None
     statuses = [e["status"] for e in sandbox.app.events("job_polled")]
