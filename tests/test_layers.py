@@ -43,12 +43,22 @@ def _modules() -> dict[str, Path]:
     return modules
 
 
-def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
-    """Module -> the package's modules it imports (at run time, lazily, or only for type checking)."""
+def _imports(modules: dict[str, Path], *, type_only: bool = True) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (at run time, lazily, and, unless `type_only` is
+    False, only for type checking: under `if TYPE_CHECKING`)."""
     graph: dict[str, set[str]] = defaultdict(set)
     for name, path in modules.items():
         package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        for_types = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for inner in ast.walk(node)
+        }
+        for node in ast.walk(tree):
+            if not type_only and id(node) in for_types:
+                continue
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -127,6 +137,12 @@ def test_no_circle_of_imports_holds_more_than_a_handful_of_modules():
     assert not big, f"modules importing each other in a circle of more than {MAX_CIRCLE}: {big}"
 
 
+def test_no_import_cycle_at_run_time():
+    modules = _modules()
+    cycles = _circles(_imports(modules, type_only=False), sorted(modules))
+    assert not cycles, f"modules importing each other at run time: {cycles}"
+
+
 def test_each_layer_imports_only_its_own_or_the_layers_below():
     modules = _modules()
     upward = sorted(
@@ -145,6 +161,7 @@ def test_the_checker_sees_circles_and_type_only_imports():
     imports = _imports(_modules())
     assert "errors" in imports["client"]  # a plain import
     assert "settings" in imports["talkdesk.client"]  # an import only for type checking
+    assert "settings" not in _imports(_modules(), type_only=False)["talkdesk.client"]
 
 
 def test_vendor_names_are_declared_once_in_the_registry():
