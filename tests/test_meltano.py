@@ -34,9 +34,9 @@ from helpers import (
 )
 from tap_callreports.sandbox import SandboxConfig, start_sandbox
 
+# (Under pytest-xdist the file runs in one worker, `--dist loadfile`: its tests share the Meltano
+# project under .tmp, made by one `meltano install`.)
 pytestmark = pytest.mark.slow
-#: The tests of the Meltano project under .tmp (one `meltano install`) run in one xdist worker.
-SHARES_THE_PROJECT = pytest.mark.xdist_group("meltano-project")
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / ".tmp" / "meltano-project"
@@ -154,7 +154,6 @@ def add_imports(sandbox, count: int, at: str) -> None:
     ).raise_for_status()
 
 
-@SHARES_THE_PROJECT
 def test_duckdb_and_jsonl_pipelines_and_incremental_state(project, pipeline_sandbox):
     import duckdb
 
@@ -200,7 +199,6 @@ def target_schema(postgres):
     postgres(f"drop schema if exists {schema} cascade")
 
 
-@SHARES_THE_PROJECT
 def test_postgres_pipeline_types_keys_and_incremental(project, pipeline_sandbox, postgres, target_schema):
     sandbox = pipeline_sandbox
     schema = target_schema
@@ -549,7 +547,6 @@ def hold_jobs_until_both_vendors_created_one(sandbox) -> dict[str, str]:
     return released
 
 
-@SHARES_THE_PROJECT
 def test_two_inherited_extractors_run_in_parallel_sharing_postgres_state(project, postgres, target_schema):
     database = f"meltano_scaleout_{uuid.uuid4().hex[:10]}"
     schema = target_schema
