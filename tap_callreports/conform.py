@@ -14,8 +14,11 @@ any column the tap added since), column by column:
   date-time) stops the stream with one line naming the column: a record that would not load, or
   would load as a different number, is not emitted.
 
-Report streams call `check` from their row shaper with a per-layout cache of the type patterns
-already proven (one C-level tuple per row); other streams call `conform` per record.
+Report streams call `check` from their row shaper with a per-layout `ProvenTypes`: for each column
+of the layout, the value types already proven to pass it unchanged; a row whose every value's type
+is in its column's set passes with one C-level probe per value (and a finiteness test of its float
+values), a row with a value of a type new to its column has only those values conformed. Other
+streams call `conform` per record.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import operator
 import re
 import typing as t
 
@@ -269,21 +273,57 @@ class Conformer:
                 )
         return self.conform_mapping(row, self.rules, self.stream)
 
-    def check(self, row: dict[str, t.Any], proven: set[tuple[type, ...]]) -> dict[str, t.Any]:
-        """`conform` for the hot path: a row whose value types (in its key order) were proven before
-        needs no more than one tuple; a row that needed no conversion proves its pattern. Patterns
-        are per key layout (`proven` belongs to one tuple of keys)."""
-        pattern = tuple(map(type, row.values()))
-        if pattern in proven:
-            return row
-        self.conform(row)
-        if tuple(map(type, row.values())) == pattern and not self._has_nested(row):
-            proven.add(pattern)
+    def check(self, row: dict[str, t.Any], proven: ProvenTypes) -> dict[str, t.Any]:
+        """`conform` for the hot path, with the same verdicts and lines: a row whose every value's
+        type was proven before for its column (`proven` belongs to one tuple of keys, so a column is
+        a position) passes with one C-level probe per value; otherwise only the values of types not
+        yet proven for their column are conformed, in the row's order, and each value that passed
+        as it was proves its type for its column."""
+        seen = proven.seen
+        if seen is not None and all(map(operator.contains, seen, map(type, row.values()))):
+            for name in proven.floats:  # JSON has no NaN or infinity: each float is tested
+                value = row[name]
+                if value.__class__ is float and value - value != 0.0:
+                    break
+            else:
+                return row
+        return self._check_values(row, proven)
+
+    def _check_values(self, row: dict[str, t.Any], proven: ProvenTypes) -> dict[str, t.Any]:
+        """`conform_mapping`'s loop, skipping the values of a type proven for their column."""
+        for name in self.required:
+            if name not in row:
+                raise ValueNotConformed(
+                    self.stream, name, self.rules[name].types if name in self.rules else (), None, missing=True
+                )
+        if proven.seen is None:
+            proven.seen = [set() for _ in row]
+        rules, stream, floats = self.rules, self.stream, proven.floats
+        for (name, value), types in zip(row.items(), proven.seen, strict=True):
+            cls = value.__class__
+            if cls in types and (cls is not float or value - value == 0.0):
+                continue
+            rule = rules.get(name)
+            if rule is None:  # a column without a rule takes any value as it is
+                types.add(cls)
+                continue
+            whole = rule.nested or rule.items is not None
+            if cls not in rule.ok or whole or cls is float:
+                row[name] = rule.conform(value, stream)  # same keys: safe while iterating
+            if cls in rule.ok and not whole:  # passed as it was (a float: finite)
+                types.add(cls)
+                if cls is float and name not in floats:
+                    floats.append(name)
         return row
 
-    def _has_nested(self, row: t.Mapping[str, t.Any]) -> bool:
-        return any(
-            rule.nested or rule.items is not None or rule.date_time
-            for name in row
-            if (rule := self.rules.get(name)) is not None
-        )
+
+class ProvenTypes:
+    """What `Conformer.check` keeps per layout (one tuple of keys): for each column, by position,
+    the value types proven to pass it as they are (None until the first row is checked), and the
+    columns where float was proven (each float value is still tested for NaN and infinity)."""
+
+    __slots__ = ("seen", "floats")
+
+    def __init__(self) -> None:
+        self.seen: list[set[type]] | None = None
+        self.floats: list[str] = []

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from tap_callreports.conform import ISO_DATE_TIME, Column, Conformer, ValueNotConformed, utc_text
+from tap_callreports.conform import ISO_DATE_TIME, Column, Conformer, ProvenTypes, ValueNotConformed, utc_text
 from tap_callreports.errors import StreamError
 from tap_callreports.redact import REGISTRY
 from tap_callreports.rowkeys import ROW_KEY, ROW_KEY_DESCRIPTION
@@ -357,7 +357,7 @@ class RowShaper:
         self.instants = UtcInstants()
         # Per key tuple seen: (the output names when the layout is rebuilt, else None; the
         # (vendor name, column) pairs moved in place; whether any output name is unknown to the
-        # schema; the value-type patterns proven to conform for this layout; the (column, form)
+        # schema; the value types proven to conform per column of this layout; the (column, form)
         # pairs of this layout to convert; the vendor fields that held a missing text so far; the
         # layout's compiled shaper, `compile_layout`).
         self._columns_for: dict[
@@ -366,7 +366,7 @@ class RowShaper:
                 tuple[str, ...] | None,
                 tuple[tuple[str, str], ...],
                 bool,
-                set,
+                ProvenTypes,
                 tuple[tuple[str, ValueForm], ...],
                 list[str],
                 t.Callable[[dict[str, t.Any]], dict[str, t.Any] | None] | None,
@@ -421,9 +421,9 @@ class RowShaper:
         if unknown and self._on_unknown is not None:
             # Typed from its first value that is not missing: the same type wherever a run starts.
             self._on_unknown(row)  # the conformer may be new now
-            proven = set()
+            proven = ProvenTypes()
         conformer = self._conformer
-        if conformer is not None and tuple(map(type, row.values())) not in proven:
+        if conformer is not None:
             conformer.check(row, proven)
         local = self._local
         for name in self._instants:
@@ -473,7 +473,7 @@ class RowShaper:
         columns = renamed if moved and not moves else None
         converted = tuple((name, self._forms[name]) for name in renamed if name in self._forms)
         fast = None if unknown else self._compiled(keys, renamed, moved, columns)
-        return (columns, moves, unknown, set(), converted, [], fast)
+        return (columns, moves, unknown, ProvenTypes(), converted, [], fast)
 
     def _compiled(
         self,

@@ -733,3 +733,51 @@ def test_job_records_leave_an_unfitting_vendor_field_empty_but_never_their_own_f
     assert "query_duration is 12.5, not integer/null: left empty" in caplog.text
     with pytest.raises(ValueNotConformed, match="myreports_requests: column 'rows_read'"):
         stream.post_process(dict(record, rows_read="three"))
+
+
+def test_the_hot_path_gives_conform_s_verdict_row_by_row():
+    """`check` proves types column by column (per layout); every row must still get exactly the
+    row or the line `conform` gives it, whatever the order in which types and nulls arrive."""
+    import copy
+    import random
+
+    from tap_callreports.conform import Conformer, ProvenTypes, ValueNotConformed
+
+    schema = {
+        "properties": {
+            "i": {"type": ["integer", "null"]},
+            "n": {"type": ["number", "null"]},
+            "s": {"type": ["string", "null"]},
+            "b": {"type": ["boolean", "null"]},
+            "o": {"type": ["object", "null"], "properties": {"k": {"type": ["integer"]}}},
+            "free": {},
+        },
+        "required": ["i"],
+    }
+    pool = [None, 1, 2.5, 3.0, float("nan"), float("inf"), "7", "7.5", "", "N/A", True, "yes", {"k": "1"}, [1]]
+    rng = random.Random(29)
+    for _ in range(20):
+        conformer, proven = Conformer(schema, "s"), ProvenTypes()
+        for _ in range(60):
+            row = {name: rng.choice(pool[:4] if rng.random() < 0.7 else pool) for name in schema["properties"]}
+            try:
+                expected: object = conformer.conform(copy.deepcopy(row))
+            except ValueNotConformed as error:
+                expected = str(error)
+            try:
+                got: object = conformer.check(copy.deepcopy(row), proven)
+            except ValueNotConformed as error:
+                got = str(error)
+            assert repr(got) == repr(expected), row  # repr: NaN is not equal to itself
+
+
+def test_a_float_column_proven_still_refuses_nan():
+    """Floats proven for a column pass by their type; a NaN or infinity there still stops the
+    stream (the per-pattern cache this replaced let one through once its pattern was proven)."""
+    from tap_callreports.conform import Conformer, ProvenTypes, ValueNotConformed
+
+    conformer = Conformer({"properties": {"id": {"type": "string"}, "x": {"type": ["number", "null"]}}}, "s")
+    proven = ProvenTypes()
+    assert conformer.check({"id": "a", "x": 1.5}, proven) == {"id": "a", "x": 1.5}
+    with pytest.raises(ValueNotConformed, match="column 'x'"):
+        conformer.check({"id": "b", "x": float("nan")}, proven)
