@@ -145,7 +145,7 @@ class CallReportsStream(RESTStreamSDKHooks):
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(max_retries=self.settings.max_retries, base_seconds=self.settings.retry_backoff_base_seconds)
+        return RetryPolicy.of(self.settings)
 
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         return self.retry_policy.wait_generator()

@@ -79,7 +79,7 @@ def build_authenticator(
     if factory is None or vendor_settings is None:
         raise ConfigError(f"{vendor}_*", "is not configured")
     token_flow = {
-        "retry_policy": RetryPolicy(max_retries=settings.max_retries, base_seconds=settings.retry_backoff_base_seconds),
+        "retry_policy": RetryPolicy.of(settings),
         "timeout": settings.request_timeout_seconds,
         "logger": logger,
     }

@@ -20,6 +20,9 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_callreports.ratelimit import Backoff, RateLimited
 
+if t.TYPE_CHECKING:
+    from tap_callreports.settings import Settings
+
 T = t.TypeVar("T")
 
 # What a retry can help with, as the SDK's decorator sees it (plus our RetriableAPIError).
@@ -88,6 +91,11 @@ class RetryPolicy:
     max_retries: int = 5
     base_seconds: float = 1.0
     cap_seconds: float = 60.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> RetryPolicy:
+        """The policy a config sets (max_retries, retry_backoff_base_seconds)."""
+        return cls(max_retries=settings.max_retries, base_seconds=settings.retry_backoff_base_seconds)
 
     @property
     def max_tries(self) -> int:

@@ -5,8 +5,19 @@ than a handful of modules. Read from the source with `ast`, so a type-only impor
 from __future__ import annotations
 
 import ast
+import dataclasses
+import datetime as dt
+import json
+import logging
+import typing as t
 from collections import defaultdict
 from pathlib import Path
+
+import requests
+from singer_sdk import Stream
+
+if t.TYPE_CHECKING:
+    from tap_callreports.reportjobs.ports import VendorPort
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tap_callreports"
 
@@ -177,3 +188,107 @@ def test_vendor_names_are_declared_once_in_the_registry():
     }
     assert set(VENDORS) == {"talkdesk", "zendesk", "myreports"}
     assert not named, f"vendor names outside vendors.py: {sorted(named)}"
+
+
+# ---- vendors behind a port ------------------------------------------------------------------------
+
+#: The most members `VendorPort` may have: what every vendor's job object takes from its stream.
+MAX_PORT_MEMBERS = 9
+#: The modules of the vendors' job APIs, which take a `VendorPort` and never the stream.
+VENDOR_JOB_MODULES = ("talkdesk/jobs.py", "myreports/requests.py")
+STREAM_TYPES = {"ReportJobStream", "CallReportsStream", "JobStream", "ReadStream", "VendorStream"}
+
+_CONFIG = {
+    "start_date": "2026-10-01T00:00:00Z",
+    "talkdesk_access_token": "t",
+    "myreports_token": "m",
+    "myreports_workspace_id": "w",
+    "myreports_report_ids": ["r"],
+}
+
+
+def _answer(status: int, body: dict) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.url = "https://vendor.example/"
+    return response
+
+
+def _port(answers: list[requests.Response], sent: list[tuple]) -> VendorPort:
+    """A port with no stream behind it: its HTTP answers `answers` in turn and notes what was sent."""
+    from tap_callreports.reportjobs.ports import VendorPort
+    from tap_callreports.settings import load_settings
+
+    def send(method, url, *, json=None, allow_redirects=True, creates_job=False):
+        sent.append((method, url, json, creates_job))
+        return answers.pop(0)
+
+    def unused(*_args):
+        raise AssertionError("not asked for by a create")
+
+    return VendorPort(
+        name="a_stream",
+        settings=load_settings(_CONFIG),
+        logger=logging.getLogger("test.port"),
+        send=send,
+        state=lambda context: {},
+        download=unused,
+        open_report=unused,
+        ask_job=unused,
+        shaper=unused,
+    )
+
+
+def test_a_vendors_job_object_works_from_the_port_alone():
+    """Each vendor's job object is made from a `VendorPort` and its own few values, with no stream
+    anywhere: a create sends to the vendor's URL (from the settings) through the port's HTTP."""
+    from tap_callreports.myreports.requests import MyReportsRequests
+    from tap_callreports.reportjobs.job import Window
+    from tap_callreports.talkdesk.jobs import TalkdeskReportJobs
+
+    window = Window(dt.datetime(2026, 10, 1, tzinfo=dt.UTC), dt.datetime(2026, 10, 2, tzinfo=dt.UTC))
+    sent: list[tuple] = []
+    talkdesk = TalkdeskReportJobs(
+        _port([_answer(202, {"job": {"id": "j1", "status": "created"}})], sent),
+        "calls",
+        row_keys=lambda: False,
+        may_authenticate=lambda url: True,
+    )
+    assert talkdesk.create(None, window, 1).job_id == "j1"
+    assert sent[-1][::3] == ("POST", True)
+    assert sent[-1][1] == "https://api.talkdeskapp.com/data/reports/calls/jobs"
+    myreports = MyReportsRequests(
+        _port([_answer(200, {"status": "success", "data": {"requestId": "q1"}})], sent),
+        keys=lambda: ("doc_id",),
+        columns=frozenset,
+    )
+    assert myreports.create({"report_id": "r"}, window, 1).job_id == "q1"
+    assert sent[-1][1] == "https://api.na.myreports.cloud/api/v1.0/workspaces/w/reports/r/requests"
+
+
+def test_vendors_take_a_small_port_not_the_stream():
+    """What a vendor takes from its report stream is a frozen `VendorPort` of a handful of values
+    and bound callables; the vendors' job modules name no stream type, reach no `.stream`, and a
+    stream's job object holds no stream."""
+    from tap_callreports.reportjobs.ports import VendorPort
+    from tap_callreports.tap import TapCallReports
+
+    assert dataclasses.fields(VendorPort) and len(dataclasses.fields(VendorPort)) <= MAX_PORT_MEMBERS
+    assert VendorPort.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    found = []
+    for module in VENDOR_JOB_MODULES:
+        for node in ast.walk(ast.parse((PACKAGE / module).read_text())):
+            if isinstance(node, ast.Name) and node.id in STREAM_TYPES:
+                found.append(f"{module}: {node.id} (line {node.lineno})")
+            elif isinstance(node, ast.alias) and node.name in STREAM_TYPES:
+                found.append(f"{module}: imports {node.name}")
+            elif isinstance(node, ast.Attribute) and node.attr == "stream":
+                found.append(f"{module}: .stream (line {node.lineno})")
+    assert not found, f"a vendor's job module reaches the stream: {found}"
+    tap = TapCallReports(config=_CONFIG, parse_env_config=False)
+    for name in ("talkdesk_calls", "myreports_call_rows"):
+        stream = tap.streams[name]
+        held = [key for key, value in vars(stream.jobs).items() if isinstance(value, Stream)]
+        assert not held, f"{name}'s job object holds a stream: {held}"
+        assert stream.jobs.port is stream.port

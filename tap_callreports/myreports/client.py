@@ -41,10 +41,14 @@ class MyReportsStream(CallReportsStream):
         return self.myreports.api_url
 
     def envelope_data(self, response: requests.Response) -> t.Any:
-        """The `data` of an enveloped answer; an envelope saying error is fatal."""
-        body = json_body(response, self.name)
-        if not isinstance(body, dict):
-            raise FatalAPIError(f"{request_label(response)} answered without the documented envelope")
-        if str(body.get("status", "success")).lower() == "error" or body.get("error"):
-            raise FatalAPIError(f"{request_label(response)} answered error={body.get('error')}: {body.get('message')}")
-        return body.get("data")
+        return envelope_data(response, self.name)
+
+
+def envelope_data(response: requests.Response, stream: str) -> t.Any:
+    """The `data` of an enveloped answer; an envelope saying error is fatal."""
+    body = json_body(response, stream)
+    if not isinstance(body, dict):
+        raise FatalAPIError(f"{request_label(response)} answered without the documented envelope")
+    if str(body.get("status", "success")).lower() == "error" or body.get("error"):
+        raise FatalAPIError(f"{request_label(response)} answered error={body.get('error')}: {body.get('message')}")
+    return body.get("data")

@@ -26,6 +26,7 @@ from tap_callreports.completeness import (
     verify_counts,
 )
 from tap_callreports.errors import ReportJobFailed, StreamError, VendorRefused
+from tap_callreports.myreports.client import envelope_data
 from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs.job import (
     JobPhase,
@@ -36,18 +37,15 @@ from tap_callreports.reportjobs.job import (
     Window,
     status_table,
 )
-from tap_callreports.reportjobs.ports import VendorStream
 from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import dig, id_from_location, vendor_words
 from tap_callreports.streaming import ReportDocument
 from tap_callreports.timeutil import UTC, LocalTimeConverter, fall_back_transitions, iso_z, parse_instant, utc_now
 
 if t.TYPE_CHECKING:
-    import requests
     from singer_sdk.helpers.types import Context
 
-    from tap_callreports.schemagrowth import SchemaGrowth
-    from tap_callreports.settings import MyReportsSettings
+    from tap_callreports.reportjobs.ports import VendorPort
 
 #: MyReports' request status words (the doc's: Pending, Processing, Complete, Failed, Cancelled;
 #: any case) and those other job APIs use.
@@ -128,32 +126,24 @@ class Overlap:
             self.selected_ends[report_id] = ended
 
 
-class MyReportsRequestsStream(VendorStream, t.Protocol):
-    """What MyReports' request object takes from its stream besides `VendorStream`."""
-
-    @property
-    def myreports(self) -> MyReportsSettings: ...
-
-    @property
-    def lookback(self) -> dt.timedelta: ...
-
-    @property
-    def primary_keys(self) -> t.Sequence[str]: ...
-
-    @property
-    def schema_growth(self) -> SchemaGrowth: ...
-
-    def report_url(self, report_id: str) -> str: ...
-
-    def envelope_data(self, response: requests.Response) -> t.Any: ...
-
-
 class MyReportsRequests:
     """The report requests of myreports_call_rows (one per report id and window)."""
 
-    def __init__(self, stream: MyReportsRequestsStream) -> None:
-        self.stream = stream
+    def __init__(
+        self, port: VendorPort, *, keys: t.Callable[[], t.Sequence[str]], columns: t.Callable[[], frozenset[str]]
+    ) -> None:
+        """`keys`: the stream's key (the catalog may set it); `columns`: the columns its schema has."""
+        self.port = port
+        myreports = port.settings.myreports
+        assert myreports is not None  # a MyReports stream exists only when it is configured
+        self.myreports = myreports
+        self.lookback = dt.timedelta(minutes=myreports.lookback_minutes)
+        self.keys = keys
+        self.columns = columns
         self.overlap = Overlap()
+
+    def report_url(self, report_id: str) -> str:
+        return f"{self.myreports.api_url}/v1.0/workspaces/{self.myreports.workspace_id}/reports/{report_id}"
 
     # ---- the request (any thread) ----------------------------------------------------------------
 
@@ -162,19 +152,17 @@ class MyReportsRequests:
         report_id = context["report_id"]
         zone_name = self.filter_zone(context)
         zone = ZoneInfo(zone_name)
-        asked = self.overlap.requested_window(report_id, window, self.stream.lookback)
+        asked = self.overlap.requested_window(report_id, window, self.lookback)
         body = {
             "reportId": report_id,
             "dateFilter": {"start": offset_iso(asked.start, zone), "end": offset_iso(asked.end, zone)},
         }
-        response = self.stream.send(
-            "POST", f"{self.stream.report_url(report_id)}/requests", json=body, creates_job=True
-        )
-        created = self.stream.envelope_data(response) if response.content.strip() else {}
+        response = self.port.send("POST", f"{self.report_url(report_id)}/requests", json=body, creates_job=True)
+        created = envelope_data(response, self.port.name) if response.content.strip() else {}
         request_id = str(dig(created, "requestId") or id_from_location(response) or "")
         if not request_id:
             raise ReportJobFailed(
-                self.stream.name,
+                self.port.name,
                 f"creating a request for report {report_id} answered without a "
                 "requestId (in its data or a Location header); run again later, and report it to "
                 "MyReports if it persists",
@@ -207,17 +195,15 @@ class MyReportsRequests:
 
     def poll(self, context: Context | None, result: JobResult) -> JobStatus | Backoff | None:
         report_id, request_id = vendor_details(result, MyReportsRequest).report_id, result.job_id
-        url = f"{self.stream.report_url(report_id)}/requests/{request_id}"
-        answer = unless_gone(lambda: self.stream.send("GET", url))
+        url = f"{self.report_url(report_id)}/requests/{request_id}"
+        answer = unless_gone(lambda: self.port.send("GET", url))
         if answer is None:
             return gone("MyReports", "request")
-        data = self.stream.envelope_data(answer)
+        data = envelope_data(answer, self.port.name)
         result.polls += 1
         raw_status, message = dig(data, "status"), dig(data, "statusMessage")
         if raw_status != result.status:
-            self.stream.logger.info(
-                "%s: %s is %s", self.stream.name, self.describe(result), raw_status or "(no status)"
-            )
+            self.port.logger.info("%s: %s is %s", self.port.name, self.describe(result), raw_status or "(no status)")
         result.status, result.status_message = raw_status, message
         phase = self._phase(raw_status, message, data)
         if phase is JobPhase.DONE:
@@ -235,7 +221,7 @@ class MyReportsRequests:
         a numeric status (the result's own `status: 1`), is judged by its statusMessage."""
         if isinstance(status, str) and status.strip():
             phase = (
-                self.status_words.phase(status, answer, self.stream.logger, self.stream.name)
+                self.status_words.phase(status, answer, self.port.logger, self.port.name)
                 if answer is not None
                 else self.status_words.table.get(StatusWords.normal(status))
             )
@@ -259,7 +245,7 @@ class MyReportsRequests:
         /requests/: a 404 on one tries the other. Data that neither has makes the result incomplete
         (the request is created again), so a recorded request whose data expired never blocks a run."""
         try:
-            return self.stream.open_download(result.location)
+            return self.port.download(result.location)
         except VendorRefused as exc:
             if exc.status != HTTPStatus.NOT_FOUND:
                 raise
@@ -269,20 +255,20 @@ class MyReportsRequests:
             else result.location.replace("/results/", "/requests/")
         )
         try:
-            response = self.stream.open_download(other)
+            response = self.port.download(other)
         except VendorRefused as exc:
             if exc.status != HTTPStatus.NOT_FOUND:
                 raise
             missing = "its data is not found (404 at /requests/ and /results/)"
             location = result.location
-            self.stream.reader.ask_job(context, result, missing)  # a request that ended: created again at once
+            self.port.ask_job(context, result, missing)  # a request that ended: created again at once
             result.location = location
             raise IncompleteResult(missing, 0) from None
         result.location = other
         return response
 
     def read(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
-        response = self.stream.open_report(result, "json", lambda: self._open_result(context, result))
+        response = self.port.open_report(result, "json", lambda: self._open_result(context, result))
         try:
             document = ReportDocument(response.raw, ROW_ARRAYS)
             if document.array_key is None:
@@ -337,17 +323,17 @@ class MyReportsRequests:
         if not isinstance(fields, list):
             return
         columns = {
-            self.stream.shaper.names.column(str(f.get("fieldName")))
+            self.port.shaper().names.column(str(f.get("fieldName")))
             for f in fields
             if isinstance(f, dict) and f.get("fieldName")
         }
-        new = sorted(columns - self.stream.schema_growth.known - self._announced)
+        new = sorted(columns - self.columns() - self._announced)
         if new:
             self._announced.update(new)
-            self.stream.logger.info(
+            self.port.logger.info(
                 "%s: the report shows fields the schema does not list yet: %s; each becomes a "
                 "column (a new SCHEMA) with its first value",
-                self.stream.name,
+                self.port.name,
                 ", ".join(new),
             )
 
@@ -360,10 +346,10 @@ class MyReportsRequests:
         # A wall time that happened twice is placed in the window itself, not in the overlap before it,
         # unless the answer tells otherwise (`RepeatedWallTimes`, when the request spans both).
         to_utc = LocalTimeConverter(tz, result.window.start, result.window.end).to_utc_text
-        shape = self.stream.shaper.shape
-        key_fields = tuple(self.stream.primary_keys or ())
+        shape = self.port.shaper().shape
+        key_fields = tuple(self.keys() or ())
         emitted_before = self.overlap.keys.get(report_id, {})  # fixed while the window is read: re-reads agree
-        near_end = iso_z(result.window.end - self.stream.lookback)[:19]
+        near_end = iso_z(result.window.end - self.lookback)[:19]
         near_end_keys = self.overlap.window_keys.setdefault(report_id, {})
         selected = vendor_details(result, MyReportsRequest).selected
         asked = (
@@ -404,11 +390,11 @@ class MyReportsRequests:
             for ready, ready_key in twice.flush():
                 yield finish(ready, ready_key)
             if twice.unresolved:
-                self.stream.logger.warning(
+                self.port.logger.warning(
                     "%s: %d row(s) of %s start at a wall time that happened twice (%s turns its clocks back "
                     "at %s) and nothing in the answer tells which: each was placed at the later one, in the "
                     "window (doc_id %s); check them in the warehouse",
-                    self.stream.name,
+                    self.port.name,
                     len(twice.unresolved),
                     self.describe(result),
                     tz.key,
@@ -422,7 +408,7 @@ class MyReportsRequests:
         report_id = (context or {}).get("report_id")
         known = self._zones.get(report_id)
         if known is None:
-            known = self.stream.get_context_state(context).get(ZONE_STATE_KEY)
+            known = self.port.state(context).get(ZONE_STATE_KEY)
         return str(known or "UTC")
 
     @cached_property
@@ -438,7 +424,7 @@ class MyReportsRequests:
         the STATE."""
         report_id = vendor_details(result, MyReportsRequest).report_id
         self._zones[report_id] = tz.key
-        self.stream.get_context_state(context)[ZONE_STATE_KEY] = tz.key
+        self.port.state(context)[ZONE_STATE_KEY] = tz.key
         sent = ZoneInfo(str(result.timezone or "UTC"))
         echoed = _filter_bounds(members)
         asked = (parse_instant(result.requested_start) or result.window.start, result.window.end)
@@ -480,7 +466,7 @@ class MyReportsRequests:
             return ZoneInfo(str(name))
         except (ZoneInfoNotFoundError, ValueError):
             raise StreamError(
-                self.stream.name,
+                self.port.name,
                 f"a result reports the unknown time zone '{name}'; start_utc cannot be "
                 "computed; no bookmark moved; set the report's time zone at MyReports (or leave the report out of "
                 "myreports_report_ids), then run again",
@@ -522,7 +508,7 @@ class MyReportsRequests:
             halves = result.window.halves()
         except ValueError:
             raise StreamError(
-                self.stream.name,
+                self.port.name,
                 f"request {result.job_id}: even one second ({result.window}) holds more "
                 f"than rowLimit={limit} rows; cannot split further; raise the report's row limit "
                 "at MyReports, then run again",
@@ -540,7 +526,7 @@ class MyReportsRequests:
             members = {**result_members(document, document.trailer), **vendor_details(result, MyReportsRequest).meta}
             if not _has_time_zone(members):
                 raise StreamError(
-                    self.stream.name,
+                    self.port.name,
                     f"the result of {self.describe(result)} names no time zone "
                     "(request.timeZoneId): its local `start` times cannot be turned into start_utc, "
                     "and the tap does not guess; no bookmark moved; set the report's time zone at MyReports (or "
@@ -562,7 +548,7 @@ class MyReportsRequests:
         return {
             "request_id": result.job_id,
             "report_id": details.report_id,
-            "workspace_id": self.stream.myreports.workspace_id,
+            "workspace_id": self.myreports.workspace_id,
             "report_template_name": request.get("reportTemplateName"),
             "time_zone_id": request.get("timeZoneId"),
             "window_start": iso_z(result.window.start),

@@ -56,9 +56,6 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
     def describe_context(self, context: Context | None) -> str:
         return f" [report {context['report_id']}]" if context else ""
 
-    def report_url(self, report_id: str) -> str:
-        return f"{self.url_base}/v1.0/workspaces/{self.myreports.workspace_id}/reports/{report_id}"
-
     def extract_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         if not context:
             return  # no report ids configured
@@ -83,4 +80,4 @@ class MyReportsCallRowsStream(MyReportsStream, ReportJobStream):
 
     @cached_property
     def jobs(self) -> MyReportsRequests:
-        return MyReportsRequests(self)
+        return MyReportsRequests(self.port, keys=lambda: self.primary_keys, columns=lambda: self.schema_growth.known)

@@ -1,10 +1,12 @@
 """What the engine's parts take from a report stream: small protocols a `ReportJobStream`
 satisfies, so the runner, the reader and the STATE journal never import the stream (the glue
-between them and the SDK) and the engine's imports flow one way."""
+between them and the SDK) and the engine's imports flow one way; and `VendorPort`, the small
+object a vendor's job object takes instead of the stream."""
 
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass
 
 if t.TYPE_CHECKING:
     import datetime as dt
@@ -84,34 +86,11 @@ class ReadStream(JobStream, t.Protocol):
     ) -> requests.Response: ...
 
 
-class JobAsker(t.Protocol):
-    """The reader's check of a done job whose file is missing (`WindowReader.ask_job`)."""
+class Send(t.Protocol):
+    """One request with the stream's auth, retries and error sorting (`CallReportsStream.send`):
+    `creates_job`, a 429 is AccountFull (the runner waits for a slot)."""
 
-    def ask_job(self, context: Context | None, result: JobResult, problem: str) -> None: ...
-
-
-class VendorStream(ContextState, t.Protocol):
-    """What a vendor's job object (`VendorJobs`) takes from its report stream: its name, settings
-    and logger, its HTTP (auth, retries, error sorting), its partition state, and the reader's
-    downloads and row shaper. Each vendor's object lists its few extras in its own protocol
-    (talkdesk/jobs.py `TalkdeskJobsStream`, myreports/requests.py `MyReportsRequestsStream`)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def logger(self) -> logging.Logger: ...
-
-    @property
-    def reader(self) -> JobAsker: ...
-
-    @property
-    def shaper(self) -> RowShaper: ...
-
-    def send(
+    def __call__(
         self,
         method: str,
         url: str,
@@ -121,8 +100,26 @@ class VendorStream(ContextState, t.Protocol):
         creates_job: bool = False,
     ) -> requests.Response: ...
 
-    def open_download(self, url: str) -> requests.Response: ...
 
-    def open_report(
-        self, result: JobResult, fmt: str, fetch: t.Callable[[], requests.Response]
-    ) -> requests.Response: ...
+@dataclass(frozen=True)
+class VendorPort:
+    """What a vendor's job object (`VendorJobs`) takes from its report stream, built once by the
+    stream (`ReportJobStream.port`): plain values and bound callables, never the stream. What one
+    vendor needs besides (its report type, its key) its stream hands its job object as arguments."""
+
+    #: The stream's name, for log and error lines.
+    name: str
+    settings: Settings
+    logger: logging.Logger
+    #: The stream's HTTP: auth, retries, error sorting.
+    send: Send
+    #: A partition's state (the SDK's `get_context_state`): a vendor keeps its own keys there.
+    state: t.Callable[[Context | None], dict]
+    #: A result's download, its body left on the wire (`WindowReader.open_download`).
+    download: t.Callable[[str], requests.Response]
+    #: A result's body once the answer is the report (`WindowReader.open_report`).
+    open_report: t.Callable[[JobResult, str, t.Callable[[], requests.Response]], requests.Response]
+    #: A done job whose file is missing asked once (`WindowReader.ask_job`).
+    ask_job: t.Callable[[Context | None, JobResult, str], None]
+    #: The stream's row shaper (made when first asked: it reads the catalog's schema).
+    shaper: t.Callable[[], RowShaper]

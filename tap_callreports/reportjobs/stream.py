@@ -25,6 +25,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from tap_callreports.client import CallReportsStream
 from tap_callreports.reportjobs.job import JobResult, SplitWindow, Window
 from tap_callreports.reportjobs.planner import data_end, plan_run
+from tap_callreports.reportjobs.ports import VendorPort
 from tap_callreports.reportjobs.reader import WindowReader
 from tap_callreports.reportjobs.runner import JobRunner
 from tap_callreports.reportjobs.state import JOBS_STATE_KEY, context_key, forget_records, forget_window, record_window
@@ -82,7 +83,27 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
     @abc.abstractmethod
     def jobs(self) -> VendorJobs:
         """The vendor's job API for this stream: create, poll, read, delete, describe, record
-        (reportjobs/vendor.py)."""
+        (reportjobs/vendor.py), made with `port`."""
+
+    @property
+    @abc.abstractmethod
+    def shaper(self) -> RowShaper:
+        """The stream's RowShaper (`new_shaper`): the vendor's job object shapes each row with it."""
+
+    @cached_property
+    def port(self) -> VendorPort:
+        """What the vendor's job object takes from this stream, instead of the stream."""
+        return VendorPort(
+            name=self.name,
+            settings=self.settings,
+            logger=self.logger,
+            send=self.send,
+            state=self.get_context_state,
+            download=self.open_download,
+            open_report=self.open_report,
+            ask_job=self.ask_job,
+            shaper=lambda: self.shaper,
+        )
 
     # ---- windows -----------------------------------------------------------------------------
 
@@ -372,6 +393,9 @@ class ReportJobStream(ReportStreamSDKHooks, CallReportsStream, abc.ABC):
 
     def open_report(self, result: JobResult, fmt: str, fetch: t.Callable[[], requests.Response]) -> requests.Response:
         return self.reader.open_report(result, fmt, fetch)
+
+    def ask_job(self, context: Context | None, result: JobResult, problem: str) -> None:
+        self.reader.ask_job(context, result, problem)
 
 
 class _Progress:

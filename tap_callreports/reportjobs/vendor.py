@@ -3,11 +3,12 @@ stream holds (like the repository of Airbyte's async-job CDK), and what every ve
 (a job the vendor no longer has).
 
 A vendor implements `VendorJobs` once (talkdesk/jobs.py `TalkdeskReportJobs`, myreports/requests.py
-`MyReportsRequests`); the stream creates it with itself, typed as the narrow `VendorStream` of
-reportjobs/ports.py plus the vendor's few extras (HTTP, settings, logging, state), and the
-engine calls it: create on a worker thread, poll on a worker thread until it answers, read on the
-main thread, delete when the tap will not read the job, describe for every log and error line,
-record for the job-record stream, recorded_details for a job resumed from the STATE. What a job
+`MyReportsRequests`); the stream creates it with its `VendorPort` (reportjobs/ports.py: name,
+settings, logger, HTTP, partition state, the reader's downloads, the row shaper) and the vendor's
+own few values, never with itself, and the engine calls it: create on a worker thread, poll on
+a worker thread until it answers, read on the main thread, delete when the tap will not read the
+job, describe for every log and error line, record for the job-record stream, recorded_details
+for a job resumed from the STATE. What a job
 is (its ids, what polls and reads learnt) is a `JobResult`; what only one vendor keeps about a job
 is its `vendor` details, a small dataclass of that vendor's."""
 

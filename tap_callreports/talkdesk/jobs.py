@@ -23,9 +23,9 @@ from tap_callreports.completeness import IncompleteResult, missing_rows, stated_
 from tap_callreports.errors import ReportJobFailed, VendorRefused
 from tap_callreports.ratelimit import Backoff
 from tap_callreports.reportjobs.job import JobPhase, JobResult, JobStatus, StatusWords, Window, status_table
-from tap_callreports.reportjobs.ports import VendorStream
 from tap_callreports.reportjobs.vendor import gone, unless_gone, vendor_details
 from tap_callreports.responses import created_body, dig, id_from_location, json_body, vendor_words
+from tap_callreports.retry import RetryPolicy
 from tap_callreports.rowkeys import RowKeys
 from tap_callreports.streaming import ReportDocument, csv_rows, ndjson_rows
 from tap_callreports.timeutil import iso_z, offset_changes, utc_now
@@ -33,8 +33,7 @@ from tap_callreports.timeutil import iso_z, offset_changes, utc_now
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-    from tap_callreports.retry import RetryPolicy
-    from tap_callreports.settings import TalkdeskSettings
+    from tap_callreports.reportjobs.ports import VendorPort
 
 #: Talkdesk's job status words (the doc's: created, processing, uploading, done, failed, canceled,
 #: deleted; any case) and those other job APIs use.
@@ -62,37 +61,32 @@ class TalkdeskJob:
     delivery: str | None = None
 
 
-class TalkdeskJobsStream(VendorStream, t.Protocol):
-    """What Talkdesk's job object takes from its stream besides `VendorStream`."""
-
-    @property
-    def report_type(self) -> str: ...
-
-    @property
-    def talkdesk(self) -> TalkdeskSettings: ...
-
-    @property
-    def url_base(self) -> str: ...
-
-    @property
-    def path(self) -> str | None: ...
-
-    @property
-    def retry_policy(self) -> RetryPolicy: ...
-
-    @property
-    def row_keys_needed(self) -> bool: ...
-
-    def may_authenticate(self, url: str) -> bool: ...
+def jobs_path(report_type: str) -> str:
+    """Where a report type's jobs are created, below the API base URL."""
+    return f"/data/reports/{report_type}/jobs"
 
 
 class TalkdeskReportJobs:
     """The report jobs of one Talkdesk report stream (one report type)."""
 
-    def __init__(self, stream: TalkdeskJobsStream) -> None:
-        self.stream = stream
-        self.report_type = stream.report_type
-        self.talkdesk = stream.talkdesk
+    def __init__(
+        self,
+        port: VendorPort,
+        report_type: str,
+        *,
+        row_keys: t.Callable[[], bool],
+        may_authenticate: t.Callable[[str], bool],
+    ) -> None:
+        """`row_keys`: whether the stream's key is `_row_key` (the catalog may set it);
+        `may_authenticate`: whether a URL is one the stream sends credentials to (else storage)."""
+        self.port = port
+        self.report_type = report_type
+        talkdesk = port.settings.talkdesk
+        assert talkdesk is not None  # a Talkdesk stream exists only when it is configured
+        self.talkdesk = talkdesk
+        self.jobs_url = f"{talkdesk.api_url}{jobs_path(report_type)}"
+        self.row_keys = row_keys
+        self.may_authenticate = may_authenticate
         self.status_words = StatusWords("Talkdesk", STATUS_WORDS)
         self._versions_said: set[tuple[t.Any, t.Any]] = set()
 
@@ -148,29 +142,29 @@ class TalkdeskReportJobs:
 
     def delete(self, result: JobResult) -> None:
         """A job the tap will not read (its file proved incomplete): free it at Talkdesk."""
-        stream = self.stream
+        port = self.port
         try:
-            stream.send("DELETE", f"{stream.url_base}{stream.path}/{result.job_id}").close()
+            port.send("DELETE", f"{self.jobs_url}/{result.job_id}").close()
         except Exception as exc:  # noqa: BLE001 - best effort: the job expires at Talkdesk anyway
-            stream.logger.info("%s: could not delete job %s (%s)", stream.name, result.job_id, type(exc).__name__)
+            port.logger.info("%s: could not delete job %s (%s)", port.name, result.job_id, type(exc).__name__)
 
     def _create(self, window: Window, zone: str) -> dict:
-        stream = self.stream
+        port = self.port
         body = {
             "name": f"tap-callreports {self.report_type} {window}",
             "timezone": zone,
             "format": self.talkdesk.report_format,
             "timespan": {"from": self.timespan_text(window.start, zone), "to": self.timespan_text(window.end, zone)},
         }
-        response = stream.send("POST", f"{stream.url_base}{stream.path}", json=body, creates_job=True)
-        answer = created_body(response, stream.name)
+        response = port.send("POST", self.jobs_url, json=body, creates_job=True)
+        answer = created_body(response, port.name)
         job = answer.get("job", answer) if isinstance(answer, dict) else None
         if (not isinstance(job, dict) or not job.get("id")) and id_from_location(response):
             # Created, its id only in the Location header (an empty 201/202 body).
             job = {**(job or {}), "id": id_from_location(response), "status": "created"}
         if not isinstance(job, dict) or not job.get("id"):
             raise ReportJobFailed(
-                stream.name,
+                port.name,
                 f"creating a {self.report_type} report job answered "
                 f"{response.status_code} without a job id (in its body or a Location header): "
                 f"{vendor_words(answer)}; run again later, and report it to Talkdesk if it persists",
@@ -181,14 +175,14 @@ class TalkdeskReportJobs:
         """One poll: 300/303 with Location, or 200 with a status meaning done (`STATUS_WORDS`) -> the
         file URL; a status meaning ended, or a job Talkdesk no longer has (404) -> ended; a status
         the tap does not know -> done when the answer links the file, else polled again."""
-        stream = self.stream
-        url = f"{stream.url_base}{stream.path}/{result.job_id}"
+        port = self.port
+        url = f"{self.jobs_url}/{result.job_id}"
         details = vendor_details(result, TalkdeskJob)
-        response = unless_gone(lambda: stream.send("GET", url, allow_redirects=False))
+        response = unless_gone(lambda: port.send("GET", url, allow_redirects=False))
         if response is None:
             return gone("Talkdesk", "job")
         result.polls += 1
-        body = json_body(response, stream.name) if response.content else {}
+        body = json_body(response, port.name) if response.content else {}
         job = body.get("job", body) if isinstance(body, dict) else {}
         if isinstance(job, dict) and job:
             details.job = job
@@ -199,10 +193,10 @@ class TalkdeskReportJobs:
         word = job.get("status") if isinstance(job, dict) else None
         status = _status(job) if isinstance(job, dict) else ""
         if status != result.status:
-            stream.logger.info("%s: %s is %s", stream.name, self.describe(result), status or "(no status)")
+            port.logger.info("%s: %s is %s", port.name, self.describe(result), status or "(no status)")
             result.status = status
         files = dig(body, "_links", "files", "href")
-        phase = self.status_words.phase(word, body, stream.logger, stream.name)
+        phase = self.status_words.phase(word, body, port.logger, port.name)
         if phase is None and files:
             phase = JobPhase.DONE  # a word the tap does not know, but a files link: the file is there
         if phase is JobPhase.DONE:
@@ -214,12 +208,12 @@ class TalkdeskReportJobs:
     # ---- the rows (main thread) ----------------------------------------------------------------
 
     def _files_url(self, result: JobResult) -> str:
-        return f"{self.stream.url_base}/data/reports/{self.report_type}/files/{result.job_id}"
+        return f"{self.talkdesk.api_url}/data/reports/{self.report_type}/files/{result.job_id}"
 
     def file_gone(self, context: Context | None, result: JobResult) -> str | None:
         """A GET of the files endpoint, body left unread: a 404 asks the job once."""
         try:
-            self.stream.open_download(self._files_url(result)).close()
+            self.port.download(self._files_url(result)).close()
         except VendorRefused as exc:
             if exc.status != HTTPStatus.NOT_FOUND:
                 return None
@@ -235,15 +229,15 @@ class TalkdeskReportJobs:
         that stays missing makes the result incomplete, and so the job is created again. A missing
         file (or a link refused again) is a question for the job, asked once: a job that ended
         or is gone is created again at once (`JobVanished`)."""
-        stream = self.stream
-        ask_job = stream.reader.ask_job
-        tries = stream.settings.max_retries + 1
+        port = self.port
+        ask_job = port.ask_job
+        tries = port.settings.max_retries + 1
         url, not_found, refused = result.location, 0, 0
         while True:
             try:
-                return stream.open_download(url)
+                return port.download(url)
             except VendorRefused as exc:
-                if not stream.may_authenticate(exc.url):
+                if not self.may_authenticate(exc.url):
                     if exc.status not in STORAGE_REFUSALS:
                         raise
                     refused += 1
@@ -255,10 +249,10 @@ class TalkdeskReportJobs:
                             f"({exc.status} from {urlsplit(exc.url).hostname})",
                             0,
                         ) from None
-                    stream.logger.warning(
+                    port.logger.warning(
                         "%s: storage refused the download link of job %s (%s); asking the files "
                         "endpoint for a fresh one (try %d of %d)",
-                        stream.name,
+                        port.name,
                         result.job_id,
                         exc.status,
                         refused + 1,
@@ -273,10 +267,10 @@ class TalkdeskReportJobs:
                     ask_job(context, result, "its file is not found (404) at the files endpoint")
                 if not_found >= tries:
                     raise IncompleteResult("its file is not found (404) at the files endpoint", 0) from None
-                wait = stream.retry_policy.wait_seconds(None, not_found)
-                stream.logger.warning(
+                wait = RetryPolicy.of(port.settings).wait_seconds(None, not_found)
+                port.logger.warning(
                     "%s: the file of job %s is not there yet (404); asking again in %.1fs (try %d of %d)",
-                    stream.name,
+                    port.name,
                     result.job_id,
                     wait,
                     not_found + 1,
@@ -286,7 +280,7 @@ class TalkdeskReportJobs:
 
     def read(self, context: Context | None, result: JobResult, skip: int) -> t.Iterator[dict]:
         fmt = self.talkdesk.report_format
-        response = self.stream.open_report(result, fmt, lambda: self._open_file(context, result))
+        response = self.port.open_report(result, fmt, lambda: self._open_file(context, result))
         vendor_details(result, TalkdeskJob).delivery = "signed_url" if response.url != result.location else "direct"
         origin = {
             "report_job_id": result.job_id,
@@ -296,10 +290,10 @@ class TalkdeskReportJobs:
         zone_name = result.timezone or self.job_zone(result.window)
         zone = ZoneInfo(zone_name)
         local_zone = None if zone_name == self.talkdesk.report_timezone else self.report_zone
-        shape = self.stream.shaper.shape
+        shape = self.port.shaper().shape
         # `_row_key` counts identical rows from the result's first row: every row is read and keyed,
         # then the first `skip` are passed over here rather than by the reader.
-        row_keys = RowKeys() if self.stream.row_keys_needed else None
+        row_keys = RowKeys() if self.row_keys() else None
         read_skip, skip = (0, skip) if row_keys is not None else (skip, 0)
         try:
             counts: dict[str, t.Any] = {}
@@ -343,11 +337,11 @@ class TalkdeskReportJobs:
         said = (kind, version)
         if unknown and said not in self._versions_said:
             self._versions_said.add(said)
-            self.stream.logger.warning(
+            self.port.logger.warning(
                 "%s: the %s report file says %s, which this tap was not built for; its rows still land "
                 "(fields the layout does not list become new columns): check docs/talkdesk-report-rows.md "
                 "and the tap's releases for this layout",
-                self.stream.name,
+                self.port.name,
                 self.report_type,
                 " and ".join(unknown),
             )

@@ -16,7 +16,7 @@ from tap_callreports.schemagrowth import SchemaGrowth, text_or_instant
 from tap_callreports.schemas import load_schema
 from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
 from tap_callreports.talkdesk.client import TalkdeskStream
-from tap_callreports.talkdesk.jobs import TalkdeskReportJobs
+from tap_callreports.talkdesk.jobs import TalkdeskReportJobs, jobs_path
 from tap_callreports.talkdesk.report_types import ORIGIN_FIELDS, REPORT_TYPES
 from tap_callreports.talkdesk.report_types import report_type as report_type_spec
 
@@ -46,7 +46,7 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
         )
         schema = self.row_policy.output_schema(self.vendor_schema)
         schema["properties"].update(ORIGIN_FIELDS)
-        super().__init__(tap, name=f"talkdesk_{report_type}", schema=schema, path=f"/data/reports/{report_type}/jobs")
+        super().__init__(tap, name=f"talkdesk_{report_type}", schema=schema, path=jobs_path(report_type))
         self.primary_keys = list(self.row_policy.key)
         if report_type not in REPORT_TYPES:
             close = difflib.get_close_matches(report_type, list(REPORT_TYPES), n=1, cutoff=0.8)
@@ -64,7 +64,9 @@ class TalkdeskReportStream(TalkdeskStream, ReportJobStream):
 
     @cached_property
     def jobs(self) -> TalkdeskReportJobs:
-        return TalkdeskReportJobs(self)
+        return TalkdeskReportJobs(
+            self.port, self.report_type, row_keys=lambda: self.row_keys_needed, may_authenticate=self.may_authenticate
+        )
 
     @cached_property
     def shaper(self) -> RowShaper:
