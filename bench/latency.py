@@ -44,11 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tap_callreports.sandbox.server import SandboxConfig, start_sandbox  # noqa: E402
-from tap_callreports.settings import (  # noqa: E402
-    DEFAULT_CONCURRENT_JOBS,
-    TALKDESK_MAX_CONCURRENT_JOBS,
-    TALKDESK_REPORT_TYPES,
-)
+from tap_callreports.settings import TALKDESK_MAX_CONCURRENT_JOBS, TALKDESK_REPORT_TYPES  # noqa: E402
+from tap_callreports.vendors import MYREPORTS  # noqa: E402
 
 START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
 WS = "00000000-0000-0000-0000-000000000001"
@@ -141,7 +138,7 @@ def run_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
             floor = (
                 max(
                     math.ceil(talkdesk / TALKDESK_MAX_CONCURRENT_JOBS),
-                    math.ceil((created - talkdesk) / DEFAULT_CONCURRENT_JOBS["myreports"]),
+                    math.ceil((created - talkdesk) / MYREPORTS.concurrent_jobs),
                 )
                 * args.job_seconds
             )

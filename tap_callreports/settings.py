@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_callreports.errors import ConfigError
 from tap_callreports.settings_schema import (
-    DEFAULT_CONCURRENT_JOBS,
     DEFAULT_LOOKBACK_MINUTES,
     MAX_LAG_MINUTES,
     MAX_LOOKBACK_MINUTES,
@@ -36,7 +35,6 @@ from tap_callreports.settings_schema import (
 from tap_callreports.talkdesk.report_types import REPORT_TYPE_NAME
 
 __all__ = [  # the schema's names are imported from here too (tests, bench, scripts, the tap)
-    "DEFAULT_CONCURRENT_JOBS",
     "DEFAULT_LOOKBACK_MINUTES",
     "MAX_LAG_MINUTES",
     "MAX_LOOKBACK_MINUTES",
@@ -207,19 +205,12 @@ class MyReportsSettings:
 
 @dataclass(frozen=True)
 class JobSettings:
-    max_concurrent_jobs: int | None  # None: each vendor's DEFAULT_CONCURRENT_JOBS
+    max_concurrent_jobs: int | None  # None: each vendor's default (`Vendor.concurrent_jobs`, vendors.py)
     poll_interval_seconds: float
     poll_max_interval_seconds: float
     timeout_seconds: float
     max_attempts: int
     min_window_minutes: int
-
-    def ceilings(self) -> dict[str, int]:
-        """Per vendor, how many jobs may run at once at the start of a run: max_concurrent_jobs, else
-        the vendor's default. Talkdesk's account limit is checked once, by `load_settings` (a
-        larger max_concurrent_jobs is refused when Talkdesk is configured)."""
-        chosen = self.max_concurrent_jobs
-        return {vendor: chosen or default for vendor, default in DEFAULT_CONCURRENT_JOBS.items()}
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,6 @@ TALKDESK_DEFAULT_REPORT_TYPES = [name for name, spec in REPORT_TYPES.items() if 
 TALKDESK_REPORT_FORMATS = ["json", "csv", "json_bulk"]
 TALKDESK_MAX_WINDOW_DAYS = 31  # "at most one month of data per job"
 TALKDESK_MAX_CONCURRENT_JOBS = 15  # "at most 15 report jobs queued or running per account"
-#: Jobs at once per vendor when max_concurrent_jobs is unset: the documented account limit, or,
-#: where the vendor states none (MyReports), ours. A vendor that answers "too many" lowers it for
-#: the run (reportjobs.JobSlots).
-DEFAULT_CONCURRENT_JOBS = {"talkdesk": TALKDESK_MAX_CONCURRENT_JOBS, "myreports": 10}
 MYREPORTS_DEFAULT_API_URL = "https://api.na.myreports.cloud/api"
 # Two hours: calls up to ~2 h long and late changes (wrap-up, dispositions) are read again next run.
 DEFAULT_LOOKBACK_MINUTES = 120

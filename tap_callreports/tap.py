@@ -30,7 +30,7 @@ from tap_callreports.settings import (
     secret_values,
 )
 from tap_callreports.timeutil import iso_z
-from tap_callreports.vendors import ALL_STREAM_NAMES, NO_CREDENTIALS, VENDORS
+from tap_callreports.vendors import ALL_STREAM_NAMES, NO_CREDENTIALS, VENDORS, job_ceilings
 from tap_callreports.writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -162,7 +162,7 @@ class TapCallReports(TapSDKHooks):
     def engine(self) -> ReportJobEngine:
         jobs = self.settings.jobs
         return ReportJobEngine(
-            ceilings=jobs.ceilings(),
+            ceilings=job_ceilings(self.settings),
             poll=PollPolicy(jobs.poll_interval_seconds, jobs.poll_max_interval_seconds, jobs.timeout_seconds),
             logger=self.logger,
         )

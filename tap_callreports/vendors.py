@@ -12,7 +12,7 @@ from tap_callreports import credentials
 from tap_callreports.connection_test import ConnectionTest
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_ROW_POLICY
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
-from tap_callreports.settings import TALKDESK_REPORT_TYPES
+from tap_callreports.settings import TALKDESK_MAX_CONCURRENT_JOBS, TALKDESK_REPORT_TYPES
 from tap_callreports.talkdesk.report_types import REPORT_TYPE_NAME, ROW_POLICIES, report_type
 from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
@@ -23,6 +23,7 @@ if t.TYPE_CHECKING:
     from singer_sdk import Stream, Tap
 
     from tap_callreports.auth import CallReportsAuth
+    from tap_callreports.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class Vendor:
     check: t.Callable[[ConnectionTest], str]
     #: Its job-record stream (name, key), if it runs report jobs.
     job_records: tuple[str, str] | None = None
+    #: Its report jobs at once when max_concurrent_jobs is unset: the documented account limit, or,
+    #: where the vendor states none, ours. A vendor that answers "too many" lowers it for the run
+    #: (reportjobs.JobSlots).
+    concurrent_jobs: int | None = None
     #: Per stream, the tap's own key, which a catalog may override (`honour_catalog_keys`).
     catalog_keys: t.Callable[[t.Any], dict[str, t.Sequence[str]]] = lambda group: {}
     #: A stream name it may produce though not in `stream_names` (Talkdesk: any report type).
@@ -72,6 +77,7 @@ TALKDESK = Vendor(
     test_stream="talkdesk_imports",
     check=ConnectionTest.check_talkdesk,
     job_records=("talkdesk_report_jobs", "id"),
+    concurrent_jobs=TALKDESK_MAX_CONCURRENT_JOBS,
     catalog_keys=lambda group: {
         **{f"talkdesk_{kind}": policy.key for kind, policy in ROW_POLICIES.items()},
         **{f"talkdesk_{kind}": report_type(kind).key for kind in (group.report_types if group is not None else ())},
@@ -101,6 +107,7 @@ MYREPORTS = Vendor(
     test_stream="myreports_call_rows",
     check=ConnectionTest.check_myreports,
     job_records=("myreports_requests", "request_id"),
+    concurrent_jobs=10,
     catalog_keys=lambda group: {MyReportsCallRowsStream.name: MYREPORTS_ROW_POLICY.key},
 )
 
@@ -109,6 +116,15 @@ VENDORS: dict[str, Vendor] = {vendor.name: vendor for vendor in (TALKDESK, ZENDE
 
 #: Every stream the tap can produce, for some config.
 ALL_STREAM_NAMES = [name for vendor in VENDORS.values() for name in vendor.stream_names]
+
+
+def job_ceilings(settings: Settings) -> dict[str, int]:
+    """Per vendor that runs report jobs, how many may run at once at the start of a run:
+    max_concurrent_jobs, else the vendor's `concurrent_jobs`. Talkdesk's account limit is checked
+    once, by `load_settings` (a larger max_concurrent_jobs is refused when Talkdesk is configured)."""
+    chosen = settings.jobs.max_concurrent_jobs
+    return {vendor.name: chosen or vendor.concurrent_jobs for vendor in VENDORS.values() if vendor.concurrent_jobs}
+
 
 NO_CREDENTIALS = (
     "config: no vendor credentials are set; give at least one of: "

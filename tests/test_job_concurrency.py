@@ -22,6 +22,7 @@ from tap_callreports.reportjobs.job import JobTimedOut, Window
 from tap_callreports.settings import load_settings
 from tap_callreports.talkdesk.report_types import ROW_POLICIES
 from tap_callreports.timeutil import iso_z
+from tap_callreports.vendors import job_ceilings
 
 UTC = dt.UTC
 OCT1, OCT3 = dt.datetime(2026, 10, 1, tzinfo=UTC), dt.datetime(2026, 10, 3, tzinfo=UTC)
@@ -204,8 +205,8 @@ def test_vendors_have_separate_ceilings():
         "myreports_workspace_id": "w",
         "myreports_report_ids": ["r"],
     }
-    assert load_settings(base).jobs.ceilings() == {"talkdesk": 15, "myreports": 10}
-    assert load_settings(base | {"max_concurrent_jobs": 3}).jobs.ceilings() == {"talkdesk": 3, "myreports": 3}
+    assert job_ceilings(load_settings(base)) == {"talkdesk": 15, "myreports": 10}
+    assert job_ceilings(load_settings(base | {"max_concurrent_jobs": 3})) == {"talkdesk": 3, "myreports": 3}
 
 
 def test_the_poll_pause_stays_a_tenth_of_the_jobs_age():

@@ -176,13 +176,15 @@ def test_the_checker_sees_circles_and_type_only_imports():
 
 
 def test_vendor_names_are_declared_once_in_the_registry():
-    """The tap, the settings, the credentials and --test name no vendor: vendors.py declares each
-    (a vendor's own package, and the settings schema's per-vendor defaults, still say its name)."""
+    """The tap, the settings and their schema, the credentials and --test name no vendor:
+    vendors.py declares each, with its report jobs at once (a vendor's own package still says its
+    name)."""
     from tap_callreports.vendors import VENDORS
 
+    assert all(vendor.concurrent_jobs for vendor in VENDORS.values() if vendor.job_records)
     named = {
         f"{module}: {node.value!r} (line {node.lineno})"
-        for module in ("tap", "settings", "credentials", "connection_test")
+        for module in ("tap", "settings", "settings_schema", "credentials", "connection_test")
         for node in ast.walk(ast.parse((PACKAGE / f"{module}.py").read_text()))
         if isinstance(node, ast.Constant) and node.value in VENDORS
     }
