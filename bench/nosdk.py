@@ -38,7 +38,7 @@ from tap_callreports.rowkeys import KeyGuard
 from tap_callreports.rowshape import FLAG, RowPolicy, RowShaper
 from tap_callreports.timeutil import UTC, LocalTimeConverter, parse_instant
 
-# The tap's row policies for these two streams (talkdesk/report_types.py, myreports/), copied so
+# The tap's row policies for these two streams (report_types.py, myreports/), copied so
 # this script never imports the SDK; the bench's check fails if they drift apart.
 CALLS_POLICY = RowPolicy(
     key=("call_id",),

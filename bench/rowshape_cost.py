@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 
 from tap_callreports.conform import Conformer
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_POLICY
+from tap_callreports.report_types import ROW_POLICIES
 from tap_callreports.rowkeys import ROW_KEY, KeyGuard, RowKeys
 from tap_callreports.rowshape import RowShaper
 from tap_callreports.sandbox.data import MYREPORTS_REPORTS, SandboxData
 from tap_callreports.schemas import load_schema
-from tap_callreports.talkdesk.report_types import ROW_POLICIES
 
 UTC = dt.UTC
 START = dt.datetime(2026, 10, 1, tzinfo=UTC)

@@ -21,9 +21,9 @@ import typing as t
 from rowshape_cost import rows_of
 
 from tap_callreports.conform import Conformer, ProvenTypes
+from tap_callreports.report_types import ROW_POLICIES
 from tap_callreports.rowshape import RowShaper
 from tap_callreports.schemas import load_schema
-from tap_callreports.talkdesk.report_types import ROW_POLICIES
 
 
 def rows_at_the_check(kind: str, count: int) -> tuple[Conformer, list[dict[str, t.Any]]]:

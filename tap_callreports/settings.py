@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_callreports.errors import ConfigError
+from tap_callreports.report_types import REPORT_TYPE_NAME
 from tap_callreports.settings_schema import (
     DEFAULT_LOOKBACK_MINUTES,
     MAX_LAG_MINUTES,
@@ -32,7 +33,6 @@ from tap_callreports.settings_schema import (
     TALKDESK_REPORT_TYPES,
     declared,
 )
-from tap_callreports.talkdesk.report_types import REPORT_TYPE_NAME
 
 __all__ = [  # the schema's names are imported from here too (tests, bench, scripts, the tap)
     "DEFAULT_LOOKBACK_MINUTES",

@@ -12,7 +12,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from tap_callreports.talkdesk.report_types import REPORT_TYPES
+from tap_callreports.report_types import REPORT_TYPES
 
 TALKDESK_REGIONS: dict[str, tuple[str, str]] = {
     # region: (API base, token host suffix)
@@ -20,7 +20,7 @@ TALKDESK_REGIONS: dict[str, tuple[str, str]] = {
     "eu": ("https://api.talkdeskapp.eu", "talkdeskid.eu"),
     "ca": ("https://api.talkdeskappca.com", "talkdeskidca.com"),
 }
-#: talkdesk_report_types' values: the report types declared in talkdesk/report_types.py, in order.
+#: talkdesk_report_types' values: the report types declared in report_types.py, in order.
 TALKDESK_REPORT_TYPES = list(REPORT_TYPES)
 TALKDESK_DEFAULT_REPORT_TYPES = [name for name, spec in REPORT_TYPES.items() if spec.read_by_default]
 TALKDESK_REPORT_FORMATS = ["json", "csv", "json_bulk"]

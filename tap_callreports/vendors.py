@@ -12,8 +12,8 @@ from tap_callreports import credentials
 from tap_callreports.connection_test import ConnectionTest
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS_ROW_POLICY
 from tap_callreports.myreports.streams import MyReportsCallRowsStream
+from tap_callreports.report_types import REPORT_TYPE_NAME, ROW_POLICIES, report_type
 from tap_callreports.settings import TALKDESK_MAX_CONCURRENT_JOBS, TALKDESK_REPORT_TYPES
-from tap_callreports.talkdesk.report_types import REPORT_TYPE_NAME, ROW_POLICIES, report_type
 from tap_callreports.talkdesk.reports import TalkdeskReportStream
 from tap_callreports.talkdesk.streams import TalkdeskImportsStream
 from tap_callreports.zendesk.streams import ZendeskJobStatusesStream

@@ -16,11 +16,11 @@ import pytest
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, UNFINISHED, on_first_refusal, sandbox_config, sync
 from tap_callreports.errors import AccountFull
 from tap_callreports.ratelimit import Backoff
+from tap_callreports.report_types import ROW_POLICIES
 from tap_callreports.reportjobs import engine as job_engine
 from tap_callreports.reportjobs.engine import PollPolicy, ReportJobEngine
 from tap_callreports.reportjobs.job import JobTimedOut, Window
 from tap_callreports.settings import load_settings
-from tap_callreports.talkdesk.report_types import ROW_POLICIES
 from tap_callreports.timeutil import iso_z
 from tap_callreports.vendors import job_ceilings
 

@@ -31,8 +31,6 @@ LAYER_OF = {
     "talkdesk": "vendors",
     "myreports": "vendors",
     "zendesk": "vendors",
-    # Report types are declared data (they import rowshape only); settings name them.
-    "talkdesk.report_types": "base",
     "tap": "top",
     "cli": "top",
     "__main__": "top",

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from helpers import TapRun, catalog_selecting, run_cli, sandbox_config, sync
+from tap_callreports.report_types import REPORT_TYPES
 from tap_callreports.rowshape import DAY_FRACTION, DHMS_TEXT, FLAG, JSON_LIST
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from tap_callreports.talkdesk.report_types import REPORT_TYPES
 
 UTC = dt.UTC
 LISBON = ZoneInfo("Europe/Lisbon")

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS
+from tap_callreports.report_types import ROW_POLICIES
 from tap_callreports.rowkeys import KeyGuard
 from tap_callreports.rowshape import AddedInstantNotATime, RowPolicy, RowShaper, sql_name
 from tap_callreports.schemagrowth import SchemaGrowth, text_or_instant
 from tap_callreports.schemas import load_schema
-from tap_callreports.talkdesk.report_types import ROW_POLICIES
 
 UTC = dt.UTC
 SQL = re.compile(r"^[a-z_][a-z0-9_]*$")

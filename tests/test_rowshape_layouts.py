@@ -12,10 +12,10 @@ import pytest
 from tap_callreports import rowshape
 from tap_callreports.conform import Conformer, ValueNotConformed
 from tap_callreports.myreports.streams import ROW_POLICY as MYREPORTS
+from tap_callreports.report_types import ROW_POLICIES
 from tap_callreports.rowshape import RowShaper, ValueFormNotKnown
 from tap_callreports.sandbox.data import MYREPORTS_REPORTS, SandboxData
 from tap_callreports.schemas import load_schema
-from tap_callreports.talkdesk.report_types import ROW_POLICIES
 
 UTC = dt.UTC
 START = dt.datetime(2026, 10, 1, tzinfo=UTC)

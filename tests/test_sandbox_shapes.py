@@ -14,10 +14,10 @@ import pytest
 import requests
 
 from helpers import LONDON_REPORT, MYREPORTS_WS
+from tap_callreports.report_types import REPORT_TYPES
 from tap_callreports.sandbox import SandboxConfig
 from tap_callreports.sandbox.__main__ import main as sandbox_cli
 from tap_callreports.sandbox.shapes import SHAPES
-from tap_callreports.talkdesk.report_types import REPORT_TYPES
 
 TD = {"Authorization": "Bearer sandbox-talkdesk-token"}
 MR = {"Authorization": "Bearer sandbox-myreports-token"}

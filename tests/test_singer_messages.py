@@ -9,8 +9,8 @@ import jsonschema
 import yaml
 
 from helpers import LONDON_REPORT, NEW_YORK_REPORT, run_cli, sandbox_config
+from tap_callreports.report_types import REPORT_TYPES
 from tap_callreports.settings import SETTINGS_SCHEMA
-from tap_callreports.talkdesk.report_types import REPORT_TYPES
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 

@@ -40,8 +40,8 @@ from helpers import (
     sandbox_config,
     sync,
 )
+from tap_callreports.report_types import REPORT_TYPES
 from tap_callreports.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from tap_callreports.talkdesk.report_types import REPORT_TYPES
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Talkdesk Explore reports: one row stream per report type (its spec: report_types.py), its jobs
+"""Talkdesk Explore reports: one row stream per report type (its spec: ../report_types.py), its jobs
 run by `TalkdeskReportJobs` (jobs.py), and `talkdesk_report_jobs`."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import typing as t
 from functools import cached_property
 
 from tap_callreports.conform import json_types
+from tap_callreports.report_types import ORIGIN_FIELDS, REPORT_TYPES
+from tap_callreports.report_types import report_type as report_type_spec
 from tap_callreports.reportjobs.stream import ReportJobStream
 from tap_callreports.rowkeys import ROW_KEY
 from tap_callreports.rowshape import RowShaper, ValueForm
@@ -17,8 +19,6 @@ from tap_callreports.schemas import load_schema
 from tap_callreports.settings import TALKDESK_MAX_WINDOW_DAYS
 from tap_callreports.talkdesk.client import TalkdeskStream
 from tap_callreports.talkdesk.jobs import TalkdeskReportJobs, jobs_path
-from tap_callreports.talkdesk.report_types import ORIGIN_FIELDS, REPORT_TYPES
-from tap_callreports.talkdesk.report_types import report_type as report_type_spec
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap

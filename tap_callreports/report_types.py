@@ -1,7 +1,9 @@
 """Talkdesk Explore report types as data: one `ReportType` per type, everything that differs
 between them (key, renamed fields, instants, prefixes, lag). Adding a report type
 is one entry in `REPORT_TYPES` plus its schema file (schemas/talkdesk_<type>.json); every type's
-rows carry the same origin columns (`ORIGIN_FIELDS`)."""
+rows carry the same origin columns (`ORIGIN_FIELDS`). Declared data in the base layer, below the
+settings that name the types (settings_schema.py: talkdesk_report_types' values and default), so
+they import nothing of the talkdesk package; it imports only rowshape."""
 
 from __future__ import annotations
 
