@@ -738,10 +738,9 @@ def test_job_records_leave_an_unfitting_vendor_field_empty_but_never_their_own_f
 def test_the_hot_path_gives_conform_s_verdict_row_by_row():
     """`check` proves types column by column (per layout); every row must still get exactly the
     row or the line `conform` gives it, whatever the order in which types and nulls arrive."""
-    import copy
     import random
 
-    from tap_callreports.conform import Conformer, ProvenTypes, ValueNotConformed
+    from tap_callreports.conform import Conformer, ProvenTypes
 
     schema = {
         "properties": {
@@ -760,15 +759,20 @@ def test_the_hot_path_gives_conform_s_verdict_row_by_row():
         conformer, proven = Conformer(schema, "s"), ProvenTypes()
         for _ in range(60):
             row = {name: rng.choice(pool[:4] if rng.random() < 0.7 else pool) for name in schema["properties"]}
-            try:
-                expected: object = conformer.conform(copy.deepcopy(row))
-            except ValueNotConformed as error:
-                expected = str(error)
-            try:
-                got: object = conformer.check(copy.deepcopy(row), proven)
-            except ValueNotConformed as error:
-                got = str(error)
-            assert repr(got) == repr(expected), row  # repr: NaN is not equal to itself
+            assert _verdicts(conformer, proven, row)[0], row
+
+
+def _verdicts(conformer: t.Any, proven: t.Any, row: dict) -> tuple[bool, object]:
+    """Whether `check` (the hot path) gives the row or the line `conform` gives it; and that."""
+    from tap_callreports.conform import ValueNotConformed
+
+    verdicts: list[object] = []
+    for judge in (conformer.conform, lambda copied: conformer.check(copied, proven)):
+        try:
+            verdicts.append(judge(copy.deepcopy(row)))
+        except ValueNotConformed as error:
+            verdicts.append(str(error))
+    return repr(verdicts[0]) == repr(verdicts[1]), verdicts[0]  # repr: NaN is not equal to itself
 
 
 def test_a_float_column_proven_still_refuses_nan():
@@ -781,3 +785,64 @@ def test_a_float_column_proven_still_refuses_nan():
     assert conformer.check({"id": "a", "x": 1.5}, proven) == {"id": "a", "x": 1.5}
     with pytest.raises(ValueNotConformed, match="column 'x'"):
         conformer.check({"id": "b", "x": float("nan")}, proven)
+
+
+def _wide_schema() -> dict:
+    """A layout as wide as Talkdesk calls (52 columns): text, integers, numbers, flags."""
+    kinds = ["string"] * 32 + ["integer"] * 10 + ["number"] * 4 + ["boolean"] * 6
+    return {"properties": {f"c{i}": {"type": [kind, "null"]} for i, kind in enumerate(kinds)}, "required": ["c0"]}
+
+
+def _clean_value(kind: str, rng: t.Any) -> object:
+    if rng.random() < 0.3:
+        return None
+    return {"string": "text", "integer": 7, "number": rng.choice([1, 2.5]), "boolean": True}[kind]
+
+
+def test_a_proven_layout_s_own_check_keeps_every_verdict():
+    """Once a row passed the C-level probes, a layout is checked by code made for its proven types
+    (`ProvenTypes.fast`); a value of a type new to its column, a NaN or an infinity in a column
+    where floats were proven, text in a number column, must still get exactly the row or the line
+    `conform` gives it, and the made check must not let any of them through."""
+    import random
+
+    from tap_callreports.conform import Conformer, ProvenTypes
+
+    schema = _wide_schema()
+    kinds = {name: spec["type"][0] for name, spec in schema["properties"].items()}
+    rng = random.Random(2029)
+    conformer, proven = Conformer(schema, "s"), ProvenTypes()
+    for _ in range(50):
+        row = {name: _clean_value(kind, rng) for name, kind in kinds.items()}
+        row["c0"], row["c44"] = "id", 2.5  # every column proven: text, and floats where numbers are
+        assert conformer.check(row, proven) is row
+    assert proven.fast is not None  # the layout's own check runs from here on
+    wrong = [1, 2.5, "7", "7.5", "N/A", "", True, "yes", {"k": 1}, [1], float("nan"), float("inf"), float("-inf")]
+    let_through = 0
+    for round_ in range(400):
+        row = {name: _clean_value(kind, rng) for name, kind in kinds.items()}
+        row["c0"] = "id"
+        if round_ % 2:
+            row[rng.choice(list(kinds))] = rng.choice(wrong)
+        fast = proven.fast
+        passed_fast = fast is not None and fast(copy.deepcopy(row))
+        same, expected = _verdicts(conformer, proven, row)
+        assert same, row
+        let_through += passed_fast and repr(expected) != repr(row)
+    assert let_through == 0
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_the_layout_s_own_check_still_stops_nan_and_infinity(value):
+    """A float column proven in a wide layout: NaN and infinity still stop the stream there."""
+    from tap_callreports.conform import Conformer, ProvenTypes, ValueNotConformed
+
+    schema = _wide_schema()
+    conformer, proven = Conformer(schema, "s"), ProvenTypes()
+    row = {name: ("id" if name == "c0" else None) for name in schema["properties"]}
+    for _ in range(3):
+        conformer.check(dict(row, c44=2.5), proven)
+    assert proven.fast is not None and proven.fast(dict(row, c44=1.5))
+    assert not proven.fast(dict(row, c44=value))
+    with pytest.raises(ValueNotConformed, match="column 'c44'"):
+        conformer.check(dict(row, c44=value), proven)
