@@ -134,3 +134,63 @@ def test_flattening_works_on_report_streams(sandbox, stream):
     run = sync(config, streams=[stream])
     assert run.error is None, run.error
     assert run.records(stream)
+
+
+@pytest.mark.parametrize("stdout", ["file", "pipe", "no descriptor"])
+def test_a_held_window_goes_out_byte_for_byte_however_stdout_takes_it(tmp_path, monkeypatch, stdout):
+    """A held window's lines leave in one copy (the kernel's sendfile where stdout is a file or a
+    pipe, else a buffered copy): the same bytes as unheld lines, a STATE written meanwhile first."""
+    import io
+    import os
+    import sys
+    import threading
+
+    from singer_sdk.singerlib.messages import StateMessage
+
+    from tap_callreports.writer import COPY_BYTES, FastSingerWriter
+
+    records = [{"id": n, "text": "x" * (n % 700)} for n in range(3 * COPY_BYTES // 300)]  # > 1 MB: several copies
+    sent: list[int] = []
+    sendfile = os.sendfile
+    monkeypatch.setattr(os, "sendfile", lambda *args: sent.append(sendfile(*args)) or sent[-1])
+
+    def lines(writer: FastSingerWriter, hold: bool) -> None:
+        if hold:
+            writer.hold()
+        for record in records:
+            writer.write_record("s", record, None)
+        writer.write_message(StateMessage(value={"n": 1}))
+        writer.release()
+        writer.flush()
+
+    def captured(hold: bool) -> bytes:
+        if stdout == "no descriptor":
+            raw = io.BytesIO()
+            monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, write_through=True))
+            lines(FastSingerWriter(), hold)
+            return raw.getvalue()
+        if stdout == "file":
+            path = tmp_path / f"out-{hold}"
+            with open(path, "wb") as raw_file:
+                monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw_file, write_through=True))
+                lines(FastSingerWriter(), hold)
+                sys.stdout.flush()
+            return path.read_bytes()
+        read_end, write_end = os.pipe()
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(read_end, 1 << 16), b"")))
+        reader.start()
+        with open(write_end, "wb") as raw_pipe:
+            monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw_pipe, write_through=True))
+            lines(FastSingerWriter(), hold)
+            sys.stdout.flush()
+        reader.join()
+        os.close(read_end)
+        return b"".join(chunks)
+
+    plain, held = captured(hold=False), captured(hold=True)
+    state = b'{"type":"STATE","value":{"n":1}}\n'
+    assert plain.endswith(state) and held.startswith(state)
+    assert held == state + plain[: -len(state)]
+    assert held.count(b"\n") == len(records) + 1
+    assert (sum(sent) == len(plain) - len(state)) is (stdout != "no descriptor")  # by the kernel where it can
