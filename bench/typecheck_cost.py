@@ -1,6 +1,7 @@
 """The type check alone, as the row shaper calls it: today's `Conformer.check` (value types proven
-column by column, `conform.ProvenTypes`) against the whole-row pattern cache it replaced (issue
-29), in one process, on the rows as they reach the check (Talkdesk calls rows shaped by
+column by column, `conform.ProvenTypes`, checked by code made for the layout once proven) against
+the same check with the C-level probes only and the whole-row pattern cache before (issue 29), in
+one process, on the rows as they reach the check (Talkdesk calls rows shaped by
 `RowShaper`), rounds interleaved.
 
     python bench/typecheck_cost.py [--kind "calls (new names)"] [--rows 50000] [--rounds 5]
@@ -68,7 +69,16 @@ def by_pattern(conformer: Conformer, batch: list[dict[str, t.Any]]) -> int:
 
 
 def by_column(conformer: Conformer, batch: list[dict[str, t.Any]]) -> None:
+    """Today's check: the C-level probes until a row passes them, then the layout's own code."""
     proven, check = ProvenTypes(), conformer.check
+    for row in batch:
+        check(row, proven)
+
+
+def by_probes(conformer: Conformer, batch: list[dict[str, t.Any]]) -> None:
+    """The per-column check before the layout's own code (`ProvenTypes.compile`): the probes only."""
+    proven, check = ProvenTypes(), conformer.check
+    proven.compiled = ProvenTypes.MAX_COMPILES  # never made: every row takes the probes
     for row in batch:
         check(row, proven)
 
@@ -84,11 +94,13 @@ def main() -> None:
     print(f"{args.kind}: {len(rows):,} rows of {len(rows[0])} fields, {patterns:,} value-type patterns")
     variants: dict[str, t.Callable[[Conformer, list[dict[str, t.Any]]], object]] = {
         "per pattern (before)": by_pattern,
+        "per column, probes only": by_probes,
         "per column (Conformer.check)": by_column,
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for round_ in range(args.rounds):
-        order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+        shift = round_ % len(variants)
+        order = list(variants)[shift:] + list(variants)[:shift]
         for name in order:
             batch = copy.deepcopy(rows)
             start = time.perf_counter()
