@@ -240,6 +240,12 @@ def all_setups() -> tuple[list[Setup], list[str]]:
             Setup("tap | target-postgres, meltano.yml's loader", "postgres", MELTANO_YML_LOADER),
             Setup("tap (batch_config) | target-postgres (defaults)", "postgres", batch={"batch_size": 10_000}),
             Setup(MELTANO_YML_SETUP, "postgres", MELTANO_YML_LOADER, batch={"batch_size": 10_000}),
+            Setup(  # the files' compression is the tap's other lever (docs/performance.md)
+                "tap (batch_config, uncompressed) | meltano.yml's loader",
+                "postgres",
+                MELTANO_YML_LOADER,
+                batch={"batch_size": 10_000, "encoding": {"format": "jsonl", "compression": "none"}},
+            ),
             Setup(
                 "tap (batch_config 50k) | meltano.yml's loader",
                 "postgres",
@@ -305,8 +311,10 @@ def run_pipelines(rows_wanted: int, rounds: int, workdir: Path, only: list[str] 
     )
     print(
         f"{'setup':60} {'n':>2} {'wall med':>8} {'rows/s med':>10} {'rows/s min':>10} {'tap CPU':>7} "
-        f"{'target CPU':>10} {'PG CPU':>6} {'tap RSS':>7} {'target RSS':>10}"
+        f"{'target CPU':>10} {'PG CPU':>6} {'tap RSS':>7} {'target RSS':>10} {'vs defaults':>11}"
     )
+    defaults = next((s for s in setups if s.name == DEFAULT_SETUP and s.results), None)
+    default_wall = median([r.wall for r in defaults.results]) if defaults else None
     for setup in setups:
         if not setup.results:
             print(f"{setup.name:60}  failed: {setup.failed or 'not run'}")
@@ -318,7 +326,8 @@ def run_pipelines(rows_wanted: int, rounds: int, workdir: Path, only: list[str] 
         print(
             f"{setup.name:60} {len(res):>2} {wall:>7.2f}s {rows / wall:>10,.0f} {rows / worst:>10,.0f} "
             f"{median([r.tap_cpu for r in res]):>6.2f}s {median([r.target_cpu for r in res]):>9.2f}s {pg_text} "
-            f"{max(r.tap_rss for r in res):>5.0f}MB {max(r.target_rss for r in res):>8.0f}MB"
+            f"{max(r.tap_rss for r in res):>5.0f}MB {max(r.target_rss for r in res):>8.0f}MB "
+            + (f"{default_wall / wall:>10.2f}x" if default_wall and setup.target == "postgres" else f"{'-':>11}")
             + (f"  (failed later: {setup.failed[:80]})" if setup.failed else "")
         )
     record_goal(setups, rows)
