@@ -90,6 +90,26 @@ def test_batch_and_record_runs_give_the_same_rows(runs):
     assert batch_run.final_state == record_run.final_state
 
 
+def test_uncompressed_files_hold_the_same_rows_as_gzip_files(runs, tmp_path):
+    """`compression: none` (the other setting bench/pipeline.py measures): plain JSON Lines files,
+    named .json, holding the gzip run's rows."""
+    config, _record_run, batch_run = runs
+    plain = batch_config(tmp_path / "plain")
+    plain["encoding"]["compression"] = "none"
+    plain_run = sync(config | {"batch_config": plain}, streams=STREAMS)
+    assert plain_run.error is None, plain_run.error
+    files = sorted((tmp_path / "plain").iterdir())
+    assert files and all(f.name.endswith(".json") and f.read_bytes()[:1] == b"{" for f in files)
+    strip = ("report_job_id", "request_id")
+    for stream in STREAMS:
+        rows = [
+            collections.Counter(repr(sorted((k, v) for k, v in r.items() if k not in strip)) for r in found[stream])
+            for found in (batch_rows(plain_run), batch_rows(batch_run))
+        ]
+        assert rows[0] == rows[1] and sum(rows[0].values()) > 100, stream
+    assert plain_run.final_state == batch_run.final_state
+
+
 def test_every_state_follows_its_rows_in_both_modes(runs):
     _config, record_run, batch_run = runs
     rows_of = {stream: record_run.records(stream) for stream in STREAMS}
