@@ -52,15 +52,16 @@ class BodyMalformed(Exception):
 
 
 class CountingReader:
-    """A file-like reader over a raw stream that counts bytes, keeps the last TAIL_BYTES,
-    and first replays bytes read earlier (so the header can be parsed twice)."""
+    """A file-like reader over a raw stream that counts bytes, keeps the last TAIL_BYTES when
+    asked (`keep_tail`: a copy of every byte read, so only where the tail is read), and first
+    replays bytes read earlier (so the header can be parsed twice)."""
 
-    def __init__(self, raw: t.Any, replay: bytes = b"", keep_replay: bool = False) -> None:
+    def __init__(self, raw: t.Any, replay: bytes = b"", keep_replay: bool = False, keep_tail: bool = False) -> None:
         self._raw = raw
         self._replay = memoryview(replay)
         self.consumed = 0
         self.kept = bytearray() if keep_replay else None
-        self._tail = bytearray()
+        self._tail: bytearray | None = bytearray() if keep_tail else None
 
     def read(self, size: int = -1) -> bytes:
         size = READ_SIZE if size is None or size < 0 else size
@@ -75,9 +76,10 @@ class CountingReader:
         self.consumed += len(chunk)
         if self.kept is not None:
             self.kept += chunk
-        self._tail += chunk
-        if len(self._tail) > 2 * TAIL_BYTES:
-            del self._tail[: len(self._tail) - TAIL_BYTES]
+        if self._tail is not None:
+            self._tail += chunk
+            if len(self._tail) > 2 * TAIL_BYTES:
+                del self._tail[: len(self._tail) - TAIL_BYTES]
         return chunk
 
     def drain(self) -> None:
@@ -86,6 +88,8 @@ class CountingReader:
 
     @property
     def tail(self) -> bytes:
+        if self._tail is None:
+            raise ValueError("CountingReader: the tail was not kept (keep_tail=True)")
         return bytes(self._tail[-TAIL_BYTES:])
 
 
@@ -195,9 +199,15 @@ class ReportDocument:
                         self._malformed(pending, parts, reader, "no row boundary that parses")
                     continue
                 end_of_row, next_row = cut
+                # `[` + rows + `]` parsed in place: the byte after the cut's `}` (a `,` or white
+                # space) is a `]` for the parse, then itself again; no copy of the pending bytes.
+                between = pending[end_of_row]
+                pending[end_of_row] = _CLOSE
                 try:
-                    batch = orjson.loads(bytes(pending[:end_of_row]) + b"]")
+                    with memoryview(pending) as view, view[: end_of_row + 1] as rows_text:
+                        batch = orjson.loads(rows_text)
                 except orjson.JSONDecodeError:
+                    pending[end_of_row] = between
                     if len(pending) > BATCH_LIMIT:
                         self._malformed(pending, parts, reader, "no row boundary that parses")
                     continue  # the cut fell inside a string or a nested object: read on
@@ -245,7 +255,7 @@ class ReportDocument:
         raise BodyMalformed(problem, reader.consumed, self.rows_read + good + 1) from None
 
     def _ijson_rows(self, skip: int) -> t.Iterator[dict[str, t.Any]]:
-        reader = CountingReader(self._raw, replay=self._kept)
+        reader = CountingReader(self._raw, replay=self._kept, keep_tail=True)
         try:
             prefix = f"{self.array_key}.item" if self.array_key else "item"
             for row in ijson_backend.items(reader, prefix, use_float=True, buf_size=READ_SIZE):
@@ -267,6 +277,7 @@ def _opening(parts: list[str]) -> bytes:
 
 
 _ROW_BOUNDARY = re.compile(rb"\}\s*,\s*\{")
+_CLOSE = ord("]")
 #: A batch that never parses this far is a malformed body, not a long row.
 BATCH_LIMIT = 64 << 20
 
