@@ -371,6 +371,21 @@ class MyReportsRequests:
             row["request_id"] = request_id
             return row
 
+        if twice is None and not emitted_before:
+            # No row of an earlier window to pass over and no repeated wall time (a first window, or
+            # one whose request starts where the last one ended): each row goes out as it comes, its
+            # key made only when it is near the window's end.
+            for row in rows:
+                row["start_utc"] = to_utc(row.get("start"))
+                row = shape(row, UTC)
+                start = row.get("start_utc")
+                if start and str(start)[:19] >= near_end:
+                    key = (row.get(key_fields[0]),) if len(key_fields) == 1 else tuple([row.get(k) for k in key_fields])
+                    near_end_keys[key] = str(start)
+                row["report_id"] = report_id
+                row["request_id"] = request_id
+                yield row
+            return
         for row in rows:
             local = row.get("start")
             row["start_utc"] = to_utc(local)
