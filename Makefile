@@ -65,14 +65,15 @@ bench-targets:
 	    && touch $$dir/.installed; } || exit 1; \
 	done
 
-# The tap against its baselines (1M and 100k rows, 5 interleaved rounds, a profile), then the tap
-# piped into target-jsonl, target-duckdb and target-postgres (the `make postgres` server; without
-# it the PostgreSQL rows are skipped with a note); then the job latency bench; then each figure against
-# its goal (bench/goals.py). About 35 minutes on 2 cores.
+# The tap against its baselines (1M and 100k rows, 3 interleaved rounds, one round of the naive SDK
+# stream, a profile), then the tap piped into target-jsonl, target-duckdb and target-postgres (the
+# `make postgres` server; without it the PostgreSQL rows are skipped with a note); then the job
+# latency bench; then each figure against its goal (bench/goals.py). Over an hour on 2 cores: the
+# 1M-row part alone is about 20 minutes (3 rounds of 2 bodies, a 1M-row job built for each tap run).
 bench: install bench-targets
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[test,sandbox,bench]'
 	-bash scripts/postgres.sh start
-	$(BIN)/python bench/run.py --profile
+	$(BIN)/python bench/run.py --profile --rounds 3 --naive-rounds 1
 	$(BIN)/python bench/run.py --pipeline
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/goals.py
