@@ -363,34 +363,31 @@ class MyReportsRequests:
         self.overlap.window_selected_ends[report_id] = asked.end
         twice = RepeatedWallTimes.of(tz, asked, result.window, members, before_end)
 
-        def finish(row: dict, key: tuple) -> dict:
+        def key_of(row: dict) -> tuple:
+            return (row.get(key_fields[0]),) if len(key_fields) == 1 else tuple([row.get(k) for k in key_fields])
+
+        def finish(row: dict, key: tuple | None = None) -> dict:
+            """The row's origin fields; its key noted when it is near the window's end (made here
+            when the caller has none)."""
             start = str(row.get("start_utc") or "")
             if start[:19] >= near_end:
-                near_end_keys[key] = start
+                near_end_keys[key if key is not None else key_of(row)] = start
             row["report_id"] = report_id
             row["request_id"] = request_id
             return row
 
         if twice is None and not emitted_before:
-            # No row of an earlier window to pass over and no repeated wall time (a first window, or
-            # one whose request starts where the last one ended): each row goes out as it comes, its
-            # key made only when it is near the window's end.
+            # No row of an earlier window to pass over and no repeated wall time (the first window of
+            # each report in a run): each row goes out as it comes, its key made only near the end.
             for row in rows:
                 row["start_utc"] = to_utc(row.get("start"))
-                row = shape(row, UTC)
-                start = row.get("start_utc")
-                if start and str(start)[:19] >= near_end:
-                    key = (row.get(key_fields[0]),) if len(key_fields) == 1 else tuple([row.get(k) for k in key_fields])
-                    near_end_keys[key] = str(start)
-                row["report_id"] = report_id
-                row["request_id"] = request_id
-                yield row
+                yield finish(shape(row, UTC))
             return
         for row in rows:
             local = row.get("start")
             row["start_utc"] = to_utc(local)
             row = shape(row, UTC)
-            key = (row.get(key_fields[0]),) if len(key_fields) == 1 else tuple([row.get(name) for name in key_fields])
+            key = key_of(row)
             if key in emitted_before:  # an earlier window of this run emitted it (the request overlaps it)
                 if twice is not None:  # a neighbour whose instant is known
                     for ready, ready_key in twice.known(emitted_before[key], local):
